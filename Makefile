@@ -1,0 +1,99 @@
+# code-interpreter build.
+#   make deps   apt-install what is missing (Debian 12, as root)
+#   make        build the binaries into build/
+#   make run    build and serve on :$(APP_HTTP_PORT) (lighttpd + service, Ctrl-C stops both)
+#   make test   unit tests (plain and ASan/UBSan) and end-to-end tests
+#   make lint   cppcheck and a grep for banned functions
+
+BUILD   ?= build
+CC      ?= cc
+SAN     ?= 0
+
+WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+          -Wformat=2 -Wwrite-strings -Wvla
+HARDEN  = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -Icommon -Istorage -Iexecutor -Ifcgi-app \
+          $(shell pkg-config --cflags json-c libcurl sqlite3 libcrypto libseccomp libmicrohttpd 2>/dev/null)
+ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
+ifeq ($(SAN),1)
+ALL_CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ALL_LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIBS_APP  = -lfcgi $(shell pkg-config --libs json-c libcurl sqlite3 libcrypto 2>/dev/null)
+LIBS_EXEC = $(shell pkg-config --libs libseccomp libmicrohttpd json-c libcrypto 2>/dev/null)
+LIBS_TEST = $(shell pkg-config --libs check 2>/dev/null) $(LIBS_APP) $(LIBS_EXEC)
+
+COMMON_SRCS  = $(wildcard common/*.c)
+STORAGE_SRCS = $(wildcard storage/*.c)
+EXEC_SRCS    = $(filter-out executor/main.c,$(wildcard executor/*.c))
+APP_SRCS     = $(filter-out fcgi-app/main.c fcgi-app/health_check.c,$(wildcard fcgi-app/*.c))
+TEST_SRCS    = $(wildcard tests/unit/check_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+BINS  = $(BUILD)/code-interpreter $(BUILD)/executor $(BUILD)/health_check
+TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+
+.PHONY: all deps run test unit e2e lint clean compile_commands.json
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libcommon.a: $(call obj,$(COMMON_SRCS))
+$(BUILD)/libstorage.a: $(call obj,$(STORAGE_SRCS))
+$(BUILD)/libexecutor.a: $(call obj,$(EXEC_SRCS))
+$(BUILD)/libapp.a: $(call obj,$(APP_SRCS))
+$(BUILD)/%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/code-interpreter: $(call obj,fcgi-app/main.c) $(BUILD)/libapp.a $(BUILD)/libstorage.a $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_APP)
+
+$(BUILD)/executor: $(call obj,executor/main.c) $(BUILD)/libexecutor.a $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_EXEC)
+
+$(BUILD)/health_check: $(call obj,fcgi-app/health_check.c) $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcurl json-c)
+
+$(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(BUILD)/libapp.a $(BUILD)/libstorage.a $(BUILD)/libexecutor.a $(BUILD)/libcommon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_TEST)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+deps:
+	@./scripts/deps.sh
+
+run: deps all
+	@./scripts/serve.sh
+
+unit: all $(TESTS)
+	@./tests/unit/run.sh $(BUILD)
+
+e2e: all
+	@/usr/bin/python3 tests/e2e/run.py --build $(BUILD)
+
+test: deps
+	$(MAKE) BUILD=build all
+	$(MAKE) BUILD=build unit
+	$(MAKE) BUILD=build-asan SAN=1 unit
+	$(MAKE) BUILD=build e2e
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \
+	  -Icommon -Istorage -Iexecutor -Ifcgi-app --suppress=missingIncludeSystem \
+	  common storage executor fcgi-app
+	@! grep -nE '\b(sprintf|strcat|strncpy|strtok|atoi|gets)\s*\(' \
+	  common/*.c storage/*.c executor/*.c fcgi-app/*.c || \
+	  { echo "banned function used"; exit 1; }
+
+compile_commands.json:
+	$(MAKE) clean && bear -- $(MAKE) all
+
+clean:
+	rm -rf build build-asan

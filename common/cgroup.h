@@ -1,0 +1,27 @@
+/* cgroup: per-sandbox control groups for memory and process limits. Supports
+ * cgroup v2 (a unified hierarchy with the memory and pids controllers enabled,
+ * at /sys/fs/cgroup or /sys/fs/cgroup/unified) and cgroup v1 (memory and pids
+ * controllers under /sys/fs/cgroup/<controller>). Owns the directories
+ * <controller root>/<cfg->cgroup_parent>/<sandbox id>; never touches others. */
+#ifndef CGROUP_H
+#define CGROUP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+/* Creates the sandbox's groups, sets memory (and swap) and pids limits from cfg and
+ * moves pid into them. Returns 1 when limits are in force, 0 when the kernel
+ * offers no usable controller (rlimits remain), -1 on a failure that must stop
+ * the sandbox. */
+int cgroup_setup(const struct config *cfg, const char *id, pid_t pid);
+/* How many times the sandbox's memory limit killed a process (oom_kill), 0 when
+ * unknown. */
+uint64_t cgroup_oom_kills(const struct config *cfg, const char *id);
+/* Kills whatever still runs in the sandbox's groups and removes them. 0 or -1. */
+int cgroup_remove(const struct config *cfg, const char *id);
+/* Removes every sandbox group under cfg->cgroup_parent (start-up cleanup). */
+void cgroup_remove_all(const struct config *cfg);
+
+#endif

@@ -1,0 +1,67 @@
+/* config: every APP_* option of the service and the executor, in one table, with
+ * its default and meaning. Owns parsing and validation of the environment; it
+ * never reads anything but the environment it is given. */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+struct config {
+	/* HTTP front (lighttpd) */
+	int http_port;
+	uint64_t max_request_bytes;
+	/* processes */
+	int workers;
+	char *run_dir;          /* sockets, sandboxes' mount points */
+	char *fcgi_socket;
+	char *data_dir;         /* migrations/, executor/python/, lighttpd/ */
+	char *executor_bin;
+	int start_lighttpd;
+	char *lighttpd_bin;
+	/* executions */
+	double execution_timeout;     /* seconds */
+	double max_execution_timeout; /* seconds */
+	uint64_t max_output_bytes;
+	char *backend;          /* "local" */
+	int pool_size;
+	double claim_timeout;   /* seconds to wait for a ready sandbox before 503 */
+	double sandbox_start_timeout;
+	/* sandbox */
+	char *python;
+	char *preload_modules;  /* comma-separated */
+	uint64_t sandbox_memory_bytes;
+	int sandbox_pids;
+	uint64_t sandbox_workspace_bytes;
+	uint64_t sandbox_tmp_bytes;
+	uint64_t sandbox_file_bytes;
+	int sandbox_open_files;
+	int sandbox_cpu_seconds;
+	long sandbox_uid_base;
+	char *cgroup_parent;
+	/* storage */
+	char *file_storage_path;
+	char *db_path;
+	uint64_t max_file_bytes;
+	/* lifecycle */
+	double cleanup_interval;
+	double file_ttl;
+	double audit_retention;
+	char *log_level;
+};
+
+/* Fills cfg from envp (NULL-terminated "NAME=value" strings; NULL means environ).
+ * Returns 0, or -1 with a one-line reason in err (naming the variable). */
+int config_load(struct config *cfg, char *const *envp, char *err, size_t errlen);
+/* Frees the strings; safe on a zeroed config. */
+void config_release(struct config *cfg);
+
+struct config_option {
+	const char *name;
+	const char *default_value;
+	const char *meaning;
+};
+/* The table of options (terminated by a NULL name), for --help and the README. */
+extern const struct config_option config_options[];
+
+#endif

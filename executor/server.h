@@ -1,0 +1,24 @@
+/* server: the executor server (`executor serve`), libmicrohttpd on a unix socket
+ * (local sandboxes) or a TCP port (pods). Owns /workspace on behalf of the
+ * service: PUT/GET /workspace/{path}, POST /execute, GET /healthz; starts the
+ * Python runner ahead of time and runs exactly one execution. Never follows a
+ * symlink, never serves anything but a regular file under the workspace. */
+#ifndef SERVER_H
+#define SERVER_H
+
+#include "config.h"
+
+struct server_options {
+	const struct config *cfg;
+	const char *socket_path; /* unix socket to listen on, or NULL */
+	int port;                /* TCP port when socket_path is NULL */
+	const char *workspace;   /* "/workspace" in a sandbox; any directory in tests */
+	const char *runner_dir;  /* directory holding runner.py */
+	int sandboxed;           /* 1: lock the runner down with sbx_lockdown(cfg, 1) */
+	int ready_fd;            /* gets "R" once the runner is warm; -1 for none */
+};
+
+/* Serves until SIGTERM/SIGINT. Returns the exit status for main(). */
+int server_run(const struct server_options *o);
+
+#endif

@@ -1,0 +1,77 @@
+/* db: the SQLite record (APP_DB_PATH): executions with their files, file objects,
+ * and the sandbox pool. Owns every SQL statement of the service; no other module
+ * speaks SQL. One connection per process, opened after fork, never carried across
+ * fork. WAL mode, busy timeout, foreign keys on. */
+#ifndef DB_H
+#define DB_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum db_status {
+	DB_OK = 0,
+	DB_NOT_FOUND, /* no such row (or no ready sandbox for db_sandbox_claim) */
+	DB_ERROR,     /* SQLite failed; the message went to the log */
+};
+
+struct db; /* opaque */
+
+/* Opens (creating) the database, sets WAL, busy_timeout 5000 ms, foreign_keys.
+ * Returns NULL on failure (logged). */
+struct db *db_open(const char *path);
+/* Closes and sets *db to NULL; safe on NULL. */
+void db_close(struct db **db);
+
+/* Applies migrations_dir/NNNN_name.sql with NNNN > PRAGMA user_version, in order,
+ * each in one transaction that also sets user_version = NNNN. */
+enum db_status db_migrate(struct db *db, const char *migrations_dir);
+
+/* Quick health probe: a read of the schema version. */
+enum db_status db_ping(struct db *db);
+
+/* --- file objects ------------------------------------------------------- */
+/* Inserts the object or, when known, updates its last_used_ms. */
+enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int64_t now_ms);
+
+/* --- executions ---------------------------------------------------------- */
+struct db_file { const char *path; const char *object_id; };
+
+struct db_execution {
+	const char *id;          /* UUID text */
+	const char *kind;        /* "execute", later "custom-tool" */
+	int64_t started_ms;      /* unix epoch milliseconds */
+	int64_t finished_ms;
+	int exit_code;
+	const char *status;      /* "ok", "error", "timeout", "memory", "failed" */
+	const char *source_code;
+	const char *env_names;   /* JSON array of the env variable names (never values) */
+	uint64_t stdout_bytes;   /* bytes produced before capping */
+	uint64_t stderr_bytes;
+	const char *sandbox;     /* sandbox id (or pod name) */
+	const char *error;       /* internal failure message, or NULL */
+	const struct db_file *inputs;  size_t n_inputs;
+	const struct db_file *outputs; size_t n_outputs;
+};
+/* Inserts the execution and its files in one transaction. */
+enum db_status db_execution_insert(struct db *db, const struct db_execution *e);
+
+/* --- sandbox pool -------------------------------------------------------- */
+/* States: "starting" (launched, not ready), "ready", "claimed", "used" (to be
+ * destroyed). */
+enum db_status db_sandbox_insert(struct db *db, const char *id, pid_t pid, int64_t now_ms);
+enum db_status db_sandbox_set_state(struct db *db, const char *id, const char *state, int64_t now_ms);
+/* Atomically claims the oldest ready sandbox for claimer (a worker pid): copies
+ * its id into id_out (up to id_cap bytes). DB_NOT_FOUND when none is ready. */
+enum db_status db_sandbox_claim(struct db *db, pid_t claimer, int64_t now_ms,
+				char *id_out, size_t id_cap);
+/* Counts sandboxes in the given state (NULL: all). */
+enum db_status db_sandbox_count(struct db *db, const char *state, int *count);
+struct db_sandbox { char id[64]; pid_t pid; char state[16]; pid_t claimer; int64_t updated_ms; };
+/* Calls fn for every sandbox row (NULL state: all). Rows are copied before fn runs,
+ * so fn may change the table. */
+enum db_status db_sandbox_each(struct db *db, const char *state,
+			       void (*fn)(const struct db_sandbox *sb, void *arg), void *arg);
+enum db_status db_sandbox_delete(struct db *db, const char *id);
+enum db_status db_sandbox_delete_all(struct db *db);
+
+#endif
