@@ -13,7 +13,7 @@ WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototype
           -Wformat=2 -Wwrite-strings -Wvla
 HARDEN  = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -Icommon -Istorage -Iexecutor -Ifcgi-app \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DDATADIR=\"$(CURDIR)\" $(WARN) $(HARDEN) $(CFLAGS) -Icommon -Istorage -Iexecutor -Ifcgi-app \
           $(shell pkg-config --cflags json-c libcurl sqlite3 libcrypto libseccomp libmicrohttpd 2>/dev/null)
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 ifeq ($(SAN),1)

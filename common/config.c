@@ -1,0 +1,225 @@
+/* config: see config.h. The table below is the single list of options; the
+ * README's configuration table is generated from it (`code-interpreter --help`). */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#ifndef DATADIR
+#define DATADIR "/usr/share/code-interpreter"
+#endif
+
+extern char **environ;
+
+enum opt_type { T_INT, T_U64_MB, T_U64, T_DOUBLE, T_STR, T_BOOL };
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	size_t offset;
+	const char *def;
+	double min, max;
+};
+
+#define F(field) offsetof(struct config, field)
+static const struct opt opts[] = {
+	{"APP_HTTP_PORT", T_INT, F(http_port), "50081", 1, 65535},
+	{"APP_MAX_REQUEST_BYTES", T_U64, F(max_request_bytes), "16777216", 1024, 1e12},
+	{"APP_WORKERS", T_INT, F(workers), "8", 1, 256},
+	{"APP_RUN_DIR", T_STR, F(run_dir), "/run/code-interpreter", 0, 0},
+	{"APP_FCGI_SOCKET", T_STR, F(fcgi_socket), "", 0, 0},
+	{"APP_DATA_DIR", T_STR, F(data_dir), DATADIR, 0, 0},
+	{"APP_EXECUTOR_BIN", T_STR, F(executor_bin), "", 0, 0},
+	{"APP_START_LIGHTTPD", T_BOOL, F(start_lighttpd), "1", 0, 1},
+	{"APP_LIGHTTPD_BIN", T_STR, F(lighttpd_bin), "/usr/sbin/lighttpd", 0, 0},
+	{"APP_EXECUTION_TIMEOUT", T_DOUBLE, F(execution_timeout), "60", 0.001, 86400},
+	{"APP_MAX_EXECUTION_TIMEOUT", T_DOUBLE, F(max_execution_timeout), "600", 0.001, 86400},
+	{"APP_MAX_OUTPUT_BYTES", T_U64, F(max_output_bytes), "1048576", 64, 1e10},
+	{"APP_EXECUTOR_BACKEND", T_STR, F(backend), "local", 0, 0},
+	{"APP_EXECUTOR_POOL_SIZE", T_INT, F(pool_size), "4", 0, 1024},
+	{"APP_CLAIM_TIMEOUT", T_DOUBLE, F(claim_timeout), "30", 0, 3600},
+	{"APP_SANDBOX_START_TIMEOUT", T_DOUBLE, F(sandbox_start_timeout), "60", 1, 3600},
+	{"APP_PYTHON", T_STR, F(python), "/usr/bin/python3", 0, 0},
+	{"APP_PRELOAD_MODULES", T_STR, F(preload_modules), "numpy,pandas", 0, 0},
+	{"APP_SANDBOX_MEMORY_MB", T_U64_MB, F(sandbox_memory_bytes), "1024", 32, 1e7},
+	{"APP_SANDBOX_PIDS", T_INT, F(sandbox_pids), "256", 8, 1000000},
+	{"APP_SANDBOX_WORKSPACE_MB", T_U64_MB, F(sandbox_workspace_bytes), "512", 1, 1e7},
+	{"APP_SANDBOX_TMP_MB", T_U64_MB, F(sandbox_tmp_bytes), "256", 1, 1e7},
+	{"APP_SANDBOX_FILE_MB", T_U64_MB, F(sandbox_file_bytes), "256", 1, 1e7},
+	{"APP_SANDBOX_OPEN_FILES", T_INT, F(sandbox_open_files), "256", 16, 1048576},
+	{"APP_SANDBOX_CPU_SECONDS", T_INT, F(sandbox_cpu_seconds), "600", 1, 86400},
+	{"APP_SANDBOX_UID_BASE", T_INT, F(sandbox_uid_base), "1000000", 1000, 2000000000},
+	{"APP_CGROUP_PARENT", T_STR, F(cgroup_parent), "code-interpreter", 0, 0},
+	{"APP_FILE_STORAGE_PATH", T_STR, F(file_storage_path), "/var/lib/code-interpreter/objects", 0, 0},
+	{"APP_DB_PATH", T_STR, F(db_path), "/var/lib/code-interpreter/code-interpreter.db", 0, 0},
+	{"APP_MAX_FILE_BYTES", T_U64, F(max_file_bytes), "268435456", 1, 1e12},
+	{"APP_CLEANUP_INTERVAL", T_DOUBLE, F(cleanup_interval), "3600", 1, 1e9},
+	{"APP_FILE_TTL", T_DOUBLE, F(file_ttl), "604800", 1, 1e10},
+	{"APP_AUDIT_RETENTION", T_DOUBLE, F(audit_retention), "2592000", 1, 1e10},
+	{"APP_LOG_LEVEL", T_STR, F(log_level), "info", 0, 0},
+	{NULL, T_INT, 0, NULL, 0, 0},
+};
+#undef F
+
+const struct config_option config_options[] = {
+	{"APP_HTTP_PORT", "50081", "TCP port lighttpd listens on"},
+	{"APP_MAX_REQUEST_BYTES", "16777216", "largest request body accepted (413 above)"},
+	{"APP_WORKERS", "8", "FastCGI worker processes (one request each at a time)"},
+	{"APP_RUN_DIR", "/run/code-interpreter", "sockets, lighttpd config and sandbox mount points"},
+	{"APP_FCGI_SOCKET", "$APP_RUN_DIR/fcgi.sock", "FastCGI socket between lighttpd and the service"},
+	{"APP_DATA_DIR", "the source tree", "where migrations/, executor/python/ and lighttpd/ are read from"},
+	{"APP_EXECUTOR_BIN", "executor beside the service binary", "the executor binary"},
+	{"APP_START_LIGHTTPD", "1", "1: the master starts and supervises lighttpd; 0: lighttpd runs elsewhere"},
+	{"APP_LIGHTTPD_BIN", "/usr/sbin/lighttpd", "the lighttpd binary"},
+	{"APP_EXECUTION_TIMEOUT", "60", "seconds a run may take when the request gives no timeout"},
+	{"APP_MAX_EXECUTION_TIMEOUT", "600", "largest timeout a request may ask for"},
+	{"APP_MAX_OUTPUT_BYTES", "1048576", "cap on stdout and on stderr of one run"},
+	{"APP_EXECUTOR_BACKEND", "local", "local (namespaces on this machine)"},
+	{"APP_EXECUTOR_POOL_SIZE", "4", "warm sandboxes kept ready"},
+	{"APP_CLAIM_TIMEOUT", "30", "seconds a request waits for a warm sandbox before 503"},
+	{"APP_SANDBOX_START_TIMEOUT", "60", "seconds a sandbox may take to become ready"},
+	{"APP_PYTHON", "/usr/bin/python3", "the interpreter inside sandboxes"},
+	{"APP_PRELOAD_MODULES", "numpy,pandas", "modules the warm runner imports before a run"},
+	{"APP_SANDBOX_MEMORY_MB", "1024", "memory limit of one sandbox (cgroup; RLIMIT_AS fallback)"},
+	{"APP_SANDBOX_PIDS", "256", "process/thread limit of one sandbox (cgroup pids and RLIMIT_NPROC)"},
+	{"APP_SANDBOX_WORKSPACE_MB", "512", "size of the /workspace tmpfs"},
+	{"APP_SANDBOX_TMP_MB", "256", "size of the /tmp tmpfs"},
+	{"APP_SANDBOX_FILE_MB", "256", "largest file the code may write (RLIMIT_FSIZE)"},
+	{"APP_SANDBOX_OPEN_FILES", "256", "open files per process (RLIMIT_NOFILE)"},
+	{"APP_SANDBOX_CPU_SECONDS", "600", "CPU seconds per process (RLIMIT_CPU)"},
+	{"APP_SANDBOX_UID_BASE", "1000000", "host uid/gid that sandbox root maps to; the sandbox user is base+1000"},
+	{"APP_CGROUP_PARENT", "code-interpreter", "cgroup under which per-sandbox groups are made"},
+	{"APP_FILE_STORAGE_PATH", "/var/lib/code-interpreter/objects", "the object store directory"},
+	{"APP_DB_PATH", "/var/lib/code-interpreter/code-interpreter.db", "the SQLite database"},
+	{"APP_MAX_FILE_BYTES", "268435456", "largest file taken into the store"},
+	{"APP_CLEANUP_INTERVAL", "3600", "seconds between cleanups"},
+	{"APP_FILE_TTL", "604800", "seconds an unused object is kept"},
+	{"APP_AUDIT_RETENTION", "2592000", "seconds execution records are kept"},
+	{"APP_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{NULL, NULL, NULL},
+};
+
+static const char *env_get(char *const *envp, const char *name)
+{
+	size_t n = strlen(name);
+	for (char *const *e = envp; *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+static int parse_number(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end != '\0' || !isfinite(v))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The directory of the running binary, for the executor's default path. */
+static char *self_dir(void)
+{
+	char buf[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return xstrdup(".");
+	buf[n] = '\0';
+	char *slash = strrchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	return xstrdup(buf);
+}
+
+int config_load(struct config *cfg, char *const *envp, char *err, size_t errlen)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	if (!envp)
+		envp = environ;
+	for (const struct opt *o = opts; o->name; o++) {
+		const char *v = env_get(envp, o->name);
+		if (!v || !*v)
+			v = o->def;
+		char *field = (char *)cfg + o->offset;
+		if (o->type == T_STR) {
+			*(char **)(void *)field = xstrdup(v);
+			continue;
+		}
+		double d;
+		if (parse_number(v, &d) < 0 || d < o->min || d > o->max ||
+		    (o->type != T_DOUBLE && d != floor(d))) {
+			snprintf(err, errlen, "%s=%s: expected a %s between %g and %g", o->name, v,
+				 o->type == T_DOUBLE ? "number" : "whole number", o->min, o->max);
+			config_release(cfg);
+			return -1;
+		}
+		switch (o->type) {
+		case T_INT:
+		case T_BOOL:
+			*(int *)(void *)field = (int)d;
+			break;
+		case T_U64:
+			*(uint64_t *)(void *)field = (uint64_t)d;
+			break;
+		case T_U64_MB:
+			*(uint64_t *)(void *)field = (uint64_t)d * 1024 * 1024;
+			break;
+		case T_DOUBLE:
+			*(double *)(void *)field = d;
+			break;
+		case T_STR:
+			break;
+		}
+	}
+	if (cfg->max_execution_timeout < cfg->execution_timeout) {
+		snprintf(err, errlen, "APP_EXECUTION_TIMEOUT (%g) exceeds APP_MAX_EXECUTION_TIMEOUT (%g)",
+			 cfg->execution_timeout, cfg->max_execution_timeout);
+		config_release(cfg);
+		return -1;
+	}
+	if (strcmp(cfg->backend, "local") != 0) {
+		snprintf(err, errlen, "APP_EXECUTOR_BACKEND=%s: only \"local\" is available", cfg->backend);
+		config_release(cfg);
+		return -1;
+	}
+	const char *paths[] = {cfg->run_dir, cfg->data_dir, cfg->file_storage_path, cfg->db_path};
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (paths[i][0] != '/' || strlen(paths[i]) > 200) {
+			snprintf(err, errlen, "%s: paths must be absolute and at most 200 bytes", paths[i]);
+			config_release(cfg);
+			return -1;
+		}
+	}
+	if (!cfg->fcgi_socket[0]) {
+		free(cfg->fcgi_socket);
+		cfg->fcgi_socket = xasprintf("%s/fcgi.sock", cfg->run_dir);
+	}
+	if (!cfg->executor_bin[0]) {
+		free(cfg->executor_bin);
+		char *dir = self_dir();
+		cfg->executor_bin = xasprintf("%s/executor", dir);
+		free(dir);
+	}
+	return 0;
+}
+
+void config_release(struct config *cfg)
+{
+	for (const struct opt *o = opts; o->name; o++) {
+		if (o->type != T_STR)
+			continue;
+		char **p = (char **)(void *)((char *)cfg + o->offset);
+		free(*p);
+		*p = NULL;
+	}
+}
