@@ -1,0 +1,18 @@
+#!/bin/sh
+# Runs every Check test binary in $1/tests and sums their results into one
+# closing line. Exits non-zero when any suite fails.
+build=${1:-build}
+pass=0; fail=0; status=0
+for t in "$build"/tests/check_*; do
+	[ -x "$t" ] || continue
+	out=$("$t" 2>&1); rc=$?
+	printf '%s\n' "$out" | grep -vE '^Running suite' 
+	line=$(printf '%s\n' "$out" | grep -E '^[0-9]+%: Checks: ' | tail -1)
+	checks=$(printf '%s' "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
+	failures=$(printf '%s' "$line" | sed -E 's/.*Failures: ([0-9]+), Errors: ([0-9]+).*/\1+\2/')
+	[ -n "$checks" ] || { checks=0; failures=1; }
+	f=$((failures)); pass=$((pass + checks - f)); fail=$((fail + f))
+	[ $rc -eq 0 ] && [ "$f" -eq 0 ] || { status=1; echo "FAILED: $t (exit $rc)"; }
+done
+echo "[$build]"; echo "unit: $pass passed, $fail failed"
+exit $status
