@@ -70,7 +70,7 @@ deps:
 	@./scripts/deps.sh
 
 run: deps all
-	@./scripts/serve.sh
+	exec ./$(BUILD)/code-interpreter
 
 unit: all $(TESTS)
 	@./tests/unit/run.sh $(BUILD)

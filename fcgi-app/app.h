@@ -1,0 +1,17 @@
+/* app: what one worker process holds while it serves requests. Opened after
+ * fork (the database connection never crosses a fork). */
+#ifndef APP_H
+#define APP_H
+
+#include "config.h"
+#include "db.h"
+#include "store.h"
+
+struct app {
+	const struct config *cfg; /* borrowed from the master */
+	struct db *db;            /* owned, this process only */
+	struct store store;       /* owned */
+	int notify_fd;            /* write end of the pool manager's pipe */
+};
+
+#endif

@@ -1,0 +1,272 @@
+/* execution: see execution.h. */
+#include "execution.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "executor_client.h"
+#include "log.h"
+#include "pool.h"
+#include "sandbox.h"
+#include "util.h"
+
+struct run {
+	struct app *app;
+	const struct exec_request *req;
+	struct exec_result *r;
+	char sandbox[POOL_ID_MAX];
+	struct xc xc;
+	json_object *resp;        /* the executor's answer */
+	json_object *files;       /* the response's "files" */
+	struct db_file *outputs;  /* paths borrowed from resp, ids owned */
+	size_t n_outputs;
+	char *stderr_text;        /* owned, possibly with notes appended */
+	const char *status;
+	int exit_code;
+	int64_t started_ms;
+};
+
+static const char *input_id(const struct exec_request *req, const char *path)
+{
+	for (size_t i = 0; i < req->n_files; i++)
+		if (strcmp(req->files[i].path, path) == 0)
+			return req->files[i].object_id;
+	return NULL;
+}
+
+static void append_note(struct run *x, const char *note)
+{
+	size_t len = strlen(x->stderr_text);
+	const char *sep = (len > 0 && x->stderr_text[len - 1] != '\n') ? "\n" : "";
+	char *s = xasprintf("%s%s%s\n", x->stderr_text, sep, note);
+	free(x->stderr_text);
+	x->stderr_text = s;
+}
+
+static int upload_inputs(struct run *x)
+{
+	for (size_t i = 0; i < x->req->n_files; i++) {
+		const struct exec_file *f = &x->req->files[i];
+		int fd = -1;
+		uint64_t size = 0;
+		if (store_open_object(&x->app->store, f->object_id, &fd, &size) != STORE_OK) {
+			snprintf(x->r->error, sizeof(x->r->error), "object %s vanished from the store", f->object_id);
+			return -1;
+		}
+		int rc = xc_put_file(&x->xc, f->path, fd, size);
+		close(fd);
+		if (rc < 0) {
+			snprintf(x->r->error, sizeof(x->r->error), "%s", x->xc.error);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int run_code(struct run *x)
+{
+	json_object *body = json_object_new_object();
+	json_object *env = json_object_new_object();
+	json_object_object_add(body, "source_code", json_object_new_string(x->req->source_code));
+	for (size_t i = 0; i < x->req->n_env; i++)
+		json_object_object_add(env, x->req->env[i].name, json_object_new_string(x->req->env[i].value));
+	json_object_object_add(body, "env", env);
+	json_object_object_add(body, "timeout", json_object_new_double(x->req->timeout));
+	int rc = xc_execute(&x->xc, body, x->req->timeout, &x->resp);
+	json_object_put(body);
+	if (rc < 0) {
+		snprintf(x->r->error, sizeof(x->r->error), "%s", x->xc.error);
+		return -1;
+	}
+	json_object *v;
+	if (!json_object_object_get_ex(x->resp, "exit_code", &v) || !json_object_is_type(v, json_type_int)) {
+		snprintf(x->r->error, sizeof(x->r->error), "the executor's answer has no exit_code");
+		return -1;
+	}
+	x->exit_code = json_object_get_int(v);
+	x->stderr_text = xstrdup(json_object_object_get_ex(x->resp, "stderr", &v) ? json_object_get_string(v) : "");
+	int timed_out = json_object_object_get_ex(x->resp, "timed_out", &v) && json_object_get_boolean(v);
+	x->status = timed_out ? "timeout" : x->exit_code == 0 ? "ok" : "error";
+	if (!timed_out && cgroup_oom_kills(x->app->cfg, x->sandbox) > 0) {
+		char note[160];
+		snprintf(note, sizeof(note), "Memory limit exceeded: the sandbox's limit of %llu MiB was hit.",
+			 (unsigned long long)(x->app->cfg->sandbox_memory_bytes >> 20));
+		append_note(x, note);
+		x->status = "memory";
+	}
+	return 0;
+}
+
+static int download_outputs(struct run *x)
+{
+	json_object *list;
+	x->files = json_object_new_object();
+	if (!json_object_object_get_ex(x->resp, "files", &list) || !json_object_is_type(list, json_type_array))
+		return 0;
+	size_t n = json_object_array_length(list);
+	x->outputs = xcalloc(n, sizeof(*x->outputs));
+	for (size_t i = 0; i < n; i++) {
+		const char *path = json_object_get_string(json_object_array_get_idx(list, i));
+		if (!path || request_check_path(path, strlen(path)) != NULL) {
+			log_warn("execution %s: executor listed an invalid path; ignored", x->r->id);
+			continue;
+		}
+		struct store_writer w;
+		if (store_writer_begin(&x->app->store, &w, x->app->cfg->max_file_bytes) != STORE_OK) {
+			snprintf(x->r->error, sizeof(x->r->error), "the store cannot take files: %s", strerror(errno));
+			return -1;
+		}
+		int rc = xc_get_file(&x->xc, path, &w);
+		char id[STORE_ID_LEN + 1];
+		if (rc == 1) {
+			store_writer_abort(&w);
+			char note[512];
+			snprintf(note, sizeof(note), "File %.300s was not returned: it is larger than %llu bytes.", path,
+				 (unsigned long long)x->app->cfg->max_file_bytes);
+			append_note(x, note);
+			continue;
+		}
+		if (rc < 0 || store_writer_commit(&w, id) != STORE_OK) {
+			store_writer_abort(&w);
+			snprintf(x->r->error, sizeof(x->r->error), "collecting %.100s: %.120s", path,
+				 rc < 0 ? x->xc.error : "the store failed");
+			return -1;
+		}
+		const char *in = input_id(x->req, path);
+		if (in && strcmp(in, id) == 0)
+			continue; /* rewritten with the same content: unchanged */
+		json_object_object_add(x->files, path, json_object_new_string(id));
+		x->outputs[x->n_outputs].path = path;
+		x->outputs[x->n_outputs].object_id = xstrdup(id);
+		x->n_outputs++;
+	}
+	return 0;
+}
+
+static json_object *env_names(const struct exec_request *req)
+{
+	json_object *a = json_object_new_array();
+	for (size_t i = 0; i < req->n_env; i++)
+		json_object_array_add(a, json_object_new_string(req->env[i].name));
+	return a;
+}
+
+static void record(struct run *x)
+{
+	json_object *names = env_names(x->req);
+	struct db_file *inputs = xcalloc(x->req->n_files, sizeof(*inputs));
+	for (size_t i = 0; i < x->req->n_files; i++) {
+		inputs[i].path = x->req->files[i].path;
+		inputs[i].object_id = x->req->files[i].object_id;
+	}
+	json_object *v;
+	struct db_execution e = {
+		.id = x->r->id,
+		.kind = "execute",
+		.started_ms = x->started_ms,
+		.finished_ms = now_ms(),
+		.exit_code = x->exit_code,
+		.status = x->status,
+		.source_code = x->req->source_code,
+		.env_names = json_object_to_json_string_ext(names, JSON_C_TO_STRING_PLAIN),
+		.stdout_bytes = x->resp && json_object_object_get_ex(x->resp, "stdout_bytes", &v)
+					? (uint64_t)json_object_get_int64(v) : 0,
+		.stderr_bytes = x->resp && json_object_object_get_ex(x->resp, "stderr_bytes", &v)
+					? (uint64_t)json_object_get_int64(v) : 0,
+		.sandbox = x->sandbox[0] ? x->sandbox : NULL,
+		.error = x->r->error[0] ? x->r->error : NULL,
+		.inputs = inputs,
+		.n_inputs = x->req->n_files,
+		.outputs = x->outputs,
+		.n_outputs = x->n_outputs,
+	};
+	if (db_execution_insert(x->app->db, &e) != DB_OK)
+		log_error("execution %s: could not be recorded", x->r->id);
+	int64_t now = now_ms();
+	for (size_t i = 0; i < x->req->n_files; i++)
+		db_object_touch(x->app->db, inputs[i].object_id, 0, now);
+	for (size_t i = 0; i < x->n_outputs; i++) {
+		int fd;
+		uint64_t size = 0;
+		if (store_open_object(&x->app->store, x->outputs[i].object_id, &fd, &size) == STORE_OK)
+			close(fd);
+		db_object_touch(x->app->db, x->outputs[i].object_id, size, now);
+	}
+	free(inputs);
+	json_object_put(names);
+}
+
+enum ci_status execution_run(struct app *app, const struct exec_request *req, struct exec_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	uuid4(r->id);
+	struct run x = {.app = app, .req = req, .r = r, .status = "failed", .exit_code = -1,
+			.started_ms = now_ms()};
+	enum ci_status st = CI_INTERNAL;
+
+	for (size_t i = 0; i < req->n_files; i++) {
+		if (store_exists(&app->store, req->files[i].object_id))
+			continue;
+		if (!r->detail)
+			r->detail = detail_new();
+		char msg[320];
+		snprintf(msg, sizeof(msg), "Value error, unknown object id '%s'", req->files[i].object_id);
+		detail_add(r->detail, "value_error", msg, "files", req->files[i].path, NULL);
+	}
+	if (r->detail)
+		return CI_INVALID;
+
+	st = pool_claim(app->db, app->cfg, app->notify_fd, x.sandbox);
+	if (st != CI_OK) {
+		snprintf(r->error, sizeof(r->error), st == CI_UNAVAILABLE
+			 ? "no sandbox became available in time; try again" : "the sandbox pool failed");
+		x.sandbox[0] = '\0';
+		x.status = "unavailable";
+		goto out;
+	}
+	char sock[512];
+	if (sbx_socket_path(app->cfg, x.sandbox, sock, sizeof(sock)) < 0) {
+		st = CI_INTERNAL;
+		goto release;
+	}
+	xc_init(&x.xc, sock);
+	st = CI_INTERNAL;
+	if (upload_inputs(&x) < 0 || run_code(&x) < 0 || download_outputs(&x) < 0)
+		goto release;
+	st = CI_OK;
+	r->body = json_object_new_object();
+	json_object *v = NULL;
+	json_object_object_get_ex(x.resp, "stdout", &v);
+	json_object_object_add(r->body, "stdout", json_object_new_string(v ? json_object_get_string(v) : ""));
+	json_object_object_add(r->body, "stderr", json_object_new_string(x.stderr_text));
+	json_object_object_add(r->body, "exit_code", json_object_new_int(x.exit_code));
+	json_object_object_add(r->body, "files", json_object_get(x.files));
+release:
+	xc_release(&x.xc);
+	pool_release(app->db, x.sandbox, app->notify_fd);
+	if (st != CI_OK) {
+		x.status = "failed";
+		log_error("execution %s in %s: %s", r->id, x.sandbox, r->error);
+	}
+out:
+	record(&x);
+	json_object_put(x.resp);
+	json_object_put(x.files);
+	for (size_t i = 0; i < x.n_outputs; i++)
+		free((char *)x.outputs[i].object_id);
+	free(x.outputs);
+	free(x.stderr_text);
+	return st;
+}
+
+void exec_result_release(struct exec_result *r)
+{
+	json_object_put(r->body);
+	json_object_put(r->detail);
+	r->body = r->detail = NULL;
+}

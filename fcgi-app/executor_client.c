@@ -1,0 +1,178 @@
+/* executor_client: see executor_client.h. */
+#include "executor_client.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define XC_MAX_RESPONSE (64u * 1024 * 1024)
+
+void xc_init(struct xc *c, const char *socket_path)
+{
+	memset(c, 0, sizeof(*c));
+	c->curl = curl_easy_init();
+	if (!c->curl)
+		log_fatal("curl_easy_init failed");
+	c->socket_path = xstrdup(socket_path);
+}
+
+void xc_release(struct xc *c)
+{
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	free(c->socket_path);
+	memset(c, 0, sizeof(*c));
+}
+
+/* "http://sandbox/workspace/" + each component of path (which starts with
+ * /workspace/) percent-encoded. */
+static char *workspace_url(CURL *curl, const char *path)
+{
+	const char *rel = path + strlen("/workspace/");
+	size_t cap = 32 + strlen(rel) * 3 + 1;
+	char *url = xmalloc(cap);
+	size_t o = (size_t)snprintf(url, cap, "http://sandbox/workspace");
+	char *copy = xstrdup(rel);
+	char *save = NULL;
+	for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+		char *enc = curl_easy_escape(curl, part, 0);
+		if (!enc)
+			log_fatal("curl_easy_escape failed");
+		o += (size_t)snprintf(url + o, cap - o, "/%s", enc);
+		curl_free(enc);
+	}
+	free(copy);
+	return url;
+}
+
+static void reset(struct xc *c, const char *url)
+{
+	CURL *curl = c->curl;
+	curl_easy_reset(curl);
+	curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
+	c->error[0] = '\0';
+}
+
+struct fd_reader { int fd; };
+
+static size_t read_fd(char *buf, size_t size, size_t n, void *arg)
+{
+	struct fd_reader *r = arg;
+	ssize_t got = read(r->fd, buf, size * n);
+	return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
+}
+
+static int finish(struct xc *c, CURLcode rc, const char *what, long want)
+{
+	if (rc != CURLE_OK) {
+		if (!c->error[0])
+			snprintf(c->error, sizeof(c->error), "%s: %s", what, curl_easy_strerror(rc));
+		return -1;
+	}
+	long code = 0;
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (code != want) {
+		snprintf(c->error, sizeof(c->error), "%s: executor answered %ld", what, code);
+		return -1;
+	}
+	return 0;
+}
+
+int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size)
+{
+	char *url = workspace_url(c->curl, path);
+	reset(c, url);
+	struct fd_reader r = {fd};
+	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, read_fd);
+	curl_easy_setopt(c->curl, CURLOPT_READDATA, &r);
+	curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 120000L);
+	struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
+	int rc = finish(c, curl_easy_perform(c->curl), "upload", 201);
+	curl_slist_free_all(h);
+	free(url);
+	return rc;
+}
+
+struct membuf { char *data; size_t len; size_t max; };
+
+static size_t write_mem(char *ptr, size_t size, size_t n, void *arg)
+{
+	struct membuf *b = arg;
+	size_t len = size * n;
+	if (b->len + len > b->max)
+		return 0;
+	b->data = xrealloc(b->data, b->len + len + 1);
+	memcpy(b->data + b->len, ptr, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return len;
+}
+
+int xc_execute(struct xc *c, json_object *body, double timeout_s, json_object **out)
+{
+	*out = NULL;
+	reset(c, "http://sandbox/execute");
+	size_t len;
+	const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
+	struct membuf b = {NULL, 0, XC_MAX_RESPONSE};
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text);
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_mem);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
+	/* the executor enforces the limit itself; this is the guard if it cannot */
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000) + 30000L);
+	int rc = finish(c, curl_easy_perform(c->curl), "execute", 200);
+	curl_slist_free_all(h);
+	if (rc == 0) {
+		*out = b.data ? json_tokener_parse(b.data) : NULL;
+		if (!*out || !json_object_is_type(*out, json_type_object)) {
+			json_object_put(*out);
+			*out = NULL;
+			snprintf(c->error, sizeof(c->error), "execute: the executor's answer is not a JSON object");
+			rc = -1;
+		}
+	}
+	free(b.data);
+	return rc;
+}
+
+struct store_sink { struct store_writer *w; int too_large; };
+
+static size_t write_store(char *ptr, size_t size, size_t n, void *arg)
+{
+	struct store_sink *s = arg;
+	enum store_status st = store_writer_write(s->w, ptr, size * n);
+	if (st == STORE_TOO_LARGE)
+		s->too_large = 1;
+	return st == STORE_OK ? size * n : 0;
+}
+
+int xc_get_file(struct xc *c, const char *path, struct store_writer *w)
+{
+	char *url = workspace_url(c->curl, path);
+	reset(c, url);
+	struct store_sink s = {w, 0};
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_store);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 120000L);
+	int rc = finish(c, curl_easy_perform(c->curl), "download", 200);
+	free(url);
+	if (s.too_large)
+		return 1;
+	return rc;
+}

@@ -1,0 +1,31 @@
+/* executor_client: the worker's side of docs/executor-protocol.md, over libcurl
+ * (a unix socket for local sandboxes). Owns URL building and transfer limits;
+ * never interprets what the code printed. */
+#ifndef EXECUTOR_CLIENT_H
+#define EXECUTOR_CLIENT_H
+
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "store.h"
+
+struct xc {
+	void *curl;             /* owned CURL *, reused for keep-alive */
+	char *socket_path;      /* owned */
+	char error[256];        /* last failure, one line */
+};
+
+/* Prepares a client for the executor listening on socket_path. */
+void xc_init(struct xc *c, const char *socket_path);
+void xc_release(struct xc *c);
+
+/* PUT /workspace/{path} with size bytes read from fd. 0, or -1 (c->error). */
+int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size);
+/* POST /execute with the JSON body; waits at most timeout_s. *out gets the parsed
+ * response object (caller puts it). 0, or -1 (c->error). */
+int xc_execute(struct xc *c, json_object *body, double timeout_s, json_object **out);
+/* GET /workspace/{path} into the store through w (already begun). 0, or -1
+ * (c->error); 1 when the object is larger than the writer's limit. */
+int xc_get_file(struct xc *c, const char *path, struct store_writer *w);
+
+#endif

@@ -1,0 +1,20 @@
+/* handlers: one function per route. Each parses and validates, makes one call
+ * into execution/pool/storage, and fills the response; no SQL, curl or fork. */
+#ifndef HANDLERS_H
+#define HANDLERS_H
+
+#include "app.h"
+#include "http.h"
+
+struct request_in {
+	const char *method;
+	const char *path;     /* without the query string */
+	const char *body;     /* NUL-terminated copy of the body; may contain NULs */
+	size_t body_len;
+};
+
+void handle_execute(struct app *app, const struct request_in *in, struct response *out);
+void handle_healthz(struct app *app, const struct request_in *in, struct response *out);
+void handle_readyz(struct app *app, const struct request_in *in, struct response *out);
+
+#endif

@@ -1,0 +1,113 @@
+/* http: see http.h. */
+#include "http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+int http_code(enum ci_status st)
+{
+	switch (st) {
+	case CI_OK: return 200;
+	case CI_CREATED: return 201;
+	case CI_INVALID: return 422;
+	case CI_BAD_REQUEST: return 400;
+	case CI_NOT_FOUND: return 404;
+	case CI_METHOD: return 405;
+	case CI_TOO_LARGE: return 413;
+	case CI_UNAVAILABLE: return 503;
+	case CI_INTERNAL: return 500;
+	}
+	return 500;
+}
+
+static const char *reason(int code)
+{
+	switch (code) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Payload Too Large";
+	case 422: return "Unprocessable Entity";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
+	}
+}
+
+void http_send(FCGX_Request *req, struct response *r)
+{
+	int code = http_code(r->status);
+	size_t len = 2;
+	const char *text = "{}";
+	if (r->body)
+		text = json_object_to_json_string_length(r->body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	FCGX_FPrintF(req->out, "Status: %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n",
+		     code, reason(code), len);
+	if (r->execution_id[0])
+		FCGX_FPrintF(req->out, "X-Execution-Id: %s\r\n", r->execution_id);
+	if (r->status == CI_UNAVAILABLE)
+		FCGX_FPrintF(req->out, "Retry-After: 1\r\n");
+	if (r->status == CI_METHOD && r->allow)
+		FCGX_FPrintF(req->out, "Allow: %s\r\n", r->allow);
+	FCGX_PutS("\r\n", req->out);
+	FCGX_PutStr(text, (int)len, req->out);
+	json_object_put(r->body);
+	r->body = NULL;
+}
+
+void http_error(struct response *r, enum ci_status st, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_put(r->body);
+	r->body = json_object_new_object();
+	json_object_object_add(r->body, "detail", json_object_new_string(msg));
+	r->status = st;
+}
+
+json_object *detail_new(void)
+{
+	return json_object_new_array();
+}
+
+void detail_add(json_object *detail, const char *type, const char *msg, ...)
+{
+	json_object *e = json_object_new_object();
+	json_object *loc = json_object_new_array();
+	json_object_array_add(loc, json_object_new_string("body"));
+	va_list ap;
+	va_start(ap, msg);
+	const char *part;
+	while ((part = va_arg(ap, const char *)) != NULL) {
+		char *end;
+		if (part[0] == '#' && part[1]) {
+			long n = strtol(part + 1, &end, 10);
+			if (*end == '\0') {
+				json_object_array_add(loc, json_object_new_int64(n));
+				continue;
+			}
+		}
+		json_object_array_add(loc, json_object_new_string(part));
+	}
+	va_end(ap);
+	json_object_object_add(e, "type", json_object_new_string(type));
+	json_object_object_add(e, "loc", loc);
+	json_object_object_add(e, "msg", json_object_new_string(msg));
+	json_object_array_add(detail, e);
+}
+
+void http_invalid(struct response *r, json_object *detail)
+{
+	json_object_put(r->body);
+	r->body = json_object_new_object();
+	json_object_object_add(r->body, "detail", detail);
+	r->status = CI_INVALID;
+}

@@ -1,0 +1,36 @@
+/* main: the code-interpreter service binary. Reads the APP_* configuration and
+ * hands over to the master; `--help` prints every option. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "master.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: code-interpreter [--help]\n\n"
+		   "Serves the code-interpreter HTTP API (lighttpd + FastCGI workers + sandbox pool).\n"
+		   "Configuration comes from the environment:\n\n");
+	for (const struct config_option *o = config_options; o->name; o++)
+		fprintf(f, "  %-28s %-40s %s\n", o->name, o->default_value, o->meaning);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1) {
+		int help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
+		usage(help ? stdout : stderr);
+		return help ? 0 : 2;
+	}
+	struct config cfg;
+	char err[256];
+	if (config_load(&cfg, NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "code-interpreter: %s\n", err);
+		return 2;
+	}
+	log_set_level(cfg.log_level);
+	int rc = master_run(&cfg);
+	config_release(&cfg);
+	return rc;
+}

@@ -1,0 +1,278 @@
+/* master: see master.h. */
+#include "master.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "log.h"
+#include "pool.h"
+#include "store.h"
+#include "util.h"
+#include "worker.h"
+
+enum role { ROLE_WORKER, ROLE_POOL, ROLE_LIGHTTPD };
+
+struct child {
+	pid_t pid;
+	enum role role;
+	int64_t started_ms;
+};
+
+struct master {
+	const struct config *cfg;
+	int listen_fd;
+	int notify[2];
+	struct child *kids;
+	size_t n_kids;
+	char lighttpd_conf[512];
+	int stopping;
+};
+
+static const char *role_name(enum role r)
+{
+	return r == ROLE_WORKER ? "worker" : r == ROLE_POOL ? "pool manager" : "lighttpd";
+}
+
+static int prepare_dirs(const struct config *cfg)
+{
+	char *db_dir = xstrdup(cfg->db_path);
+	char *slash = strrchr(db_dir, '/');
+	if (slash && slash != db_dir)
+		*slash = '\0';
+	int rc = 0;
+	const char *dirs[] = {cfg->run_dir, cfg->file_storage_path, db_dir};
+	for (size_t i = 0; i < 3; i++) {
+		if (mkdir_p(dirs[i], 0711) < 0) {
+			log_error("mkdir %s: %s", dirs[i], strerror(errno));
+			rc = -1;
+		}
+	}
+	free(db_dir);
+	return rc;
+}
+
+static int migrate(const struct config *cfg)
+{
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s/migrations", cfg->data_dir);
+	struct db *db = db_open(cfg->db_path);
+	if (!db)
+		return -1;
+	enum db_status st = db_migrate(db, dir);
+	db_close(&db);
+	return st == DB_OK ? 0 : -1;
+}
+
+/* lighttpd runs as www-data when that user exists: it must reach the socket. */
+static int open_socket(struct master *m)
+{
+	unlink(m->cfg->fcgi_socket);
+	m->listen_fd = FCGX_OpenSocket(m->cfg->fcgi_socket, 128);
+	if (m->listen_fd < 0) {
+		log_error("cannot listen on %s", m->cfg->fcgi_socket);
+		return -1;
+	}
+	struct group *g = getgrnam("www-data");
+	if (g && chown(m->cfg->fcgi_socket, 0, g->gr_gid) < 0)
+		log_warn("chown %s: %s", m->cfg->fcgi_socket, strerror(errno));
+	if (chmod(m->cfg->fcgi_socket, 0660) < 0)
+		log_warn("chmod %s: %s", m->cfg->fcgi_socket, strerror(errno));
+	return 0;
+}
+
+static int write_lighttpd_conf(struct master *m)
+{
+	const struct config *cfg = m->cfg;
+	char www[512];
+	snprintf(m->lighttpd_conf, sizeof(m->lighttpd_conf), "%s/lighttpd.conf", cfg->run_dir);
+	snprintf(www, sizeof(www), "%s/www", cfg->run_dir);
+	if (mkdir_p(www, 0755) < 0)
+		return -1;
+	char *text = xasprintf(
+		"# written by code-interpreter at start; edit lighttpd/lighttpd.conf instead\n"
+		"var.ci_port = %d\n"
+		"var.ci_fcgi_socket = \"%s\"\n"
+		"var.ci_document_root = \"%s\"\n"
+		"var.ci_max_request_kbytes = %llu\n"
+		"var.ci_timeout = %d\n"
+		"var.ci_errors = \"%s/lighttpd/errors/status-\"\n"
+		"var.ci_user = \"%s\"\n"
+		"include \"%s/lighttpd/lighttpd.conf\"\n",
+		cfg->http_port, cfg->fcgi_socket, www,
+		(unsigned long long)(cfg->max_request_bytes / 1024 + 1),
+		(int)cfg->max_execution_timeout + (int)cfg->claim_timeout + 60, cfg->data_dir,
+		getpwnam("www-data") ? "www-data" : "", cfg->data_dir);
+	int fd = open(m->lighttpd_conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	int rc = fd < 0 || write_all(fd, text, strlen(text)) < 0 ? -1 : 0;
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	if (rc < 0)
+		log_error("writing %s: %s", m->lighttpd_conf, strerror(errno));
+	return rc;
+}
+
+static void spawn(struct master *m, enum role role)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("fork: %s", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		int rc = 1;
+		if (role == ROLE_WORKER) {
+			close(m->notify[0]);
+			rc = worker_run(m->cfg, m->listen_fd, m->notify[1]);
+		} else if (role == ROLE_POOL) {
+			log_set_role("pool");
+			close(m->listen_fd);
+			close(m->notify[1]);
+			rc = pool_manager_run(m->cfg, m->notify[0]);
+		} else {
+			sigset_t none;
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, NULL);
+			char *argv[] = {(char *)"lighttpd", (char *)"-D", (char *)"-f", m->lighttpd_conf, NULL};
+			execv(m->cfg->lighttpd_bin, argv);
+			log_error("exec %s: %s", m->cfg->lighttpd_bin, strerror(errno));
+			_exit(127);
+		}
+		_exit(rc);
+	}
+	m->kids = xrealloc(m->kids, (m->n_kids + 1) * sizeof(*m->kids));
+	m->kids[m->n_kids++] = (struct child){pid, role, monotonic_ms()};
+}
+
+static size_t count_role(struct master *m, enum role role)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < m->n_kids; i++)
+		k += m->kids[i].role == role;
+	return k;
+}
+
+static void signal_role(struct master *m, enum role role, int sig)
+{
+	for (size_t i = 0; i < m->n_kids; i++)
+		if (m->kids[i].role == role)
+			kill(m->kids[i].pid, sig);
+}
+
+/* Reaps children; while running, respawns them (slowly when they crash at once). */
+static void reap(struct master *m)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < m->n_kids; i++) {
+			if (m->kids[i].pid != pid)
+				continue;
+			struct child c = m->kids[i];
+			m->kids[i] = m->kids[--m->n_kids];
+			if (m->stopping)
+				break;
+			if (WIFSIGNALED(status))
+				log_warn("%s %d killed by signal %d; respawning", role_name(c.role), (int)pid,
+					 WTERMSIG(status));
+			else
+				log_warn("%s %d exited with %d; respawning", role_name(c.role), (int)pid,
+					 WEXITSTATUS(status));
+			if (monotonic_ms() - c.started_ms < 1000)
+				usleep(500000); /* crash loop: do not spin */
+			spawn(m, c.role);
+			break;
+		}
+	}
+}
+
+static void wait_for(struct master *m, enum role role, int sfd)
+{
+	while (count_role(m, role) > 0) {
+		struct pollfd p = {.fd = sfd, .events = POLLIN};
+		poll(&p, 1, 1000);
+		struct signalfd_siginfo si;
+		while (read(sfd, &si, sizeof(si)) == sizeof(si))
+			;
+		reap(m);
+	}
+}
+
+int master_run(const struct config *cfg)
+{
+	struct master m = {.cfg = cfg, .listen_fd = -1, .notify = {-1, -1}};
+	log_set_role("master");
+	if (prepare_dirs(cfg) < 0 || migrate(cfg) < 0)
+		return 1;
+	struct store st;
+	if (store_open(&st, cfg->file_storage_path) != STORE_OK) {
+		log_error("cannot open the store at %s", cfg->file_storage_path);
+		return 1;
+	}
+	store_remove_stale_temps(&st);
+	store_close(&st);
+	if (pipe2(m.notify, O_NONBLOCK | O_CLOEXEC) < 0 || open_socket(&m) < 0)
+		return 1;
+	if (cfg->start_lighttpd && write_lighttpd_conf(&m) < 0)
+		return 1;
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+
+	spawn(&m, ROLE_POOL);
+	for (int i = 0; i < cfg->workers; i++)
+		spawn(&m, ROLE_WORKER);
+	if (cfg->start_lighttpd)
+		spawn(&m, ROLE_LIGHTTPD);
+	log_info("serving on :%d (FastCGI %s, %d workers, pool of %d)", cfg->http_port, cfg->fcgi_socket,
+		 cfg->workers, cfg->pool_size);
+
+	while (!m.stopping) {
+		struct pollfd p = {.fd = sfd, .events = POLLIN};
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			break;
+		struct signalfd_siginfo si;
+		while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+				m.stopping = 1;
+		}
+		reap(&m);
+	}
+	log_info("shutting down: finishing requests in flight");
+	signal_role(&m, ROLE_LIGHTTPD, SIGINT); /* lighttpd: graceful stop */
+	signal_role(&m, ROLE_WORKER, SIGTERM);
+	wait_for(&m, ROLE_WORKER, sfd);
+	signal_role(&m, ROLE_POOL, SIGTERM);
+	wait_for(&m, ROLE_POOL, sfd);
+	signal_role(&m, ROLE_LIGHTTPD, SIGTERM);
+	wait_for(&m, ROLE_LIGHTTPD, sfd);
+	close(m.listen_fd);
+	unlink(cfg->fcgi_socket);
+	free(m.kids);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,27 @@
+/* pool: the warm sandbox pool. The pool manager process launches `executor
+ * sandbox` processes until APP_EXECUTOR_POOL_SIZE are starting or ready,
+ * destroys each one after its single use, and removes what a previous run left.
+ * Workers claim and release sandboxes through SQLite and wake the manager with
+ * a byte on the notify pipe. A sandbox is never handed out twice. */
+#ifndef POOL_H
+#define POOL_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "db.h"
+#include "http.h"
+
+#define POOL_ID_MAX 40
+
+/* The pool manager's main loop; returns when SIGTERM has been handled and every
+ * sandbox is gone. notify_fd is the read end of the workers' pipe. */
+int pool_manager_run(const struct config *cfg, int notify_fd);
+
+/* Worker side. Claims a ready sandbox, waiting up to cfg->claim_timeout;
+ * CI_UNAVAILABLE when none became ready in time, CI_INTERNAL on database errors. */
+enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd, char id[POOL_ID_MAX]);
+/* Marks the sandbox used so the manager destroys it, and wakes the manager. */
+void pool_release(struct db *db, const char *id, int notify_fd);
+
+#endif

@@ -1,0 +1,48 @@
+/* request: turns a hostile request body into a validated request. Owns the JSON
+ * parsing rules (strict, depth-limited, UTF-8 checked) and the field rules of
+ * DESIGN §1 (paths under /workspace, object ids, env names, timeout). Never
+ * touches the store, the database or a sandbox. */
+#ifndef REQUEST_H
+#define REQUEST_H
+
+#include <stddef.h>
+#include <json-c/json.h>
+
+#include "config.h"
+
+#define REQUEST_MAX_DEPTH 16
+
+/* Parses body as one JSON value. On failure returns NULL and adds a
+ * json_invalid entry to detail. The caller owns the result. */
+json_object *request_parse_json(const char *body, size_t len, json_object *detail);
+
+struct exec_file { const char *path; const char *object_id; }; /* borrowed from the JSON */
+struct exec_env { const char *name; const char *value; };
+
+struct exec_request {
+	json_object *root;        /* owned; every string below points into it */
+	const char *source_code;
+	struct exec_file *files;  /* owned array */
+	size_t n_files;
+	struct exec_env *env;     /* owned array */
+	size_t n_env;
+	double timeout;           /* seconds, validated */
+};
+
+/* Validates a parsed /v1/execute body (takes the reference to root). Returns 0,
+ * or -1 after adding every problem found to detail (FastAPI's shape). */
+int request_execute(json_object *root, const struct config *cfg, struct exec_request *out,
+		    json_object *detail);
+void exec_request_release(struct exec_request *r);
+
+/* The path rule: ^/[^/].*$, under /workspace/, no empty, "." or ".." component,
+ * no NUL, at most 4096 bytes and 255 per component. Returns NULL when valid,
+ * else a message. */
+const char *request_check_path(const char *path, size_t len);
+/* The object id rule ^[0-9a-zA-Z_-]{1,255}$. */
+int request_object_id_valid(const char *id, size_t len);
+/* The env name rule: non-empty, no '=' or NUL, and not LD_* or PYTHON*.
+ * Returns NULL when valid, else a message. */
+const char *request_check_env_name(const char *name, size_t len);
+
+#endif

@@ -1,0 +1,125 @@
+/* worker: see worker.h. */
+#include "worker.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcgiapp.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "log.h"
+#include "router.h"
+#include "util.h"
+
+static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t idle;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+	if (idle)
+		_exit(0); /* waiting in accept: nothing in flight */
+}
+
+static void serve_one(struct app *app, FCGX_Request *req)
+{
+	struct response out = {.status = CI_INTERNAL};
+	struct request_in in = {0};
+	char *body = NULL;
+	in.method = FCGX_GetParam("REQUEST_METHOD", req->envp);
+	const char *uri = FCGX_GetParam("REQUEST_URI", req->envp);
+	if (!in.method || !uri) {
+		http_error(&out, CI_BAD_REQUEST, "missing request line");
+		goto send;
+	}
+	char *path = xstrdup(uri);
+	path[strcspn(path, "?#")] = '\0';
+	in.path = path;
+
+	if (router_wants_body(in.method, in.path)) {
+		const char *cl = FCGX_GetParam("CONTENT_LENGTH", req->envp);
+		char *end = NULL;
+		errno = 0;
+		unsigned long long len = cl && *cl ? strtoull(cl, &end, 10) : 0;
+		if (cl && *cl && (errno || *end)) {
+			http_error(&out, CI_BAD_REQUEST, "invalid Content-Length");
+			goto send_path;
+		}
+		if (len > app->cfg->max_request_bytes) {
+			http_error(&out, CI_TOO_LARGE, "Request body is larger than %llu bytes",
+				   (unsigned long long)app->cfg->max_request_bytes);
+			goto send_path;
+		}
+		body = xmalloc(len + 1);
+		size_t got = 0;
+		while (got < len) {
+			size_t chunk = len - got > (1u << 30) ? (1u << 30) : len - got;
+			int n = FCGX_GetStr(body + got, (int)chunk, req->in);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		if (got != len) {
+			http_error(&out, CI_BAD_REQUEST, "request body ended early");
+			goto send_path;
+		}
+		body[len] = '\0';
+		in.body = body;
+		in.body_len = len;
+	}
+	router_dispatch(app, &in, &out);
+send_path:
+	free(path);
+send:
+	http_send(req, &out);
+	free(body);
+}
+
+int worker_run(const struct config *cfg, int listen_fd, int notify_fd)
+{
+	log_set_role("worker");
+	struct sigaction sa = {.sa_handler = on_term};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	struct app app = {.cfg = cfg, .notify_fd = notify_fd};
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		log_fatal("curl_global_init failed");
+	app.db = db_open(cfg->db_path);
+	if (!app.db || store_open(&app.store, cfg->file_storage_path) != STORE_OK) {
+		log_error("cannot open the database or the store");
+		return 1;
+	}
+	if (FCGX_Init() != 0)
+		log_fatal("FCGX_Init failed");
+	FCGX_Request req;
+	FCGX_InitRequest(&req, listen_fd, 0);
+	while (!stopping) {
+		idle = 1;
+		if (stopping)
+			break;
+		int rc = FCGX_Accept_r(&req);
+		idle = 0;
+		if (rc < 0) {
+			if (!stopping)
+				log_error("FCGX_Accept_r failed: %d", rc);
+			break;
+		}
+		serve_one(&app, &req);
+		FCGX_Finish_r(&req);
+	}
+	FCGX_Free(&req, 1);
+	store_close(&app.store);
+	db_close(&app.db);
+	curl_global_cleanup();
+	return 0;
+}

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs the Debian packages the build, the service, the sandbox's Python and
+# the tests need; installs only what is missing. Debian 12, as root.
+set -eu
+PKGS="build-essential pkg-config libfcgi-dev lighttpd libjson-c-dev libcurl4-openssl-dev
+libsqlite3-dev sqlite3 libssl-dev check libseccomp-dev libmicrohttpd-dev curl procps
+python3 python3-numpy python3-pandas python3-scipy python3-matplotlib python3-pil
+python3-sklearn python3-yaml python3-requests python3-bs4 python3-openpyxl python3-sympy"
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "deps: missing packages:$missing (run make deps as root)" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
