@@ -1,0 +1,677 @@
+/* db: the SQLite record (see db.h). Owns the connection, the migration runner
+ * and every SQL statement of the service; statements are prepared once per
+ * connection and always bound, never formatted. */
+#include "db.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "util.h"
+
+#define BUSY_TIMEOUT_MS 5000
+#define MIGRATION_MAX_BYTES (16u << 20)
+
+enum stmt_id {
+	ST_USER_VERSION,
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_OBJECT_TOUCH,
+	ST_EXEC_INSERT,
+	ST_EXEC_FILE_INSERT,
+	ST_SBX_INSERT,
+	ST_SBX_SET_STATE,
+	ST_SBX_CLAIM,
+	ST_SBX_COUNT,
+	ST_SBX_EACH,
+	ST_SBX_DELETE,
+	ST_SBX_DELETE_ALL,
+	ST_COUNT_
+};
+
+static const char *const stmt_sql[ST_COUNT_] = {
+	[ST_USER_VERSION] = "PRAGMA user_version",
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_OBJECT_TOUCH] =
+		"INSERT INTO file_objects (id, size, created_ms, last_used_ms) VALUES (?1, ?2, ?3, ?3)"
+		" ON CONFLICT (id) DO UPDATE SET"
+		" last_used_ms = max(last_used_ms, excluded.last_used_ms),"
+		/* a caller that does not know the size passes 0; never shrink */
+		" size = max(size, excluded.size)",
+	[ST_EXEC_INSERT] =
+		"INSERT INTO executions (id, kind, started_ms, finished_ms, exit_code, status,"
+		" source_code, env_names, stdout_bytes, stderr_bytes, sandbox, error)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+	[ST_EXEC_FILE_INSERT] =
+		"INSERT INTO execution_files (execution_id, direction, path, object_id)"
+		" VALUES (?1, ?2, ?3, ?4)",
+	[ST_SBX_INSERT] =
+		"INSERT INTO sandboxes (id, pid, state, claimer, created_ms, updated_ms)"
+		" VALUES (?1, ?2, 'starting', NULL, ?3, ?3)",
+	[ST_SBX_SET_STATE] =
+		"UPDATE sandboxes SET state = ?2, updated_ms = ?3 WHERE id = ?1",
+	/* one statement, so one write transaction: two claimers never get the same row */
+	[ST_SBX_CLAIM] =
+		"UPDATE sandboxes SET state = 'claimed', claimer = ?1, updated_ms = ?2"
+		" WHERE id = (SELECT id FROM sandboxes WHERE state = 'ready'"
+		"             ORDER BY created_ms, rowid LIMIT 1)"
+		" RETURNING id",
+	[ST_SBX_COUNT] =
+		"SELECT count(*) FROM sandboxes WHERE ?1 IS NULL OR state = ?1",
+	[ST_SBX_EACH] =
+		"SELECT id, pid, state, coalesce(claimer, 0), updated_ms FROM sandboxes"
+		" WHERE ?1 IS NULL OR state = ?1 ORDER BY created_ms, rowid",
+	[ST_SBX_DELETE] = "DELETE FROM sandboxes WHERE id = ?1",
+	[ST_SBX_DELETE_ALL] = "DELETE FROM sandboxes",
+};
+
+struct db {
+	sqlite3 *h;
+	char *path;
+	sqlite3_stmt *stmt[ST_COUNT_];
+};
+
+static void log_db(struct db *db, const char *what)
+{
+	log_error("db: %s: %s (%s)", what, sqlite3_errmsg(db->h), db->path);
+}
+
+/* Returns the prepared statement for id, reset and with no bindings; NULL on
+ * failure (logged). Statements live until db_close. */
+static sqlite3_stmt *stmt(struct db *db, enum stmt_id id)
+{
+	sqlite3_stmt *s = db->stmt[id];
+
+	if (s) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return s;
+	}
+	if (sqlite3_prepare_v3(db->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+		log_error("db: prepare \"%s\": %s", stmt_sql[id], sqlite3_errmsg(db->h));
+		sqlite3_finalize(s);
+		return NULL;
+	}
+	db->stmt[id] = s;
+	return s;
+}
+
+/* Steps s to completion (no rows expected); resets it. SQLITE_DONE or an error code. */
+static int run(struct db *db, sqlite3_stmt *s, const char *what)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE)
+		log_db(db, what);
+	sqlite3_reset(s);
+	return rc;
+}
+
+/* Runs one of the argument-less statements (BEGIN, COMMIT, ROLLBACK). */
+static enum db_status simple(struct db *db, enum stmt_id id)
+{
+	sqlite3_stmt *s = stmt(db, id);
+
+	if (!s)
+		return DB_ERROR;
+	return run(db, s, stmt_sql[id]) == SQLITE_DONE ? DB_OK : DB_ERROR;
+}
+
+static void rollback(struct db *db)
+{
+	if (!sqlite3_get_autocommit(db->h))
+		(void)simple(db, ST_ROLLBACK);
+}
+
+static int bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	return v ? sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+}
+
+/* Runs a pragma whose one-row answer is text; copies it into out. */
+static int pragma_text(struct db *db, const char *sql, char *out, size_t cap)
+{
+	sqlite3_stmt *s = NULL;
+	int ok = 0;
+
+	if (sqlite3_prepare_v2(db->h, sql, -1, &s, NULL) != SQLITE_OK) {
+		log_db(db, sql);
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		log_db(db, sql);
+		goto out;
+	}
+	const unsigned char *t = sqlite3_column_text(s, 0);
+	snprintf(out, cap, "%s", t ? (const char *)t : "");
+	ok = 1;
+out:
+	sqlite3_finalize(s);
+	return ok;
+}
+
+struct db *db_open(const char *path)
+{
+	struct db *db = xcalloc(1, sizeof(*db));
+	char mode[16];
+	int ok = 0;
+	int rc;
+
+	db->path = xstrdup(path);
+	rc = sqlite3_open_v2(path, &db->h,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
+				     SQLITE_OPEN_NOFOLLOW,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		if (rc == SQLITE_NOMEM)
+			log_fatal("db: out of memory opening %s", path);
+		log_error("db: cannot open %s: %s", path,
+			  db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+		goto out;
+	}
+	sqlite3_extended_result_codes(db->h, 1);
+	sqlite3_busy_timeout(db->h, BUSY_TIMEOUT_MS);
+	if (!pragma_text(db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)))
+		goto out;
+	if (strcmp(mode, "wal") != 0) {
+		log_error("db: %s: journal_mode is %s, WAL refused", path, mode);
+		goto out;
+	}
+	if (sqlite3_exec(db->h, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK) {
+		log_db(db, "PRAGMA foreign_keys");
+		goto out;
+	}
+	ok = 1;
+out:
+	if (!ok)
+		db_close(&db);
+	return db;
+}
+
+void db_close(struct db **pdb)
+{
+	struct db *db = pdb ? *pdb : NULL;
+
+	if (!db)
+		return;
+	for (int i = 0; i < ST_COUNT_; i++)
+		sqlite3_finalize(db->stmt[i]);
+	if (db->h && sqlite3_close(db->h) != SQLITE_OK)
+		log_error("db: close %s: %s", db->path, sqlite3_errmsg(db->h));
+	free(db->path);
+	free(db);
+	*pdb = NULL;
+}
+
+static enum db_status user_version(struct db *db, int *version)
+{
+	sqlite3_stmt *s = stmt(db, ST_USER_VERSION);
+	enum db_status rc = DB_ERROR;
+
+	if (!s)
+		return DB_ERROR;
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		log_db(db, "PRAGMA user_version");
+		goto out;
+	}
+	*version = sqlite3_column_int(s, 0);
+	rc = DB_OK;
+out:
+	sqlite3_reset(s);
+	return rc;
+}
+
+enum db_status db_ping(struct db *db)
+{
+	int v;
+
+	return user_version(db, &v);
+}
+
+/* --- migrations ----------------------------------------------------------- */
+
+struct migration {
+	int version;
+	char *name; /* file name inside the migrations dir */
+};
+
+/* Parses "NNNN_name.sql" (name of [A-Za-z0-9_-]+). Returns the version (1..9999)
+ * or -1 when the file is not a migration. */
+static int migration_version(const char *name)
+{
+	size_t n = strlen(name);
+	int v = 0;
+
+	if (n < 4 + 1 + 1 + 4 || strcmp(name + n - 4, ".sql") != 0 || name[4] != '_')
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return -1;
+		v = v * 10 + (name[i] - '0');
+	}
+	for (size_t i = 5; i < n - 4; i++) {
+		char c = name[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      c == '_' || c == '-'))
+			return -1;
+	}
+	return v >= 1 ? v : -1;
+}
+
+static int migration_cmp(const void *a, const void *b)
+{
+	const struct migration *x = a, *y = b;
+
+	if (x->version != y->version)
+		return x->version < y->version ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Lists the migrations of dir sorted by version. Returns 0, or -1 (logged)
+ * when the directory cannot be read. */
+static int list_migrations(const char *dir, struct migration **out, size_t *count)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	struct migration *m = NULL;
+	size_t n = 0, cap = 0;
+
+	*out = NULL;
+	*count = 0;
+	if (!d) {
+		log_error("db: cannot read migrations directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		int v = migration_version(de->d_name);
+		if (v < 0) {
+			size_t len = strlen(de->d_name);
+			if (len >= 4 && strcmp(de->d_name + len - 4, ".sql") == 0)
+				log_warn("db: ignoring %s/%s: not named NNNN_name.sql", dir, de->d_name);
+			continue;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			m = xrealloc(m, cap * sizeof(*m));
+		}
+		m[n].version = v;
+		m[n].name = xstrdup(de->d_name);
+		n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(m, n, sizeof(*m), migration_cmp);
+	*out = m;
+	*count = n;
+	return 0;
+}
+
+/* Reads a whole migration file into a fresh NUL-terminated string, or NULL (logged). */
+static char *read_sql(const char *dir, const char *name)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	char *buf = NULL;
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0) {
+		log_error("db: cannot open migration %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size > MIGRATION_MAX_BYTES) {
+		log_error("db: migration %s is not a regular file of at most %u bytes", path,
+			  MIGRATION_MAX_BYTES);
+		goto out;
+	}
+	buf = xmalloc((size_t)sb.st_size + 1);
+	ssize_t got = read_all(fd, buf, (size_t)sb.st_size);
+	if (got < 0) {
+		log_error("db: cannot read migration %s: %s", path, strerror(errno));
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	buf[got] = '\0';
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return buf;
+}
+
+/* Applies one migration and its user_version in one transaction. */
+static enum db_status apply_migration(struct db *db, const char *dir, const struct migration *m)
+{
+	enum db_status rc = DB_ERROR;
+	char *sql = read_sql(dir, m->name);
+	char *err = NULL;
+	char setver[64];
+	int current = 0;
+
+	if (!sql)
+		goto out;
+	if (simple(db, ST_BEGIN) != DB_OK)
+		goto out;
+	/* another process may have migrated while we waited for the write lock */
+	if (user_version(db, &current) != DB_OK)
+		goto out;
+	if (current >= m->version) {
+		rc = simple(db, ST_COMMIT);
+		goto out;
+	}
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &err) != SQLITE_OK) {
+		log_error("db: migration %s/%s failed, rolled back: %s", dir, m->name,
+			  err ? err : sqlite3_errmsg(db->h));
+		goto out;
+	}
+	if (sqlite3_get_autocommit(db->h)) {
+		log_error("db: migration %s/%s ended the transaction; migrations must not"
+			  " contain BEGIN/COMMIT", dir, m->name);
+		goto out;
+	}
+	snprintf(setver, sizeof(setver), "PRAGMA user_version = %d", m->version);
+	if (sqlite3_exec(db->h, setver, NULL, NULL, NULL) != SQLITE_OK) {
+		log_db(db, setver);
+		goto out;
+	}
+	if (simple(db, ST_COMMIT) != DB_OK)
+		goto out;
+	log_info("db: applied migration %s (user_version %d)", m->name, m->version);
+	rc = DB_OK;
+out:
+	if (rc != DB_OK)
+		rollback(db);
+	sqlite3_free(err);
+	free(sql);
+	return rc;
+}
+
+enum db_status db_migrate(struct db *db, const char *migrations_dir)
+{
+	enum db_status rc = DB_ERROR;
+	struct migration *m = NULL;
+	size_t n = 0;
+	int current = 0;
+
+	if (list_migrations(migrations_dir, &m, &n) < 0)
+		goto out;
+	/* the versions must be exactly 1, 2, ..., n: no gap, no duplicate */
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && m[i].version == m[i - 1].version) {
+			log_error("db: migrations %s and %s in %s share version %04d; refusing to migrate",
+				  m[i - 1].name, m[i].name, migrations_dir, m[i].version);
+			goto out;
+		}
+		if (m[i].version != (int)i + 1) {
+			log_error("db: migration %s in %s: expected version %04zu next (a gap);"
+				  " refusing to migrate", m[i].name, migrations_dir, i + 1);
+			goto out;
+		}
+	}
+	if (user_version(db, &current) != DB_OK)
+		goto out;
+	if (current > (int)n) {
+		log_error("db: %s has schema version %d, newer than the newest migration (%zu) in %s",
+			  db->path, current, n, migrations_dir);
+		goto out;
+	}
+	for (size_t i = (size_t)current; i < n; i++)
+		if (apply_migration(db, migrations_dir, &m[i]) != DB_OK)
+			goto out;
+	rc = DB_OK;
+out:
+	for (size_t i = 0; i < n; i++)
+		free(m[i].name);
+	free(m);
+	return rc;
+}
+
+/* --- file objects --------------------------------------------------------- */
+
+enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int64_t now)
+{
+	sqlite3_stmt *s = stmt(db, ST_OBJECT_TOUCH);
+
+	if (!s)
+		return DB_ERROR;
+	if (size > INT64_MAX) {
+		log_error("db: object %s: size %llu out of range", id, (unsigned long long)size);
+		return DB_ERROR;
+	}
+	bind_text(s, 1, id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
+	sqlite3_bind_int64(s, 3, now);
+	return run(db, s, "file object touch") == SQLITE_DONE ? DB_OK : DB_ERROR;
+}
+
+/* --- executions ----------------------------------------------------------- */
+
+static int64_t clamp_u64(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+static enum db_status insert_files(struct db *db, const char *exec_id, const char *direction,
+				   const struct db_file *files, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *s = stmt(db, ST_EXEC_FILE_INSERT);
+		if (!s)
+			return DB_ERROR;
+		bind_text(s, 1, exec_id);
+		bind_text(s, 2, direction);
+		bind_text(s, 3, files[i].path);
+		bind_text(s, 4, files[i].object_id);
+		if (run(db, s, "execution file insert") != SQLITE_DONE)
+			return DB_ERROR;
+	}
+	return DB_OK;
+}
+
+enum db_status db_execution_insert(struct db *db, const struct db_execution *e)
+{
+	enum db_status rc = DB_ERROR;
+	sqlite3_stmt *s;
+
+	if (simple(db, ST_BEGIN) != DB_OK)
+		return DB_ERROR;
+	s = stmt(db, ST_EXEC_INSERT);
+	if (!s)
+		goto out;
+	bind_text(s, 1, e->id);
+	bind_text(s, 2, e->kind);
+	sqlite3_bind_int64(s, 3, e->started_ms);
+	sqlite3_bind_int64(s, 4, e->finished_ms);
+	sqlite3_bind_int(s, 5, e->exit_code);
+	bind_text(s, 6, e->status);
+	bind_text(s, 7, e->source_code);
+	bind_text(s, 8, e->env_names ? e->env_names : "[]");
+	sqlite3_bind_int64(s, 9, clamp_u64(e->stdout_bytes));
+	sqlite3_bind_int64(s, 10, clamp_u64(e->stderr_bytes));
+	bind_text(s, 11, e->sandbox);
+	bind_text(s, 12, e->error);
+	if (run(db, s, "execution insert") != SQLITE_DONE)
+		goto out;
+	if (insert_files(db, e->id, "input", e->inputs, e->n_inputs) != DB_OK ||
+	    insert_files(db, e->id, "output", e->outputs, e->n_outputs) != DB_OK)
+		goto out;
+	rc = simple(db, ST_COMMIT);
+out:
+	if (rc != DB_OK)
+		rollback(db);
+	return rc;
+}
+
+/* --- sandbox pool --------------------------------------------------------- */
+
+enum db_status db_sandbox_insert(struct db *db, const char *id, pid_t pid, int64_t now)
+{
+	sqlite3_stmt *s = stmt(db, ST_SBX_INSERT);
+
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, id);
+	sqlite3_bind_int64(s, 2, pid);
+	sqlite3_bind_int64(s, 3, now);
+	return run(db, s, "sandbox insert") == SQLITE_DONE ? DB_OK : DB_ERROR;
+}
+
+/* Runs a bound UPDATE/DELETE: DB_NOT_FOUND when it changed no row. */
+static enum db_status run_change(struct db *db, sqlite3_stmt *s, const char *what)
+{
+	if (run(db, s, what) != SQLITE_DONE)
+		return DB_ERROR;
+	return sqlite3_changes(db->h) > 0 ? DB_OK : DB_NOT_FOUND;
+}
+
+enum db_status db_sandbox_set_state(struct db *db, const char *id, const char *state, int64_t now)
+{
+	sqlite3_stmt *s = stmt(db, ST_SBX_SET_STATE);
+
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, id);
+	bind_text(s, 2, state);
+	sqlite3_bind_int64(s, 3, now);
+	return run_change(db, s, "sandbox set state");
+}
+
+enum db_status db_sandbox_claim(struct db *db, pid_t claimer, int64_t now,
+				char *id_out, size_t id_cap)
+{
+	sqlite3_stmt *s = stmt(db, ST_SBX_CLAIM);
+	enum db_status rc = DB_ERROR;
+	int step;
+
+	if (!s)
+		return DB_ERROR;
+	sqlite3_bind_int64(s, 1, claimer);
+	sqlite3_bind_int64(s, 2, now);
+	step = sqlite3_step(s);
+	if (step == SQLITE_DONE) {
+		rc = DB_NOT_FOUND;
+		goto out;
+	}
+	if (step != SQLITE_ROW) {
+		log_db(db, "sandbox claim");
+		goto out;
+	}
+	/* copy before the next step invalidates the text */
+	const unsigned char *id = sqlite3_column_text(s, 0);
+	int len = snprintf(id_out, id_cap, "%s", id ? (const char *)id : "");
+	if (len < 0 || (size_t)len >= id_cap) {
+		log_error("db: claimed sandbox id %s does not fit in %zu bytes",
+			  (const char *)id, id_cap);
+		goto out;
+	}
+	/* finish the statement so its write transaction commits now */
+	while ((step = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	if (step != SQLITE_DONE) {
+		log_db(db, "sandbox claim");
+		goto out;
+	}
+	rc = DB_OK;
+out:
+	sqlite3_reset(s);
+	return rc;
+}
+
+enum db_status db_sandbox_count(struct db *db, const char *state, int *count)
+{
+	sqlite3_stmt *s = stmt(db, ST_SBX_COUNT);
+	enum db_status rc = DB_ERROR;
+
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, state);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		log_db(db, "sandbox count");
+		goto out;
+	}
+	*count = sqlite3_column_int(s, 0);
+	rc = DB_OK;
+out:
+	sqlite3_reset(s);
+	return rc;
+}
+
+enum db_status db_sandbox_each(struct db *db, const char *state,
+			       void (*fn)(const struct db_sandbox *sb, void *arg), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, ST_SBX_EACH);
+	enum db_status rc = DB_ERROR;
+	struct db_sandbox *rows = NULL;
+	size_t n = 0, cap = 0;
+	int step;
+
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, state);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *id = sqlite3_column_text(s, 0);
+		const unsigned char *st = sqlite3_column_text(s, 2);
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			rows = xrealloc(rows, cap * sizeof(*rows));
+		}
+		struct db_sandbox *r = &rows[n];
+		memset(r, 0, sizeof(*r));
+		int idlen = snprintf(r->id, sizeof(r->id), "%s", id ? (const char *)id : "");
+		if (idlen < 0 || (size_t)idlen >= sizeof(r->id)) {
+			log_error("db: sandbox id %s is longer than %zu bytes; skipped",
+				  (const char *)id, sizeof(r->id) - 1);
+			continue;
+		}
+		r->pid = (pid_t)sqlite3_column_int64(s, 1);
+		snprintf(r->state, sizeof(r->state), "%s", st ? (const char *)st : "");
+		r->claimer = (pid_t)sqlite3_column_int64(s, 3);
+		r->updated_ms = sqlite3_column_int64(s, 4);
+		n++;
+	}
+	if (step != SQLITE_DONE) {
+		log_db(db, "sandbox list");
+		goto out;
+	}
+	/* rows are copied and the statement is reset: fn may change the table */
+	sqlite3_reset(s);
+	for (size_t i = 0; i < n; i++)
+		fn(&rows[i], arg);
+	rc = DB_OK;
+out:
+	sqlite3_reset(s);
+	free(rows);
+	return rc;
+}
+
+enum db_status db_sandbox_delete(struct db *db, const char *id)
+{
+	sqlite3_stmt *s = stmt(db, ST_SBX_DELETE);
+
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, id);
+	return run_change(db, s, "sandbox delete");
+}
+
+enum db_status db_sandbox_delete_all(struct db *db)
+{
+	sqlite3_stmt *s = stmt(db, ST_SBX_DELETE_ALL);
+
+	if (!s)
+		return DB_ERROR;
+	return run(db, s, "sandbox delete all") == SQLITE_DONE ? DB_OK : DB_ERROR;
+}

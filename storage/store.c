@@ -1,0 +1,403 @@
+/* store: the content-addressed object store (see store.h). Owns every open,
+ * rename and unlink under the store directory; ids are checked before any of
+ * them touches the file system. */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "log.h"
+#include "util.h"
+
+#define TMP_PREFIX ".tmp-"
+#define TMP_PREFIX_LEN (sizeof(TMP_PREFIX) - 1)
+/* A temp file is stale when no writer holds its lock (a writer locks it from
+ * begin to commit/abort) and it has not been modified for this long; the age
+ * only covers the instant between a writer's create and its lock. */
+#define STALE_TEMP_AGE_S 10
+#define PUT_CHUNK (1u << 20)
+
+static const char hexdig[] = "0123456789abcdef";
+
+int store_id_valid(const char *id)
+{
+	if (!id)
+		return 0;
+	size_t n = 0;
+	for (; id[n]; n++) {
+		unsigned char c = (unsigned char)id[n];
+		int ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+			 (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
+		if (!ok || n >= 255)
+			return 0;
+	}
+	return n >= 1;
+}
+
+/* True when id can name an object file: exactly 64 lowercase hex chars. Other
+ * ids that pass store_id_valid are simply never found. */
+static int is_object_name(const char *id)
+{
+	size_t n = 0;
+	for (; id[n]; n++) {
+		char c = id[n];
+		if (n >= STORE_ID_LEN || !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return 0;
+	}
+	return n == STORE_ID_LEN;
+}
+
+/* Maps an id to STORE_OK (it may name an object), STORE_BAD_ID or STORE_NOT_FOUND. */
+static enum store_status check_id(const char *id)
+{
+	if (!store_id_valid(id))
+		return STORE_BAD_ID;
+	return is_object_name(id) ? STORE_OK : STORE_NOT_FOUND;
+}
+
+enum store_status store_open(struct store *st, const char *dir)
+{
+	enum store_status rc = STORE_IO;
+	char *real = NULL;
+
+	st->dir = NULL;
+	st->dirfd = -1;
+	if (mkdir_p(dir, 0700) < 0) {
+		log_error("store: cannot create %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	real = realpath(dir, NULL);
+	if (!real) {
+		log_error("store: cannot resolve %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	/* realpath resolved every symlink, so O_NOFOLLOW only guards against a swap */
+	st->dirfd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (st->dirfd < 0) {
+		log_error("store: cannot open %s: %s", real, strerror(errno));
+		goto out;
+	}
+	st->dir = real;
+	real = NULL;
+	rc = STORE_OK;
+out:
+	free(real);
+	return rc;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->dir && st->dirfd >= 0)
+		close(st->dirfd);
+	free(st->dir);
+	st->dir = NULL;
+	st->dirfd = -1;
+}
+
+/* Puts the writer back to "not begun" after releasing what it holds. */
+static void writer_reset(struct store_writer *w)
+{
+	if (w->st && w->fd >= 0)
+		close(w->fd);
+	EVP_MD_CTX_free(w->sha);
+	w->sha = NULL;
+	w->fd = -1;
+	w->tmpname[0] = '\0';
+	w->size = 0;
+	w->max_bytes = 0;
+	w->st = NULL;
+}
+
+enum store_status store_writer_begin(struct store *st, struct store_writer *w, uint64_t max_bytes)
+{
+	char rnd[33];
+
+	w->st = st;
+	w->fd = -1;
+	w->tmpname[0] = '\0';
+	w->sha = NULL;
+	w->size = 0;
+	w->max_bytes = max_bytes;
+
+	random_hex(rnd, 16);
+	snprintf(w->tmpname, sizeof(w->tmpname), TMP_PREFIX "%s", rnd);
+	w->fd = openat(st->dirfd, w->tmpname,
+		       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (w->fd < 0) {
+		int e = errno;
+		log_error("store: cannot create temp file in %s: %s", st->dir, strerror(e));
+		w->tmpname[0] = '\0';
+		writer_reset(w);
+		errno = e;
+		return STORE_IO;
+	}
+	/* held until commit/abort: tells store_remove_stale_temps the file is live */
+	if (flock(w->fd, LOCK_EX | LOCK_NB) < 0)
+		log_warn("store: cannot lock %s: %s", w->tmpname, strerror(errno));
+
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx)
+		log_fatal("store: out of memory (EVP_MD_CTX_new)");
+	w->sha = ctx;
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		log_fatal("store: EVP_DigestInit_ex(sha256) failed");
+	return STORE_OK;
+}
+
+enum store_status store_writer_write(struct store_writer *w, const void *data, size_t len)
+{
+	if (!w->st || w->fd < 0) {
+		if (w->st && w->tmpname[0])
+			return STORE_TOO_LARGE; /* spent by an earlier overflow */
+		errno = EBADF;
+		return STORE_IO;
+	}
+	if (w->max_bytes && (len > w->max_bytes || w->size > w->max_bytes - len)) {
+		/* the writer is spent: only abort is left, commit refuses */
+		close(w->fd);
+		w->fd = -1;
+		return STORE_TOO_LARGE;
+	}
+	if (len == 0)
+		return STORE_OK;
+	if (write_all(w->fd, data, len) < 0) {
+		log_error("store: write to %s/%s: %s", w->st->dir, w->tmpname, strerror(errno));
+		return STORE_IO;
+	}
+	if (EVP_DigestUpdate(w->sha, data, len) != 1)
+		log_fatal("store: EVP_DigestUpdate failed");
+	w->size += len;
+	return STORE_OK;
+}
+
+/* Gives tmp its final name without ever replacing an existing file. Returns 0
+ * when tmp became name, 1 when name already existed, -1 on error (errno set). */
+static int link_noreplace(int dirfd, const char *tmp, const char *name)
+{
+	if (renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EEXIST)
+		return 1;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* file systems without RENAME_NOREPLACE: link() never replaces either */
+	if (linkat(dirfd, tmp, dirfd, name, 0) < 0)
+		return errno == EEXIST ? 1 : -1;
+	if (unlinkat(dirfd, tmp, 0) < 0)
+		log_warn("store: cannot remove temp file %s: %s", tmp, strerror(errno));
+	return 0;
+}
+
+enum store_status store_writer_commit(struct store_writer *w, char id_out[STORE_ID_LEN + 1])
+{
+	enum store_status rc = STORE_IO;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char id[STORE_ID_LEN + 1];
+	int e = 0;
+
+	if (!w->st || w->fd < 0) {
+		if (w->st && w->tmpname[0]) {
+			store_writer_abort(w);
+			return STORE_TOO_LARGE;
+		}
+		errno = EBADF;
+		return STORE_IO;
+	}
+	if (EVP_DigestFinal_ex(w->sha, md, &mdlen) != 1 || mdlen * 2 != STORE_ID_LEN)
+		log_fatal("store: EVP_DigestFinal_ex failed");
+	for (unsigned int i = 0; i < mdlen; i++) {
+		id[2 * i] = hexdig[md[i] >> 4];
+		id[2 * i + 1] = hexdig[md[i] & 15];
+	}
+	id[STORE_ID_LEN] = '\0';
+
+	/* read-only before it gets its real name, and durable before the rename */
+	if (fchmod(w->fd, 0444) < 0 || fsync(w->fd) < 0) {
+		e = errno;
+		log_error("store: cannot finish %s/%s: %s", w->st->dir, w->tmpname, strerror(e));
+		goto out;
+	}
+	int r = link_noreplace(w->st->dirfd, w->tmpname, id);
+	if (r < 0) {
+		e = errno;
+		log_error("store: cannot rename %s to %s in %s: %s", w->tmpname, id,
+			  w->st->dir, strerror(e));
+		goto out;
+	}
+	if (r == 0)
+		w->tmpname[0] = '\0'; /* the temp name is gone; nothing to unlink */
+	if (fsync(w->st->dirfd) < 0) {
+		e = errno;
+		log_error("store: fsync %s: %s", w->st->dir, strerror(e));
+		goto out;
+	}
+	memcpy(id_out, id, sizeof(id));
+	rc = STORE_OK;
+out:
+	/* an existing object (r == 1) or a failure: the temp file is dropped */
+	store_writer_abort(w);
+	if (rc != STORE_OK)
+		errno = e;
+	return rc;
+}
+
+void store_writer_abort(struct store_writer *w)
+{
+	if (!w || !w->st)
+		return;
+	if (w->tmpname[0] && unlinkat(w->st->dirfd, w->tmpname, 0) < 0 && errno != ENOENT)
+		log_warn("store: cannot remove %s/%s: %s", w->st->dir, w->tmpname, strerror(errno));
+	writer_reset(w);
+}
+
+enum store_status store_put(struct store *st, const void *data, size_t len,
+			    char id_out[STORE_ID_LEN + 1])
+{
+	struct store_writer w;
+	const char *p = data;
+	enum store_status rc = store_writer_begin(st, &w, 0);
+
+	if (rc != STORE_OK)
+		return rc;
+	while (len > 0) {
+		size_t k = len < PUT_CHUNK ? len : PUT_CHUNK;
+		rc = store_writer_write(&w, p, k);
+		if (rc != STORE_OK) {
+			store_writer_abort(&w);
+			return rc;
+		}
+		p += k;
+		len -= k;
+	}
+	return store_writer_commit(&w, id_out);
+}
+
+enum store_status store_open_object(struct store *st, const char *id, int *fd_out, uint64_t *size)
+{
+	enum store_status rc = check_id(id);
+	struct stat sb;
+	int fd;
+
+	*fd_out = -1;
+	if (rc != STORE_OK)
+		return rc;
+	/* O_NONBLOCK: a FIFO planted under an object name must not hang us */
+	fd = openat(st->dirfd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return STORE_NOT_FOUND;
+		if (errno == ELOOP) {
+			log_warn("store: %s/%s is a symlink, not an object", st->dir, id);
+			return STORE_NOT_FOUND;
+		}
+		log_error("store: open %s/%s: %s", st->dir, id, strerror(errno));
+		return STORE_IO;
+	}
+	if (fstat(fd, &sb) < 0) {
+		int e = errno;
+		log_error("store: fstat %s/%s: %s", st->dir, id, strerror(e));
+		close(fd);
+		errno = e;
+		return STORE_IO;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		log_warn("store: %s/%s is not a regular file", st->dir, id);
+		close(fd);
+		return STORE_NOT_FOUND;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	*fd_out = fd;
+	if (size)
+		*size = (uint64_t)sb.st_size;
+	return STORE_OK;
+}
+
+int store_exists(struct store *st, const char *id)
+{
+	struct stat sb;
+
+	if (check_id(id) != STORE_OK)
+		return 0;
+	if (fstatat(st->dirfd, id, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	return S_ISREG(sb.st_mode);
+}
+
+enum store_status store_remove(struct store *st, const char *id)
+{
+	enum store_status rc = check_id(id);
+
+	if (rc != STORE_OK)
+		return rc;
+	if (unlinkat(st->dirfd, id, 0) < 0) {
+		if (errno == ENOENT)
+			return STORE_NOT_FOUND;
+		log_error("store: remove %s/%s: %s", st->dir, id, strerror(errno));
+		return STORE_IO;
+	}
+	return STORE_OK;
+}
+
+/* Removes one temp file unless a live writer holds it or it is too fresh. */
+static void remove_temp_if_stale(struct store *st, const char *name, time_t now)
+{
+	struct stat sb;
+	int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+	if (fd < 0) {
+		/* not openable (symlink, vanished): a plain file entry, or nothing */
+		if (errno == ELOOP && unlinkat(st->dirfd, name, 0) < 0 && errno != ENOENT)
+			log_warn("store: cannot remove %s/%s: %s", st->dir, name, strerror(errno));
+		return;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		goto out; /* a writer is still at work */
+	if (fstat(fd, &sb) < 0 || (S_ISREG(sb.st_mode) && now - sb.st_mtime < STALE_TEMP_AGE_S))
+		goto out;
+	if (unlinkat(st->dirfd, name, S_ISDIR(sb.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
+		log_warn("store: cannot remove %s/%s: %s", st->dir, name, strerror(errno));
+	else
+		log_info("store: removed stale temp file %s/%s", st->dir, name);
+out:
+	close(fd);
+}
+
+void store_remove_stale_temps(struct store *st)
+{
+	DIR *d = NULL;
+	struct dirent *de;
+	time_t now = time(NULL);
+	int fd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		log_error("store: cannot reopen %s: %s", st->dir, strerror(errno));
+		return;
+	}
+	d = fdopendir(fd);
+	if (!d) {
+		log_error("store: fdopendir %s: %s", st->dir, strerror(errno));
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, TMP_PREFIX, TMP_PREFIX_LEN) == 0)
+			remove_temp_if_stale(st, de->d_name, now);
+	}
+	closedir(d);
+}

@@ -1,0 +1,442 @@
+/* check_store: the object store's contract (storage/store.h), on real files
+ * in a fresh directory under /tmp. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "util.h"
+
+#define HELLO_ID "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+/* sha256("hello world") */
+#define HELLO_WORLD_ID "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+/* sha256("") */
+#define EMPTY_ID "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+static char tmpdir[64];
+static char storedir[128];
+static struct store st;
+
+static void setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_store.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(storedir, sizeof(storedir), "%s/objects", tmpdir);
+	ck_assert_int_eq(store_open(&st, storedir), STORE_OK);
+}
+
+static void teardown(void)
+{
+	store_close(&st);
+	/* objects are 0444: remove_tree unlinks them (the directory is writable) */
+	ck_assert_int_eq(remove_tree(tmpdir), 0);
+}
+
+/* Number of entries in the store dir (without . and ..); names starting with
+ * prefix when prefix is not NULL. */
+static int count_entries(const char *prefix)
+{
+	DIR *d = opendir(storedir);
+	struct dirent *de;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (!prefix || strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Reads a whole object through store_open_object into buf; returns its size. */
+static size_t read_object(const char *id, char *buf, size_t cap)
+{
+	int fd = -1;
+	uint64_t size = 0;
+
+	ck_assert_int_eq(store_open_object(&st, id, &fd, &size), STORE_OK);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_le(size, cap);
+	ssize_t got = read_all(fd, buf, cap);
+	ck_assert_int_eq(got, (ssize_t)size);
+	close(fd);
+	return (size_t)got;
+}
+
+static void object_stat(const char *id, struct stat *sb)
+{
+	char *path = xasprintf("%s/%s", storedir, id);
+	ck_assert_int_eq(lstat(path, sb), 0);
+	free(path);
+}
+
+START_TEST(test_open_creates_private_dir)
+{
+	struct stat sb;
+
+	ck_assert_int_eq(stat(storedir, &sb), 0);
+	ck_assert(S_ISDIR(sb.st_mode));
+	ck_assert_int_eq(sb.st_mode & 0777, 0700);
+	ck_assert_str_eq(st.dir, storedir);
+	ck_assert_int_eq(count_entries(NULL), 0);
+}
+END_TEST
+
+START_TEST(test_close_is_idempotent)
+{
+	struct store zero;
+
+	memset(&zero, 0, sizeof(zero));
+	store_close(&zero);
+	store_close(NULL);
+	store_close(&st);
+	ck_assert_ptr_null(st.dir);
+	ck_assert_int_eq(st.dirfd, -1);
+	store_close(&st);
+	/* stdin was never closed by the zeroed store */
+	ck_assert_int_ne(fcntl(0, F_GETFD), -1);
+}
+END_TEST
+
+START_TEST(test_put_hello_known_id)
+{
+	char id[STORE_ID_LEN + 1];
+	char buf[16];
+
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	ck_assert_str_eq(id, HELLO_ID);
+	ck_assert(store_exists(&st, HELLO_ID));
+	size_t n = read_object(id, buf, sizeof(buf));
+	ck_assert_uint_eq(n, 5);
+	ck_assert_mem_eq(buf, "hello", 5);
+}
+END_TEST
+
+START_TEST(test_put_empty)
+{
+	char id[STORE_ID_LEN + 1];
+	char buf[4];
+
+	ck_assert_int_eq(store_put(&st, "", 0, id), STORE_OK);
+	ck_assert_str_eq(id, EMPTY_ID);
+	ck_assert_uint_eq(read_object(id, buf, sizeof(buf)), 0);
+}
+END_TEST
+
+START_TEST(test_same_content_same_id)
+{
+	char a[STORE_ID_LEN + 1], b[STORE_ID_LEN + 1], c[STORE_ID_LEN + 1];
+
+	ck_assert_int_eq(store_put(&st, "hello", 5, a), STORE_OK);
+	ck_assert_int_eq(store_put(&st, "hello", 5, b), STORE_OK);
+	ck_assert_int_eq(store_put(&st, "hellO", 5, c), STORE_OK);
+	ck_assert_str_eq(a, b);
+	ck_assert_str_ne(a, c);
+	ck_assert_int_eq(count_entries(NULL), 2);
+	ck_assert_int_eq(count_entries(".tmp-"), 0);
+}
+END_TEST
+
+START_TEST(test_object_is_read_only)
+{
+	char id[STORE_ID_LEN + 1];
+	struct stat sb;
+
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	object_stat(id, &sb);
+	ck_assert(S_ISREG(sb.st_mode));
+	ck_assert_int_eq(sb.st_mode & 07777, 0444);
+	ck_assert_int_eq(sb.st_size, 5);
+}
+END_TEST
+
+START_TEST(test_existing_object_never_replaced)
+{
+	char id[STORE_ID_LEN + 1];
+	struct stat before, after;
+	char buf[16];
+
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	object_stat(id, &before);
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	object_stat(id, &after);
+	ck_assert_uint_eq(before.st_ino, after.st_ino);
+
+	/* a file already under the name of "hello world" (even a wrong one) stays */
+	char *path = xasprintf("%s/%s", storedir, HELLO_WORLD_ID);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0444);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_all(fd, "planted", 7), 0);
+	close(fd);
+	object_stat(HELLO_WORLD_ID, &before);
+
+	struct store_writer w;
+	ck_assert_int_eq(store_writer_begin(&st, &w, 0), STORE_OK);
+	ck_assert_int_eq(store_writer_write(&w, "hello world", 11), STORE_OK);
+	ck_assert_int_eq(store_writer_commit(&w, id), STORE_OK);
+	ck_assert_str_eq(id, HELLO_WORLD_ID);
+	object_stat(HELLO_WORLD_ID, &after);
+	ck_assert_uint_eq(before.st_ino, after.st_ino);
+	ck_assert_uint_eq(read_object(HELLO_WORLD_ID, buf, sizeof(buf)), 7);
+	ck_assert_mem_eq(buf, "planted", 7);
+	ck_assert_int_eq(count_entries(".tmp-"), 0);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_streaming_writer)
+{
+	struct store_writer w;
+	char id[STORE_ID_LEN + 1], whole[STORE_ID_LEN + 1];
+	static char big[300000];
+	static char back[300000];
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7 + i / 251);
+	ck_assert_int_eq(store_writer_begin(&st, &w, 0), STORE_OK);
+	/* the temp file lives in the store dir under .tmp- while writing */
+	ck_assert_int_eq(strncmp(w.tmpname, ".tmp-", 5), 0);
+	ck_assert_int_eq(count_entries(".tmp-"), 1);
+	for (size_t off = 0; off < sizeof(big);) {
+		size_t k = sizeof(big) - off < 4099 ? sizeof(big) - off : 4099;
+		ck_assert_int_eq(store_writer_write(&w, big + off, k), STORE_OK);
+		off += k;
+	}
+	ck_assert_int_eq(store_writer_write(&w, "", 0), STORE_OK);
+	ck_assert_uint_eq(w.size, sizeof(big));
+	ck_assert_int_eq(store_writer_commit(&w, id), STORE_OK);
+	ck_assert_int_eq(count_entries(".tmp-"), 0);
+	ck_assert_int_eq(w.fd, -1);
+	store_writer_abort(&w); /* safe after commit */
+	ck_assert(store_exists(&st, id));
+
+	ck_assert_int_eq(store_put(&st, big, sizeof(big), whole), STORE_OK);
+	ck_assert_str_eq(id, whole);
+	ck_assert_uint_eq(read_object(id, back, sizeof(back)), sizeof(big));
+	ck_assert_mem_eq(back, big, sizeof(big));
+	ck_assert_int_eq(count_entries(NULL), 1);
+}
+END_TEST
+
+START_TEST(test_writer_too_large)
+{
+	struct store_writer w;
+	char id[STORE_ID_LEN + 1];
+
+	/* exactly max_bytes is allowed */
+	ck_assert_int_eq(store_writer_begin(&st, &w, 5), STORE_OK);
+	ck_assert_int_eq(store_writer_write(&w, "hel", 3), STORE_OK);
+	ck_assert_int_eq(store_writer_write(&w, "lo", 2), STORE_OK);
+	ck_assert_int_eq(store_writer_commit(&w, id), STORE_OK);
+	ck_assert_str_eq(id, HELLO_ID);
+
+	/* one byte more is not, and the writer cannot be committed afterwards */
+	ck_assert_int_eq(store_writer_begin(&st, &w, 5), STORE_OK);
+	ck_assert_int_eq(store_writer_write(&w, "hel", 3), STORE_OK);
+	ck_assert_int_eq(store_writer_write(&w, "lo!", 3), STORE_TOO_LARGE);
+	ck_assert_int_eq(store_writer_write(&w, "x", 1), STORE_TOO_LARGE);
+	ck_assert_int_eq(count_entries(".tmp-"), 1);
+	store_writer_abort(&w);
+	ck_assert_int_eq(count_entries(".tmp-"), 0);
+
+	ck_assert_int_eq(store_writer_begin(&st, &w, 2), STORE_OK);
+	ck_assert_int_eq(store_writer_write(&w, "abc", 3), STORE_TOO_LARGE);
+	ck_assert_int_eq(store_writer_commit(&w, id), STORE_TOO_LARGE);
+	ck_assert_int_eq(count_entries(".tmp-"), 0);
+	ck_assert_int_eq(count_entries(NULL), 1);
+}
+END_TEST
+
+START_TEST(test_abort_leaves_nothing)
+{
+	struct store_writer w;
+	int fd0 = fcntl(0, F_GETFD);
+
+	ck_assert_int_eq(store_writer_begin(&st, &w, 0), STORE_OK);
+	ck_assert_int_eq(store_writer_write(&w, "partial", 7), STORE_OK);
+	ck_assert_int_eq(count_entries(NULL), 1);
+	store_writer_abort(&w);
+	ck_assert_int_eq(count_entries(NULL), 0);
+	ck_assert_int_eq(w.fd, -1);
+	store_writer_abort(&w); /* twice */
+	ck_assert_int_eq(store_writer_write(&w, "x", 1), STORE_IO);
+
+	memset(&w, 0, sizeof(w)); /* a zeroed writer: abort must not close fd 0 */
+	store_writer_abort(&w);
+	ck_assert_int_eq(fcntl(0, F_GETFD), fd0);
+	ck_assert_int_eq(count_entries(NULL), 0);
+}
+END_TEST
+
+START_TEST(test_bad_ids_rejected)
+{
+	static const char *const bad[] = {"../x", "a/b", "", "..", ".", ".tmp-0", "a b",
+					  "/etc/passwd", "x\n", HELLO_ID "/"};
+	char long_id[257];
+	int fd = 42;
+	uint64_t size = 7;
+
+	memset(long_id, 'a', 256);
+	long_id[256] = '\0';
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(!store_id_valid(bad[i]), "id \"%s\" accepted", bad[i]);
+		ck_assert_int_eq(store_open_object(&st, bad[i], &fd, &size), STORE_BAD_ID);
+		ck_assert_int_eq(fd, -1);
+		ck_assert_int_eq(store_remove(&st, bad[i]), STORE_BAD_ID);
+		ck_assert(!store_exists(&st, bad[i]));
+	}
+	ck_assert(!store_id_valid(NULL));
+	ck_assert(!store_id_valid(long_id));
+	ck_assert_int_eq(store_open_object(&st, long_id, &fd, &size), STORE_BAD_ID);
+	ck_assert_int_eq(store_remove(&st, long_id), STORE_BAD_ID);
+
+	long_id[255] = '\0'; /* 255 chars: valid by the API rule, but never an object */
+	ck_assert(store_id_valid(long_id));
+	ck_assert(store_id_valid("a"));
+	ck_assert(store_id_valid("A-z_09"));
+	ck_assert_int_eq(store_open_object(&st, long_id, &fd, &size), STORE_NOT_FOUND);
+}
+END_TEST
+
+START_TEST(test_not_found)
+{
+	char id[STORE_ID_LEN + 1];
+	char upper[STORE_ID_LEN + 1];
+	int fd = 42;
+	uint64_t size = 0;
+
+	ck_assert_int_eq(store_open_object(&st, HELLO_ID, &fd, &size), STORE_NOT_FOUND);
+	ck_assert_int_eq(fd, -1);
+	ck_assert(!store_exists(&st, HELLO_ID));
+	ck_assert_int_eq(store_remove(&st, HELLO_ID), STORE_NOT_FOUND);
+	ck_assert_int_eq(store_open_object(&st, "abc", &fd, &size), STORE_NOT_FOUND);
+
+	/* ids are lowercase hex: the uppercase spelling is another (absent) id */
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	for (size_t i = 0; i <= STORE_ID_LEN; i++)
+		upper[i] = (id[i] >= 'a' && id[i] <= 'f') ? (char)(id[i] - 'a' + 'A') : id[i];
+	ck_assert_int_eq(store_open_object(&st, upper, &fd, &size), STORE_NOT_FOUND);
+	ck_assert(!store_exists(&st, upper));
+}
+END_TEST
+
+START_TEST(test_symlink_not_followed)
+{
+	char *path = xasprintf("%s/%s", storedir, HELLO_ID);
+	int fd = 42;
+	uint64_t size = 0;
+
+	ck_assert_int_eq(symlink("/etc/passwd", path), 0);
+	ck_assert_int_eq(store_open_object(&st, HELLO_ID, &fd, &size), STORE_NOT_FOUND);
+	ck_assert_int_eq(fd, -1);
+	ck_assert(!store_exists(&st, HELLO_ID));
+	free(path);
+}
+END_TEST
+
+START_TEST(test_remove)
+{
+	char id[STORE_ID_LEN + 1];
+
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	ck_assert_int_eq(store_remove(&st, id), STORE_OK);
+	ck_assert(!store_exists(&st, id));
+	ck_assert_int_eq(store_remove(&st, id), STORE_NOT_FOUND);
+	ck_assert_int_eq(count_entries(NULL), 0);
+	/* and it can be stored again */
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	ck_assert(store_exists(&st, id));
+}
+END_TEST
+
+/* Sets a file's mtime an hour back, as if a crash left it long ago. */
+static void age_file(const char *name)
+{
+	char *path = xasprintf("%s/%s", storedir, name);
+	struct timespec ts[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+	ck_assert_int_eq(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+	free(path);
+}
+
+START_TEST(test_remove_stale_temps)
+{
+	char id[STORE_ID_LEN + 1];
+	struct store_writer live;
+
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	char *stale = xasprintf("%s/.tmp-deadbeef", storedir);
+	char *fresh = xasprintf("%s/.tmp-fresh", storedir);
+	int fd = open(stale, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	age_file(".tmp-deadbeef");
+	fd = open(fresh, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	/* a writer still at work keeps its temp file, however old */
+	ck_assert_int_eq(store_writer_begin(&st, &live, 0), STORE_OK);
+	ck_assert_int_eq(store_writer_write(&live, "hel", 3), STORE_OK);
+	age_file(live.tmpname);
+	ck_assert_int_eq(count_entries(".tmp-"), 3);
+
+	store_remove_stale_temps(&st);
+	ck_assert_int_eq(access(stale, F_OK), -1);
+	ck_assert_int_eq(access(fresh, F_OK), 0);
+	ck_assert_int_eq(count_entries(".tmp-"), 2);
+	ck_assert(store_exists(&st, id));
+
+	ck_assert_int_eq(store_writer_write(&live, "lo", 2), STORE_OK);
+	ck_assert_int_eq(store_writer_commit(&live, id), STORE_OK);
+	ck_assert_str_eq(id, HELLO_ID);
+	ck_assert_int_eq(count_entries(".tmp-"), 1);
+	free(stale);
+	free(fresh);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("store");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_open_creates_private_dir);
+	tcase_add_test(tc, test_close_is_idempotent);
+	tcase_add_test(tc, test_put_hello_known_id);
+	tcase_add_test(tc, test_put_empty);
+	tcase_add_test(tc, test_same_content_same_id);
+	tcase_add_test(tc, test_object_is_read_only);
+	tcase_add_test(tc, test_existing_object_never_replaced);
+	tcase_add_test(tc, test_streaming_writer);
+	tcase_add_test(tc, test_writer_too_large);
+	tcase_add_test(tc, test_abort_leaves_nothing);
+	tcase_add_test(tc, test_bad_ids_rejected);
+	tcase_add_test(tc, test_not_found);
+	tcase_add_test(tc, test_symlink_not_followed);
+	tcase_add_test(tc, test_remove);
+	tcase_add_test(tc, test_remove_stale_temps);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
