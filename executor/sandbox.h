@@ -7,12 +7,8 @@
 #define SANDBOX_H
 
 #include "config.h"
-
-/* Host paths of one sandbox, all under cfg->run_dir/sandboxes/ID. */
-/* Writes cfg->run_dir "/sandboxes/" id into out. 0, or -1 when it does not fit. */
-int sbx_dir(const struct config *cfg, const char *id, char *out, size_t cap);
-/* Writes the host path of the sandbox's executor socket into out. 0 or -1. */
-int sbx_socket_path(const struct config *cfg, const char *id, char *out, size_t cap);
+/* sbx_id_valid, sbx_dir, sbx_socket_path: in common/ (the service needs them) */
+#include "sandbox_paths.h"
 
 /* Runs the launcher: sets the sandbox up, starts the server inside, writes one
  * byte "R" to ready_fd when the server (and its warm Python runner) is ready,
@@ -21,11 +17,22 @@ int sbx_socket_path(const struct config *cfg, const char *id, char *out, size_t 
  * status for main(). */
 int sbx_launch(const struct config *cfg, const char *id, int ready_fd);
 
-/* Locks the calling process down for user code, in this order: drop to the
- * sandbox user (uid/gid 1000 inside) when change_uid, clear supplementary
- * groups, empty the capability sets (bounding and ambient too), set
- * no_new_privs, apply the rlimits and install the seccomp filter. After it
- * returns 0, only execve of the Python runner should follow. -1 on failure. */
+/* Locks the calling process down for user code, in this order: clear
+ * supplementary groups and empty the bounding and ambient capability sets
+ * (these need privileges, so they come first), drop to the sandbox user
+ * (uid/gid 1000 inside) when change_uid, empty the remaining capability sets,
+ * set no_new_privs, apply the rlimits (RLIMIT_AS only when no memory cgroup is
+ * in force, see sbx_memory_cgroup) and install the seccomp filter last. Keeps
+ * the parent-death signal. Unprivileged callers (change_uid 0, e.g. a pod
+ * running as non-root) may lack the right to clear groups and the bounding set;
+ * that is tolerated. After it returns 0, only execve of the Python runner
+ * should follow. -1 on failure (logged, naming the step and errno). */
 int sbx_lockdown(const struct config *cfg, int change_uid);
+
+/* Whether a memory cgroup limit is in force for this process: what the launcher
+ * recorded with sbx_set_memory_cgroup inside a local sandbox, else a probe of
+ * /proc/self/cgroup (pods). 1 or 0. */
+int sbx_memory_cgroup(void);
+void sbx_set_memory_cgroup(int in_force);
 
 #endif

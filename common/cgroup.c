@@ -1,0 +1,445 @@
+/* cgroup: see cgroup.h. Creates, limits, inspects and removes the per-sandbox
+ * groups under <controller root>/<cfg->cgroup_parent>/<id>, for v2 and v1. */
+#include "cgroup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define V1_MEMORY "/sys/fs/cgroup/memory"
+#define V1_PIDS "/sys/fs/cgroup/pids"
+
+enum cg_kind { CG_NONE, CG_V1, CG_V2 };
+
+/* What this machine offers. v1 may have only one of the two controllers. */
+struct cg_layout {
+	enum cg_kind kind;
+	const char *v2_root; /* CG_V2: the unified hierarchy */
+	int v1_memory;       /* CG_V1: memory controller mounted */
+	int v1_pids;         /* CG_V1: pids controller mounted */
+};
+
+/* snprintf for paths: 0, or -1 (ENAMETOOLONG) when the result does not fit. */
+__attribute__((format(printf, 3, 4))) static int pathf(char *out, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(out, cap, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= cap) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int file_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* Reads a small file into buf (NUL-terminated). Bytes read, or -1. */
+static ssize_t read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read_all(fd, buf, cap - 1);
+	int saved = errno;
+	close(fd);
+	if (n < 0) {
+		errno = saved;
+		return -1;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+/* Writes s to a cgroup control file. 0, or -1 with errno set. */
+static int write_file(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = write_all(fd, s, strlen(s));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+/* True when the space-separated list contains word. */
+static int has_word(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = list; (p = strstr(p, word)) != NULL; p += n) {
+		int start = p == list || p[-1] == ' ' || p[-1] == '\n';
+		int end = p[n] == '\0' || p[n] == ' ' || p[n] == '\n';
+		if (start && end)
+			return 1;
+	}
+	return 0;
+}
+
+static struct cg_layout detect(void)
+{
+	static const char *const v2_roots[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+	struct cg_layout l = {CG_NONE, NULL, 0, 0};
+	char buf[512], path[PATH_MAX];
+	for (size_t i = 0; i < 2; i++) {
+		pathf(path, sizeof(path), "%s/cgroup.controllers", v2_roots[i]);
+		if (read_small(path, buf, sizeof(buf)) < 0)
+			continue;
+		if (has_word(buf, "memory") && has_word(buf, "pids")) {
+			l.kind = CG_V2;
+			l.v2_root = v2_roots[i];
+			return l;
+		}
+	}
+	l.v1_memory = file_exists(V1_MEMORY "/memory.limit_in_bytes");
+	l.v1_pids = file_exists(V1_PIDS "/cgroup.procs") && !file_exists(V1_PIDS "/cgroup.controllers");
+	if (l.v1_memory || l.v1_pids)
+		l.kind = CG_V1;
+	return l;
+}
+
+/* The parent may be nested ("a/b") but stays relative and never climbs. */
+static int parent_ok(const char *p)
+{
+	if (!p[0] || p[0] == '/' || strlen(p) > 200)
+		return 0;
+	for (const char *c = p; *c; c++)
+		if (!(('a' <= *c && *c <= 'z') || ('A' <= *c && *c <= 'Z') ||
+		      ('0' <= *c && *c <= '9') || *c == '_' || *c == '-' || *c == '.' || *c == '/'))
+			return 0;
+	return strstr(p, "..") == NULL && strstr(p, "//") == NULL;
+}
+
+static int id_ok(const char *id)
+{
+	size_t n = strlen(id);
+	if (n < 1 || n > 64)
+		return 0;
+	for (const char *c = id; *c; c++)
+		if (!(('a' <= *c && *c <= 'z') || ('A' <= *c && *c <= 'Z') ||
+		      ('0' <= *c && *c <= '9') || *c == '_' || *c == '-'))
+			return 0;
+	return 1;
+}
+
+/* Formats <root>/<parent>[/<id>] into out. 0, or -1 when it does not fit. */
+static int group_path(char *out, size_t cap, const char *root, const struct config *cfg,
+		      const char *id)
+{
+	return id ? pathf(out, cap, "%s/%s/%s", root, cfg->cgroup_parent, id)
+		  : pathf(out, cap, "%s/%s", root, cfg->cgroup_parent);
+}
+
+/* The group directories of this sandbox on this machine (0 to 2). */
+static int group_dirs(const struct config *cfg, const char *id, char dirs[2][PATH_MAX])
+{
+	struct cg_layout l = detect();
+	int n = 0;
+	if (!parent_ok(cfg->cgroup_parent) || !id_ok(id))
+		return 0;
+	if (l.kind == CG_V2) {
+		if (group_path(dirs[n], PATH_MAX, l.v2_root, cfg, id) == 0)
+			n++;
+	} else if (l.kind == CG_V1) {
+		if (l.v1_memory && group_path(dirs[n], PATH_MAX, V1_MEMORY, cfg, id) == 0)
+			n++;
+		if (l.v1_pids && group_path(dirs[n], PATH_MAX, V1_PIDS, cfg, id) == 0)
+			n++;
+	}
+	return n;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* True while /proc/<pid>/cgroup still names a group ending in suffix. */
+static int pid_in_group(pid_t pid, const char *suffix)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if (read_small(path, buf, sizeof(buf)) < 0)
+		return 0;
+	size_t sl = strlen(suffix);
+	for (char *line = buf; *line;) {
+		char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		if (len >= sl && memcmp(line + len - sl, suffix, sl) == 0)
+			return 1;
+		if (!nl)
+			break;
+		line = nl + 1;
+	}
+	return 0;
+}
+
+/* SIGKILL for pid, through a pidfd so that a recycled pid is never hit: the
+ * pidfd pins the process, then we check it is still in our group. */
+static void kill_member(pid_t pid, const char *suffix)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pfd < 0) {
+		if (errno == ENOSYS && pid_in_group(pid, suffix))
+			kill(pid, SIGKILL);
+		return;
+	}
+	if (pid_in_group(pid, suffix))
+		syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+	close(pfd);
+}
+
+/* Kills every member of the group at dir and removes it; waits at most ~5 s for
+ * the members to die. 0 (also when it did not exist) or -1. */
+static int remove_group(const char *dir, const char *suffix)
+{
+	char path[PATH_MAX + 32];
+	if (pathf(path, sizeof(path), "%s/cgroup.kill", dir) == 0 && file_exists(path))
+		write_file(path, "1"); /* v2, Linux 5.14+: kills the whole subtree */
+	if (pathf(path, sizeof(path), "%s/cgroup.procs", dir) < 0)
+		return -1;
+	for (int attempt = 0; attempt < 500; attempt++) {
+		if (rmdir(dir) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY) {
+			log_warn("cgroup: rmdir %s: %s", dir, strerror(errno));
+			return -1;
+		}
+		FILE *f = fopen(path, "re");
+		if (f) {
+			int pid;
+			while (fscanf(f, "%d", &pid) == 1)
+				if (pid > 0)
+					kill_member(pid, suffix);
+			fclose(f);
+		}
+		sleep_ms(10);
+	}
+	log_warn("cgroup: %s still busy after 5 s", dir);
+	errno = EBUSY;
+	return -1;
+}
+
+/* Enables +memory +pids for the children of every level from the v2 root down
+ * to the parent group (the root itself may not have them enabled yet). */
+static int v2_enable(const char *root, const char *parent)
+{
+	char path[PATH_MAX], level[PATH_MAX];
+	if (pathf(level, sizeof(level), "%s", root) < 0)
+		return -1;
+	const char *rest = parent;
+	for (;;) {
+		char cur[512];
+		if (pathf(path, sizeof(path), "%s/cgroup.subtree_control", level) < 0 ||
+		    read_small(path, cur, sizeof(cur)) < 0)
+			return -1;
+		if (!has_word(cur, "memory") && write_file(path, "+memory") < 0)
+			return -1;
+		if (!has_word(cur, "pids") && write_file(path, "+pids") < 0)
+			return -1;
+		if (!*rest)
+			return 0;
+		const char *slash = strchr(rest, '/');
+		size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+		size_t used = strlen(level);
+		if (used + 1 + len >= sizeof(level)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		level[used] = '/';
+		memcpy(level + used + 1, rest, len);
+		level[used + 1 + len] = '\0';
+		rest = slash ? slash + 1 : rest + len;
+	}
+}
+
+/* Writes value into dir/file. 0 or -1 (logged, naming the file). */
+static int set_value(const char *dir, const char *file, const char *value)
+{
+	char path[PATH_MAX + 64];
+	if (pathf(path, sizeof(path), "%s/%s", dir, file) < 0 || write_file(path, value) < 0) {
+		log_error("cgroup: writing %s to %s: %s", value, path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Creates dir (removing a stale group of the same name first). 0 or -1. */
+static int make_group(const char *dir, const char *suffix)
+{
+	if (mkdir(dir, 0755) == 0)
+		return 0;
+	if (errno == EEXIST) {
+		log_warn("cgroup: %s left over, removing it", dir);
+		if (remove_group(dir, suffix) == 0 && mkdir(dir, 0755) == 0)
+			return 0;
+	}
+	log_error("cgroup: mkdir %s: %s", dir, strerror(errno));
+	return -1;
+}
+
+int cgroup_setup(const struct config *cfg, const char *id, pid_t pid)
+{
+	struct cg_layout l = detect();
+	char dir[PATH_MAX], parent[PATH_MAX], suffix[300];
+	char mem[32], pids[32], pidstr[32];
+	int rc = -1;
+
+	if (!parent_ok(cfg->cgroup_parent) || !id_ok(id)) {
+		log_error("cgroup: invalid parent \"%s\" or id \"%s\"", cfg->cgroup_parent, id);
+		return -1;
+	}
+	if (l.kind == CG_NONE) {
+		log_warn("cgroup: no memory or pids controller available; only rlimits apply");
+		return 0;
+	}
+	snprintf(suffix, sizeof(suffix), ":/%s/%s", cfg->cgroup_parent, id);
+	snprintf(mem, sizeof(mem), "%" PRIu64, cfg->sandbox_memory_bytes);
+	snprintf(pids, sizeof(pids), "%d", cfg->sandbox_pids);
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
+
+	if (l.kind == CG_V2) {
+		if (group_path(parent, sizeof(parent), l.v2_root, cfg, NULL) < 0 ||
+		    group_path(dir, sizeof(dir), l.v2_root, cfg, id) < 0)
+			return -1;
+		if (mkdir_p(parent, 0755) < 0) {
+			log_error("cgroup: mkdir %s: %s", parent, strerror(errno));
+			return -1;
+		}
+		if (v2_enable(l.v2_root, cfg->cgroup_parent) < 0) {
+			/* e.g. a container's cgroup namespace root that holds processes */
+			log_warn("cgroup: cannot enable memory and pids under %s: %s; only rlimits apply",
+				 parent, strerror(errno));
+			return 0;
+		}
+		if (make_group(dir, suffix) < 0)
+			return -1;
+		char swap[PATH_MAX + 32];
+		if (pathf(swap, sizeof(swap), "%s/memory.swap.max", dir) < 0 ||
+		    set_value(dir, "memory.max", mem) < 0 ||
+		    (file_exists(swap) && set_value(dir, "memory.swap.max", "0") < 0) ||
+		    set_value(dir, "pids.max", pids) < 0 ||
+		    set_value(dir, "cgroup.procs", pidstr) < 0)
+			goto fail;
+		return 1;
+	}
+
+	/* v1: one group per controller */
+	rc = 0;
+	if (l.v1_pids) {
+		if (group_path(parent, sizeof(parent), V1_PIDS, cfg, NULL) < 0 ||
+		    group_path(dir, sizeof(dir), V1_PIDS, cfg, id) < 0 || mkdir_p(parent, 0755) < 0 ||
+		    make_group(dir, suffix) < 0)
+			goto fail;
+		if (set_value(dir, "pids.max", pids) < 0 || set_value(dir, "cgroup.procs", pidstr) < 0)
+			goto fail;
+	}
+	if (l.v1_memory) {
+		if (group_path(parent, sizeof(parent), V1_MEMORY, cfg, NULL) < 0 ||
+		    group_path(dir, sizeof(dir), V1_MEMORY, cfg, id) < 0 || mkdir_p(parent, 0755) < 0 ||
+		    make_group(dir, suffix) < 0)
+			goto fail;
+		char memsw[PATH_MAX + 32];
+		/* memsw must stay >= limit: set the limit first; equal means no swap */
+		if (pathf(memsw, sizeof(memsw), "%s/memory.memsw.limit_in_bytes", dir) < 0 ||
+		    set_value(dir, "memory.limit_in_bytes", mem) < 0 ||
+		    (file_exists(memsw) && set_value(dir, "memory.memsw.limit_in_bytes", mem) < 0) ||
+		    set_value(dir, "cgroup.procs", pidstr) < 0)
+			goto fail;
+		rc = 1;
+	}
+	return rc;
+
+fail:
+	cgroup_remove(cfg, id);
+	return -1;
+}
+
+uint64_t cgroup_oom_kills(const struct config *cfg, const char *id)
+{
+	char dirs[2][PATH_MAX], path[PATH_MAX + 32], buf[4096];
+	struct cg_layout l = detect();
+	int n = group_dirs(cfg, id, dirs);
+	for (int i = 0; i < n; i++) {
+		const char *file = l.kind == CG_V2 ? "memory.events" : "memory.oom_control";
+		if (l.kind == CG_V1 && strncmp(dirs[i], V1_MEMORY "/", strlen(V1_MEMORY) + 1) != 0)
+			continue;
+		if (pathf(path, sizeof(path), "%s/%s", dirs[i], file) < 0 ||
+		    read_small(path, buf, sizeof(buf)) < 0)
+			return 0;
+		for (char *p = buf; (p = strstr(p, "oom_kill ")) != NULL; p++) {
+			if (p != buf && p[-1] != '\n')
+				continue;
+			return strtoull(p + strlen("oom_kill "), NULL, 10);
+		}
+	}
+	return 0;
+}
+
+int cgroup_remove(const struct config *cfg, const char *id)
+{
+	char dirs[2][PATH_MAX], suffix[300];
+	int rc = 0;
+	int n = group_dirs(cfg, id, dirs);
+	snprintf(suffix, sizeof(suffix), ":/%s/%s", cfg->cgroup_parent, id);
+	for (int i = 0; i < n; i++)
+		if (remove_group(dirs[i], suffix) < 0)
+			rc = -1;
+	return rc;
+}
+
+void cgroup_remove_all(const struct config *cfg)
+{
+	struct cg_layout l = detect();
+	const char *roots[2];
+	int nroots = 0;
+	char parent[PATH_MAX];
+	if (!parent_ok(cfg->cgroup_parent))
+		return;
+	if (l.kind == CG_V2) {
+		roots[nroots++] = l.v2_root;
+	} else if (l.kind == CG_V1) {
+		if (l.v1_memory)
+			roots[nroots++] = V1_MEMORY;
+		if (l.v1_pids)
+			roots[nroots++] = V1_PIDS;
+	}
+	for (int i = 0; i < nroots; i++) {
+		if (group_path(parent, sizeof(parent), roots[i], cfg, NULL) < 0)
+			continue;
+		DIR *d = opendir(parent);
+		if (!d)
+			continue;
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			if (e->d_type != DT_DIR || !id_ok(e->d_name))
+				continue;
+			char dir[PATH_MAX + 80], suffix[300];
+			if (pathf(dir, sizeof(dir), "%s/%s", parent, e->d_name) == 0 &&
+			    pathf(suffix, sizeof(suffix), ":/%s/%s", cfg->cgroup_parent, e->d_name) == 0)
+				remove_group(dir, suffix);
+		}
+		closedir(d);
+	}
+}

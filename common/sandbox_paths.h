@@ -1,0 +1,25 @@
+/* sandbox_paths: where a local sandbox lives on the host, shared by the service
+ * (pool manager, workers) and the executor's launcher. Pure string functions:
+ * never touches the file system. Declared here, not in executor/sandbox.h, so
+ * that the service links them from libcommon without the executor's libraries. */
+#ifndef SANDBOX_PATHS_H
+#define SANDBOX_PATHS_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+/* True when id is a valid sandbox id: [0-9a-zA-Z_-]{1,64}. */
+int sbx_id_valid(const char *id);
+
+/* Host paths of one sandbox, all under cfg->run_dir/sandboxes/ID. */
+/* Writes cfg->run_dir "/sandboxes/" id into out. 0, or -1 when it does not fit
+ * or id is not valid. */
+int sbx_dir(const struct config *cfg, const char *id, char *out, size_t cap);
+/* Writes the host path of the sandbox's executor socket
+ * (cfg->run_dir "/sandboxes/" id "/sock/executor.sock") into out. 0, or -1 when
+ * it does not fit or id is not valid. Note that a unix socket path must also
+ * fit sockaddr_un.sun_path (108 bytes): the launcher refuses longer ones. */
+int sbx_socket_path(const struct config *cfg, const char *id, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,237 @@
+/* executor: command line of the executor binary. `executor sandbox` launches a
+ * local sandbox, `executor serve` runs the executor server directly (pods). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "sandbox.h"
+#include "server.h"
+#include "util.h"
+
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+	"usage:\n"
+	"  executor sandbox --id ID --ready-fd N\n"
+	"      Launch one local sandbox (as root; the service's pool manager does this):\n"
+	"      new user, pid, mount, network, ipc, uts and cgroup namespaces, a minimal\n"
+	"      read-only root, cgroup limits. The executor server runs inside as pid 1\n"
+	"      on $APP_RUN_DIR/sandboxes/ID/sock/executor.sock and writes \"R\" to fd N\n"
+	"      once its Python runner is warm. ID is [0-9a-zA-Z_-]{1,64}; N >= 3.\n"
+	"      Stops (killing the sandbox) on SIGTERM, SIGINT, SIGHUP or when its parent\n"
+	"      dies.\n"
+	"\n"
+	"  executor serve [--socket PATH | --port N] [--workspace DIR] [--runner-dir DIR]\n"
+	"                 [--lockdown MODE | --no-sandbox] [--ready-fd N]\n"
+	"      Run the executor server directly (Kubernetes pods, tests). Defaults: TCP\n"
+	"      port 8000, workspace /workspace, runner dir $APP_DATA_DIR/executor/python.\n"
+	"      --lockdown MODE decides how user code is confined:\n"
+	"        process  (default) lock the whole server down before it starts: no\n"
+	"                 capabilities, no_new_privs, rlimits, seccomp filter; the uid is\n"
+	"                 left alone (a pod's securityContext picks the non-root user).\n"
+	"                 The Python runner inherits all of it.\n"
+	"        runner   lock down only the Python runner, switching it to uid/gid 1000\n"
+	"                 (needs root; this is what a local sandbox does inside).\n"
+	"        none     no lock-down at all: development only. --no-sandbox is the same.\n"
+	"\n"
+	"  executor --help\n"
+	"\n"
+	"Configuration comes from the APP_* environment (see `code-interpreter --help`).\n"
+	"\n"
+	"exit status:\n"
+	"  0    clean shutdown (SIGTERM/SIGINT), or the sandbox was stopped on request\n"
+	"  1    a setup step or the server failed (the log names the step and errno)\n"
+	"  2    usage or configuration error\n"
+	"  sandbox only: otherwise the server's own exit status, or 128+S when the\n"
+	"  sandbox's pid 1 was killed by signal S\n";
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "executor: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n(see executor --help)\n");
+	va_end(ap);
+	return EXIT_USAGE;
+}
+
+/* Parses a whole decimal number in [min, max]. 0 or -1. */
+static int parse_int(const char *s, long min, long max, int *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+static int load_config(struct config *cfg)
+{
+	char err[512];
+	if (config_load(cfg, NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "executor: configuration: %s\n", err);
+		return -1;
+	}
+	log_set_level(cfg->log_level);
+	return 0;
+}
+
+static int cmd_sandbox(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"id", required_argument, NULL, 'i'},
+		{"ready-fd", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *id = NULL;
+	int ready_fd = -1, c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			id = optarg;
+			break;
+		case 'r':
+			if (parse_int(optarg, 3, INT_MAX, &ready_fd) < 0)
+				return usage_error("--ready-fd %s: expected a descriptor >= 3", optarg);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			return usage_error("%s: bad option for sandbox", argv[optind - 1]);
+		}
+	}
+	if (optind != argc)
+		return usage_error("%s: unexpected argument", argv[optind]);
+	if (!id || !sbx_id_valid(id))
+		return usage_error("--id %s: expected [0-9a-zA-Z_-]{1,64}", id ? id : "(missing)");
+	if (ready_fd < 0)
+		return usage_error("%s", "--ready-fd is required");
+	if (fcntl(ready_fd, F_GETFD) < 0)
+		return usage_error("--ready-fd %d: not an open descriptor", ready_fd);
+
+	log_set_role("sandbox");
+	struct config cfg;
+	if (load_config(&cfg) < 0)
+		return EXIT_USAGE;
+	int rc = sbx_launch(&cfg, id, ready_fd);
+	config_release(&cfg);
+	return rc;
+}
+
+enum lockdown_mode { LOCK_PROCESS, LOCK_RUNNER, LOCK_NONE };
+
+static int cmd_serve(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"port", required_argument, NULL, 'p'},
+		{"workspace", required_argument, NULL, 'w'},
+		{"runner-dir", required_argument, NULL, 'd'},
+		{"lockdown", required_argument, NULL, 'l'},
+		{"no-sandbox", no_argument, NULL, 'n'},
+		{"ready-fd", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *socket_path = NULL, *workspace = "/workspace", *runner_dir = NULL;
+	int port = 8000, port_given = 0, ready_fd = -1, c;
+	enum lockdown_mode mode = LOCK_PROCESS;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			socket_path = optarg;
+			break;
+		case 'p':
+			if (parse_int(optarg, 1, 65535, &port) < 0)
+				return usage_error("--port %s: expected 1..65535", optarg);
+			port_given = 1;
+			break;
+		case 'w':
+			workspace = optarg;
+			break;
+		case 'd':
+			runner_dir = optarg;
+			break;
+		case 'l':
+			if (strcmp(optarg, "process") == 0)
+				mode = LOCK_PROCESS;
+			else if (strcmp(optarg, "runner") == 0)
+				mode = LOCK_RUNNER;
+			else if (strcmp(optarg, "none") == 0)
+				mode = LOCK_NONE;
+			else
+				return usage_error("--lockdown %s: expected process, runner or none", optarg);
+			break;
+		case 'n':
+			mode = LOCK_NONE;
+			break;
+		case 'r':
+			if (parse_int(optarg, 0, INT_MAX, &ready_fd) < 0)
+				return usage_error("--ready-fd %s: expected a descriptor", optarg);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			return usage_error("%s: bad option for serve", argv[optind - 1]);
+		}
+	}
+	if (optind != argc)
+		return usage_error("%s: unexpected argument", argv[optind]);
+	if (socket_path && port_given)
+		return usage_error("%s", "--socket and --port exclude each other");
+
+	log_set_role("executor");
+	struct config cfg;
+	if (load_config(&cfg) < 0)
+		return EXIT_USAGE;
+	char *default_runner = xasprintf("%s/executor/python", cfg.data_dir);
+	struct server_options o = {
+		.cfg = &cfg,
+		.socket_path = socket_path,
+		.port = port,
+		.workspace = workspace,
+		.runner_dir = runner_dir ? runner_dir : default_runner,
+		.sandboxed = mode == LOCK_RUNNER,
+		.ready_fd = ready_fd,
+	};
+	int rc = 1;
+	if (mode == LOCK_PROCESS && sbx_lockdown(&cfg, 0) < 0) {
+		log_error("executor: lock-down failed; not serving");
+		goto out;
+	}
+	rc = server_run(&o);
+out:
+	free(default_runner);
+	config_release(&cfg);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return usage_error("%s", "missing command");
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	/* getopt_long on the command's own arguments (argv[1] plays argv[0]) */
+	if (strcmp(argv[1], "sandbox") == 0)
+		return cmd_sandbox(argc - 1, argv + 1);
+	if (strcmp(argv[1], "serve") == 0)
+		return cmd_serve(argc - 1, argv + 1);
+	return usage_error("%s: unknown command", argv[1]);
+}

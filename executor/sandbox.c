@@ -1,0 +1,734 @@
+/* sandbox: see sandbox.h. The launcher (host root) and, in one ordered list of
+ * steps, the setup of one sandbox's namespaces, root file system and network,
+ * after which the executor server runs as pid 1 inside. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#define SANDBOX_USER 1000
+#define INSIDE_SOCKET "/run/executor/executor.sock"
+#define INSIDE_RUNNER "/opt/code-interpreter/python"
+#define INSIDE_WORKSPACE "/workspace"
+
+/* Everything the child needs, filled in by the launcher before clone(). */
+struct sbx {
+	const struct config *cfg;
+	const char *id;
+	char dir[PATH_MAX]; /* canonical host path of the sandbox directory */
+	int ready_fd;
+	int sync_rd, sync_wr; /* launcher -> child: maps written, cgroups joined */
+};
+
+/* ------------------------------------------------- helpers of the child */
+
+/* A failed step inside the sandbox is fatal: name it, give errno, exit. */
+__attribute__((noreturn)) static void die(const char *step, const char *what)
+{
+	log_error("sandbox setup: %s%s%s: %s", step, what ? " " : "", what ? what : "",
+		  strerror(errno));
+	_exit(1);
+}
+
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || close(fd) < 0)
+		die("write", path);
+}
+
+static void make_dir(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		die("mkdir", path);
+}
+
+/* An empty regular file to bind a host file onto. */
+static void make_file(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || close(fd) < 0)
+		die("create mount point", path);
+}
+
+static void mount_tmpfs(const char *path, unsigned long flags, const char *opts)
+{
+	if (mount("tmpfs", path, "tmpfs", flags, opts) < 0)
+		die("mount tmpfs on", path);
+}
+
+/* The flags a bind mount carries from the mount it copies. In a user namespace
+ * those of mounts inherited from the host are locked: a remount that leaves one
+ * out fails with EPERM (bubblewrap does the same). */
+static unsigned long locked_flags(const char *path)
+{
+	struct statvfs sv;
+	if (statvfs(path, &sv) < 0)
+		die("statvfs", path);
+	unsigned long f = 0;
+	if (sv.f_flag & ST_NOSUID)
+		f |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		f |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME)
+		f |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME)
+		f |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME)
+		f |= MS_RELATIME;
+	if (sv.f_flag & ST_RDONLY)
+		f |= MS_RDONLY;
+	return f;
+}
+
+static void remount_one(const char *path, unsigned long flags)
+{
+	if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(path), NULL) < 0)
+		die("remount", path);
+}
+
+/* Undoes mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+		    p[3] >= '0' && p[3] <= '7') {
+			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 3;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+}
+
+/* Remounts rel (relative to the sandbox dir, the cwd) and every mount below it
+ * with flags added: a recursive bind brings the host's submounts along, and
+ * each of them must become read-only too. */
+static void remount_tree(const struct sbx *s, const char *rel, unsigned long flags)
+{
+	remount_one(rel, flags);
+	char prefix[PATH_MAX + 2];
+	int n = snprintf(prefix, sizeof(prefix), "%s/%s/", s->dir, rel);
+	if (n < 0 || (size_t)n >= sizeof(prefix)) {
+		errno = ENAMETOOLONG;
+		die("remount", rel);
+	}
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		die("open", "/proc/self/mountinfo");
+	char *line = NULL;
+	size_t cap = 0;
+	while (getline(&line, &cap, f) > 0) {
+		/* id parent major:minor root MOUNT-POINT options ... */
+		char *field = line;
+		for (int i = 0; i < 4 && field; i++) {
+			field = strchr(field, ' ');
+			if (field)
+				field++;
+		}
+		if (!field)
+			continue;
+		field[strcspn(field, " ")] = '\0';
+		unescape(field);
+		if (strncmp(field, prefix, (size_t)n) == 0)
+			remount_one(field + strlen(s->dir) + 1, flags);
+	}
+	free(line);
+	fclose(f);
+}
+
+/* Binds host path src onto rel (a directory or file made to match), then
+ * remounts it with flags (MS_RDONLY, MS_NOSUID, ...) plus the locked ones. */
+static void bind_path(const struct sbx *s, const char *src, const char *rel, unsigned long flags)
+{
+	struct stat st;
+	if (stat(src, &st) < 0)
+		die("stat", src);
+	if (S_ISDIR(st.st_mode))
+		make_dir(rel, 0755);
+	else
+		make_file(rel);
+	if (mount(src, rel, NULL, MS_BIND | MS_REC, NULL) < 0)
+		die("bind mount", src);
+	remount_tree(s, rel, flags);
+}
+
+/* Copies a host symlink (e.g. /lib -> usr/lib) into the new root. */
+static void copy_symlink(const char *src, const char *rel)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlink(src, target, sizeof(target) - 1);
+	if (n < 0)
+		die("readlink", src);
+	target[n] = '\0';
+	if (symlink(target, rel) < 0)
+		die("symlink", rel);
+}
+
+/* A host entry that may be a symlink, a directory, a file or missing. */
+static void bind_or_link(const struct sbx *s, const char *src, const char *rel,
+			 unsigned long flags)
+{
+	struct stat st;
+	if (lstat(src, &st) < 0) {
+		if (errno == ENOENT)
+			return;
+		die("lstat", src);
+	}
+	if (S_ISLNK(st.st_mode))
+		copy_symlink(src, rel);
+	else
+		bind_path(s, src, rel, flags);
+}
+
+static void path_join(char *out, size_t cap, const char *a, const char *b)
+{
+	int n = snprintf(out, cap, "%s/%s", a, b);
+	if (n < 0 || (size_t)n >= cap) {
+		errno = ENAMETOOLONG;
+		die("path", b);
+	}
+}
+
+/* ------------------------------------------------------ the child's steps */
+
+/* Waits for the launcher's "go" (uid/gid maps written, cgroups joined); the
+ * byte says whether a memory cgroup limit is in force. EOF: launcher died. */
+static void step_wait_for_launcher(struct sbx *s)
+{
+	char go;
+	close(s->sync_wr);
+	s->sync_wr = -1;
+	if (read_all(s->sync_rd, &go, 1) != 1) {
+		errno = EPIPE;
+		die("wait for launcher", NULL);
+	}
+	sbx_set_memory_cgroup(go == 'M');
+}
+
+/* uid/gid 0 inside (host cfg->sandbox_uid_base): full capabilities over the new
+ * namespaces, none over the host. */
+static void step_become_root(struct sbx *s)
+{
+	if (setresgid(0, 0, 0) < 0)
+		die("setresgid(0)", NULL);
+	if (setresuid(0, 0, 0) < 0)
+		die("setresuid(0)", NULL);
+	/* the credential change cleared it */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		die("PR_SET_PDEATHSIG", NULL);
+	/* the launcher keeps its end open while alive: a hang-up means it died
+	 * before the death signal was re-armed */
+	struct pollfd p = {s->sync_rd, POLLIN, 0};
+	if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR))) {
+		errno = EPIPE;
+		die("launcher gone", NULL);
+	}
+	close(s->sync_rd);
+	s->sync_rd = -1;
+}
+
+static void step_namespaces_late(void)
+{
+	/* after the launcher moved us into our cgroups, so that they are our root */
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		die("unshare(CLONE_NEWCGROUP)", NULL);
+	if (sethostname("sandbox", strlen("sandbox")) < 0)
+		die("sethostname", NULL);
+	if (setdomainname("", 0) < 0)
+		die("setdomainname", NULL);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		die("make mounts private", NULL);
+}
+
+/* The new root: a small tmpfs over the sandbox's `root` directory. */
+static void step_root_tmpfs(void)
+{
+	mount_tmpfs("root", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755");
+}
+
+/* /usr, and /lib*, /bin, /sbin as the host has them (usually symlinks). */
+static void step_system(const struct sbx *s)
+{
+	static const char *const top[] = {"lib", "lib32", "lib64", "libx32", "bin", "sbin"};
+	bind_path(s, "/usr", "root/usr", MS_RDONLY | MS_NOSUID | MS_NODEV);
+	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
+		char src[64], rel[64];
+		snprintf(src, sizeof(src), "/%s", top[i]);
+		snprintf(rel, sizeof(rel), "root/%s", top[i]);
+		bind_or_link(s, src, rel, MS_RDONLY | MS_NOSUID | MS_NODEV);
+	}
+}
+
+/* /etc: a whitelist from the host, read-only, plus files written here. */
+static void step_etc(const struct sbx *s)
+{
+	static const char *const host[] = {
+		"alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts",
+		"matplotlibrc", "python3", "python3.11", "mime.types", "ssl", "localtime",
+	};
+	make_dir("root/etc", 0755);
+	for (size_t i = 0; i < sizeof(host) / sizeof(host[0]); i++) {
+		char src[64], rel[64];
+		snprintf(src, sizeof(src), "/etc/%s", host[i]);
+		snprintf(rel, sizeof(rel), "root/etc/%s", host[i]);
+		bind_or_link(s, src, rel, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+	}
+	write_text("root/etc/passwd",
+		   "root:x:0:0:root:/root:/bin/sh\n"
+		   "sandbox:x:1000:1000:sandbox:/tmp:/bin/sh\n"
+		   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", 0644);
+	write_text("root/etc/group", "root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n", 0644);
+	write_text("root/etc/hosts", "127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n", 0644);
+	write_text("root/etc/resolv.conf", "", 0644);
+	write_text("root/etc/nsswitch.conf",
+		   "passwd: files\ngroup: files\nshadow: files\nhosts: files\n"
+		   "networks: files\nprotocols: files\nservices: files\n", 0644);
+}
+
+/* The Python runner, read-only at /opt/code-interpreter/python. */
+static void step_runner(const struct sbx *s)
+{
+	char src[PATH_MAX];
+	path_join(src, sizeof(src), s->cfg->data_dir, "executor/python");
+	make_dir("root/opt", 0755);
+	make_dir("root/opt/code-interpreter", 0755);
+	bind_path(s, src, "root" INSIDE_RUNNER, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
+
+/* Private, size-limited /workspace (the sandbox user's) and /tmp. */
+static void step_scratch(const struct sbx *s)
+{
+	char opts[128];
+	make_dir("root/workspace", 0755);
+	snprintf(opts, sizeof(opts), "size=%llu,mode=0755,uid=%d,gid=%d",
+		 (unsigned long long)s->cfg->sandbox_workspace_bytes, SANDBOX_USER, SANDBOX_USER);
+	mount_tmpfs("root/workspace", MS_NOSUID | MS_NODEV, opts);
+	make_dir("root/tmp", 01777);
+	snprintf(opts, sizeof(opts), "size=%llu,mode=1777",
+		 (unsigned long long)s->cfg->sandbox_tmp_bytes);
+	mount_tmpfs("root/tmp", MS_NOSUID | MS_NODEV, opts);
+}
+
+/* /dev: a tmpfs with the five harmless devices bound from the host. */
+static void step_dev(const struct sbx *s)
+{
+	static const char *const devices[] = {"null", "zero", "full", "random", "urandom"};
+	static const char *const links[][2] = {
+		{"/proc/self/fd", "root/dev/fd"},
+		{"/proc/self/fd/0", "root/dev/stdin"},
+		{"/proc/self/fd/1", "root/dev/stdout"},
+		{"/proc/self/fd/2", "root/dev/stderr"},
+	};
+	make_dir("root/dev", 0755);
+	mount_tmpfs("root/dev", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755");
+	for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++) {
+		char src[32], rel[32];
+		snprintf(src, sizeof(src), "/dev/%s", devices[i]);
+		snprintf(rel, sizeof(rel), "root/dev/%s", devices[i]);
+		bind_path(s, src, rel, MS_NOSUID | MS_NOEXEC);
+	}
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		if (symlink(links[i][0], links[i][1]) < 0)
+			die("symlink", links[i][1]);
+	make_dir("root/dev/shm", 01777);
+	mount_tmpfs("root/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777");
+	if (mount(NULL, "root/dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
+		  NULL) < 0)
+		die("remount read-only", "/dev");
+}
+
+/* A proc of our own pid namespace. Mounted while the host's proc is still in
+ * the mount namespace: the kernel only lets a user namespace mount proc when an
+ * unobstructed one is already visible. */
+static void step_proc(void)
+{
+	make_dir("root/proc", 0555);
+	if (mount("proc", "root/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		die("mount proc", NULL);
+}
+
+/* The socket directory, the only host directory the sandbox can write to. */
+static void step_socket_dir(void)
+{
+	make_dir("root/run", 0755);
+	make_dir("root/run/executor", 0700);
+	if (mount("sock", "root/run/executor", NULL, MS_BIND, NULL) < 0)
+		die("bind mount", "sock");
+	remount_one("root/run/executor", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
+
+/* pivot_root into root/, detach the host's tree, make / read-only. */
+static void step_pivot(void)
+{
+	if (chdir("root") < 0)
+		die("chdir", "root");
+	/* pivot_root(".", "."): the old root ends up stacked on top of the new
+	 * one, and unmounting "." takes it away (as runc does). */
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		die("pivot_root", NULL);
+	if (umount2(".", MNT_DETACH) < 0)
+		die("detach old root", NULL);
+	if (chdir("/") < 0)
+		die("chdir", "/");
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		die("remount / read-only", NULL);
+}
+
+/* Loopback up; it is the only interface of a new network namespace. */
+static void step_loopback(void)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	memcpy(ifr.ifr_name, "lo", 3);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die("socket", "for lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		die("SIOCGIFFLAGS", "lo");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		die("SIOCSIFFLAGS", "lo");
+	close(fd);
+}
+
+/* stdin from /dev/null, no inherited descriptor but stdout, stderr and the
+ * ready pipe, and a small known environment (APP_* kept for the server). */
+static void step_process(const struct sbx *s)
+{
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0 || dup2(null, STDIN_FILENO) < 0)
+		die("stdin", "/dev/null");
+	if (null != STDIN_FILENO)
+		close(null);
+	if (s->ready_fd > 3)
+		syscall(SYS_close_range, 3U, (unsigned)s->ready_fd - 1, 0U);
+	syscall(SYS_close_range, s->ready_fd >= 3 ? (unsigned)s->ready_fd + 1 : 3U, ~0U, 0U);
+
+	extern char **environ;
+	size_t n = 0;
+	for (char **e = environ; *e; e++)
+		n++;
+	char **keep = xcalloc(n + 1, sizeof(char *));
+	size_t k = 0;
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "APP_", 4) == 0)
+			keep[k++] = xstrdup(*e);
+	if (clearenv() != 0)
+		die("clearenv", NULL);
+	for (size_t i = 0; i < k; i++)
+		if (putenv(keep[i]) != 0) /* putenv keeps the string: not freed */
+			die("putenv", NULL);
+	free(keep);
+	if (setenv("PATH", "/usr/local/bin:/usr/bin:/bin", 1) < 0 || setenv("HOME", "/tmp", 1) < 0 ||
+	    setenv("TMPDIR", "/tmp", 1) < 0 || setenv("LANG", "C.UTF-8", 1) < 0)
+		die("setenv", NULL);
+	umask(022);
+}
+
+#ifdef SBX_SMOKE_HOOK
+/* Manual checks only: tests/sandbox_smoke.sh builds a separate binary with
+ * -DSBX_SMOKE_HOOK. The service's build never contains this. */
+static char *smoke_cmd;
+static int smoke_lockdown;
+
+static void smoke_save(void)
+{
+	const char *c = getenv("SBX_SMOKE_CMD");
+	smoke_cmd = c ? xstrdup(c) : NULL;
+	smoke_lockdown = getenv("SBX_SMOKE_LOCKDOWN") != NULL;
+}
+
+/* Runs the command like the server runs user code: as a locked-down child of
+ * pid 1 (which stays sandbox root and reaps), or directly as pid 1. */
+static void smoke_run(const struct sbx *s)
+{
+	if (!smoke_cmd)
+		return;
+	if (s->ready_fd >= 0)
+		close(s->ready_fd);
+	pid_t pid = smoke_lockdown ? fork() : 0;
+	if (pid < 0)
+		die("fork", NULL);
+	if (pid == 0) {
+		if (smoke_lockdown && sbx_lockdown(s->cfg, 1) < 0)
+			_exit(1);
+		execl("/bin/sh", "sh", "-c", smoke_cmd, (char *)NULL);
+		die("exec", "/bin/sh");
+	}
+	for (;;) {
+		int status;
+		pid_t r = wait(&status);
+		if (r < 0 && errno != EINTR)
+			_exit(1);
+		if (r == pid)
+			_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+	}
+}
+#endif
+
+/* pid 1 of the sandbox: the steps in order, then the executor server. */
+static int child_main(struct sbx *s)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		die("PR_SET_PDEATHSIG", NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* cwd = the sandbox dir, resolved in our new mount namespace (a descriptor
+	 * from the launcher would point into the host's, where we cannot mount).
+	 * Done before the uid change: we still count as the owner of the host's
+	 * root-owned (possibly 0700) directories above it. */
+	if (chdir(s->dir) < 0)
+		die("chdir", s->dir);
+#ifdef SBX_SMOKE_HOOK
+	smoke_save();
+#endif
+	step_wait_for_launcher(s);
+	step_become_root(s);
+	step_namespaces_late();
+	step_root_tmpfs();
+	step_system(s);
+	step_etc(s);
+	step_runner(s);
+	step_scratch(s);
+	step_dev(s);
+	step_proc();
+	step_socket_dir();
+	step_pivot();
+	step_loopback();
+	step_process(s);
+#ifdef SBX_SMOKE_HOOK
+	smoke_run(s);
+#endif
+	struct server_options o = {
+		.cfg = s->cfg,
+		.socket_path = INSIDE_SOCKET,
+		.port = 0,
+		.workspace = INSIDE_WORKSPACE,
+		.runner_dir = INSIDE_RUNNER,
+		.sandboxed = 1,
+		.ready_fd = s->ready_fd,
+	};
+	return server_run(&o);
+}
+
+/* ------------------------------------------------------------ the launcher */
+
+static int launch_fail(const char *step, const char *what)
+{
+	log_error("sandbox launcher: %s%s%s: %s", step, what ? " " : "", what ? what : "",
+		  strerror(errno));
+	return 1;
+}
+
+static int write_map(pid_t pid, const char *file, long base)
+{
+	char path[64], map[128];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	snprintf(map, sizeof(map), "0 %ld 1\n%d %ld 1\n", base, SANDBOX_USER, base + SANDBOX_USER);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	/* one write(): the kernel takes the map in a single call only */
+	ssize_t w = write(fd, map, strlen(map));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return w == (ssize_t)strlen(map) ? 0 : -1;
+}
+
+/* Creates run_dir/sandboxes/ID with root/ and sock/ (owned by the host uid
+ * that sandbox root maps to, 0700). Fails when the directory exists. */
+static int make_dirs(struct sbx *s, const char *dir, int *made)
+{
+	char sub[PATH_MAX];
+	uid_t owner = (uid_t)s->cfg->sandbox_uid_base;
+	snprintf(sub, sizeof(sub), "%s/sandboxes", s->cfg->run_dir);
+	if (mkdir_p(sub, 0755) < 0)
+		return launch_fail("mkdir", sub);
+	if (mkdir(dir, 0711) < 0)
+		return launch_fail("mkdir", dir);
+	*made = 1;
+	static const char *const subs[] = {"root", "sock"};
+	for (int i = 0; i < 2; i++) {
+		path_join(sub, sizeof(sub), dir, subs[i]);
+		if (mkdir(sub, 0700) < 0 || chown(sub, owner, owner) < 0 || chmod(sub, 0700) < 0)
+			return launch_fail("mkdir", sub);
+	}
+	if (!realpath(dir, s->dir))
+		return launch_fail("realpath", dir);
+	return 0;
+}
+
+/* Waits for the sandbox, killing it on SIGTERM/SIGINT/SIGHUP. Exit status. */
+static int supervise(pid_t child, const sigset_t *set)
+{
+	int stopping = 0;
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(set, &si);
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			kill(child, SIGKILL);
+			return launch_fail("sigwaitinfo", NULL);
+		}
+		if (sig != SIGCHLD) {
+			log_info("sandbox launcher: signal %d, killing the sandbox", sig);
+			stopping = 1;
+			kill(child, SIGKILL);
+			continue;
+		}
+		int status;
+		pid_t r = waitpid(child, &status, WNOHANG);
+		if (r == 0 || (r < 0 && errno == EINTR))
+			continue;
+		if (r < 0)
+			return launch_fail("waitpid", NULL);
+		if (stopping)
+			return 0;
+		if (WIFEXITED(status))
+			return WEXITSTATUS(status);
+		if (WIFSIGNALED(status)) {
+			log_warn("sandbox launcher: sandbox killed by signal %d", WTERMSIG(status));
+			return 128 + WTERMSIG(status);
+		}
+	}
+}
+
+int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
+{
+	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .sync_rd = -1, .sync_wr = -1};
+	char dir[PATH_MAX], sock[PATH_MAX];
+	pid_t parent = getppid();
+	pid_t child = -1;
+	int rc = 1, made_dir = 0, started = 0;
+
+	/* 1. checks */
+	if (!sbx_id_valid(id)) {
+		log_error("sandbox launcher: invalid id");
+		return 2;
+	}
+	if (sbx_dir(cfg, id, dir, sizeof(dir)) < 0 || sbx_socket_path(cfg, id, sock, sizeof(sock)) < 0 ||
+	    strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		log_error("sandbox launcher: socket path under APP_RUN_DIR=%s is too long", cfg->run_dir);
+		return 2;
+	}
+	if (geteuid() != 0) {
+		log_error("sandbox launcher: the local sandbox needs root (uid/gid maps, cgroups)");
+		return 1;
+	}
+	/* 2. die with the pool manager */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return launch_fail("PR_SET_PDEATHSIG", NULL);
+	if (getppid() != parent) {
+		log_error("sandbox launcher: parent already gone");
+		return 1;
+	}
+	/* 3. host directories */
+	if (make_dirs(&s, dir, &made_dir) != 0)
+		goto out;
+	/* 4. signals are taken with sigwaitinfo; the child unblocks them */
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, &old) < 0) {
+		launch_fail("sigprocmask", NULL);
+		goto out;
+	}
+	int sync[2];
+	if (pipe2(sync, O_CLOEXEC) < 0) {
+		launch_fail("pipe", NULL);
+		goto out;
+	}
+	s.sync_rd = sync[0];
+	s.sync_wr = sync[1];
+	/* 5. the namespaces (cgroup namespace later, from inside, once the child
+	 * sits in its cgroups). Raw clone: like fork, on the same stack. */
+	fflush(NULL);
+	child = (pid_t)syscall(SYS_clone,
+			       CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
+				       CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+			       NULL, NULL, NULL, NULL);
+	if (child < 0) {
+		launch_fail("clone", NULL);
+		goto out;
+	}
+	if (child == 0)
+		_exit(child_main(&s));
+	started = 1;
+	close(s.sync_rd);
+	s.sync_rd = -1;
+	if (ready_fd >= 0)
+		close(ready_fd); /* the sandbox holds it: EOF there means it died */
+	/* 6. cgroups, before the child runs anything */
+	int cg = cgroup_setup(cfg, id, child);
+	if (cg < 0) {
+		errno = EIO;
+		launch_fail("cgroup_setup", id);
+		goto out;
+	}
+	/* 7. uid/gid maps: sandbox root and the sandbox user */
+	if (write_map(child, "uid_map", cfg->sandbox_uid_base) < 0) {
+		launch_fail("write", "uid_map");
+		goto out;
+	}
+	if (write_map(child, "gid_map", cfg->sandbox_uid_base) < 0) {
+		launch_fail("write", "gid_map");
+		goto out;
+	}
+	/* 8. go; the write end stays open so the child can tell we are alive */
+	char go = cg == 1 ? 'M' : 'N';
+	if (write_all(s.sync_wr, &go, 1) < 0) {
+		launch_fail("signal the sandbox", NULL);
+		goto out;
+	}
+	/* 9. wait */
+	rc = supervise(child, &set);
+	child = -1;
+
+out:
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	if (s.sync_wr >= 0)
+		close(s.sync_wr);
+	if (s.sync_rd >= 0)
+		close(s.sync_rd);
+	if (made_dir && !started)
+		remove_tree(dir); /* once started, the pool manager removes it */
+	return rc;
+}
