@@ -12,9 +12,11 @@
 #include "config.h"
 
 /* Creates the sandbox's groups, sets memory (and swap) and pids limits from cfg and
- * moves pid into them. Returns 1 when limits are in force, 0 when the kernel
- * offers no usable controller (rlimits remain), -1 on a failure that must stop
- * the sandbox. */
+ * moves pid into them. Returns 1 when the memory limit is in force (and the pids
+ * limit wherever the kernel has that controller), 0 when the kernel offers no
+ * usable memory controller (rlimits remain; a v1 pids group may still apply),
+ * -1 on a failure that must stop the sandbox (what it created is removed).
+ * A leftover group of the same id is killed and replaced. */
 int cgroup_setup(const struct config *cfg, const char *id, pid_t pid);
 /* How many times the sandbox's memory limit killed a process (oom_kill), 0 when
  * unknown. */
