@@ -9,7 +9,7 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: code-interpreter [--help]\n\n"
+	fprintf(f, "usage: code-interpreter [--help | --config-markdown]\n\n"
 		   "Serves the code-interpreter HTTP API (lighttpd + FastCGI workers + sandbox pool).\n"
 		   "Configuration comes from the environment:\n\n");
 	for (const struct config_option *o = config_options; o->name; o++)
@@ -18,6 +18,11 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "--config-markdown") == 0) {
+		for (const struct config_option *o = config_options; o->name; o++)
+			printf("| `%s` | %s | %s |\n", o->name, o->default_value, o->meaning);
+		return 0;
+	}
 	if (argc > 1) {
 		int help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
 		usage(help ? stdout : stderr);

@@ -94,6 +94,26 @@ static int open_socket(struct master *m)
 	return 0;
 }
 
+/* lighttpd drops to www-data only when that user can reach the socket (every
+ * directory above it searchable by others); otherwise it stays root. */
+static const char *lighttpd_user(const char *socket_path)
+{
+	if (!getpwnam("www-data"))
+		return "";
+	char *dir = xstrdup(socket_path);
+	const char *user = "www-data";
+	for (char *slash = strrchr(dir, '/'); slash && slash != dir; slash = strrchr(dir, '/')) {
+		*slash = '\0';
+		struct stat st;
+		if (stat(dir, &st) < 0 || !(st.st_mode & S_IXOTH)) {
+			user = "";
+			break;
+		}
+	}
+	free(dir);
+	return user;
+}
+
 static int write_lighttpd_conf(struct master *m)
 {
 	const struct config *cfg = m->cfg;
@@ -115,7 +135,7 @@ static int write_lighttpd_conf(struct master *m)
 		cfg->http_port, cfg->fcgi_socket, www,
 		(unsigned long long)(cfg->max_request_bytes / 1024 + 1),
 		(int)cfg->max_execution_timeout + (int)cfg->claim_timeout + 60, cfg->data_dir,
-		getpwnam("www-data") ? "www-data" : "", cfg->data_dir);
+		lighttpd_user(cfg->fcgi_socket), cfg->data_dir);
 	int fd = open(m->lighttpd_conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	int rc = fd < 0 || write_all(fd, text, strlen(text)) < 0 ? -1 : 0;
 	if (fd >= 0)

@@ -11,7 +11,7 @@ for t in "$build"/tests/check_*; do
 	checks=$(printf '%s' "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
 	failures=$(printf '%s' "$line" | sed -E 's/.*Failures: ([0-9]+), Errors: ([0-9]+).*/\1+\2/')
 	[ -n "$checks" ] || { checks=0; failures=1; }
-	f=$((failures)); pass=$((pass + checks - f)); fail=$((fail + f))
+	f=$(($failures)); pass=$((pass + checks - f)); fail=$((fail + f))
 	[ $rc -eq 0 ] && [ "$f" -eq 0 ] || { status=1; echo "FAILED: $t (exit $rc)"; }
 done
 echo "[$build]"; echo "unit: $pass passed, $fail failed"
