@@ -39,22 +39,40 @@ static const char *reason(int code)
 	}
 }
 
+/* Appends a formatted header line to head; libfcgi's own printf knows no %zu,
+ * so every header is formatted here and written in one piece. */
+static void header(char *head, size_t cap, size_t *used, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void header(char *head, size_t cap, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(head + *used, cap - *used, fmt, ap);
+	va_end(ap);
+	if (n > 0 && (size_t)n < cap - *used)
+		*used += (size_t)n;
+}
+
 void http_send(FCGX_Request *req, struct response *r)
 {
 	int code = http_code(r->status);
 	size_t len = 2;
 	const char *text = "{}";
 	if (r->body)
-		text = json_object_to_json_string_length(r->body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	FCGX_FPrintF(req->out, "Status: %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n",
-		     code, reason(code), len);
+		text = json_object_to_json_string_length(
+			r->body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	char head[512];
+	size_t used = 0;
+	header(head, sizeof(head), &used, "Status: %d %s\r\nContent-Type: application/json\r\n"
+	       "Content-Length: %zu\r\n", code, reason(code), len);
 	if (r->execution_id[0])
-		FCGX_FPrintF(req->out, "X-Execution-Id: %s\r\n", r->execution_id);
+		header(head, sizeof(head), &used, "X-Execution-Id: %s\r\n", r->execution_id);
 	if (r->status == CI_UNAVAILABLE)
-		FCGX_FPrintF(req->out, "Retry-After: 1\r\n");
+		header(head, sizeof(head), &used, "Retry-After: 1\r\n");
 	if (r->status == CI_METHOD && r->allow)
-		FCGX_FPrintF(req->out, "Allow: %s\r\n", r->allow);
-	FCGX_PutS("\r\n", req->out);
+		header(head, sizeof(head), &used, "Allow: %s\r\n", r->allow);
+	header(head, sizeof(head), &used, "\r\n");
+	FCGX_PutStr(head, (int)used, req->out);
 	FCGX_PutStr(text, (int)len, req->out);
 	json_object_put(r->body);
 	r->body = NULL;
