@@ -1,0 +1,188 @@
+# runner: the warm Python runner the executor server starts ahead of time. Owns
+# the preload imports, the shims, and running one piece of code the way
+# `python3 script.py` would; protocol (fds 3 and 4) in executor/runner.h.
+import sys
+
+# The runner's own directory must not be importable by the code or the preloads.
+_HERE = sys.path.pop(0) if sys.path else ""
+
+import os  # noqa: E402
+
+_WORKSPACE = sys.argv[1] if len(sys.argv) > 1 else "/workspace"
+_REQUEST_FD = 3
+_READY_FD = 4
+_SELF = None
+
+
+def _preload():
+    """Imports APP_PRELOAD_MODULES with output sent to /dev/null; failures are
+    ignored (a missing package must not keep the sandbox from starting)."""
+    names = os.environ.pop("APP_PRELOAD_MODULES", "")
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
+    try:
+        import importlib
+        for name in names.split(","):
+            name = name.strip()
+            if not name:
+                continue
+            try:
+                importlib.import_module(name)
+            except (Exception, SystemExit):
+                pass
+    finally:
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except Exception:
+                pass
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _install_shims():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "_code_interpreter_shims", os.path.join(_HERE, "shims.py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    mod.install(_WORKSPACE)
+
+
+def _read_request():
+    chunks = []
+    while True:
+        b = os.read(_REQUEST_FD, 1 << 20)
+        if not b:
+            break
+        chunks.append(b)
+    os.close(_REQUEST_FD)
+    return b"".join(chunks)
+
+
+def _flush():
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except BaseException:
+            pass
+
+
+def _finish(status):
+    """Ends the process like the interpreter would: wait for non-daemon threads,
+    run atexit handlers, flush, exit without tearing the interpreter down."""
+    try:
+        t = sys.modules.get("threading")
+        if t is not None:
+            t._shutdown()
+    except BaseException:
+        pass
+    try:
+        import atexit
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    _flush()
+    os._exit(status & 0xFF)
+
+
+def _exit_status(exc):
+    """The status for SystemExit, printing a non-integer code as python does."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    try:
+        sys.stderr.write(str(code) + "\n")
+    except BaseException:
+        pass
+    return 1
+
+
+def _report(exc, tb):
+    """Prints an uncaught exception without the runner's frames. The default
+    hook is done with the traceback module, which (unlike the C hook) takes
+    source lines from linecache, where the code is registered."""
+    import traceback
+    exc.__traceback__ = tb  # the C hook prints this, not its tb argument
+    try:
+        if sys.excepthook is sys.__excepthook__:
+            traceback.print_exception(type(exc), exc, tb)
+        else:
+            sys.excepthook(type(exc), exc, tb)
+    except BaseException:
+        try:
+            traceback.print_exception(type(exc), exc, tb)
+        except BaseException:
+            pass
+
+
+def _run(source, env):
+    import linecache
+    import types
+
+    os.environ.update(env)
+    os.chdir(_WORKSPACE)
+    sys.path.insert(0, _WORKSPACE)
+    sys.argv = ["<string>"]
+    filename = "<string>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    global _SELF
+    _SELF = sys.modules.get("__main__")  # keeps the runner's module alive
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = __builtins__
+    sys.modules["__main__"] = main
+    try:
+        code = compile(source, filename, "exec", dont_inherit=True)
+        exec(code, main.__dict__)
+    except SystemExit as e:
+        return _exit_status(e)
+    except MemoryError as e:
+        del e
+        _flush()
+        try:
+            sys.stderr.write("MemoryError: the sandbox's memory limit was reached\n")
+        except BaseException:
+            pass
+        return 1
+    except BaseException as e:
+        tb = e.__traceback__
+        # Drop this function's frame; a SyntaxError from compile() has no code frame.
+        if tb is not None and tb.tb_frame.f_code is _run.__code__:
+            tb = tb.tb_next
+        _report(e, tb)
+        return 1
+    return 0
+
+
+def main():
+    _preload()
+    _install_shims()
+    import json  # noqa: F401 (imported before the request so a run pays nothing)
+    import linecache  # noqa: F401
+    import traceback  # noqa: F401
+    import types  # noqa: F401
+
+    os.write(_READY_FD, b"R")
+    os.close(_READY_FD)
+    raw = _read_request()
+    if not raw:
+        os._exit(0)
+    req = json.loads(raw.decode("utf-8", "surrogateescape"))
+    del raw
+    try:
+        status = _run(req["source_code"], req.get("env") or {})
+    except Exception as e:  # the runner's own setup, not the code
+        sys.stderr.write("runner: cannot run the code: %s\n" % (e,))
+        status = 1
+    _finish(status)
+
+
+main()

@@ -1,0 +1,84 @@
+/* runner: starts the warm Python runner (executor/python/runner.py) and drives
+ * its one execution: sends the request, collects stdout/stderr with a cap, enforces
+ * the deadline, kills what the code left behind and reaps every child. It never
+ * runs the runner unlocked when sandboxed, and never kill(-1)s unless pid 1 (of
+ * a sandbox's or pod's pid namespace).
+ *
+ * Runner protocol (fds of the Python process):
+ *   0  /dev/null
+ *   1  stdout pipe, 2  stderr pipe (read by the server during the execution)
+ *   3  request pipe: one JSON object {"source_code": str, "env": {str: str}},
+ *      then EOF (EOF alone: exit 0 without running anything)
+ *   4  ready pipe: the byte "R" once the preloads and shims are in place
+ * argv: python -s -B -u RUNNER_DIR/runner.py WORKSPACE */
+#ifndef RUNNER_H
+#define RUNNER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+struct runner {
+	pid_t pid;
+	int pidfd;           /* readable once the runner has exited */
+	int out_fd, err_fd;  /* read ends of its stdout and stderr */
+	int ctl_fd;          /* write end of the request pipe */
+	int ready_fd;        /* read end of the ready pipe */
+	int kill_all;        /* we are pid 1 (sandbox, pod): kill(-1) clears it */
+	pthread_mutex_t lock;
+	int reaped;          /* status below is valid */
+	int status;          /* wait status of the runner */
+};
+
+struct run_stream {
+	char *data;          /* at most cap bytes kept, not NUL-terminated */
+	size_t len;
+	uint64_t total;      /* bytes written by the code */
+};
+
+struct run_result {
+	struct run_stream out, err;
+	int timed_out;
+	int status_known;
+	int status;          /* wait status when status_known */
+	int64_t duration_ms;
+};
+
+/* Forks and execs the runner. The child starts a new session, gets the fds above,
+ * and when sandboxed calls sbx_lockdown(cfg, 1) first (exit 127 if it fails).
+ * 0, or -1 (logged). */
+int runner_start(struct runner *r, const struct config *cfg, const char *runner_dir,
+		 const char *workspace, int sandboxed);
+
+/* Reads the ready pipe once it is readable: 1 when the runner said "R" (the pipe
+ * is then closed), -1 when it closed the pipe without it. */
+int runner_read_ready(struct runner *r);
+
+/* Reaps every exited child without blocking and records the runner's status.
+ * Thread-safe; called on SIGCHLD. Returns 1 once the runner has been reaped. */
+int runner_reap(struct runner *r);
+
+/* Runs the one execution: request (len bytes of JSON) to fd 3, output collected
+ * (each stream capped at cap bytes), the runner waited for until timeout seconds
+ * pass; then every process the code left is killed and reaped. res is filled in
+ * (release with run_result_release). */
+void runner_execute(struct runner *r, const char *request, size_t len, double timeout,
+		    uint64_t cap, struct run_result *res);
+
+/* Kills the runner's process group unless the runner was already reaped, and
+ * every other process of the sandbox when kill_all. For shutdown. */
+void runner_kill(struct runner *r);
+
+/* Reads what the runner wrote to stderr so far (for logging a failed start);
+ * returns a NUL-terminated string the caller frees. */
+char *runner_stderr_so_far(struct runner *r);
+
+/* Kills, reaps and closes everything. Safe to call twice. */
+void runner_release(struct runner *r);
+
+void run_result_release(struct run_result *res);
+
+#endif

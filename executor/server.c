@@ -1,0 +1,806 @@
+/* server: see server.h. The HTTP side (routes, request bodies, JSON in and out,
+ * status codes) and the life of the process (signals, readiness, shutdown);
+ * files are workspace.c's business and processes runner.c's. */
+#include "server.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <microhttpd.h>
+
+#include "log.h"
+#include "runner.h"
+#include "util.h"
+#include "workspace.h"
+
+#define CONNECTION_LIMIT 16
+#define CONNECTION_MEMORY ((size_t)64 * 1024)
+#define CONNECTION_TIMEOUT 120u          /* seconds a connection may sit idle */
+#define JSON_DEPTH 8
+#define MAX_STREAM_CAP ((uint64_t)256 << 20) /* json-c strings are int-sized */
+#define JSON_OUT (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+enum exec_state { EXEC_IDLE, EXEC_RUNNING, EXEC_DONE };
+
+struct server {
+	const struct server_options *o;
+	const struct config *cfg;
+	struct workspace ws;
+	struct runner runner;
+	pthread_mutex_t lock;   /* guards ready and state */
+	int ready;
+	enum exec_state state;
+	uint64_t body_cap;      /* POST /execute */
+	uint64_t output_cap;    /* per stream */
+};
+
+enum req_kind { REQ_DONE, REQ_PUT, REQ_EXECUTE };
+
+struct request {
+	enum req_kind kind;     /* REQ_DONE: a response is queued already */
+	unsigned status;        /* error found while reading the body, 0 if none */
+	const char *error;
+	struct ws_file file;    /* PUT */
+	uint64_t received;
+	char *body;             /* POST /execute */
+	size_t len, cap;
+};
+
+/* ---- responses ---------------------------------------------------------- */
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *body,
+			     size_t len, const char *allow)
+{
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (allow)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Sends obj and drops the reference. */
+static enum MHD_Result reply_obj(struct MHD_Connection *c, unsigned status, json_object *obj)
+{
+	size_t len;
+	const char *s = json_object_to_json_string_length(obj, JSON_OUT, &len);
+	enum MHD_Result ret = reply(c, status, s, len, NULL);
+	json_object_put(obj);
+	return ret;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	return reply_obj(c, status, o);
+}
+
+static enum MHD_Result reply_405(struct MHD_Connection *c, const char *allow)
+{
+	static const char body[] = "{\"error\":\"method not allowed\"}";
+	return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, body, sizeof(body) - 1, allow);
+}
+
+static unsigned ws_http_status(enum ws_status st)
+{
+	switch (st) {
+	case WS_OK:
+		return MHD_HTTP_OK;
+	case WS_BAD_PATH:
+	case WS_NOT_FOUND:
+		return MHD_HTTP_BAD_REQUEST;
+	case WS_NO_SPACE:
+		return MHD_HTTP_INSUFFICIENT_STORAGE;
+	case WS_IO:
+		break;
+	}
+	return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static const char *ws_message(enum ws_status st)
+{
+	switch (st) {
+	case WS_BAD_PATH:
+	case WS_NOT_FOUND:
+		return "the path is not a regular file under the workspace";
+	case WS_NO_SPACE:
+		return "the workspace is full";
+	default:
+		return "the file could not be written";
+	}
+}
+
+/* ---- request parsing ---------------------------------------------------- */
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes a URL path into a new string (the caller frees it); NULL when
+ * an escape is malformed or decodes to NUL. MHD is told to leave paths alone
+ * (no_unescape) so that %00 can be refused instead of silently cutting. */
+static char *url_decode(const char *s)
+{
+	size_t n = strlen(s), o = 0;
+	char *out = xmalloc(n + 1);
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '%') {
+			out[o++] = s[i];
+			continue;
+		}
+		int hi = hexval(s[i + 1]); /* s[n] is the NUL: never read past it */
+		int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+			free(out);
+			return NULL;
+		}
+		out[o++] = (char)(hi * 16 + lo);
+		i += 2;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
+}
+
+static int content_length(struct MHD_Connection *c, uint64_t *out)
+{
+	const char *v =
+		MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (!v || !isdigit((unsigned char)*v))
+		return 0;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || *end)
+		return 0;
+	*out = n;
+	return 1;
+}
+
+/* True when an object key in the (valid) JSON text contains the escape \u0000:
+ * json-c cuts keys at NUL, so it has to be seen in the text. */
+static int json_key_has_nul(const char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		if (s[i] != '"') {
+			i++;
+			continue;
+		}
+		int nul = 0;
+		for (i++; i < len && s[i] != '"'; i++) {
+			if (s[i] != '\\')
+				continue;
+			i++;
+			if (i + 4 < len && s[i] == 'u' && memcmp(s + i + 1, "0000", 4) == 0)
+				nul = 1;
+		}
+		i++;
+		size_t j = i;
+		while (j < len && isspace((unsigned char)s[j]))
+			j++;
+		if (nul && j < len && s[j] == ':')
+			return 1;
+	}
+	return 0;
+}
+
+static const char *check_env(json_object *env)
+{
+	if (!json_object_is_type(env, json_type_object))
+		return "env must be an object of strings";
+	json_object_object_foreach(env, name, value) {
+		if (!json_object_is_type(value, json_type_string))
+			return "env values must be strings";
+		if (!name[0] || strchr(name, '='))
+			return "env names must be non-empty and must not contain '='";
+		if (strncmp(name, "LD_", 3) == 0 || strncmp(name, "PYTHON", 6) == 0)
+			return "env names must not start with LD_ or PYTHON";
+		if ((size_t)json_object_get_string_len(value) != strlen(json_object_get_string(value)))
+			return "env values must not contain NUL";
+	}
+	return NULL;
+}
+
+/* Validates the body of POST /execute. On success returns NULL, *out gets the
+ * request for the runner ({"source_code", "env"}; the caller puts it) and
+ * *timeout the time limit; otherwise returns the reason. */
+static const char *parse_execute(const struct config *cfg, const char *body, size_t len,
+				 json_object **out, double *timeout)
+{
+	if (len > INT_MAX)
+		return "the body is too large";
+	json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
+	if (!tok)
+		log_fatal("out of memory");
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_object *root = json_tokener_parse_ex(tok, body, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	const char *err = NULL;
+	json_object *src = NULL, *env = NULL;
+	*timeout = cfg->execution_timeout;
+	if (!root || jerr != json_tokener_success) {
+		err = "the body is not valid JSON";
+		goto out;
+	}
+	for (size_t i = end; i < len; i++) {
+		if (!isspace((unsigned char)body[i])) {
+			err = "the body is not valid JSON";
+			goto out;
+		}
+	}
+	if (!json_object_is_type(root, json_type_object)) {
+		err = "the body must be a JSON object";
+		goto out;
+	}
+	if (json_key_has_nul(body, len)) {
+		err = "names must not contain NUL";
+		goto out;
+	}
+	json_object_object_foreach(root, key, val) {
+		if (strcmp(key, "source_code") == 0) {
+			if (!json_object_is_type(val, json_type_string)) {
+				err = "source_code must be a string";
+				goto out;
+			}
+			src = val;
+		} else if (strcmp(key, "env") == 0) {
+			if ((err = check_env(val)) != NULL)
+				goto out;
+			env = val;
+		} else if (strcmp(key, "timeout") == 0) {
+			double t = json_object_get_double(val);
+			if ((!json_object_is_type(val, json_type_double) &&
+			     !json_object_is_type(val, json_type_int)) || !isfinite(t) || t <= 0) {
+				err = "timeout must be a number of seconds greater than 0";
+				goto out;
+			}
+			*timeout = t > cfg->max_execution_timeout ? cfg->max_execution_timeout : t;
+		} else {
+			err = "unknown field (expected source_code, env, timeout)";
+			goto out;
+		}
+	}
+	if (!src) {
+		err = "source_code is required";
+		goto out;
+	}
+	*out = json_object_new_object();
+	json_object_object_add(*out, "source_code", json_object_get(src));
+	json_object_object_add(*out, "env", env ? json_object_get(env) : json_object_new_object());
+out:
+	json_object_put(root);
+	return err;
+}
+
+/* ---- the execution ------------------------------------------------------ */
+
+/* One output stream as the response carries it: the kept bytes, the truncation
+ * marker, an extra closing line (the timeout message), all valid UTF-8. */
+static json_object *stream_json(const struct run_stream *st, const char *tail)
+{
+	size_t cap = st->len + 96 + (tail ? strlen(tail) + 1 : 0);
+	char *buf = xmalloc(cap);
+	size_t n = st->len;
+	if (st->len)
+		memcpy(buf, st->data, st->len);
+	if (st->total > st->len) {
+		int k = snprintf(buf + n, cap - n, "\n[output truncated: %" PRIu64 " bytes dropped]\n",
+				 st->total - st->len);
+		n += (size_t)k;
+	}
+	if (tail) {
+		if (n && buf[n - 1] != '\n')
+			buf[n++] = '\n';
+		memcpy(buf + n, tail, strlen(tail));
+		n += strlen(tail);
+	}
+	size_t rlen;
+	char *fixed = utf8_repair(buf, n, &rlen);
+	free(buf);
+	json_object *o = json_object_new_string_len(fixed, (int)rlen);
+	free(fixed);
+	return o;
+}
+
+static json_object *result_json(const struct run_result *res, double timeout, char **files,
+				size_t nfiles)
+{
+	int exit_code = -1, sig = 0;
+	if (res->status_known && WIFSIGNALED(res->status)) {
+		sig = WTERMSIG(res->status);
+		exit_code = -sig;
+	} else if (res->status_known && WIFEXITED(res->status)) {
+		exit_code = WEXITSTATUS(res->status);
+	}
+	char *tail = NULL;
+	if (res->timed_out) {
+		exit_code = -1;
+		tail = xasprintf("Execution timed out: the time limit of %g seconds was hit.\n", timeout);
+	}
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "stdout", stream_json(&res->out, NULL));
+	json_object_object_add(o, "stderr", stream_json(&res->err, tail));
+	json_object_object_add(o, "exit_code", json_object_new_int(exit_code));
+	json_object_object_add(o, "timed_out", json_object_new_boolean(res->timed_out));
+	json_object_object_add(o, "signal", json_object_new_int(sig));
+	json_object_object_add(o, "stdout_bytes", json_object_new_int64((int64_t)res->out.total));
+	json_object_object_add(o, "stderr_bytes", json_object_new_int64((int64_t)res->err.total));
+	json_object_object_add(o, "duration_ms", json_object_new_int64(res->duration_ms));
+	json_object *arr = json_object_new_array();
+	for (size_t i = 0; i < nfiles; i++)
+		json_object_array_add(arr, json_object_new_string(files[i]));
+	json_object_object_add(o, "files", arr);
+	free(tail);
+	return o;
+}
+
+static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struct request *rq)
+{
+	json_object *req = NULL;
+	double timeout;
+	const char *err = parse_execute(s->cfg, rq->body ? rq->body : "", rq->len, &req, &timeout);
+	if (err)
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, err);
+	unsigned refuse = 0;
+	pthread_mutex_lock(&s->lock);
+	if (!s->ready)
+		refuse = MHD_HTTP_SERVICE_UNAVAILABLE;
+	else if (s->state != EXEC_IDLE)
+		refuse = MHD_HTTP_CONFLICT;
+	else
+		s->state = EXEC_RUNNING;
+	pthread_mutex_unlock(&s->lock);
+	if (refuse) {
+		json_object_put(req);
+		return reply_error(c, refuse, refuse == MHD_HTTP_CONFLICT ?
+			"this executor has run its execution already" : "the runner is not ready");
+	}
+	free(rq->body);
+	rq->body = NULL;
+
+	size_t len;
+	const char *json = json_object_to_json_string_length(req, JSON_OUT, &len);
+	struct run_result res;
+	runner_execute(&s->runner, json, len, timeout, s->output_cap, &res);
+	json_object_put(req);
+
+	char **files = NULL;
+	size_t nfiles = 0;
+	if (ws_list_changed(&s->ws, &files, &nfiles) < 0)
+		log_warn("execute: the workspace listing is incomplete");
+	json_object *out = result_json(&res, timeout, files, nfiles);
+	log_info("execute: exit %d%s in %" PRId64 " ms, %zu bytes out, %zu bytes err, %zu files",
+		 json_object_get_int(json_object_object_get(out, "exit_code")),
+		 res.timed_out ? " (timed out)" : "", res.duration_ms, (size_t)res.out.total,
+		 (size_t)res.err.total, nfiles);
+	for (size_t i = 0; i < nfiles; i++)
+		free(files[i]);
+	free(files);
+	run_result_release(&res);
+
+	pthread_mutex_lock(&s->lock);
+	s->state = EXEC_DONE;
+	pthread_mutex_unlock(&s->lock);
+	return reply_obj(c, MHD_HTTP_OK, out);
+}
+
+/* ---- routes ------------------------------------------------------------- */
+
+static enum MHD_Result healthz(struct server *s, struct MHD_Connection *c)
+{
+	pthread_mutex_lock(&s->lock);
+	int ready = s->ready, idle = s->state == EXEC_IDLE;
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->runner.lock);
+	int gone = s->runner.reaped;
+	pthread_mutex_unlock(&s->runner.lock);
+	if (ready && !(idle && gone)) {
+		static const char ok[] = "{\"status\":\"ok\"}";
+		return reply(c, MHD_HTTP_OK, ok, sizeof(ok) - 1, NULL);
+	}
+	return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			   ready ? "the runner has exited" : "the runner is starting");
+}
+
+static enum MHD_Result get_file(struct server *s, struct MHD_Connection *c, const char *raw)
+{
+	char *rel = url_decode(raw);
+	uint64_t size = 0;
+	int fd = rel ? ws_open_read(&s->ws, rel, &size) : -1;
+	free(rel);
+	if (fd < 0)
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such regular file in the workspace");
+	struct MHD_Response *r = MHD_create_response_from_fd64(size, fd);
+	if (!r) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result begin_put(struct server *s, struct MHD_Connection *c, const char *raw,
+				 struct request *rq)
+{
+	char *rel = url_decode(raw);
+	if (!rel || !ws_path_valid(rel, strlen(rel))) {
+		free(rel);
+		return reply_error(c, MHD_HTTP_BAD_REQUEST,
+				   "invalid path: components must be non-empty, not . or .., without NUL");
+	}
+	uint64_t cl;
+	if (content_length(c, &cl) && cl > s->cfg->sandbox_file_bytes) {
+		free(rel);
+		return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the file is larger than APP_SANDBOX_FILE_MB");
+	}
+	pthread_mutex_lock(&s->lock);
+	int started = s->state != EXEC_IDLE;
+	pthread_mutex_unlock(&s->lock);
+	if (started) {
+		free(rel);
+		return reply_error(c, MHD_HTTP_CONFLICT, "the execution has started");
+	}
+	enum ws_status st = ws_file_create(&s->ws, rel, &rq->file);
+	free(rel);
+	if (st != WS_OK)
+		return reply_error(c, ws_http_status(st), ws_message(st));
+	rq->kind = REQ_PUT;
+	return MHD_YES;
+}
+
+static enum MHD_Result begin(struct server *s, struct MHD_Connection *c, const char *url,
+			     const char *method, struct request *rq)
+{
+	int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	if (strcmp(url, "/healthz") == 0)
+		return is_get ? healthz(s, c) : reply_405(c, "GET, HEAD");
+	if (strcmp(url, "/execute") == 0) {
+		if (strcmp(method, "POST") != 0)
+			return reply_405(c, "POST");
+		uint64_t cl;
+		if (content_length(c, &cl) && cl > s->body_cap)
+			return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large");
+		rq->kind = REQ_EXECUTE;
+		return MHD_YES;
+	}
+	if (strncmp(url, "/workspace/", 11) == 0 || strcmp(url, "/workspace") == 0) {
+		const char *raw = url[10] ? url + 11 : "";
+		if (is_get)
+			return get_file(s, c, raw);
+		if (strcmp(method, "PUT") == 0)
+			return begin_put(s, c, raw, rq);
+		return reply_405(c, "GET, HEAD, PUT");
+	}
+	return reply_error(c, MHD_HTTP_NOT_FOUND, "not found");
+}
+
+static void fail(struct request *rq, unsigned status, const char *msg)
+{
+	rq->status = status;
+	rq->error = msg;
+	if (rq->kind == REQ_PUT)
+		ws_file_abort(&rq->file);
+	free(rq->body);
+	rq->body = NULL;
+	rq->len = rq->cap = 0;
+}
+
+static void take_body(struct server *s, struct request *rq, const char *data, size_t n)
+{
+	if (rq->status)
+		return; /* discarding the rest of a refused body */
+	if (rq->kind == REQ_PUT) {
+		rq->received += n;
+		if (rq->received > s->cfg->sandbox_file_bytes) {
+			fail(rq, MHD_HTTP_CONTENT_TOO_LARGE, "the file is larger than APP_SANDBOX_FILE_MB");
+			return;
+		}
+		enum ws_status st = ws_file_write(&rq->file, data, n);
+		if (st != WS_OK)
+			fail(rq, ws_http_status(st), ws_message(st));
+	} else if (rq->kind == REQ_EXECUTE) {
+		if (n > s->body_cap - rq->len) {
+			fail(rq, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large");
+			return;
+		}
+		if (rq->len + n > rq->cap) {
+			rq->cap = rq->cap ? rq->cap : 4096;
+			while (rq->cap < rq->len + n)
+				rq->cap *= 2;
+			rq->body = xrealloc(rq->body, rq->cap);
+		}
+		memcpy(rq->body + rq->len, data, n);
+		rq->len += n;
+	}
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **con_cls)
+{
+	(void)version;
+	struct server *s = cls;
+	struct request *rq = *con_cls;
+	if (!rq) {
+		rq = xcalloc(1, sizeof(*rq));
+		rq->file.fd = rq->file.dirfd = -1;
+		rq->kind = REQ_DONE;
+		*con_cls = rq;
+		return begin(s, c, url, method, rq);
+	}
+	if (*upload_data_size) {
+		take_body(s, rq, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	enum req_kind kind = rq->kind;
+	rq->kind = REQ_DONE;
+	if (kind == REQ_DONE)
+		return MHD_YES;
+	if (rq->status)
+		return reply_error(c, rq->status, rq->error);
+	if (kind == REQ_PUT) {
+		enum ws_status st = ws_file_commit(&s->ws, &rq->file);
+		if (st != WS_OK)
+			return reply_error(c, ws_http_status(st), ws_message(st));
+		return reply(c, MHD_HTTP_CREATED, "{}", 2, NULL);
+	}
+	return execute(s, c, rq);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)c;
+	(void)toe;
+	struct request *rq = *con_cls;
+	if (!rq)
+		return;
+	ws_file_abort(&rq->file); /* a PUT cut short leaves nothing behind */
+	free(rq->body);
+	free(rq);
+	*con_cls = NULL;
+}
+
+__attribute__((format(printf, 2, 0)))
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char buf[512];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	size_t n = strlen(buf);
+	while (n && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	log_warn("http: %s", buf);
+}
+
+/* ---- the process -------------------------------------------------------- */
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	size_t n = strlen(path);
+	if (n >= sizeof(a.sun_path)) {
+		log_error("socket path too long: %s", path);
+		return -1;
+	}
+	memcpy(a.sun_path, path, n + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path); /* a previous server's */
+	mode_t old = umask(0177);
+	int rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
+	umask(old);
+	if (rc < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+		log_error("listening on %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int listen_tcp(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_error("socket: %s", strerror(errno));
+		return -1;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_ANY)};
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 64) < 0) {
+		log_error("listening on port %d: %s", port, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Waits for readiness and signals. Returns 0 on SIGTERM/SIGINT, 1 when the
+ * runner failed to become ready. */
+static int main_loop(struct server *s, int sfd)
+{
+	int64_t t0 = monotonic_ms();
+	for (;;) {
+		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
+				      {.fd = s->runner.ready_fd, .events = POLLIN}};
+		nfds_t n = s->runner.ready_fd >= 0 ? 2 : 1;
+		if (poll(p, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("poll: %s", strerror(errno));
+			return 1;
+		}
+		if (n == 2 && p[1].revents) {
+			int r = runner_read_ready(&s->runner);
+			if (r < 0) {
+				char *why = runner_stderr_so_far(&s->runner);
+				log_error("the runner exited before it was ready%s%s", why[0] ? ": " : "", why);
+				free(why);
+				return 1;
+			}
+			if (r > 0) {
+				pthread_mutex_lock(&s->lock);
+				s->ready = 1;
+				pthread_mutex_unlock(&s->lock);
+				log_info("runner ready in %" PRId64 " ms", monotonic_ms() - t0);
+				if (s->o->ready_fd >= 0) {
+					if (write_all(s->o->ready_fd, "R", 1) < 0)
+						log_warn("ready fd: %s", strerror(errno));
+					close(s->o->ready_fd);
+				}
+			}
+		}
+		if (p[0].revents) {
+			struct signalfd_siginfo si;
+			int stop = 0;
+			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				if (si.ssi_signo != SIGCHLD)
+					stop = 1;
+			runner_reap(&s->runner);
+			if (stop) {
+				log_info("stopping");
+				return 0;
+			}
+		}
+	}
+}
+
+int server_run(const struct server_options *o)
+{
+	struct server s;
+	memset(&s, 0, sizeof(s));
+	s.o = o;
+	s.cfg = o->cfg;
+	pthread_mutex_init(&s.lock, NULL);
+	s.body_cap = o->cfg->max_request_bytes < INT_MAX ? o->cfg->max_request_bytes : INT_MAX;
+	s.output_cap = o->cfg->max_output_bytes < MAX_STREAM_CAP ? o->cfg->max_output_bytes
+								  : MAX_STREAM_CAP;
+	const char *workspace = o->workspace ? o->workspace : "/workspace";
+	char *runner_dir = o->runner_dir ? xstrdup(o->runner_dir)
+					 : xasprintf("%s/executor/python", o->cfg->data_dir);
+	int rc = 1, lfd = -1, sfd = -1, ws_ok = 0, runner_ok = 0;
+	struct MHD_Daemon *d = NULL;
+
+	/* Signals arrive through a signalfd in this thread; MHD's threads inherit
+	 * the mask. SIGPIPE: a closed pipe or socket is an error return, not death. */
+	sigset_t set, oldset;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, &oldset);
+	struct sigaction ign = {.sa_handler = SIG_IGN}, oldpipe;
+	sigaction(SIGPIPE, &ign, &oldpipe);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		goto out;
+	}
+	/* Unless we are pid 1 anyway, orphans of the code come to us to be reaped
+	 * (and killed with the runner's group). */
+	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warn("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+
+	if (ws_open(&s.ws, workspace, o->sandboxed) < 0)
+		goto out;
+	ws_ok = 1;
+	if (ws_snapshot(&s.ws) < 0)
+		goto out;
+	/* Listening before the runner starts: clients queue up and see 503 until
+	 * it is ready. */
+	lfd = o->socket_path ? listen_unix(o->socket_path) : listen_tcp(o->port);
+	if (lfd < 0)
+		goto out;
+	if (runner_start(&s.runner, o->cfg, runner_dir, workspace, o->sandboxed) < 0)
+		goto out;
+	runner_ok = 1;
+	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+				     MHD_USE_POLL | MHD_USE_ERROR_LOG,
+			     0, NULL, NULL, handle, &s,
+			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD complains */
+			     MHD_OPTION_LISTEN_SOCKET, lfd,
+			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONNECTION_LIMIT,
+			     MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,
+			     MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT,
+			     MHD_OPTION_NOTIFY_COMPLETED, completed, &s,
+			     MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+			     MHD_OPTION_END);
+	if (!d) {
+		log_error("could not start the HTTP server");
+		goto out;
+	}
+	lfd = -1; /* MHD closes it */
+	rc = main_loop(&s, sfd);
+out:
+	if (runner_ok)
+		runner_kill(&s.runner); /* a running execution ends now */
+	if (d)
+		MHD_stop_daemon(d);
+	if (runner_ok)
+		runner_release(&s.runner);
+	if (lfd >= 0)
+		close(lfd);
+	if (o->socket_path && (d || lfd >= 0))
+		unlink(o->socket_path);
+	if (ws_ok)
+		ws_release(&s.ws);
+	if (sfd >= 0)
+		close(sfd);
+	sigaction(SIGPIPE, &oldpipe, NULL);
+	pthread_sigmask(SIG_SETMASK, &oldset, NULL);
+	pthread_mutex_destroy(&s.lock);
+	free(runner_dir);
+	return rc;
+}

@@ -1,0 +1,909 @@
+/* Unit tests for the executor server (executor/server.c, runner.c, workspace.c
+ * and executor/python/): a real server_run in a child, not sandboxed, on a
+ * temporary unix socket and workspace, spoken to over HTTP with libcurl. */
+#include <check.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#define RUNNER_DIR DATADIR "/executor/python"
+
+struct srv {
+	char dir[64];      /* everything of one test lives here */
+	char ws[128];
+	char sock[128];
+	pid_t pid;
+	int ready_rd;
+};
+
+static struct srv S;
+
+static void setup(void)
+{
+	memset(&S, 0, sizeof(S));
+	S.pid = -1;
+	S.ready_rd = -1;
+	snprintf(S.dir, sizeof(S.dir), "/tmp/check_server.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(S.dir));
+	snprintf(S.ws, sizeof(S.ws), "%s/ws", S.dir);
+	snprintf(S.sock, sizeof(S.sock), "%s/executor.sock", S.dir);
+	ck_assert_int_eq(mkdir(S.ws, 0755), 0);
+}
+
+/* Starts server_run in a child. extra_env: APP_* settings; runner_dir NULL for
+ * the project's runner. Does not wait for readiness. */
+static const char *preload = ""; /* APP_PRELOAD_MODULES of the next server */
+static int sandboxed = 0;
+
+static void srv_spawn(const char *runner_dir, char *const *extra_env)
+{
+	int p[2];
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed test leaves no server */
+		if (getppid() != parent)
+			_exit(99);
+		close(p[0]);
+		log_set_level("warn");
+		char *none[] = {NULL};
+		struct config cfg;
+		char err[256];
+		if (config_load(&cfg, extra_env ? extra_env : none, err, sizeof(err)) < 0) {
+			fprintf(stderr, "config: %s\n", err);
+			_exit(98);
+		}
+		free(cfg.preload_modules);
+		cfg.preload_modules = xstrdup(preload); /* "" by default: fast start */
+		struct server_options o = {
+			.cfg = &cfg,
+			.socket_path = S.sock,
+			.workspace = S.ws,
+			.runner_dir = runner_dir ? runner_dir : RUNNER_DIR,
+			.sandboxed = sandboxed,
+			.ready_fd = p[1],
+		};
+		int rc = server_run(&o);
+		config_release(&cfg);
+		exit(rc); /* not _exit: LeakSanitizer checks the server too */
+	}
+	close(p[1]);
+	S.pid = pid;
+	S.ready_rd = p[0];
+}
+
+static void srv_start_env(char *const *extra_env)
+{
+	srv_spawn(NULL, extra_env);
+	char c = 0;
+	ck_assert_int_eq(read(S.ready_rd, &c, 1), 1);
+	ck_assert_int_eq(c, 'R');
+}
+
+static void srv_start(void)
+{
+	srv_start_env(NULL);
+}
+
+/* Stops the server; returns its exit status (wait status). */
+static int srv_stop(void)
+{
+	int st = -1;
+	if (S.pid > 0) {
+		kill(S.pid, SIGTERM);
+		ck_assert_int_eq(waitpid(S.pid, &st, 0), S.pid);
+		S.pid = -1;
+	}
+	return st;
+}
+
+static void teardown(void)
+{
+	int st = srv_stop();
+	if (st != -1)
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server ended with status %d", st);
+	if (S.ready_rd >= 0)
+		close(S.ready_rd);
+	remove_tree(S.dir);
+}
+
+/* ---- HTTP -------------------------------------------------------------- */
+
+struct resp {
+	long status;
+	char *body;
+	size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *ud)
+{
+	struct resp *r = ud;
+	r->body = xrealloc(r->body, r->len + size * n + 1);
+	memcpy(r->body + r->len, p, size * n);
+	r->len += size * n;
+	r->body[r->len] = '\0';
+	return size * n;
+}
+
+static struct resp http_h(const char *method, const char *path, const char *body, size_t blen,
+			  const char *header)
+{
+	struct resp r = {0};
+	r.body = xstrdup("");
+	CURL *c = curl_easy_init();
+	ck_assert_ptr_nonnull(c);
+	char *url = xasprintf("http://localhost%s", path);
+	struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+	if (header)
+		h = curl_slist_append(h, header);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, S.sock);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+	}
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	CURLcode rc = curl_easy_perform(c);
+	ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	free(url);
+	return r;
+}
+
+static struct resp http(const char *method, const char *path, const char *body, size_t blen)
+{
+	return http_h(method, path, body, blen, NULL);
+}
+
+static long put(const char *path, const char *data)
+{
+	struct resp r = http("PUT", path, data, strlen(data));
+	free(r.body);
+	return r.status;
+}
+
+static long get_status(const char *path)
+{
+	struct resp r = http("GET", path, NULL, 0);
+	free(r.body);
+	return r.status;
+}
+
+/* POSTs a raw body to /execute; returns the status, *out the parsed body. */
+static long execute_raw(const char *body, json_object **out)
+{
+	struct resp r = http("POST", "/execute", body, strlen(body));
+	*out = json_tokener_parse(r.body);
+	ck_assert_msg(*out != NULL, "response is not JSON: %s", r.body);
+	free(r.body);
+	return r.status;
+}
+
+/* Runs code (env: JSON object text or NULL; timeout <= 0: none given) and
+ * asserts 200. The caller puts the result. */
+static json_object *run(const char *code, const char *env, double timeout)
+{
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "source_code", json_object_new_string(code));
+	if (env)
+		json_object_object_add(req, "env", json_tokener_parse(env));
+	if (timeout > 0)
+		json_object_object_add(req, "timeout", json_object_new_double(timeout));
+	json_object *res;
+	long st = execute_raw(json_object_to_json_string(req), &res);
+	json_object_put(req);
+	ck_assert_msg(st == 200, "execute: %ld %s", st, json_object_to_json_string(res));
+	return res;
+}
+
+static const char *str(json_object *o, const char *key)
+{
+	json_object *v;
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no %s", key);
+	return json_object_get_string(v);
+}
+
+static int64_t num(json_object *o, const char *key)
+{
+	json_object *v;
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no %s", key);
+	return json_object_get_int64(v);
+}
+
+/* The files list joined by ",". */
+static char *files(json_object *o)
+{
+	json_object *a;
+	ck_assert(json_object_object_get_ex(o, "files", &a));
+	ck_assert(json_object_is_type(a, json_type_array));
+	char *s = xstrdup("");
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		char *t = xasprintf("%s%s%s", s, i ? "," : "", json_object_get_string(json_object_array_get_idx(a, i)));
+		free(s);
+		s = t;
+	}
+	return s;
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+	size_t a = strlen(s), b = strlen(tail);
+	return a >= b && memcmp(s + a - b, tail, b) == 0;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+START_TEST(hello_world)
+{
+	srv_start();
+	struct resp h = http("GET", "/healthz", NULL, 0);
+	ck_assert_int_eq(h.status, 200);
+	ck_assert_str_eq(h.body, "{\"status\":\"ok\"}");
+	free(h.body);
+	json_object *r = run("print('hello')", NULL, 0);
+	ck_assert_str_eq(str(r, "stdout"), "hello\n");
+	ck_assert_str_eq(str(r, "stderr"), "");
+	ck_assert_int_eq(num(r, "exit_code"), 0);
+	ck_assert_int_eq(num(r, "signal"), 0);
+	ck_assert_int_eq(num(r, "stdout_bytes"), 6);
+	ck_assert(!json_object_get_boolean(json_object_object_get(r, "timed_out")));
+	char *f = files(r);
+	ck_assert_str_eq(f, "");
+	free(f);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(script_semantics)
+{
+	srv_start();
+	const char *code =
+		"import sys, os\n"
+		"print(__name__, sys.argv, os.getcwd() == os.path.realpath(sys.path[0]))\n"
+		"def f():\n    return 1\n"
+		"import inspect\nprint(inspect.getsource(f).strip().splitlines()[0])\n"
+		"print(sorted(int(x) for x in os.listdir('/proc/self/fd')))\n";
+	json_object *r = run(code, NULL, 0);
+	ck_assert_str_eq(str(r, "stdout"), "__main__ ['<string>'] True\ndef f():\n[0, 1, 2, 3]\n");
+	ck_assert_str_eq(str(r, "stderr"), "");
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(put_then_code_reads_it)
+{
+	srv_start();
+	ck_assert_int_eq(put("/workspace/data/in.txt", "abc"), 201);
+	struct stat st;
+	char *p = xasprintf("%s/data/in.txt", S.ws);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0644);
+	free(p);
+	json_object *r = run("print(open('data/in.txt').read())", NULL, 0);
+	ck_assert_str_eq(str(r, "stdout"), "abc\n");
+	char *f = files(r);
+	ck_assert_str_eq(f, ""); /* unchanged input is not listed */
+	free(f);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(new_files_listed_nested)
+{
+	srv_start();
+	json_object *r = run("import os\nos.makedirs('out/deep')\n"
+			     "open('out/deep/a.csv', 'w').write('x,y\\n1,2\\n')\n"
+			     "open('b.txt', 'w').write('b')\n", NULL, 0);
+	ck_assert_int_eq(num(r, "exit_code"), 0);
+	char *f = files(r);
+	ck_assert_str_eq(f, "/workspace/b.txt,/workspace/out/deep/a.csv");
+	free(f);
+	json_object_put(r);
+	struct resp g = http("GET", "/workspace/out/deep/a.csv", NULL, 0);
+	ck_assert_int_eq(g.status, 200);
+	ck_assert_str_eq(g.body, "x,y\n1,2\n");
+	free(g.body);
+}
+END_TEST
+
+START_TEST(changed_input_listed)
+{
+	srv_start();
+	ck_assert_int_eq(put("/workspace/a.txt", "a"), 201);
+	ck_assert_int_eq(put("/workspace/b.txt", "b"), 201);
+	ck_assert_int_eq(put("/workspace/c.txt", "c"), 201);
+	json_object *r = run("open('a.txt', 'a').write('more')\n"
+			     "import os\nos.remove('c.txt')\nopen('c.txt', 'w').write('c')\n", NULL, 0);
+	char *f = files(r);
+	/* c.txt has the same content but is a new file */
+	ck_assert_str_eq(f, "/workspace/a.txt,/workspace/c.txt");
+	free(f);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(special_files_skipped)
+{
+	srv_start();
+	json_object *r = run("import os\nos.symlink('/etc/passwd', 'link')\nos.mkfifo('fifo')\n"
+			     "os.symlink('/etc', 'dirlink')\nos.mkdir('d')\nos.symlink('/etc/hostname', 'd/l')\n"
+			     "open('real.txt', 'w').write('r')\n", NULL, 0);
+	ck_assert_int_eq(num(r, "exit_code"), 0);
+	char *f = files(r);
+	ck_assert_str_eq(f, "/workspace/real.txt");
+	free(f);
+	json_object_put(r);
+	ck_assert_int_eq(get_status("/workspace/link"), 404);
+	ck_assert_int_eq(get_status("/workspace/fifo"), 404);
+	ck_assert_int_eq(get_status("/workspace/dirlink/passwd"), 404);
+	ck_assert_int_eq(get_status("/workspace/d/l"), 404);
+	ck_assert_int_eq(get_status("/workspace/d"), 404);
+	ck_assert_int_eq(get_status("/workspace/real.txt"), 200);
+}
+END_TEST
+
+START_TEST(path_traversal_refused)
+{
+	/* a symlink to outside the workspace, there before the server starts */
+	char *link = xasprintf("%s/out", S.ws);
+	ck_assert_int_eq(symlink(S.dir, link), 0);
+	free(link);
+	srv_start();
+	const char *bad[] = {"/workspace/../x", "/workspace/a/../../x", "/workspace/..%2Fx",
+			     "/workspace/%2e%2e/x", "/workspace/", "/workspace", "/workspace//x",
+			     "/workspace/a%00b", "/workspace/./x", "/workspace/a/", "/workspace/%zz",
+			     "/workspace/%2", "/workspace/out/evil", "/workspace/out"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		ck_assert_msg(put(bad[i], "evil") == 400, "PUT %s", bad[i]);
+		ck_assert_msg(get_status(bad[i]) == 404, "GET %s", bad[i]);
+	}
+	char *p = xasprintf("%s/evil", S.dir);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	free(p);
+	p = xasprintf("%s/x", S.dir);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	free(p);
+	ck_assert_int_eq(get_status("/workspace/../executor.sock"), 404);
+	/* an escaped slash is just a separator */
+	ck_assert_int_eq(put("/workspace/a%2Fb", "ok"), 201);
+	struct resp g = http("GET", "/workspace/a/b", NULL, 0);
+	ck_assert_int_eq(g.status, 200);
+	ck_assert_str_eq(g.body, "ok");
+	free(g.body);
+}
+END_TEST
+
+START_TEST(traceback_like_python)
+{
+	srv_start();
+	json_object *r = run("0/0", NULL, 0);
+	ck_assert_int_eq(num(r, "exit_code"), 1);
+	const char *e = str(r, "stderr");
+	ck_assert_msg(strncmp(e, "Traceback (most recent call last):\n"
+				 "  File \"<string>\", line 1, in <module>\n    0/0\n", 74) == 0, "%s", e);
+	ck_assert_msg(ends_with(e, "\nZeroDivisionError: division by zero\n"), "%s", e);
+	ck_assert_ptr_null(strstr(e, "runner"));
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(syntax_error_like_python)
+{
+	srv_start();
+	json_object *r = run("print('ok')\nx = (\n", NULL, 0);
+	ck_assert_int_eq(num(r, "exit_code"), 1);
+	const char *e = str(r, "stderr");
+	ck_assert_msg(strncmp(e, "  File \"<string>\", line 2\n", 26) == 0, "%s", e);
+	ck_assert_msg(strstr(e, "SyntaxError: ") != NULL, "%s", e);
+	ck_assert_ptr_null(strstr(e, "runner"));
+	ck_assert_str_eq(str(r, "stdout"), "");
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(sys_exit_status)
+{
+	srv_start();
+	json_object *r = run("import sys\nprint('x')\nsys.exit(7)", NULL, 0);
+	ck_assert_int_eq(num(r, "exit_code"), 7);
+	ck_assert_str_eq(str(r, "stdout"), "x\n");
+	ck_assert_str_eq(str(r, "stderr"), "");
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(sys_exit_message)
+{
+	srv_start();
+	json_object *r = run("import sys, atexit\natexit.register(print, 'bye')\nsys.exit('no good')",
+			     NULL, 0);
+	ck_assert_int_eq(num(r, "exit_code"), 1);
+	ck_assert_str_eq(str(r, "stderr"), "no good\n");
+	ck_assert_str_eq(str(r, "stdout"), "bye\n");
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(memory_error_message)
+{
+	srv_start();
+	json_object *r = run("raise MemoryError()", NULL, 0);
+	ck_assert_int_eq(num(r, "exit_code"), 1);
+	ck_assert_str_eq(str(r, "stderr"), "MemoryError: the sandbox's memory limit was reached\n");
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(killed_by_signal)
+{
+	srv_start();
+	json_object *r = run("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)", NULL, 0);
+	ck_assert_int_eq(num(r, "exit_code"), -15);
+	ck_assert_int_eq(num(r, "signal"), 15);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(timeout_kills)
+{
+	srv_start();
+	json_object *r = run("print('before', flush=True)\nwhile True:\n    pass\n", NULL, 0.5);
+	ck_assert_int_eq(num(r, "exit_code"), -1);
+	ck_assert(json_object_get_boolean(json_object_object_get(r, "timed_out")));
+	ck_assert_str_eq(str(r, "stdout"), "before\n");
+	ck_assert_int_eq(num(r, "signal"), 9);
+	ck_assert_str_eq(str(r, "stderr"), "Execution timed out: the time limit of 0.5 seconds was hit.\n");
+	ck_assert_int_ge(num(r, "duration_ms"), 500);
+	ck_assert_int_lt(num(r, "duration_ms"), 5000);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(output_cap_marker)
+{
+	char *env[] = {(char *)"APP_MAX_OUTPUT_BYTES=1000", NULL};
+	srv_start_env(env);
+	json_object *r = run("import sys\nprint('x' * 5000)\nsys.stderr.write('e' * 999)", NULL, 0);
+	char *want = xmalloc(1100);
+	memset(want, 'x', 1000);
+	const char marker[] = "\n[output truncated: 4001 bytes dropped]\n";
+	memcpy(want + 1000, marker, sizeof(marker));
+	ck_assert_str_eq(str(r, "stdout"), want);
+	ck_assert_int_eq(num(r, "stdout_bytes"), 5001);
+	ck_assert_int_eq(strlen(str(r, "stderr")), 999); /* under the cap: no marker */
+	ck_assert_int_eq(num(r, "stderr_bytes"), 999);
+	free(want);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(invalid_utf8_repaired)
+{
+	srv_start();
+	json_object *r = run("import sys\nsys.stdout.buffer.write(b'a\\xffb\\x00c\\n')\n"
+			     "sys.stderr.buffer.write(b'\\xc3')", NULL, 0);
+	ck_assert_str_eq(str(r, "stdout"), "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\n");
+	ck_assert_str_eq(str(r, "stderr"), "\xef\xbf\xbd");
+	ck_assert_int_eq(num(r, "stdout_bytes"), 6);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(env_reaches_code_only)
+{
+	setenv("SECRET_FROM_TEST", "leak", 1);
+	srv_start();
+	json_object *r = run("import os\nprint(os.environ['FOO'])\nprint(os.environ.get('SECRET_FROM_TEST'))\n"
+			     "print(os.environ['HOME'], os.environ['LANG'], os.environ.get('APP_PRELOAD_MODULES'))\n"
+			     "print(hash('abc') == hash('abc'), os.environ['PYTHONHASHSEED'])",
+			     "{\"FOO\": \"bar baz\", \"EMPTY\": \"\"}", 0);
+	ck_assert_str_eq(str(r, "stdout"), "bar baz\nNone\n/tmp C.UTF-8 None\nTrue 0\n");
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(bad_bodies_refused)
+{
+	srv_start();
+	const char *bad[] = {
+		"{\"source_code\": \"1\", \"env\": {\"LD_PRELOAD\": \"/x.so\"}}",
+		"{\"source_code\": \"1\", \"env\": {\"PYTHONPATH\": \"/x\"}}",
+		"{\"source_code\": \"1\", \"env\": {\"A=B\": \"x\"}}",
+		"{\"source_code\": \"1\", \"env\": {\"\": \"x\"}}",
+		"{\"source_code\": \"1\", \"env\": {\"A\\u0000B\": \"x\"}}",
+		"{\"source_code\": \"1\", \"env\": {\"A\": \"x\\u0000y\"}}",
+		"{\"source_code\": \"1\", \"env\": {\"A\": 1}}",
+		"{\"source_code\": \"1\", \"env\": []}",
+		"{\"source_code\": \"1\", \"timeout\": 0}",
+		"{\"source_code\": \"1\", \"timeout\": -1}",
+		"{\"source_code\": \"1\", \"timeout\": \"5\"}",
+		"{\"source_code\": \"1\", \"other\": 1}",
+		"{\"source_code\": 1}",
+		"{\"env\": {}}",
+		"[\"source_code\"]",
+		"{\"source_code\": \"1\"} x",
+		"{\"source_code\": \"1\",}",
+		"{\"source_code\": \"\xff\"}",
+		"not json",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		json_object *r;
+		long st = execute_raw(bad[i], &r);
+		ck_assert_msg(st == 400, "%s: %ld", bad[i], st);
+		ck_assert_ptr_nonnull(str(r, "error"));
+		json_object_put(r);
+	}
+	/* none of them used up the execution */
+	json_object *r = run("print(1)", NULL, 0);
+	ck_assert_str_eq(str(r, "stdout"), "1\n");
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(second_execute_conflict)
+{
+	srv_start();
+	json_object *r = run("print(1)", NULL, 0);
+	json_object_put(r);
+	long st = execute_raw("{\"source_code\": \"print(2)\"}", &r);
+	ck_assert_int_eq(st, 409);
+	json_object_put(r);
+	ck_assert_int_eq(put("/workspace/late.txt", "x"), 409);
+	struct resp h = http("GET", "/healthz", NULL, 0);
+	ck_assert_int_eq(h.status, 200);
+	free(h.body);
+}
+END_TEST
+
+static void assert_gone(json_object *r)
+{
+	char *end;
+	long pid = strtol(str(r, "stdout"), &end, 10);
+	ck_assert_int_gt(pid, 1);
+	ck_assert_int_eq(*end, '\n');
+	errno = 0;
+	ck_assert_int_eq(kill((pid_t)pid, 0), -1);
+	ck_assert_int_eq(errno, ESRCH);
+}
+
+START_TEST(no_process_survives)
+{
+	srv_start();
+	json_object *r = run("import subprocess\np = subprocess.Popen(['sleep', '60'])\nprint(p.pid)",
+			     NULL, 0);
+	ck_assert_int_eq(num(r, "exit_code"), 0);
+	assert_gone(r);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(no_process_survives_timeout)
+{
+	srv_start();
+	json_object *r = run("import subprocess, os\n"
+			     "p = subprocess.Popen(['sh', '-c', 'sleep 60 & wait'])\n"
+			     "print(p.pid, flush=True)\nwhile True:\n    pass\n", NULL, 0.3);
+	ck_assert_int_eq(num(r, "exit_code"), -1);
+	assert_gone(r);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(plot_and_image_shims)
+{
+	srv_start();
+	json_object *r = run(
+		"try:\n    import matplotlib.pyplot as plt\nexcept ImportError:\n    print('no matplotlib')\n"
+		"else:\n    plt.plot([1, 2])\n    plt.show()\n    plt.figure()\n    plt.plot([3, 1])\n"
+		"    plt.figure()\n    plt.show()\n    print(plt.get_fignums())\n"
+		"from PIL import Image\nImage.new('CMYK', (4, 4)).show()\nImage.new('RGB', (2, 2)).show()\n",
+		NULL, 0);
+	ck_assert_msg(num(r, "exit_code") == 0, "%s", str(r, "stderr"));
+	ck_assert_str_eq(str(r, "stdout"), "[]\n");
+	char *f = files(r);
+	/* nothing else: no __pycache__, no matplotlib cache */
+	ck_assert_str_eq(f, "/workspace/image-2.png,/workspace/image.png,/workspace/plot-2.png,"
+			    "/workspace/plot-3.png,/workspace/plot.png");
+	free(f);
+	json_object_put(r);
+	struct resp g = http("GET", "/workspace/plot.png", NULL, 0);
+	ck_assert_int_eq(g.status, 200);
+	ck_assert_uint_gt(g.len, 8);
+	ck_assert_int_eq(memcmp(g.body, "\x89PNG\r\n\x1a\n", 8), 0);
+	free(g.body);
+}
+END_TEST
+
+START_TEST(runner_not_ready_is_503)
+{
+	/* A stand-in runner that opens a FIFO (telling us it runs) and never
+	 * reports ready. */
+	char *dir = xasprintf("%s/fake", S.dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	char *fifo = xasprintf("%s/started", S.dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	char *py = xasprintf("%s/runner.py", dir);
+	FILE *fp = fopen(py, "w");
+	ck_assert_ptr_nonnull(fp);
+	fprintf(fp, "import os\nfd = os.open('%s', os.O_WRONLY)\nos.read(3, 1)\n", fifo);
+	fclose(fp);
+	srv_spawn(dir, NULL);
+	int fd = open(fifo, O_RDONLY); /* returns once the runner runs; the socket listens by then */
+	ck_assert_int_ge(fd, 0);
+	struct resp h = http("GET", "/healthz", NULL, 0);
+	ck_assert_int_eq(h.status, 503);
+	free(h.body);
+	json_object *r;
+	ck_assert_int_eq(execute_raw("{\"source_code\": \"print(1)\"}", &r), 503);
+	json_object_put(r);
+	close(fd);
+	free(dir);
+	free(fifo);
+	free(py);
+}
+END_TEST
+
+START_TEST(runner_failure_is_fatal)
+{
+	char *dir = xasprintf("%s/fake", S.dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	char *py = xasprintf("%s/runner.py", dir);
+	FILE *fp = fopen(py, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs("import sys\nsys.stderr.write('boom')\nsys.exit(3)\n", fp);
+	fclose(fp);
+	srv_spawn(dir, NULL);
+	char c;
+	ck_assert_int_eq(read(S.ready_rd, &c, 1), 0); /* never "R" */
+	int st;
+	ck_assert_int_eq(waitpid(S.pid, &st, 0), S.pid);
+	S.pid = -1;
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+	free(dir);
+	free(py);
+}
+END_TEST
+
+START_TEST(routes_and_methods)
+{
+	srv_start();
+	ck_assert_int_eq(get_status("/nope"), 404);
+	ck_assert_int_eq(get_status("/execute"), 405);
+	struct resp d = http("DELETE", "/workspace/x", NULL, 0);
+	ck_assert_int_eq(d.status, 405);
+	free(d.body);
+	ck_assert_int_eq(get_status("/workspace/missing.txt"), 404);
+}
+END_TEST
+
+START_TEST(put_too_large)
+{
+	char *env[] = {(char *)"APP_SANDBOX_FILE_MB=1", NULL};
+	srv_start_env(env);
+	size_t n = (1 << 20) + 1;
+	char *big = xmalloc(n + 1);
+	memset(big, 'a', n);
+	big[n] = '\0';
+	ck_assert_int_eq(put("/workspace/big.bin", big), 413);
+	free(big);
+	char *p = xasprintf("%s/big.bin", S.ws);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	free(p);
+	ck_assert_int_eq(put("/workspace/small.bin", "ok"), 201);
+}
+END_TEST
+
+START_TEST(threads_and_atexit_at_exit)
+{
+	srv_start();
+	json_object *r = run("import threading, time, atexit\n"
+			     "atexit.register(lambda: print('atexit'))\n"
+			     "def work():\n    time.sleep(0.2)\n    print('thread')\n"
+			     "threading.Thread(target=work).start()\nprint('main')", NULL, 0);
+	ck_assert_str_eq(str(r, "stdout"), "main\nthread\natexit\n");
+	ck_assert_int_eq(num(r, "exit_code"), 0);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(preload_then_shims)
+{
+	preload = "json, no_such_module_xyz ,matplotlib.pyplot";
+	srv_start();
+	json_object *r = run("import sys\nprint('matplotlib.pyplot' in sys.modules, 'no_such_module_xyz' in sys.modules)\n"
+			     "import matplotlib.pyplot as plt\nplt.plot([1])\nplt.show()\n", NULL, 0);
+	ck_assert_msg(num(r, "exit_code") == 0, "%s", str(r, "stderr"));
+	ck_assert_str_eq(str(r, "stdout"), "True False\n");
+	ck_assert_str_eq(str(r, "stderr"), "");
+	char *f = files(r);
+	ck_assert_str_eq(f, "/workspace/plot.png");
+	free(f);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(chunked_bodies_capped)
+{
+	char *env[] = {(char *)"APP_SANDBOX_FILE_MB=1", (char *)"APP_MAX_REQUEST_BYTES=2048", NULL};
+	srv_start_env(env);
+	size_t n = (1 << 20) + 10;
+	char *big = xmalloc(n + 1);
+	memset(big, 'a', n);
+	big[n] = '\0';
+	struct resp r = http_h("PUT", "/workspace/big.bin", big, n, "Transfer-Encoding: chunked");
+	ck_assert_int_eq(r.status, 413);
+	free(r.body);
+	char *p = xasprintf("%s/big.bin", S.ws);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	free(p);
+	/* a chunked file under the cap is fine */
+	r = http_h("PUT", "/workspace/ok.bin", big, 1000, "Transfer-Encoding: chunked");
+	ck_assert_int_eq(r.status, 201);
+	free(r.body);
+	/* an execute body over APP_MAX_REQUEST_BYTES, with and without a length */
+	char *body = xasprintf("{\"source_code\": \"%.*s\"}", 3000, big);
+	r = http("POST", "/execute", body, strlen(body));
+	ck_assert_int_eq(r.status, 413);
+	free(r.body);
+	r = http_h("POST", "/execute", body, strlen(body), "Transfer-Encoding: chunked");
+	ck_assert_int_eq(r.status, 413);
+	free(r.body);
+	free(body);
+	free(big);
+	json_object *res = run("print(len(open('ok.bin').read()))", NULL, 0);
+	ck_assert_str_eq(str(res, "stdout"), "1000\n");
+	json_object_put(res);
+}
+END_TEST
+
+START_TEST(sandboxed_runner_locked_down)
+{
+	/* sbx_lockdown(cfg, 1) needs root (it switches to uid 1000) */
+	if (getuid() != 0) {
+		fprintf(stderr, "sandboxed_runner_locked_down: not root, nothing to check\n");
+		return;
+	}
+#ifdef __SANITIZE_ADDRESS__
+	/* The lockdown's RLIMIT_AS leaves no room for ASan's shadow memory in the
+	 * instrumented child between fork and exec. */
+	fprintf(stderr, "sandboxed_runner_locked_down: not under AddressSanitizer\n");
+	return;
+#endif
+	ck_assert_int_eq(chmod(S.dir, 0711), 0);
+	ck_assert_int_eq(chown(S.ws, 1000, 1000), 0);
+	sandboxed = 1;
+	srv_start();
+	ck_assert_int_eq(put("/workspace/in/data.txt", "d"), 201);
+	struct stat st;
+	char *p = xasprintf("%s/in/data.txt", S.ws);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_eq(st.st_uid, 1000);
+	ck_assert_int_eq(st.st_gid, 1000);
+	free(p);
+	p = xasprintf("%s/in", S.ws);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_eq(st.st_uid, 1000);
+	free(p);
+	json_object *r = run("import os\nprint(os.getuid(), os.getgid())\n"
+			     "s = dict(l.split(':\\t') for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)\n"
+			     "print(s['CapEff'], s['NoNewPrivs'], s['Seccomp'])\n"
+			     "open('in/data.txt', 'a').write('more')\n", NULL, 0);
+	ck_assert_msg(num(r, "exit_code") == 0, "%s", str(r, "stderr"));
+	ck_assert_str_eq(str(r, "stdout"), "1000 1000\n0000000000000000 1 2\n");
+	char *f = files(r);
+	ck_assert_str_eq(f, "/workspace/in/data.txt");
+	free(f);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(shutdown_during_execution)
+{
+	char *fifo = xasprintf("%s/running", S.dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	srv_start();
+	pid_t client = fork();
+	ck_assert_int_ge(client, 0);
+	if (client == 0) {
+		char *code = xasprintf("import os\nos.open('%s', os.O_WRONLY)\nwhile True:\n    pass\n", fifo);
+		json_object *req = json_object_new_object();
+		json_object_object_add(req, "source_code", json_object_new_string(code));
+		const char *body = json_object_to_json_string(req);
+		CURL *c = curl_easy_init();
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, S.sock);
+		curl_easy_setopt(c, CURLOPT_URL, "http://localhost/execute");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+		struct resp r = {0};
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+		curl_easy_perform(c);
+		_exit(0);
+	}
+	int fd = open(fifo, O_RDONLY); /* the code is running */
+	ck_assert_int_ge(fd, 0);
+	int64_t t0 = monotonic_ms();
+	int st = srv_stop();
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_int_lt(monotonic_ms() - t0, 10000); /* not the 60 s default timeout */
+	ck_assert_int_eq(waitpid(client, &st, 0), client);
+	close(fd);
+	free(fifo);
+}
+END_TEST
+
+static Suite *server_suite(void)
+{
+	Suite *s = suite_create("server");
+	TCase *tc = tcase_create("executor");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, hello_world);
+	tcase_add_test(tc, script_semantics);
+	tcase_add_test(tc, put_then_code_reads_it);
+	tcase_add_test(tc, new_files_listed_nested);
+	tcase_add_test(tc, changed_input_listed);
+	tcase_add_test(tc, special_files_skipped);
+	tcase_add_test(tc, path_traversal_refused);
+	tcase_add_test(tc, traceback_like_python);
+	tcase_add_test(tc, syntax_error_like_python);
+	tcase_add_test(tc, sys_exit_status);
+	tcase_add_test(tc, sys_exit_message);
+	tcase_add_test(tc, memory_error_message);
+	tcase_add_test(tc, killed_by_signal);
+	tcase_add_test(tc, timeout_kills);
+	tcase_add_test(tc, output_cap_marker);
+	tcase_add_test(tc, invalid_utf8_repaired);
+	tcase_add_test(tc, env_reaches_code_only);
+	tcase_add_test(tc, bad_bodies_refused);
+	tcase_add_test(tc, second_execute_conflict);
+	tcase_add_test(tc, no_process_survives);
+	tcase_add_test(tc, no_process_survives_timeout);
+	tcase_add_test(tc, plot_and_image_shims);
+	tcase_add_test(tc, runner_not_ready_is_503);
+	tcase_add_test(tc, runner_failure_is_fatal);
+	tcase_add_test(tc, routes_and_methods);
+	tcase_add_test(tc, put_too_large);
+	tcase_add_test(tc, threads_and_atexit_at_exit);
+	tcase_add_test(tc, preload_then_shims);
+	tcase_add_test(tc, chunked_bodies_capped);
+	tcase_add_test(tc, sandboxed_runner_locked_down);
+	tcase_add_test(tc, shutdown_during_execution);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	SRunner *sr = srunner_create(server_suite());
+	srunner_set_fork_status(sr, CK_FORK);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	curl_global_cleanup();
+	return failed ? 1 : 0;
+}
