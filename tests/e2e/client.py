@@ -1,0 +1,69 @@
+"""A small HTTP client for the code-interpreter API (standard library only).
+
+The service's address comes from the environment that run.py sets:
+E2E_HOST (default 127.0.0.1) and E2E_PORT. No keep-alive: every call opens a
+new connection, so one test's broken connection never leaks into the next.
+"""
+import http.client
+import json
+import os
+
+HOST = os.environ.get("E2E_HOST", "127.0.0.1")
+
+
+def port():
+    return int(os.environ.get("E2E_PORT", "50081"))
+
+
+class Response:
+    """What one HTTP exchange produced. `json` is None when the body is not JSON."""
+
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # dict with lower-cased names
+        self.body = body        # raw bytes
+        try:
+            self.json = json.loads(body.decode("utf-8")) if body else None
+            self.json_ok = body != b""
+        except (UnicodeDecodeError, ValueError):
+            self.json = None
+            self.json_ok = False
+
+    def __iter__(self):  # allows: status, headers, js = client.execute(...)
+        return iter((self.status, self.headers, self.json))
+
+    def __repr__(self):
+        return "<Response %s %r>" % (self.status, self.body[:500])
+
+
+def raw(method, path, body=None, headers=None, timeout=120):
+    """Sends one request as given and returns a Response. `body` may be bytes or str."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    conn = http.client.HTTPConnection(HOST, port(), timeout=timeout)
+    try:
+        hdrs = {"Connection": "close"}
+        if body is not None:
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        data = r.read()
+        return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def execute(source, files=None, env=None, timeout=None, http_timeout=None):
+    """POST /v1/execute. Returns a Response, which unpacks as (status, headers, json)."""
+    req = {"source_code": source}
+    if files is not None:
+        req["files"] = files
+    if env is not None:
+        req["env"] = env
+    if timeout is not None:
+        req["timeout"] = timeout
+    if http_timeout is None:
+        # the run itself, waiting for a sandbox (APP_CLAIM_TIMEOUT) and collecting files
+        http_timeout = (timeout if timeout is not None else 60) + 90
+    return raw("POST", "/v1/execute", json.dumps(req), timeout=http_timeout)

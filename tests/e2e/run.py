@@ -1,0 +1,382 @@
+#!/usr/bin/python3
+"""End-to-end test runner for code-interpreter.
+
+    /usr/bin/python3 tests/e2e/run.py --build build [-k PATTERN] [--keep]
+
+Starts the service from the build directory on a free port with all of its state
+in a fresh temporary directory, waits for GET /readyz, runs the test modules in
+this directory (test_*.py), then stops the service with SIGTERM and checks that
+nothing is left behind: no process of this run, no sandbox directory, no cgroup,
+no mount, no lighttpd. The last line of output is always
+`e2e: N passed, M failed[, K skipped]`; the exit status is non-zero on any
+failure. Uses only the Python standard library.
+"""
+import argparse
+import http.client
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.dont_write_bytecode = True  # keep tests/e2e free of __pycache__
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
+CGROUP_ROOTS = ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def get(port, path, timeout=5):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def tail(path, n=80):
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError as e:
+        return "(cannot read %s: %s)" % (path, e)
+    return "\n".join(lines[-n:])
+
+
+# ---- /proc ------------------------------------------------------------------
+
+def read_proc(pid, name):
+    try:
+        with open("/proc/%d/%s" % (pid, name), "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def proc_stat(pid):
+    """(state, ppid, starttime) or None."""
+    s = read_proc(pid, "stat")
+    if not s:
+        return None
+    rest = s[s.rfind(b")") + 2:].split()
+    return rest[0].decode(), int(rest[1]), int(rest[19])
+
+
+def all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def descendants(root):
+    """{pid: starttime} of every live descendant of root."""
+    children = {}
+    info = {}
+    for pid in all_pids():
+        st = proc_stat(pid)
+        if st:
+            info[pid] = st
+            children.setdefault(st[1], []).append(pid)
+    out, todo = {}, [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out[c] = info[c][2]
+                todo.append(c)
+    return out
+
+
+def describe(pid):
+    cmd = (read_proc(pid, "cmdline") or b"").replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    st = proc_stat(pid)
+    return "pid %d (%s, ppid %s): %s" % (pid, st[0] if st else "?", st[1] if st else "?", cmd[:200])
+
+
+def leftover_processes(tmp, cgroup_parent, snapshot):
+    me = os.getpid()
+    found = {}
+    marker = tmp.encode()
+    cg_marker = ("/%s/" % cgroup_parent).encode()
+    for pid in all_pids():
+        if pid == me:
+            continue
+        st = proc_stat(pid)
+        if not st or st[0] == "Z":
+            continue  # gone, or a zombie (its parent, if left, is reported itself)
+        why = []
+        if pid in snapshot and snapshot[pid] == st[2]:
+            why.append("was part of the service before SIGTERM")
+        if marker in (read_proc(pid, "cmdline") or b""):
+            why.append("command line names the run's temp dir")
+        if marker in (read_proc(pid, "environ") or b""):
+            why.append("environment names the run's temp dir")
+        if cg_marker in (read_proc(pid, "cgroup") or b""):
+            why.append("in a cgroup under %s" % cgroup_parent)
+        if why:
+            found[pid] = "%s [%s]" % (describe(pid), "; ".join(why))
+    return found
+
+
+def leftover_cgroups(parent):
+    out = []
+    for root in CGROUP_ROOTS:
+        d = os.path.join(root, parent)
+        if os.path.isdir(d):
+            for name in sorted(os.listdir(d)):
+                if os.path.isdir(os.path.join(d, name)):
+                    out.append(os.path.join(d, name))
+    return out
+
+
+def leftover_mounts(tmp):
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return [l.strip() for l in f if tmp in l]
+    except OSError:
+        return []
+
+
+def leftover_sandbox_dirs(tmp):
+    d = os.path.join(tmp, "run", "sandboxes")
+    try:
+        return [os.path.join(d, n) for n in sorted(os.listdir(d))]
+    except FileNotFoundError:
+        return []
+
+
+def check_shutdown(proc, tmp, cgroup_parent, lines):
+    """SIGTERM the master, wait, and look for anything left. Returns True when clean."""
+    ok = True
+    snapshot = descendants(proc.pid)
+    lighttpd = [p for p in snapshot if (read_proc(p, "comm") or b"").strip() == b"lighttpd"]
+    lines.append("shutdown: %d processes under the master before SIGTERM (lighttpd: %s)"
+                 % (len(snapshot), lighttpd or "none"))
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(STOP_TIMEOUT)
+        lines.append("shutdown: master exited with %d after %.1f s" % (rc, time.monotonic() - t0))
+        if rc != 0:
+            ok = False
+            lines.append("shutdown: FAIL: the master should exit 0 after SIGTERM")
+    except subprocess.TimeoutExpired:
+        ok = False
+        lines.append("shutdown: FAIL: the master did not exit within %d s of SIGTERM" % STOP_TIMEOUT)
+        proc.kill()
+        proc.wait()
+    # Killed processes may need a moment to be reaped by their parents; bounded.
+    deadline = time.monotonic() + 5
+    while True:
+        procs = leftover_processes(tmp, cgroup_parent, snapshot)
+        sbx = leftover_sandbox_dirs(tmp)
+        cgs = leftover_cgroups(cgroup_parent)
+        mnts = leftover_mounts(tmp)
+        if not (procs or sbx or cgs or mnts) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for pid, d in sorted(procs.items()):
+        lines.append("shutdown: FAIL: process left: %s" % d)
+    for p in lighttpd:
+        if p in procs:
+            lines.append("shutdown: FAIL: lighttpd (pid %d) survived" % p)
+    for s in sbx:
+        lines.append("shutdown: FAIL: sandbox entry left: %s" % s)
+    for c in cgs:
+        lines.append("shutdown: FAIL: cgroup left: %s" % c)
+    for m in mnts:
+        lines.append("shutdown: FAIL: mount left: %s" % m)
+    if procs or sbx or cgs or mnts:
+        ok = False
+    else:
+        lines.append("shutdown: nothing left behind")
+    # Tidy up after a failure so later runs start clean: only what this run made.
+    for pid in procs:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return ok, bool(procs or mnts)
+
+
+def remove_cgroup_parent(parent):
+    for root in CGROUP_ROOTS:
+        d = os.path.join(root, parent)
+        if not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            if os.path.isdir(os.path.join(d, name)):
+                try:
+                    os.rmdir(os.path.join(d, name))
+                except OSError:
+                    pass
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
+# ---- main -------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build", help="directory with code-interpreter, executor, health_check")
+    ap.add_argument("-k", dest="pattern", action="append", default=[],
+                    help="only tests whose name (module.Class.method) matches; substring or fnmatch pattern")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("-q", "--quiet", action="store_true")
+    ap.add_argument("--healthz-only", action="store_true",
+                    help="wait for GET /healthz instead of /readyz (to run the tests that need no sandbox "
+                         "while the executor does not work)")
+    args = ap.parse_args()
+
+    build = os.path.abspath(args.build)
+    tmp = tempfile.mkdtemp(prefix="ci-e2e-")
+    os.chmod(tmp, 0o755)
+    port = free_port()
+    cgroup_parent = "ci-test-" + secrets.token_hex(4)
+    log_path = os.path.join(tmp, "service.log")
+    paths = {
+        "run": os.path.join(tmp, "run"),
+        "db": os.path.join(tmp, "db", "ci.db"),
+        "objects": os.path.join(tmp, "objects"),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    env.update({
+        "APP_HTTP_PORT": str(port),
+        "APP_RUN_DIR": paths["run"],
+        "APP_DB_PATH": paths["db"],
+        "APP_FILE_STORAGE_PATH": paths["objects"],
+        "APP_WORKERS": "4",
+        "APP_EXECUTOR_POOL_SIZE": "2",
+        "APP_CGROUP_PARENT": cgroup_parent,
+        "APP_PRELOAD_MODULES": "",
+        "APP_LOG_LEVEL": "info",
+        "APP_DATA_DIR": REPO,
+    })
+    os.environ.update({
+        "E2E_PORT": str(port),
+        "E2E_TMP": tmp,
+        "E2E_BUILD": build,
+        "E2E_DB_PATH": paths["db"],
+        "E2E_STORE": paths["objects"],
+        "E2E_RUN_DIR": paths["run"],
+        "E2E_LOG": log_path,
+        "E2E_CGROUP_PARENT": cgroup_parent,
+    })
+    print("e2e: temp dir %s, port %d, cgroup parent %s" % (tmp, port, cgroup_parent), flush=True)
+
+    passed = failed = skipped = 0
+    report = []
+    binary = os.path.join(build, "code-interpreter")
+    if not os.access(binary, os.X_OK):
+        print("e2e: FAIL: %s is missing; run `make all` first" % binary)
+        print("e2e: 0 passed, 1 failed")
+        return 1
+    logf = open(log_path, "wb")
+    proc = subprocess.Popen([binary], env=env, stdout=logf, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=tmp)
+    logf.close()
+    os.environ["E2E_MASTER_PID"] = str(proc.pid)
+    keep_tmp = args.keep
+    try:
+        # ---- readiness
+        t0 = time.monotonic()
+        ready, last = False, "no answer"
+        while time.monotonic() - t0 < READY_TIMEOUT:
+            if proc.poll() is not None:
+                last = "the service exited with %d" % proc.returncode
+                break
+            try:
+                status, body = get(port, "/healthz" if args.healthz_only else "/readyz")
+                last = "%d %s" % (status, body[:300].decode("utf-8", "replace"))
+                if status == 200:
+                    ready = True
+                    break
+            except (OSError, http.client.HTTPException) as e:
+                last = repr(e)
+            time.sleep(0.2)
+        if ready:
+            print("e2e: service ready after %.1f s" % (time.monotonic() - t0), flush=True)
+        else:
+            failed += 1
+            report.append("readiness: FAIL: GET %s did not answer 200 within %d s (last: %s)"
+                          % ("/healthz" if args.healthz_only else "/readyz", READY_TIMEOUT, last))
+
+        # ---- the suites
+        if ready:
+            sys.path.insert(0, HERE)
+            loader = unittest.TestLoader()
+            if args.pattern:
+                loader.testNamePatterns = [p if "*" in p else "*%s*" % p for p in args.pattern]
+            suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+            runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=1 if args.quiet else 2)
+            result = runner.run(suite)
+            # count tests, not subtests: a test with three failing subtests is one failure
+            def tid(t):
+                return getattr(t, "test_case", t).id()
+            bad = {tid(t) for t, _ in result.failures + result.errors}
+            bad |= {tid(t) for t in result.unexpectedSuccesses}
+            n_skip = len({tid(t) for t, _ in result.skipped} - bad)
+            failed += len(bad)
+            skipped += n_skip
+            passed += result.testsRun - len(bad) - n_skip
+            if bad:
+                print("failed tests:")
+                for t in sorted(bad):
+                    print("  " + t)
+    finally:
+        # ---- shutdown: nothing may be left
+        if proc.poll() is None:
+            ok, dangerous = check_shutdown(proc, tmp, cgroup_parent, report)
+        else:
+            ok, dangerous = False, True
+            report.append("shutdown: FAIL: the master had already exited with %s" % proc.returncode)
+            for pid, d in leftover_processes(tmp, cgroup_parent, {}).items():
+                report.append("shutdown: FAIL: process left: %s" % d)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if ok:
+            passed += 1
+        else:
+            failed += 1
+        remove_cgroup_parent(cgroup_parent)
+
+    for line in report:
+        print(line)
+    if failed:
+        print("---- tail of %s ----" % log_path)
+        print(tail(log_path))
+        print("---- end of service log ----")
+        keep_tmp = True
+    if dangerous or leftover_mounts(tmp):
+        print("e2e: temp dir %s kept (mounts or processes were left; not removing it)" % tmp)
+    elif keep_tmp:
+        print("e2e: temp dir kept: %s" % tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary = "e2e: %d passed, %d failed" % (passed, failed)
+    if skipped:
+        summary += ", %d skipped" % skipped
+    print(summary, flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Point 5: the sandbox has no network, cannot see the host, runs unprivileged
+and the seccomp filter refuses kernel attack surface."""
+import json
+import os
+
+import client
+from support import BUILD, DB_PATH, E2E, MASTER_PID, STORE, TMP
+
+ALLOWED_ROOT = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "dev", "proc", "sys",
+                "tmp", "workspace", "run", "home", "root", "var", "opt"}
+
+SYSCALL_PROBE = r'''
+import ctypes, errno, json, os, platform, signal, socket, tempfile
+
+libc = ctypes.CDLL(None, use_errno=True)
+NR = {
+    "x86_64": {"bpf": 321, "keyctl": 250, "io_uring_setup": 425, "userfaultfd": 323},
+    "aarch64": {"bpf": 280, "keyctl": 219, "io_uring_setup": 425, "userfaultfd": 282},
+}.get(platform.machine(), {})
+L = ctypes.c_long
+
+def ret(rv):
+    if rv == -1:
+        e = ctypes.get_errno()
+        return "errno:" + errno.errorcode.get(e, str(e))
+    return "ok:%d" % rv
+
+def sc(name, *args):
+    if name not in NR:
+        return "unknown-arch"
+    return ret(libc.syscall(L(NR[name]), *[L(a) for a in args]))
+
+def af_socket(family, typ, proto):
+    s = socket.socket(family, typ, proto)
+    s.close()
+    return "ok"
+
+def unshare():
+    if hasattr(os, "unshare"):
+        os.unshare(os.CLONE_NEWUSER)
+        return "ok"
+    return ret(libc.unshare(ctypes.c_int(0x10000000)))
+
+def try_mount():
+    # onto a fresh empty directory, so that even a sandbox that wrongly allows it
+    # hides nothing; undone at once if it succeeded
+    d = tempfile.mkdtemp()
+    r = ret(libc.mount(b"none", d.encode(), b"tmpfs", ctypes.c_ulong(0), None))
+    if r.startswith("ok"):
+        libc.umount2(d.encode(), ctypes.c_int(2))
+    return r
+
+PROBES = {
+    "mount": try_mount,
+    "unshare": unshare,
+    "unshare_mount_ns": lambda: ret(libc.unshare(ctypes.c_int(0x00020000))),
+    "ptrace": lambda: ret(libc.ptrace(L(0), L(0), None, None)),
+    "bpf": lambda: sc("bpf", 0, 0, 0),
+    "keyctl": lambda: sc("keyctl", 0, -3, 0),
+    "io_uring_setup": lambda: sc("io_uring_setup", 1, 0),
+    "userfaultfd": lambda: sc("userfaultfd", 1),
+    "af_packet": lambda: af_socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)),
+    "af_netlink": lambda: af_socket(socket.AF_NETLINK, socket.SOCK_RAW, 0),
+    "raw_inet": lambda: af_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP),
+}
+
+def probe(fn):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            res = fn()
+        except OSError as e:
+            res = "errno:" + errno.errorcode.get(e.errno, str(e.errno))
+        except BaseException as e:
+            res = "exception:" + repr(e)
+        os.write(w, str(res).encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while True:
+        b = os.read(r, 4096)
+        if not b:
+            break
+        data += b
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return "signal:" + signal.Signals(os.WTERMSIG(status)).name
+    return data.decode()
+
+print(json.dumps({name: probe(fn) for name, fn in PROBES.items()}))
+'''
+
+NETWORK_PROBE = r'''
+import json, socket, time
+port = %d
+res = {}
+def connect(host, p):
+    t0 = time.monotonic()
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect((host, p))
+        r = "connected"
+    except OSError as e:
+        r = type(e).__name__ + ":" + str(e)
+    finally:
+        s.close()
+    return [r, round(time.monotonic() - t0, 2)]
+res["service"] = connect("127.0.0.1", port)
+res["one_one"] = connect("1.1.1.1", 53)
+res["ten"] = connect("10.0.0.1", 80)
+t0 = time.monotonic()
+try:
+    socket.getaddrinfo("example.com", 80)
+    res["dns"] = ["resolved", 0]
+except OSError as e:
+    res["dns"] = [type(e).__name__, round(time.monotonic() - t0, 2)]
+# /proc/net/dev lists the interfaces of this network namespace (if_nameindex
+# would need a netlink socket, which the seccomp filter refuses)
+try:
+    res["interfaces"] = sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:])
+except OSError as e:
+    res["interfaces"] = "error: %%r" %% e
+print(json.dumps(res))
+'''
+
+HOST_PROBE = r'''
+import json, os
+def look(path):
+    try:
+        if os.path.isdir(path):
+            return ["dir", sorted(os.listdir(path))]
+        with open(path, "rb") as f:
+            return ["file", f.read(100000).decode("latin-1")]
+    except FileNotFoundError:
+        return ["absent"]
+    except OSError as e:
+        return ["error", type(e).__name__]
+res = {p: look(p) for p in %r}
+res["/"] = sorted(os.listdir("/"))
+print(json.dumps(res))
+'''
+
+PROC_PROBE = r'''
+import json, os
+procs = {}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            procs[d] = open("/proc/%%s/cmdline" %% d, "rb").read().replace(b"\0", b" ").decode("latin-1")
+        except OSError as e:
+            procs[d] = "?" + type(e).__name__
+status = {}
+for line in open("/proc/self/status"):
+    k, _, v = line.partition(":")
+    status[k] = v.strip()
+print(json.dumps({"procs": procs, "status": status, "uid": os.getuid(), "euid": os.geteuid(),
+                  "gid": os.getgid(), "groups": os.getgroups(), "master_pid": %d,
+                  "master_visible": os.path.exists("/proc/%d")}))
+'''
+
+DENIED = ("errno:EPERM", "errno:EACCES", "signal:SIGSYS")
+
+
+class P5Isolation(E2E):
+    _cache = {}
+
+    def probe(self, name, source):
+        if name not in P5Isolation._cache:
+            P5Isolation._cache[name] = self.run_probe(source, timeout=60)
+        return P5Isolation._cache[name]
+
+    # ---- network
+    def network(self):
+        return self.probe("net", NETWORK_PROBE % client.port())
+
+    def test_no_network_service_port_unreachable(self):
+        r, _ = self.network()["service"]
+        self.assertNotEqual(r, "connected")
+
+    def test_no_network_public_address_fails_fast(self):
+        r, t = self.network()["one_one"]
+        self.assertNotEqual(r, "connected")
+        self.assertLess(t, 3, "connect to 1.1.1.1:53 took %.1f s: %s" % (t, r))
+
+    def test_no_network_private_address_fails_fast(self):
+        r, t = self.network()["ten"]
+        self.assertNotEqual(r, "connected")
+        self.assertLess(t, 3, "connect to 10.0.0.1:80 took %.1f s: %s" % (t, r))
+
+    def test_no_network_dns_fails(self):
+        r, _ = self.network()["dns"]
+        self.assertNotEqual(r, "resolved")
+
+    def test_only_loopback_interface(self):
+        self.assertEqual(self.network()["interfaces"], ["lo"])
+
+    # ---- host files
+    def host(self):
+        paths = ["/root", "/home", "/etc/shadow", "/proc/1/environ", TMP, STORE, DB_PATH,
+                 os.path.dirname(DB_PATH), "/work"]
+        return self.probe("host", HOST_PROBE % (paths,))
+
+    def assertHidden(self, path, host_entries=None):
+        seen = self.host()[path]
+        if seen[0] in ("absent", "error"):
+            return
+        if seen[0] == "dir":
+            leaked = set(seen[1]) & set(host_entries or [])
+            self.assertFalse(leaked, "%s shows host entries: %s" % (path, sorted(leaked)[:20]))
+            return
+        self.fail("%s is readable in the sandbox: %r" % (path, seen[1][:200]))
+
+    def host_listing(self, path):
+        try:
+            return os.listdir(path)
+        except OSError:
+            return []
+
+    def test_host_root_home_invisible(self):
+        self.assertHidden("/root", self.host_listing("/root"))
+
+    def test_host_home_invisible(self):
+        self.assertHidden("/home", self.host_listing("/home"))
+
+    def test_store_db_and_temp_dir_of_this_run_absent(self):
+        for p in (TMP, STORE, DB_PATH, os.path.dirname(DB_PATH)):
+            with self.subTest(path=p):
+                self.assertIn(self.host()[p][0], ("absent", "error"), self.host()[p])
+
+    def test_source_tree_absent(self):
+        self.assertIn(self.host()["/work"][0], ("absent", "error"))
+
+    def test_etc_shadow_absent_or_unreadable(self):
+        self.assertIn(self.host()["/etc/shadow"][0], ("absent", "error"), self.host()["/etc/shadow"][:1])
+
+    def test_proc_1_environ_does_not_reveal_the_service(self):
+        seen = self.host()["/proc/1/environ"]
+        if seen[0] == "file":
+            self.assertNotIn(TMP, seen[1])
+            self.assertNotIn("APP_DB_PATH", seen[1])
+
+    def test_root_directory_is_minimal(self):
+        root = set(self.host()["/"])
+        self.assertIn("workspace", root)
+        self.assertLessEqual(root, ALLOWED_ROOT, "unexpected entries in /: %s" % sorted(root - ALLOWED_ROOT))
+
+    # ---- processes and privileges
+    def proc(self):
+        return self.probe("proc", PROC_PROBE % (MASTER_PID, MASTER_PID))
+
+    def test_proc_shows_only_sandbox_processes(self):
+        procs = self.proc()["procs"]
+        self.assertLessEqual(len(procs), 8, procs)
+        service = os.path.realpath(os.path.join(BUILD, "code-interpreter"))
+        for pid, cmd in procs.items():
+            for word in (service, "build/code-interpreter", "lighttpd", "systemd", "process_api", TMP):
+                self.assertNotIn(word, cmd, "host process visible: %s %s" % (pid, cmd))
+        self.assertIn("1", procs)
+
+    def test_service_master_pid_not_visible(self):
+        p = self.proc()
+        if p["master_visible"]:
+            self.assertNotIn(os.path.realpath(os.path.join(BUILD, "code-interpreter")),
+                             p["procs"].get(str(MASTER_PID), ""))
+            self.assertNotIn("lighttpd", p["procs"].get(str(MASTER_PID), ""))
+
+    def test_no_effective_capabilities(self):
+        self.assertEqual(self.proc()["status"].get("CapEff"), "0000000000000000")
+
+    def test_capability_sets_all_empty(self):
+        st = self.proc()["status"]
+        for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            with self.subTest(set=k):
+                self.assertEqual(st.get(k), "0000000000000000", k)
+
+    def test_no_new_privs_set(self):
+        self.assertEqual(self.proc()["status"].get("NoNewPrivs"), "1")
+
+    def test_seccomp_filter_active(self):
+        self.assertEqual(self.proc()["status"].get("Seccomp"), "2")
+
+    def test_not_root(self):
+        p = self.proc()
+        self.assertNotEqual(p["uid"], 0)
+        self.assertNotEqual(p["euid"], 0)
+        self.assertNotEqual(p["gid"], 0)
+        self.assertNotIn(0, p["groups"])
+
+    # ---- seccomp / privileged operations
+    def syscalls(self):
+        return self.probe("syscalls", SYSCALL_PROBE)
+
+    def assertDenied(self, name):
+        got = self.syscalls()[name]
+        self.assertIn(got, DENIED, "%s was not refused: %s" % (name, got))
+
+    def test_mount_denied(self):
+        self.assertDenied("mount")
+
+    def test_unshare_user_namespace_denied(self):
+        self.assertDenied("unshare")
+
+    def test_unshare_mount_namespace_denied(self):
+        self.assertDenied("unshare_mount_ns")
+
+    def test_ptrace_traceme_denied(self):
+        self.assertDenied("ptrace")
+
+    def test_bpf_denied(self):
+        self.assertDenied("bpf")
+
+    def test_keyctl_denied(self):
+        self.assertDenied("keyctl")
+
+    def test_io_uring_setup_denied(self):
+        self.assertDenied("io_uring_setup")
+
+    def test_userfaultfd_denied(self):
+        self.assertDenied("userfaultfd")
+
+    def test_af_packet_socket_denied(self):
+        self.assertDenied("af_packet")
+
+    def test_af_netlink_socket_denied(self):
+        self.assertDenied("af_netlink")
+
+    def test_raw_inet_socket_denied(self):
+        self.assertDenied("raw_inet")

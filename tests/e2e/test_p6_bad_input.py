@@ -1,0 +1,202 @@
+"""Point 6: bad input gets a JSON error of the documented shape, never a crash;
+the service keeps answering afterwards."""
+import http.client
+import json
+import socket
+import time
+
+import client
+from support import E2E
+
+
+def locs(detail):
+    return [d["loc"] for d in detail]
+
+
+class P6BadInput(E2E):
+    def post(self, body, headers=None):
+        return client.raw("POST", "/v1/execute", body, headers=headers)
+
+    def test_malformed_json_is_422_with_detail_list(self):
+        for body in ['{"source_code": ', "not json", "", "{'source_code': 'x'}", '{"source_code": "x"} trailing']:
+            with self.subTest(body=body):
+                self.assertValidationError(self.post(body))
+
+    def test_body_that_is_not_an_object_is_422(self):
+        for body in ["[]", '"print(1)"', "42", "null"]:
+            with self.subTest(body=body):
+                self.assertValidationError(self.post(body))
+
+    def test_wrong_types_name_each_field(self):
+        r = self.post(json.dumps({"source_code": 5, "files": [], "env": {"A": 1}, "timeout": "x"}))
+        detail = self.assertValidationError(r)
+        flat = [x for loc in locs(detail) for x in loc]
+        for field in ("source_code", "files", "env", "timeout"):
+            with self.subTest(field=field):
+                self.assertIn(field, flat, detail)
+        self.assertTrue(any(loc[-2:] == ["env", "A"] for loc in locs(detail)), detail)
+
+    def test_each_wrong_type_alone_names_its_field(self):
+        cases = {"source_code": {"source_code": 5},
+                 "files": {"source_code": "print(1)", "files": []},
+                 "env": {"source_code": "print(1)", "env": {"A": 1}},
+                 "timeout": {"source_code": "print(1)", "timeout": "x"}}
+        for field, body in cases.items():
+            with self.subTest(field=field):
+                detail = self.assertValidationError(self.post(json.dumps(body)))
+                self.assertTrue(all(field in loc for loc in locs(detail)), detail)
+
+    def test_bad_timeouts_are_422(self):
+        for t in (0, -1, True, [], {}):
+            with self.subTest(timeout=t):
+                detail = self.assertValidationError(self.post(json.dumps({"source_code": "1", "timeout": t})))
+                self.assertTrue(any("timeout" in loc for loc in locs(detail)), detail)
+
+    def test_missing_source_code_is_422_type_missing(self):
+        detail = self.assertValidationError(self.post(json.dumps({"files": {}})))
+        self.assertTrue(any(d["type"] == "missing" and "source_code" in d["loc"] for d in detail), detail)
+
+    def existing_object(self):
+        """An id the store knows, so that only the path can make the request invalid."""
+        out = self.run_code("open('o.txt', 'w').write('o')")
+        return out["files"]["/workspace/o.txt"]
+
+    def test_path_traversal_and_bad_paths_are_422(self):
+        oid = self.existing_object()
+        for path in ["/workspace/../etc/passwd", "/etc/passwd", "relative", "/workspace//x", "",
+                     "/workspace/a/./b", "/workspace/a\u0000b", "//workspace/x", "/workspace/x/..",
+                     "/workspace/x/"]:
+            with self.subTest(path=path):
+                r = self.post(json.dumps({"source_code": "print(1)", "files": {path: oid}}))
+                detail = self.assertValidationError(r)
+                self.assertTrue(any("files" in loc for loc in locs(detail)), detail)
+
+    def test_bad_object_ids_are_422(self):
+        for oid in ["a/b", "x" * 256, "", "..", "a b", "\u00e9", "a.b"]:
+            with self.subTest(oid=oid[:20]):
+                r = self.post(json.dumps({"source_code": "print(1)", "files": {"/workspace/f": oid}}))
+                detail = self.assertValidationError(r)
+                self.assertTrue(any("files" in loc for loc in locs(detail)), detail)
+
+    def test_unknown_object_id_is_422_naming_it(self):
+        oid = "0" * 63 + "f"
+        r = self.post(json.dumps({"source_code": "print(1)", "files": {"/workspace/f": oid}}))
+        self.assertValidationError(r)
+        self.assertIn(oid, r.body.decode("utf-8", "replace"))
+
+    def test_loader_and_interpreter_env_are_422(self):
+        for name in ["LD_PRELOAD", "LD_LIBRARY_PATH", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME"]:
+            with self.subTest(name=name):
+                r = self.post(json.dumps({"source_code": "print(1)", "env": {name: "/tmp/x"}}))
+                detail = self.assertValidationError(r)
+                self.assertTrue(any("env" in loc for loc in locs(detail)), detail)
+
+    def test_bad_env_names_are_422(self):
+        for name in ["", "A=B", "A\u0000B"]:
+            with self.subTest(name=name):
+                r = self.post(json.dumps({"source_code": "print(1)", "env": {name: "x"}}))
+                self.assertValidationError(r)
+
+    def test_nul_in_env_value_is_422(self):
+        r = self.post(json.dumps({"source_code": "print(1)", "env": {"A": "x\u0000y"}}))
+        self.assertValidationError(r)
+
+    def test_invalid_utf8_body_is_422(self):
+        for body in [b'{"source_code": "print(1)\xff"}', b'{"source_code": "\xc3("}',
+                     b'{"source_code": "\xed\xa0\x80"}', b'\xef\xbb\xbf{"source_code": "1"}x']:
+            with self.subTest(body=body):
+                self.assertValidationError(self.post(body))
+
+    def test_deep_nesting_is_422(self):
+        for body in ["[" * 10000 + "]" * 10000,
+                     '{"source_code": "1", "env": ' + "[" * 10000 + "]" * 10000 + "}",
+                     '{"source_code": "1", "files": ' + '{"a":' * 10000 + "1" + "}" * 10000 + "}"]:
+            with self.subTest(body=body[-40:]):
+                self.assertValidationError(self.post(body))
+
+    def test_huge_body_is_413_json_and_service_survives(self):
+        size = 300 * 1000 * 1000
+        conn = http.client.HTTPConnection(client.HOST, client.port(), timeout=60)
+        status = body = None
+        try:
+            conn.putrequest("POST", "/v1/execute")
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(size))
+            conn.endheaders()
+            chunk = b'{"source_code": "' + b"x" * (1 << 20)
+            sent = 0
+            try:
+                while sent < size:
+                    piece = chunk[: min(len(chunk), size - sent)]
+                    conn.send(piece)
+                    sent += len(piece)
+                    chunk = b"x" * (1 << 20)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            try:
+                r = conn.getresponse()
+                status, body = r.status, r.read()
+            except (http.client.HTTPException, ConnectionError, socket.timeout, OSError):
+                pass
+        finally:
+            conn.close()
+        if status is not None:
+            self.assertEqual(status, 413, body[:500])
+            json.loads(body.decode("utf-8"))
+        self.assertHello()
+
+    def test_huge_content_length_announced_is_413_json(self):
+        # Only the headers: the answer must not wait for 300 MB that never come.
+        s = socket.create_connection((client.HOST, client.port()), timeout=30)
+        try:
+            s.sendall(b"POST /v1/execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 300000000\r\nConnection: close\r\n\r\n{")
+            data = b""
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 30:
+                try:
+                    b = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not b:
+                    break
+                data += b
+        finally:
+            s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 413") or head.startswith(b"HTTP/1.0 413"), data[:300])
+        json.loads(body.decode("utf-8"))
+
+    def test_body_over_app_limit_is_413_json(self):
+        # 17 MB > APP_MAX_REQUEST_BYTES (16 MiB default), sent completely
+        r = self.post(json.dumps({"source_code": "#" + "x" * (17 * 1000 * 1000)}))
+        self.assertJsonError(r, 413)
+
+    def test_get_execute_is_405_json(self):
+        self.assertJsonError(client.raw("GET", "/v1/execute"), 405)
+
+    def test_405_names_allowed_method(self):
+        r = client.raw("GET", "/v1/execute")
+        self.assertIn("POST", r.headers.get("allow", ""))
+
+    def test_other_methods_on_execute_are_405_json(self):
+        for m in ("PUT", "DELETE", "PATCH"):
+            with self.subTest(method=m):
+                self.assertJsonError(client.raw(m, "/v1/execute", b"{}"), 405)
+
+    def test_unknown_route_is_404_json(self):
+        for path in ["/nope", "/v1/execute/x", "/v2/execute", "/", "/v1/files/../../etc/passwd"]:
+            with self.subTest(path=path):
+                self.assertJsonError(client.raw("GET", path), 404)
+
+    def test_unknown_route_post_is_404_json(self):
+        self.assertJsonError(client.raw("POST", "/nope", b'{"source_code": "print(1)"}'), 404)
+
+    def test_wrong_content_type_still_json_answer(self):
+        r = client.raw("POST", "/v1/execute", b"source_code=print(1)",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertTrue(r.json_ok, r.body[:500])
+        self.assertGreaterEqual(r.status, 400)
+
+    def test_zz_hello_world_still_works_after_bad_input(self):
+        self.assertHello()

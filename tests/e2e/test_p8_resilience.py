@@ -1,0 +1,158 @@
+"""Point 8: concurrent executions, and the service recovering from killed
+processes. (That nothing is left after SIGTERM is checked by run.py at the end.)"""
+import os
+import signal
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import client
+from support import BUILD, DB_PATH, E2E, MASTER_PID, sha256
+
+
+def stat(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            s = f.read()
+    except OSError:
+        return None
+    rest = s[s.rfind(b")") + 2:].split()
+    return rest[0].decode(), int(rest[1])
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = stat(int(d))
+            if st and st[1] == pid and st[0] != "Z":
+                out.append(int(d))
+    return sorted(out)
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        for c in children(todo.pop()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def exe(pid):
+    try:
+        return os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        return None
+
+
+def service_children():
+    """(workers, pool managers) among the master's children: both run the service
+    binary; the pool manager is the one with children (the sandbox launchers)."""
+    binary = os.path.realpath(os.path.join(BUILD, "code-interpreter"))
+    same = [p for p in children(MASTER_PID) if exe(p) == binary]
+    pools = [p for p in same if children(p)]
+    workers = [p for p in same if p not in pools]
+    return workers, pools
+
+
+def alive(pid):
+    st = stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def wait_until(cond, timeout, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    return cond()
+
+
+def claimed_sandboxes():
+    try:
+        with sqlite3.connect("file:%s?mode=ro" % DB_PATH, uri=True, timeout=5) as c:
+            return c.execute("SELECT id, claimer FROM sandboxes WHERE state = 'claimed'").fetchall()
+    except sqlite3.Error:
+        return []
+
+
+def sandbox_exists(sid):
+    with sqlite3.connect("file:%s?mode=ro" % DB_PATH, uri=True, timeout=5) as c:
+        return c.execute("SELECT count(*) FROM sandboxes WHERE id = ?", (sid,)).fetchone()[0] > 0
+
+
+class P8Concurrency(E2E):
+    def test_16_concurrent_executions_all_succeed_with_their_own_output(self):
+        def one(i):
+            return i, client.execute(
+                "import time\nopen('f%d.txt', 'w').write('%d')\ntime.sleep(0.2)\nprint(%d)\n" % (i, i, i),
+                timeout=60, http_timeout=300)
+
+        with ThreadPoolExecutor(16) as ex:
+            results = list(ex.map(one, range(16)))
+        for i, r in results:
+            with self.subTest(i=i):
+                self.assertEqual(r.status, 200, r.body[:500])
+                self.assertEqual(r.json, {"stdout": "%d\n" % i, "stderr": "", "exit_code": 0,
+                                          "files": {"/workspace/f%d.txt" % i: sha256(str(i))}})
+        ids = {r.headers.get("x-execution-id") for _, r in results}
+        self.assertEqual(len(ids), 16)
+
+
+class P8Resilience(E2E):
+    def test_killed_idle_worker_is_replaced_and_service_answers(self):
+        workers, pools = service_children()
+        self.assertTrue(workers, "no worker found among the master's children")
+        before = len(workers)
+        victim = workers[0]
+        os.kill(victim, signal.SIGKILL)
+        ok = wait_until(lambda: not alive(victim) and len(service_children()[0]) >= before, 15)
+        self.assertTrue(ok, "worker %d not replaced: workers now %s" % (victim, service_children()[0]))
+        for _ in range(6):  # more requests than workers: every worker serves
+            self.assertHello()
+
+    def test_worker_killed_mid_request_gives_json_error_and_its_sandbox_is_destroyed(self):
+        box = {}
+
+        def slow():
+            try:
+                box["r"] = client.execute("import time; time.sleep(30)", timeout=40)
+            except Exception as e:  # a closed connection is an acceptable outcome
+                box["e"] = e
+
+        t = threading.Thread(target=slow)
+        t.start()
+        claimed = wait_until(claimed_sandboxes, 40)
+        self.assertTrue(claimed, "no sandbox was claimed for the slow request")
+        sid, worker = claimed[0]
+        self.assertTrue(worker and alive(worker), "claimer %r is not a live process" % worker)
+        os.kill(worker, signal.SIGKILL)
+        t.join(60)
+        self.assertFalse(t.is_alive(), "the client is still waiting 60 s after its worker died")
+        if "r" in box:
+            r = box["r"]
+            self.assertGreaterEqual(r.status, 500, r.body[:500])
+            self.assertTrue(r.json_ok, "error body is not JSON: %r" % r.body[:500])
+        # the pool manager notices the dead claimer and destroys the sandbox
+        self.assertTrue(wait_until(lambda: not sandbox_exists(sid), 30),
+                        "sandbox %s of the killed worker still exists" % sid)
+        self.assertTrue(wait_until(lambda: not os.path.exists(
+            os.path.join(os.environ.get("E2E_RUN_DIR", ""), "sandboxes", sid)), 10))
+        self.assertHello()
+
+    def test_killed_pool_manager_is_replaced_and_its_sandboxes_are_gone(self):
+        workers, pools = service_children()
+        self.assertEqual(len(pools), 1, "expected one pool manager (a child with children): %s" % pools)
+        pool = pools[0]
+        old = descendants(pool)
+        os.kill(pool, signal.SIGKILL)
+        self.assertTrue(wait_until(lambda: not alive(pool) and service_children()[1], 20),
+                        "the pool manager was not replaced")
+        self.assertHello()
+        wait_until(lambda: not [p for p in old if alive(p)], 10)
+        left = [p for p in old if alive(p)]
+        self.assertEqual(left, [], "sandbox processes of the killed pool manager survive")
