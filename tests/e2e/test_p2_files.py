@@ -83,6 +83,12 @@ class P2Files(E2E):
         out = self.run_code("print(open('/workspace/my dir/\u00fcber 100%.txt').read())", files=out["files"])
         self.assertEqual(out["stdout"], "u\n")
 
+    def test_many_files_are_all_returned(self):
+        out = self.run_code("import os\nfor i in range(200):\n    d = 'd%d' % (i % 7)\n"
+                            "    os.makedirs(d, exist_ok=True)\n    open('%s/f%d.txt' % (d, i), 'w').write(str(i))\n")
+        want = {"/workspace/d%d/f%d.txt" % (i % 7, i): sha256(str(i)) for i in range(200)}
+        self.assertEqual(out["files"], want)
+
     def test_symlinks_fifos_and_sockets_are_never_returned(self):
         out = self.run_code(r'''
 import os, socket

@@ -64,6 +64,19 @@ print(float(stats.norm.cdf(0.0)), int(special.comb(5, 2)))
                              files={"/workspace/image.png": out["files"]["/workspace/image.png"]})
         self.assertEqual(out2["stdout"], PNG_MAGIC + "\n")
 
+    def test_output_without_trailing_newline_is_kept(self):
+        out = self.run_code("import sys; sys.stdout.write('no newline'); sys.stderr.write('err')")
+        self.assertEqual((out["stdout"], out["stderr"]), ("no newline", "err"))
+
+    def test_large_source_code_runs(self):
+        src = "x = 0\n" + "x += 1\n" * 100000 + "print(x)\n"
+        out = self.run_code(src, timeout=60)
+        self.assertEqual(out["stdout"], "100000\n")
+
+    def test_syntax_error_is_reported(self):
+        out = self.run_code("def f(:\n", expect_exit=1)
+        self.assertIn("SyntaxError", out["stderr"])
+
     def test_stdin_is_empty(self):
         v = self.run_probe("import sys, json; print(json.dumps(sys.stdin.read()))")
         self.assertEqual(v, "")

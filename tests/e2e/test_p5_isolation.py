@@ -248,6 +248,53 @@ class P5Isolation(E2E):
         self.assertIn("workspace", root)
         self.assertLessEqual(root, ALLOWED_ROOT, "unexpected entries in /: %s" % sorted(root - ALLOWED_ROOT))
 
+    def test_root_filesystem_is_read_only(self):
+        v = self.run_probe(r'''
+import errno, json, os
+res = {}
+for d in ("/", "/etc", "/usr", "/usr/lib", "/bin", "/opt"):
+    if not os.path.isdir(d):
+        continue
+    p = os.path.join(d, "e2e-write-probe")
+    try:
+        with open(p, "w") as f:
+            f.write("x")
+        res[d] = "written"
+        os.remove(p)
+    except OSError as e:
+        res[d] = errno.errorcode.get(e.errno, str(e.errno))
+print(json.dumps(res))
+''')
+        self.assertTrue(v)
+        for d, r in v.items():
+            with self.subTest(dir=d):
+                self.assertNotEqual(r, "written")
+
+    def test_dev_has_only_the_harmless_devices(self):
+        v = self.run_probe(r'''
+import json, os, stat
+devs = {}
+for root, dirs, files in os.walk("/dev"):
+    for n in dirs + files:
+        p = os.path.join(root, n)
+        try:
+            st = os.lstat(p)
+        except OSError:
+            continue
+        if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            devs[p] = [os.major(st.st_rdev), os.minor(st.st_rdev)]
+print(json.dumps(devs))
+''')
+        allowed = {"/dev/null": [1, 3], "/dev/zero": [1, 5], "/dev/full": [1, 7],
+                   "/dev/random": [1, 8], "/dev/urandom": [1, 9]}
+        extra = {p: d for p, d in v.items() if allowed.get(p) != d}
+        self.assertEqual(extra, {}, "devices beyond null, zero, full, random, urandom")
+
+    def test_hostname_is_not_the_hosts(self):
+        import socket
+        v = self.run_probe("import json, socket; print(json.dumps(socket.gethostname()))")
+        self.assertNotEqual(v, socket.gethostname())
+
     # ---- processes and privileges
     def proc(self):
         return self.probe("proc", PROC_PROBE % (MASTER_PID, MASTER_PID))

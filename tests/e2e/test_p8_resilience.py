@@ -156,3 +156,53 @@ class P8Resilience(E2E):
         wait_until(lambda: not [p for p in old if alive(p)], 10)
         left = [p for p in old if alive(p)]
         self.assertEqual(left, [], "sandbox processes of the killed pool manager survive")
+
+
+class P8NoCapacity(E2E):
+    """A second, separate instance with no warm sandboxes at all: a request must get
+    503 with Retry-After (after APP_CLAIM_TIMEOUT), as JSON, and that instance
+    must stop cleanly too."""
+
+    def test_no_sandbox_available_gives_503_with_retry_after(self):
+        import secrets
+        import shutil
+        import subprocess
+        import tempfile
+
+        import run
+        tmp = tempfile.mkdtemp(prefix="ci-e2e-nocap-")
+        os.chmod(tmp, 0o755)
+        port = run.free_port()
+        parent = "ci-test-" + secrets.token_hex(4)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+        env.update({"APP_HTTP_PORT": str(port), "APP_RUN_DIR": tmp + "/run", "APP_DB_PATH": tmp + "/db/ci.db",
+                    "APP_FILE_STORAGE_PATH": tmp + "/objects", "APP_WORKERS": "1",
+                    "APP_EXECUTOR_POOL_SIZE": "0", "APP_CLAIM_TIMEOUT": "1", "APP_CGROUP_PARENT": parent,
+                    "APP_PRELOAD_MODULES": "", "APP_DATA_DIR": run.REPO})
+        with open(tmp + "/service.log", "wb") as log:
+            proc = subprocess.Popen([os.path.join(BUILD, "code-interpreter")], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        lines = []
+        try:
+            def up():
+                try:
+                    return run.get(port, "/healthz")[0] == 200
+                except OSError:
+                    return False
+            self.assertTrue(wait_until(up, 30), "the second instance did not come up")
+            saved = os.environ["E2E_PORT"]
+            os.environ["E2E_PORT"] = str(port)
+            try:
+                t0 = time.monotonic()
+                r = client.execute("print(1)", timeout=5)
+            finally:
+                os.environ["E2E_PORT"] = saved
+            self.assertJsonError(r, 503)
+            self.assertTrue(r.headers.get("retry-after"), "503 without Retry-After: %r" % r.headers)
+            self.assertLess(time.monotonic() - t0, 15)
+        finally:
+            ok, dangerous = run.check_shutdown(proc, tmp, parent, lines) if proc.poll() is None else (False, True)
+            run.remove_cgroup_parent(parent)
+            if not dangerous:
+                shutil.rmtree(tmp, ignore_errors=True)
+        self.assertTrue(ok, "\n".join(lines))
