@@ -42,9 +42,11 @@ def descendants(pid):
 
 def exe(pid):
     try:
-        return os.readlink("/proc/%d/exe" % pid)
+        path = os.readlink("/proc/%d/exe" % pid)
     except OSError:
         return None
+    suffix = " (deleted)"  # the binary was rebuilt while the service runs
+    return path[:-len(suffix)] if path.endswith(suffix) else path
 
 
 def service_children():
