@@ -106,6 +106,8 @@ static const char *lighttpd_user(const char *socket_path)
 		*slash = '\0';
 		struct stat st;
 		if (stat(dir, &st) < 0 || !(st.st_mode & S_IXOTH)) {
+			log_warn("lighttpd stays root: www-data cannot reach %s (%s is not searchable by others)",
+				 socket_path, dir);
 			user = "";
 			break;
 		}

@@ -10,6 +10,21 @@
 #include "http.h"
 #include "util.h"
 
+/* True when the body holds the escape \u0000 outside of an escaped backslash:
+ * json-c keeps object keys as C strings, so a NUL inside a key would silently
+ * cut it short. No field of the API may contain NUL, so refuse it up front. */
+static int has_nul_escape(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
+			return 1;
+		i++; /* skip the escaped character, so "\\u0000" is not a NUL */
+	}
+	return 0;
+}
+
 json_object *request_parse_json(const char *body, size_t len, json_object *detail)
 {
 	json_object *root = NULL;
@@ -20,6 +35,15 @@ json_object *request_parse_json(const char *body, size_t len, json_object *detai
 	const char *why = NULL;
 	if (len > (size_t)INT32_MAX) {
 		why = "body too large";
+		goto out;
+	}
+	/* strict UTF-8 (no surrogates, no overlongs): json-c's check lets surrogates by */
+	if (!utf8_valid(body, len)) {
+		why = "the body is not valid UTF-8";
+		goto out;
+	}
+	if (has_nul_escape(body, len)) {
+		why = "strings must not contain NUL (\\u0000)";
 		goto out;
 	}
 	root = json_tokener_parse_ex(tok, body, (int)len);

@@ -101,6 +101,32 @@ START_TEST(invalid_utf8_is_rejected)
 }
 END_TEST
 
+START_TEST(nul_escapes_and_surrogates_are_rejected)
+{
+	const char *bodies[] = {
+		"{\"source_code\": \"\", \"files\": {\"/workspace/a\\u0000b\": \"x\"}}",
+		"{\"source_code\": \"\", \"env\": {\"A\\u0000B\": \"x\"}}",
+		"{\"source_code\": \"\xed\xa0\x80\"}",
+	};
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(*bodies); i++) {
+		int rc;
+		struct exec_request req;
+		json_object *d = validate(bodies[i], &rc, &req);
+		ck_assert_msg(rc == -1, "accepted: %s", bodies[i]);
+		ck_assert_str_eq(first(d, "type"), "json_invalid");
+		json_object_put(d);
+	}
+	/* an escaped backslash followed by u0000 is text, not a NUL */
+	int rc;
+	struct exec_request req;
+	json_object *d = validate("{\"source_code\": \"print('\\\\u0000')\"}", &rc, &req);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_str_eq(req.source_code, "print('\\u0000')");
+	exec_request_release(&req);
+	json_object_put(d);
+}
+END_TEST
+
 START_TEST(deep_nesting_is_rejected)
 {
 	size_t n = 10000;
@@ -264,6 +290,7 @@ static Suite *request_suite(void)
 	tcase_add_test(tc, malformed_json);
 	tcase_add_test(tc, invalid_utf8_is_rejected);
 	tcase_add_test(tc, deep_nesting_is_rejected);
+	tcase_add_test(tc, nul_escapes_and_surrogates_are_rejected);
 	tcase_add_test(tc, wrong_types_are_each_reported);
 	tcase_add_test(tc, missing_source_code);
 	tcase_add_test(tc, extra_fields_and_non_objects);
