@@ -191,6 +191,10 @@ static void on_ready(struct manager *m, struct sandbox *s)
 		log_debug("sandbox %s: ready in %lld ms", s->id, (long long)(monotonic_ms() - s->started_ms));
 		return;
 	}
+	if (s->killed || m->stopping) {
+		s->killed = 1;
+		return; /* destroyed before it was ready: not a failure */
+	}
 	m->failures++;
 	int64_t backoff = 100LL << (m->failures < 6 ? m->failures : 6);
 	m->next_launch = monotonic_ms() + backoff;
