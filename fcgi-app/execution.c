@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -18,6 +19,7 @@
 struct run {
 	struct app *app;
 	const struct exec_request *req;
+	const struct exec_kind *k;  /* never NULL */
 	struct exec_result *r;
 	char sandbox[POOL_ID_MAX];
 	struct xc xc;
@@ -48,6 +50,22 @@ static void append_note(struct run *x, const char *note)
 	x->stderr_text = s;
 }
 
+static int upload_blob(struct run *x, const struct exec_blob *b)
+{
+	int fd = memfd_create("blob", MFD_CLOEXEC);
+	if (fd < 0) {
+		snprintf(x->r->error, sizeof(x->r->error), "memfd_create: %s", strerror(errno));
+		return -1;
+	}
+	int rc = write_all(fd, b->data, b->len) < 0 || lseek(fd, 0, SEEK_SET) != 0 ? -1 : 0;
+	if (rc < 0)
+		snprintf(x->r->error, sizeof(x->r->error), "writing %.100s: %s", b->path, strerror(errno));
+	else if ((rc = xc_put_file(&x->xc, b->path, fd, b->len)) < 0)
+		snprintf(x->r->error, sizeof(x->r->error), "%s", x->xc.error);
+	close(fd);
+	return rc;
+}
+
 static int upload_inputs(struct run *x)
 {
 	for (size_t i = 0; i < x->req->n_files; i++) {
@@ -65,6 +83,9 @@ static int upload_inputs(struct run *x)
 			return -1;
 		}
 	}
+	for (size_t i = 0; i < x->k->n_blobs; i++)
+		if (upload_blob(x, &x->k->blobs[i]) < 0)
+			return -1;
 	return 0;
 }
 
@@ -106,6 +127,8 @@ static int download_outputs(struct run *x)
 {
 	json_object *list;
 	x->files = json_object_new_object();
+	if (!x->k->collect_files)
+		return 0;
 	if (!json_object_object_get_ex(x->resp, "files", &list) || !json_object_is_type(list, json_type_array))
 		return 0;
 	size_t n = json_object_array_length(list);
@@ -167,12 +190,12 @@ static void record(struct run *x)
 	json_object *v;
 	struct db_execution e = {
 		.id = x->r->id,
-		.kind = "execute",
+		.kind = x->k->kind,
 		.started_ms = x->started_ms,
 		.finished_ms = now_ms(),
 		.exit_code = x->exit_code,
 		.status = x->status,
-		.source_code = x->req->source_code,
+		.source_code = x->k->recorded_source ? x->k->recorded_source : x->req->source_code,
 		.env_names = json_object_to_json_string_ext(names, JSON_C_TO_STRING_PLAIN),
 		.stdout_bytes = x->resp && json_object_object_get_ex(x->resp, "stdout_bytes", &v)
 					? (uint64_t)json_object_get_int64(v) : 0,
@@ -203,10 +226,17 @@ static void record(struct run *x)
 
 enum ci_status execution_run(struct app *app, const struct exec_request *req, struct exec_result *r)
 {
+	return execution_run_kind(app, req, NULL, r);
+}
+
+enum ci_status execution_run_kind(struct app *app, const struct exec_request *req,
+				  const struct exec_kind *k, struct exec_result *r)
+{
+	static const struct exec_kind plain = {.kind = "execute", .collect_files = 1};
 	memset(r, 0, sizeof(*r));
 	uuid4(r->id);
-	struct run x = {.app = app, .req = req, .r = r, .status = "failed", .exit_code = -1,
-			.started_ms = now_ms()};
+	struct run x = {.app = app, .req = req, .k = k ? k : &plain, .r = r, .status = "failed",
+			.exit_code = -1, .started_ms = now_ms()};
 	enum ci_status st = CI_INTERNAL;
 
 	for (size_t i = 0; i < req->n_files; i++) {

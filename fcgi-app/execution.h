@@ -21,6 +21,22 @@ struct exec_result {
 /* Runs req. Returns CI_OK with r->body, CI_INVALID (unknown object ids) with
  * r->detail, CI_UNAVAILABLE when no sandbox could be had, CI_INTERNAL. */
 enum ci_status execution_run(struct app *app, const struct exec_request *req, struct exec_result *r);
+
+/* A file placed in /workspace before the run from memory, not from the store. */
+struct exec_blob { const char *path; const char *data; size_t len; };
+
+/* What a run of our own program (custom tools) changes about an execution. */
+struct exec_kind {
+	const char *kind;            /* recorded kind, e.g. "parse-custom-tool" */
+	const char *recorded_source; /* recorded as source_code instead of req's */
+	const struct exec_blob *blobs;  /* borrowed; paths under /workspace/ */
+	size_t n_blobs;
+	int collect_files;           /* 0: files the run writes are not stored */
+};
+
+/* execution_run with k applied; k NULL is a plain /v1/execute. */
+enum ci_status execution_run_kind(struct app *app, const struct exec_request *req,
+				  const struct exec_kind *k, struct exec_result *r);
 void exec_result_release(struct exec_result *r);
 
 #endif

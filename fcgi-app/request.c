@@ -263,3 +263,52 @@ void exec_request_release(struct exec_request *r)
 	json_object_put(r->root);
 	memset(r, 0, sizeof(*r));
 }
+
+int request_tool(json_object *root, int with_input, struct tool_request *out, json_object *detail)
+{
+	memset(out, 0, sizeof(*out));
+	out->root = root;
+	size_t before = json_object_array_length(detail);
+	if (!json_object_is_type(root, json_type_object)) {
+		detail_add(detail, "model_attributes_type",
+			   "Input should be a valid dictionary or object to extract fields from", NULL);
+		return -1;
+	}
+	json_object_object_foreach(root, key, val) {
+		int is_source = strcmp(key, "tool_source_code") == 0;
+		if (is_source || (with_input && strcmp(key, "tool_input_json") == 0)) {
+			if (!json_object_is_type(val, json_type_string)) {
+				detail_add(detail, "string_type", "Input should be a valid string", key, NULL);
+				continue;
+			}
+			size_t len;
+			const char *s = str_of(val, &len);
+			if (is_source) {
+				out->source_code = s;
+				out->source_len = len;
+			} else {
+				out->input_json = s;
+				out->input_len = len;
+			}
+		} else if (with_input && strcmp(key, "env") == 0) {
+			struct exec_request env = {0};
+			check_env(val, &env, detail);
+			out->env = env.env;
+			out->n_env = env.n_env;
+		} else {
+			detail_add(detail, "extra_forbidden", "Extra inputs are not permitted", key, NULL);
+		}
+	}
+	if (!json_object_object_get_ex(root, "tool_source_code", NULL))
+		detail_add(detail, "missing", "Field required", "tool_source_code", NULL);
+	if (with_input && !json_object_object_get_ex(root, "tool_input_json", NULL))
+		detail_add(detail, "missing", "Field required", "tool_input_json", NULL);
+	return json_object_array_length(detail) == before ? 0 : -1;
+}
+
+void tool_request_release(struct tool_request *r)
+{
+	free(r->env);
+	json_object_put(r->root);
+	memset(r, 0, sizeof(*r));
+}

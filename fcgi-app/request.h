@@ -35,6 +35,24 @@ int request_execute(json_object *root, const struct config *cfg, struct exec_req
 		    json_object *detail);
 void exec_request_release(struct exec_request *r);
 
+/* A validated /v1/parse-custom-tool or /v1/execute-custom-tool body. */
+struct tool_request {
+	json_object *root;        /* owned; every string below points into it */
+	const char *source_code;  /* tool_source_code */
+	size_t source_len;
+	const char *input_json;   /* tool_input_json; NULL when parsing */
+	size_t input_len;
+	struct exec_env *env;     /* owned array; empty when parsing */
+	size_t n_env;
+};
+
+/* Validates a parsed custom-tool body (takes the reference to root):
+ * {"tool_source_code": str} when with_input is 0, else {"tool_source_code": str,
+ * "tool_input_json": str, "env"?: {str: str}}. Extra fields are refused.
+ * Returns 0, or -1 after adding every problem found to detail. */
+int request_tool(json_object *root, int with_input, struct tool_request *out, json_object *detail);
+void tool_request_release(struct tool_request *r);
+
 /* The path rule: ^/[^/].*$, under /workspace/, no empty, "." or ".." component,
  * no NUL, at most 4096 bytes and 255 per component. Returns NULL when valid,
  * else a message. */

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "custom_tool.h"
+
 struct route {
 	const char *method;
 	const char *path;
@@ -11,6 +13,8 @@ struct route {
 
 static const struct route routes[] = {
 	{"POST", "/v1/execute", handle_execute},
+	{"POST", "/v1/parse-custom-tool", handle_parse_custom_tool},
+	{"POST", "/v1/execute-custom-tool", handle_execute_custom_tool},
 	{"GET", "/healthz", handle_healthz},
 	{"GET", "/readyz", handle_readyz},
 	{NULL, NULL, NULL},
