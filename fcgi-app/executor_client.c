@@ -30,23 +30,26 @@ void xc_release(struct xc *c)
 }
 
 /* "http://sandbox/workspace/" + each component of path (which starts with
- * /workspace/) percent-encoded. */
+ * /workspace/ and was validated) percent-encoded. */
 static char *workspace_url(CURL *curl, const char *path)
 {
-	const char *rel = path + strlen("/workspace/");
-	size_t cap = 32 + strlen(rel) * 3 + 1;
+	const char *p = path + strlen("/workspace/");
+	size_t cap = 32 + strlen(p) * 3 + 1;
 	char *url = xmalloc(cap);
 	size_t o = (size_t)snprintf(url, cap, "http://sandbox/workspace");
-	char *copy = xstrdup(rel);
-	char *save = NULL;
-	for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
-		char *enc = curl_easy_escape(curl, part, 0);
-		if (!enc)
+	while (*p) {
+		size_t n = strcspn(p, "/");
+		char *enc = curl_easy_escape(curl, p, (int)n);
+		if (enc) {
+			o += (size_t)snprintf(url + o, cap - o, "/%s", enc);
+			curl_free(enc);
+		} else {
 			log_fatal("curl_easy_escape failed");
-		o += (size_t)snprintf(url + o, cap - o, "/%s", enc);
-		curl_free(enc);
+		}
+		p += n;
+		if (*p == '/')
+			p++;
 	}
-	free(copy);
 	return url;
 }
 

@@ -103,8 +103,8 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd)
 		log_fatal("FCGX_Init failed");
 	FCGX_Request req;
 	FCGX_InitRequest(&req, listen_fd, 0);
-	while (!stopping) {
-		idle = 1;
+	for (;;) {
+		idle = 1; /* from here a SIGTERM exits at once */
 		if (stopping)
 			break;
 		int rc = FCGX_Accept_r(&req);
