@@ -76,8 +76,8 @@ def convert(t, v, loc, errors, strict):
         if not strict and type(v) is float and math.isfinite(v) and v.is_integer():
             return int(v)
         return bad()
-    if kind == "float":
-        return float(v) if is_number(v) else bad()
+    if kind == "float":  # strict (the first pass of a union) takes only floats
+        return float(v) if type(v) is float or (type(v) is int and not strict) else bad()
     if kind == "str":
         return v if type(v) is str else bad()
     if kind in ("datetime", "date", "time", "timedelta", "path"):

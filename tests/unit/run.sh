@@ -14,5 +14,16 @@ for t in "$build"/tests/check_*; do
 	f=$(($failures)); pass=$((pass + checks - f)); fail=$((fail + f))
 	[ $rc -eq 0 ] && [ "$f" -eq 0 ] || { status=1; echo "FAILED: $t (exit $rc)"; }
 done
+# Python unit tests (tests/unit/test_*.py) for the programs under executor/python
+here=$(dirname "$0")
+if ls "$here"/test_*.py >/dev/null 2>&1; then
+	out=$(cd "$here" && /usr/bin/python3 -B -m unittest test_*.py 2>&1); rc=$?
+	printf '%s\n' "$out" | tail -n 4
+	ran=$(printf '%s\n' "$out" | sed -nE 's/^Ran ([0-9]+) tests?.*/\1/p')
+	bad=$(printf '%s\n' "$out" | sed -nE 's/.*FAILED \((.*)\).*/\1/p' | grep -oE '[0-9]+' | paste -sd+ -)
+	[ -n "$ran" ] || { ran=0; bad=1; }
+	bad=$((${bad:-0})); pass=$((pass + ran - bad)); fail=$((fail + bad))
+	[ $rc -eq 0 ] || { status=1; echo "FAILED: python unittest (exit $rc)"; }
+fi
 echo "[$build]"; echo "unit: $pass passed, $fail failed"
 exit $status
