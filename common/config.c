@@ -62,9 +62,10 @@ static const struct opt opts[] = {
 	{"APP_DB_PATH", T_STR, F(db_path), "/var/lib/code-interpreter/code-interpreter.db", 0, 0},
 	{"APP_MAX_FILE_BYTES", T_U64, F(max_file_bytes), "268435456", 1, 1e12},
 	{"APP_CLEANUP_INTERVAL", T_DOUBLE, F(cleanup_interval), "3600", 1, 1e9},
-	{"APP_FILE_TTL", T_DOUBLE, F(file_ttl), "604800", 1, 1e10},
-	{"APP_AUDIT_RETENTION", T_DOUBLE, F(audit_retention), "2592000", 1, 1e10},
+	{"APP_FILE_TTL", T_DOUBLE, F(file_ttl), "604800", 0, 1e10},
+	{"APP_AUDIT_RETENTION", T_DOUBLE, F(audit_retention), "2592000", 0, 1e10},
 	{"APP_LOG_LEVEL", T_STR, F(log_level), "info", 0, 0},
+	{"APP_LOG_FORMAT", T_STR, F(log_format), "text", 0, 0},
 	{NULL, T_INT, 0, NULL, 0, 0},
 };
 #undef F
@@ -100,10 +101,11 @@ const struct config_option config_options[] = {
 	{"APP_FILE_STORAGE_PATH", "/var/lib/code-interpreter/objects", "the object store directory"},
 	{"APP_DB_PATH", "/var/lib/code-interpreter/code-interpreter.db", "the SQLite database"},
 	{"APP_MAX_FILE_BYTES", "268435456", "largest file taken into the store"},
-	{"APP_CLEANUP_INTERVAL", "3600", "seconds between cleanups"},
-	{"APP_FILE_TTL", "604800", "seconds an unused object is kept"},
-	{"APP_AUDIT_RETENTION", "2592000", "seconds execution records are kept"},
+	{"APP_CLEANUP_INTERVAL", "3600", "seconds between cleanups (a child of the master runs them)"},
+	{"APP_FILE_TTL", "604800", "seconds an unused object is kept (0: removed by the next cleanup)"},
+	{"APP_AUDIT_RETENTION", "2592000", "seconds execution records are kept (0: removed by the next cleanup)"},
 	{"APP_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"APP_LOG_FORMAT", "text", "text, or json for one JSON object per line"},
 	{NULL, NULL, NULL},
 };
 
@@ -189,6 +191,11 @@ int config_load(struct config *cfg, char *const *envp, char *err, size_t errlen)
 	}
 	if (strcmp(cfg->backend, "local") != 0) {
 		snprintf(err, errlen, "APP_EXECUTOR_BACKEND=%s: only \"local\" is available", cfg->backend);
+		config_release(cfg);
+		return -1;
+	}
+	if (strcmp(cfg->log_format, "text") != 0 && strcmp(cfg->log_format, "json") != 0) {
+		snprintf(err, errlen, "APP_LOG_FORMAT=%s: expected \"text\" or \"json\"", cfg->log_format);
 		config_release(cfg);
 		return -1;
 	}

@@ -48,6 +48,7 @@ struct config {
 	double file_ttl;
 	double audit_retention;
 	char *log_level;
+	char *log_format;       /* "text" or "json" */
 };
 
 /* Fills cfg from envp (NULL-terminated "NAME=value" strings; NULL means environ).

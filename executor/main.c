@@ -83,6 +83,7 @@ static int load_config(struct config *cfg)
 		return -1;
 	}
 	log_set_level(cfg->log_level);
+	log_set_format(cfg->log_format);
 	return 0;
 }
 

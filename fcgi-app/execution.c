@@ -11,9 +11,11 @@
 
 #include "cgroup.h"
 #include "executor_client.h"
+#include "files.h"
 #include "log.h"
 #include "pool.h"
 #include "sandbox.h"
+#include "scoreboard.h"
 #include "util.h"
 
 struct run {
@@ -31,6 +33,7 @@ struct run {
 	const char *status;
 	int exit_code;
 	int64_t started_ms;
+	enum ci_status failure;   /* what a failed step answers (CI_INTERNAL unless set) */
 };
 
 static const char *input_id(const struct exec_request *req, const char *path)
@@ -140,7 +143,9 @@ static int download_outputs(struct run *x)
 			continue;
 		}
 		struct store_writer w;
-		if (store_writer_begin(&x->app->store, &w, x->app->cfg->max_file_bytes) != STORE_OK) {
+		enum store_status sst = store_writer_begin(&x->app->store, &w, x->app->cfg->max_file_bytes);
+		if (sst != STORE_OK) {
+			x->failure = files_writer_status(&w, sst);
 			snprintf(x->r->error, sizeof(x->r->error), "the store cannot take files: %s", strerror(errno));
 			return -1;
 		}
@@ -154,10 +159,15 @@ static int download_outputs(struct run *x)
 			append_note(x, note);
 			continue;
 		}
-		if (rc < 0 || store_writer_commit(&w, id) != STORE_OK) {
+		enum ci_status cst = CI_INTERNAL;
+		if (rc < 0 && (w.error == ENOSPC || w.error == EDQUOT))
+			cst = CI_INSUFFICIENT_STORAGE;
+		if (rc < 0 || (cst = files_commit(x->app, &w, id)) != CI_OK) {
 			store_writer_abort(&w);
+			x->failure = cst;
 			snprintf(x->r->error, sizeof(x->r->error), "collecting %.100s: %.120s", path,
-				 rc < 0 ? x->xc.error : "the store failed");
+				 cst == CI_INSUFFICIENT_STORAGE ? "the file store is full"
+				 : rc < 0 ? x->xc.error : "the store failed");
 			return -1;
 		}
 		const char *in = input_id(x->req, path);
@@ -179,16 +189,15 @@ static json_object *env_names(const struct exec_request *req)
 	return a;
 }
 
-static void record(struct run *x)
+/* Fills e from the run; the caller owns names and inputs. */
+static void describe(struct run *x, struct db_execution *e, json_object *names, struct db_file *inputs)
 {
-	json_object *names = env_names(x->req);
-	struct db_file *inputs = xcalloc(x->req->n_files, sizeof(*inputs));
 	for (size_t i = 0; i < x->req->n_files; i++) {
 		inputs[i].path = x->req->files[i].path;
 		inputs[i].object_id = x->req->files[i].object_id;
 	}
 	json_object *v;
-	struct db_execution e = {
+	*e = (struct db_execution){
 		.id = x->r->id,
 		.kind = x->k->kind,
 		.started_ms = x->started_ms,
@@ -208,18 +217,73 @@ static void record(struct run *x)
 		.outputs = x->outputs,
 		.n_outputs = x->n_outputs,
 	};
-	if (db_execution_insert(x->app->db, &e) != DB_OK)
-		log_error("execution %s: could not be recorded", x->r->id);
-	int64_t now = now_ms();
-	for (size_t i = 0; i < x->req->n_files; i++)
-		db_object_touch(x->app->db, inputs[i].object_id, 0, now);
-	for (size_t i = 0; i < x->n_outputs; i++) {
-		int fd;
-		uint64_t size = 0;
-		if (store_open_object(&x->app->store, x->outputs[i].object_id, &fd, &size) == STORE_OK)
-			close(fd);
-		db_object_touch(x->app->db, x->outputs[i].object_id, size, now);
+}
+
+/* Checks the input objects and records the run as 'running' with its inputs
+ * marked used, all under the store's shared lock (see files.h): from here on
+ * cleanup keeps them. CI_OK, CI_INVALID (unknown ids, r->detail), CI_UNAVAILABLE
+ * (database locked) or CI_INTERNAL; no row is left unless CI_OK. */
+static enum ci_status begin_record(struct run *x)
+{
+	struct app *app = x->app;
+	const struct exec_request *req = x->req;
+	struct exec_result *r = x->r;
+	int locked = store_lock_shared(&app->store) == 0;
+	enum ci_status st = CI_OK;
+	for (size_t i = 0; i < req->n_files; i++) {
+		if (store_exists(&app->store, req->files[i].object_id))
+			continue;
+		if (!r->detail)
+			r->detail = detail_new();
+		char msg[320];
+		snprintf(msg, sizeof(msg), "Value error, unknown object id '%s'", req->files[i].object_id);
+		detail_add(r->detail, "value_error", msg, "files", req->files[i].path, NULL);
+		st = CI_INVALID;
 	}
+	if (st == CI_OK) {
+		json_object *names = env_names(req);
+		struct db_file *inputs = xcalloc(req->n_files, sizeof(*inputs));
+		struct db_execution e;
+		const char *final_status = x->status;
+		x->status = "running";
+		describe(x, &e, names, inputs);
+		x->status = final_status;
+		enum db_status dst = db_execution_begin(app->db, &e, now_ms());
+		st = dst == DB_OK ? CI_OK : dst == DB_BUSY ? CI_UNAVAILABLE : CI_INTERNAL;
+		free(inputs);
+		json_object_put(names);
+	}
+	if (locked)
+		store_unlock(&app->store);
+	return st;
+}
+
+/* The metrics outcome of a finished run. */
+static enum sb_outcome outcome(const struct run *x)
+{
+	json_object *v;
+	if (strcmp(x->status, "ok") == 0)
+		return SB_OK;
+	if (strcmp(x->status, "timeout") == 0)
+		return SB_TIMEOUT;
+	if (strcmp(x->status, "memory") == 0)
+		return SB_MEMORY;
+	if (strcmp(x->status, "error") == 0)
+		return x->resp && json_object_object_get_ex(x->resp, "signal", &v) && json_object_get_int(v) > 0
+			       ? SB_KILLED : SB_ERROR;
+	return SB_FAILED;
+}
+
+static void record(struct run *x)
+{
+	json_object *names = env_names(x->req);
+	struct db_file *inputs = xcalloc(x->req->n_files, sizeof(*inputs));
+	struct db_execution e;
+	describe(x, &e, names, inputs);
+	/* outputs were marked used when they were stored, inputs when the run began */
+	if (db_execution_finish(x->app->db, &e) != DB_OK)
+		log_error("execution %s: its outcome could not be recorded", x->r->id);
+	scoreboard_execution(outcome(x), e.finished_ms - e.started_ms);
 	free(inputs);
 	json_object_put(names);
 }
@@ -237,19 +301,15 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	uuid4(r->id);
 	struct run x = {.app = app, .req = req, .k = k ? k : &plain, .r = r, .status = "failed",
 			.exit_code = -1, .started_ms = now_ms()};
-	enum ci_status st = CI_INTERNAL;
-
-	for (size_t i = 0; i < req->n_files; i++) {
-		if (store_exists(&app->store, req->files[i].object_id))
-			continue;
-		if (!r->detail)
-			r->detail = detail_new();
-		char msg[320];
-		snprintf(msg, sizeof(msg), "Value error, unknown object id '%s'", req->files[i].object_id);
-		detail_add(r->detail, "value_error", msg, "files", req->files[i].path, NULL);
+	enum ci_status st = begin_record(&x);
+	if (st != CI_OK) {
+		if (st == CI_UNAVAILABLE)
+			snprintf(r->error, sizeof(r->error), "the database is busy; try again");
+		return st;
 	}
-	if (r->detail)
-		return CI_INVALID;
+	/* a worker that dies from here on leaves the id in its slot; its
+	 * successor marks the row interrupted */
+	scoreboard_exec_begin(r->id);
 
 	st = pool_claim(app->db, app->cfg, app->notify_fd, x.sandbox);
 	if (st != CI_OK) {
@@ -266,8 +326,11 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	}
 	xc_init(&x.xc, sock);
 	st = CI_INTERNAL;
-	if (upload_inputs(&x) < 0 || run_code(&x) < 0 || download_outputs(&x) < 0)
+	x.failure = CI_INTERNAL;
+	if (upload_inputs(&x) < 0 || run_code(&x) < 0 || download_outputs(&x) < 0) {
+		st = x.failure;
 		goto release;
+	}
 	st = CI_OK;
 	r->body = json_object_new_object();
 	json_object *v = NULL;
@@ -285,6 +348,7 @@ release:
 	}
 out:
 	record(&x);
+	scoreboard_exec_end();
 	json_object_put(x.resp);
 	json_object_put(x.files);
 	for (size_t i = 0; i < x.n_outputs; i++)

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "execution.h"
+#include "files.h"
+#include "metrics.h"
 #include "request.h"
 
 void handle_execute(struct app *app, const struct request_in *in, struct response *out)
@@ -65,4 +67,68 @@ void handle_readyz(struct app *app, const struct request_in *in, struct response
 	out->body = json_object_new_object();
 	json_object_object_add(out->body, "status", json_object_new_string(ok ? "ready" : "not ready"));
 	json_object_object_add(out->body, "checks", checks);
+}
+
+void handle_file_upload(struct app *app, const struct request_in *in, struct response *out)
+{
+	uint64_t limit = app->cfg->max_file_bytes < app->cfg->max_request_bytes ? app->cfg->max_file_bytes
+										: app->cfg->max_request_bytes;
+	if (in->content_length > limit) {
+		http_error(out, CI_TOO_LARGE, "File is larger than %llu bytes", (unsigned long long)limit);
+		return;
+	}
+	char id[STORE_ID_LEN + 1];
+	enum ci_status st = files_upload(app, in->stream, in->content_length, id);
+	if (st != CI_CREATED) {
+		http_error(out, st, "%s", st == CI_INSUFFICIENT_STORAGE ? "Insufficient storage: the file store is full"
+				    : st == CI_BAD_REQUEST ? "request body ended early"
+				    : st == CI_TOO_LARGE ? "File is too large"
+				    : st == CI_UNAVAILABLE ? "the database is busy; try again"
+				    : "the file could not be stored");
+		return;
+	}
+	out->status = CI_CREATED;
+	out->body = json_object_new_object();
+	json_object_object_add(out->body, "object_id", json_object_new_string(id));
+}
+
+void handle_file_download(struct app *app, const struct request_in *in, struct response *out)
+{
+	const char *id = strrchr(in->path, '/') + 1; /* the router matched /v1/files/{id} */
+	if (!store_id_valid(id)) {
+		json_object *d = json_object_new_array();
+		json_object *e = json_object_new_object();
+		json_object *loc = json_object_new_array();
+		json_object_array_add(loc, json_object_new_string("path"));
+		json_object_array_add(loc, json_object_new_string("object_id"));
+		json_object_object_add(e, "type", json_object_new_string("string_pattern_mismatch"));
+		json_object_object_add(e, "loc", loc);
+		json_object_object_add(e, "msg", json_object_new_string(
+			"String should match pattern '^[0-9a-zA-Z_-]{1,255}$'"));
+		json_object_array_add(d, e);
+		http_invalid(out, d);
+		return;
+	}
+	int fd;
+	uint64_t size;
+	enum ci_status st = files_open(app, id, &fd, &size);
+	if (st != CI_OK) {
+		http_error(out, st, "%s", st == CI_NOT_FOUND ? "Not Found: no object with that id"
+				    : st == CI_UNAVAILABLE ? "the database is busy; try again"
+				    : "the object could not be read");
+		return;
+	}
+	out->status = CI_OK;
+	out->has_fd = 1;
+	out->fd = fd;
+	out->fd_size = size;
+	out->content_type = "application/octet-stream";
+}
+
+void handle_metrics(struct app *app, const struct request_in *in, struct response *out)
+{
+	(void)in;
+	out->status = CI_OK;
+	out->text = metrics_render(app, &out->text_len);
+	out->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }

@@ -1,11 +1,14 @@
 /* http: see http.h. */
 #include "http.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 int http_code(enum ci_status st)
@@ -20,6 +23,7 @@ int http_code(enum ci_status st)
 	case CI_TOO_LARGE: return 413;
 	case CI_UNAVAILABLE: return 503;
 	case CI_INTERNAL: return 500;
+	case CI_INSUFFICIENT_STORAGE: return 507;
 	}
 	return 500;
 }
@@ -35,6 +39,7 @@ static const char *reason(int code)
 	case 413: return "Payload Too Large";
 	case 422: return "Unprocessable Entity";
 	case 503: return "Service Unavailable";
+	case 507: return "Insufficient Storage";
 	default: return "Internal Server Error";
 	}
 }
@@ -53,18 +58,44 @@ static void header(char *head, size_t cap, size_t *used, const char *fmt, ...)
 		*used += (size_t)n;
 }
 
-void http_send(FCGX_Request *req, struct response *r)
+/* Streams size bytes of fd to out; a short file is logged (the length was sent). */
+static void send_fd(FCGX_Stream *out, int fd, uint64_t size)
+{
+	char buf[64 * 1024];
+	while (size > 0) {
+		size_t want = size > sizeof(buf) ? sizeof(buf) : (size_t)size;
+		ssize_t n = read(fd, buf, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error("http: file body ended %llu bytes early", (unsigned long long)size);
+			return;
+		}
+		if (FCGX_PutStr(buf, (int)n, out) != (int)n)
+			return; /* the client went away */
+		size -= (uint64_t)n;
+	}
+}
+
+int http_send(FCGX_Request *req, struct response *r)
 {
 	int code = http_code(r->status);
 	size_t len = 2;
 	const char *text = "{}";
-	if (r->body)
+	if (r->has_fd) {
+		len = (size_t)r->fd_size;
+	} else if (r->text) {
+		text = r->text;
+		len = r->text_len;
+	} else if (r->body) {
 		text = json_object_to_json_string_length(
 			r->body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	}
+	const char *ctype = (r->has_fd || r->text) && r->content_type ? r->content_type : "application/json";
 	char head[512];
 	size_t used = 0;
-	header(head, sizeof(head), &used, "Status: %d %s\r\nContent-Type: application/json\r\n"
-	       "Content-Length: %zu\r\n", code, reason(code), len);
+	header(head, sizeof(head), &used, "Status: %d %s\r\nContent-Type: %s\r\n"
+	       "Content-Length: %zu\r\n", code, reason(code), ctype, len);
 	if (r->execution_id[0])
 		header(head, sizeof(head), &used, "X-Execution-Id: %s\r\n", r->execution_id);
 	if (r->status == CI_UNAVAILABLE)
@@ -73,9 +104,19 @@ void http_send(FCGX_Request *req, struct response *r)
 		header(head, sizeof(head), &used, "Allow: %s\r\n", r->allow);
 	header(head, sizeof(head), &used, "\r\n");
 	FCGX_PutStr(head, (int)used, req->out);
-	FCGX_PutStr(text, (int)len, req->out);
+	if (r->has_fd) {
+		send_fd(req->out, r->fd, r->fd_size);
+		close(r->fd);
+		r->has_fd = 0;
+		r->fd = -1;
+	} else {
+		FCGX_PutStr(text, (int)len, req->out);
+	}
 	json_object_put(r->body);
 	r->body = NULL;
+	free(r->text);
+	r->text = NULL;
+	return code;
 }
 
 void http_error(struct response *r, enum ci_status st, const char *fmt, ...)

@@ -17,6 +17,7 @@ enum ci_status {
 	CI_TOO_LARGE,     /* 413 */
 	CI_UNAVAILABLE,   /* 503 with Retry-After */
 	CI_INTERNAL,      /* 500 */
+	CI_INSUFFICIENT_STORAGE, /* 507: the store's disk is full */
 };
 
 int http_code(enum ci_status st);
@@ -26,10 +27,21 @@ struct response {
 	json_object *body;          /* owned; NULL sends {} */
 	char execution_id[40];      /* X-Execution-Id when not empty */
 	const char *allow;          /* Allow header for 405, static */
+	int route;                  /* router's route number + 1 (0: none), for metrics */
+	/* Instead of JSON: a raw body (text, owned) or an open file (has_fd; fd
+	 * owned, fd_size bytes streamed from it), sent as content_type (static). */
+	const char *content_type;
+	char *text;
+	size_t text_len;
+	int has_fd;
+	int fd;
+	uint64_t fd_size;
 };
 
-/* Sends status, headers and the JSON body on req->out; releases r->body. */
-void http_send(FCGX_Request *req, struct response *r);
+/* Sends status, headers and the body on req->out (the file or text when set,
+ * else the JSON body); releases r->body, r->text and r->fd. Returns the HTTP
+ * status code it sent. */
+int http_send(FCGX_Request *req, struct response *r);
 
 /* Sets r to an error: {"detail": msg}, status st. */
 void http_error(struct response *r, enum ci_status st, const char *fmt, ...)

@@ -3,14 +3,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cleanup.h"
 #include "config.h"
 #include "log.h"
 #include "master.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: code-interpreter [--help | --config-markdown]\n\n"
+	fprintf(f, "usage: code-interpreter [--help | --config-markdown | cleanup]\n\n"
 		   "Serves the code-interpreter HTTP API (lighttpd + FastCGI workers + sandbox pool).\n"
+		   "`cleanup` runs one retention pass (APP_FILE_TTL, APP_AUDIT_RETENTION) and prints\n"
+		   "what it removed.\n"
 		   "Configuration comes from the environment:\n\n");
 	for (const struct config_option *o = config_options; o->name; o++)
 		fprintf(f, "  %-28s %-40s %s\n", o->name, o->default_value, o->meaning);
@@ -23,7 +26,8 @@ int main(int argc, char **argv)
 			printf("| `%s` | %s | %s |\n", o->name, o->default_value, o->meaning);
 		return 0;
 	}
-	if (argc > 1) {
+	int cleanup = argc == 2 && strcmp(argv[1], "cleanup") == 0;
+	if (argc > 1 && !cleanup) {
 		int help = strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0;
 		usage(help ? stdout : stderr);
 		return help ? 0 : 2;
@@ -35,7 +39,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level(cfg.log_level);
-	int rc = master_run(&cfg);
+	log_set_format(cfg.log_format);
+	int rc = cleanup ? cleanup_once(&cfg, stdout) : master_run(&cfg);
 	config_release(&cfg);
 	return rc;
 }

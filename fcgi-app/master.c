@@ -17,18 +17,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "db.h"
 #include "log.h"
 #include "pool.h"
+#include "scoreboard.h"
 #include "store.h"
 #include "util.h"
 #include "worker.h"
 
-enum role { ROLE_WORKER, ROLE_POOL, ROLE_LIGHTTPD };
+enum role { ROLE_WORKER, ROLE_POOL, ROLE_LIGHTTPD, ROLE_CLEANUP };
 
 struct child {
 	pid_t pid;
 	enum role role;
+	int slot;           /* workers: scoreboard slot, kept by the replacement */
 	int64_t started_ms;
 };
 
@@ -44,7 +47,8 @@ struct master {
 
 static const char *role_name(enum role r)
 {
-	return r == ROLE_WORKER ? "worker" : r == ROLE_POOL ? "pool manager" : "lighttpd";
+	return r == ROLE_WORKER ? "worker" : r == ROLE_POOL ? "pool manager"
+		: r == ROLE_CLEANUP ? "cleanup" : "lighttpd";
 }
 
 static int prepare_dirs(const struct config *cfg)
@@ -73,6 +77,10 @@ static int migrate(const struct config *cfg)
 	if (!db)
 		return -1;
 	enum db_status st = db_migrate(db, dir);
+	/* nothing runs before the workers start: a 'running' row is from a crash */
+	int interrupted = 0;
+	if (st == DB_OK && db_executions_interrupt_all(db, now_ms(), &interrupted) == DB_OK && interrupted)
+		log_warn("%d executions were left running by an earlier run; marked interrupted", interrupted);
 	db_close(&db);
 	return st == DB_OK ? 0 : -1;
 }
@@ -148,7 +156,7 @@ static int write_lighttpd_conf(struct master *m)
 	return rc;
 }
 
-static void spawn(struct master *m, enum role role)
+static void spawn(struct master *m, enum role role, int slot)
 {
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -160,7 +168,14 @@ static void spawn(struct master *m, enum role role)
 		int rc = 1;
 		if (role == ROLE_WORKER) {
 			close(m->notify[0]);
+			scoreboard_set_slot(slot);
 			rc = worker_run(m->cfg, m->listen_fd, m->notify[1]);
+		} else if (role == ROLE_CLEANUP) {
+			log_set_role("cleanup");
+			close(m->listen_fd);
+			close(m->notify[0]);
+			close(m->notify[1]);
+			rc = cleanup_run(m->cfg);
 		} else if (role == ROLE_POOL) {
 			log_set_role("pool");
 			close(m->listen_fd);
@@ -178,7 +193,7 @@ static void spawn(struct master *m, enum role role)
 		_exit(rc);
 	}
 	m->kids = xrealloc(m->kids, (m->n_kids + 1) * sizeof(*m->kids));
-	m->kids[m->n_kids++] = (struct child){pid, role, monotonic_ms()};
+	m->kids[m->n_kids++] = (struct child){pid, role, slot, monotonic_ms()};
 }
 
 static size_t count_role(struct master *m, enum role role)
@@ -217,7 +232,7 @@ static void reap(struct master *m)
 					 WEXITSTATUS(status));
 			if (monotonic_ms() - c.started_ms < 1000)
 				usleep(500000); /* crash loop: do not spin */
-			spawn(m, c.role);
+			spawn(m, c.role, c.slot);
 			break;
 		}
 	}
@@ -248,6 +263,9 @@ int master_run(const struct config *cfg)
 	}
 	store_remove_stale_temps(&st);
 	store_close(&st);
+	/* counters and worker slots, shared with every child forked below */
+	if (scoreboard_create() < 0)
+		return 1;
 	if (pipe2(m.notify, O_NONBLOCK | O_CLOEXEC) < 0 || open_socket(&m) < 0)
 		return 1;
 	if (cfg->start_lighttpd && write_lighttpd_conf(&m) < 0)
@@ -265,11 +283,12 @@ int master_run(const struct config *cfg)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
 
-	spawn(&m, ROLE_POOL);
+	spawn(&m, ROLE_POOL, -1);
+	spawn(&m, ROLE_CLEANUP, -1);
 	for (int i = 0; i < cfg->workers; i++)
-		spawn(&m, ROLE_WORKER);
+		spawn(&m, ROLE_WORKER, i);
 	if (cfg->start_lighttpd)
-		spawn(&m, ROLE_LIGHTTPD);
+		spawn(&m, ROLE_LIGHTTPD, -1);
 	log_info("serving on :%d (FastCGI %s, %d workers, pool of %d)", cfg->http_port, cfg->fcgi_socket,
 		 cfg->workers, cfg->pool_size);
 
@@ -287,7 +306,9 @@ int master_run(const struct config *cfg)
 	log_info("shutting down: finishing requests in flight");
 	signal_role(&m, ROLE_LIGHTTPD, SIGINT); /* lighttpd: graceful stop */
 	signal_role(&m, ROLE_WORKER, SIGTERM);
+	signal_role(&m, ROLE_CLEANUP, SIGTERM);
 	wait_for(&m, ROLE_WORKER, sfd);
+	wait_for(&m, ROLE_CLEANUP, sfd);
 	signal_role(&m, ROLE_POOL, SIGTERM);
 	wait_for(&m, ROLE_POOL, sfd);
 	signal_role(&m, ROLE_LIGHTTPD, SIGTERM);

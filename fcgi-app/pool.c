@@ -59,6 +59,8 @@ enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd
 			wake(notify_fd);
 			return CI_OK;
 		}
+		if (st == DB_BUSY)
+			return CI_UNAVAILABLE; /* locked past the busy timeout: 503, not 500 */
 		if (st != DB_NOT_FOUND)
 			return CI_INTERNAL;
 		if (monotonic_ms() >= deadline)

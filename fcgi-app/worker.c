@@ -12,6 +12,7 @@
 #include "app.h"
 #include "log.h"
 #include "router.h"
+#include "scoreboard.h"
 #include "util.h"
 
 static volatile sig_atomic_t stopping;
@@ -25,11 +26,29 @@ static void on_term(int sig)
 		_exit(0); /* waiting in accept: nothing in flight */
 }
 
+/* The per-request log line: execution id (when the request ran code), method,
+ * route pattern, status and duration. */
+static void log_request(const struct request_in *in, const struct response *out, int code, int64_t t0)
+{
+	const char *method = in->method ? in->method : "-";
+	const char *rmethod = NULL;
+	const char *route = out->route ? router_route(out->route, &rmethod) : "none";
+	struct log_field f[] = {
+		{"execution_id", out->execution_id, 0},
+		{"method", method, 0},
+		{"route", route ? route : "none", 0},
+		{"status", NULL, code},
+		{"duration_ms", NULL, monotonic_ms() - t0},
+	};
+	log_fields("request", f, sizeof(f) / sizeof(f[0]));
+}
+
 static void serve_one(struct app *app, FCGX_Request *req)
 {
-	struct response out = {.status = CI_INTERNAL};
+	struct response out = {.status = CI_INTERNAL, .fd = -1};
 	struct request_in in = {0};
 	char *body = NULL;
+	int64_t t0 = monotonic_ms();
 	in.method = FCGX_GetParam("REQUEST_METHOD", req->envp);
 	const char *uri = FCGX_GetParam("REQUEST_URI", req->envp);
 	if (!in.method || !uri) {
@@ -40,7 +59,8 @@ static void serve_one(struct app *app, FCGX_Request *req)
 	path[strcspn(path, "?#")] = '\0';
 	in.path = path;
 
-	if (router_wants_body(in.method, in.path)) {
+	int streams = router_streams_body(in.method, in.path);
+	if (streams || router_wants_body(in.method, in.path)) {
 		const char *cl = FCGX_GetParam("CONTENT_LENGTH", req->envp);
 		char *end = NULL;
 		errno = 0;
@@ -53,6 +73,12 @@ static void serve_one(struct app *app, FCGX_Request *req)
 			http_error(&out, CI_TOO_LARGE, "Request body is larger than %llu bytes",
 				   (unsigned long long)app->cfg->max_request_bytes);
 			goto send_path;
+		}
+		if (streams) {
+			/* the handler reads the body from the stream, piece by piece */
+			in.stream = req->in;
+			in.content_length = len;
+			goto dispatch;
 		}
 		body = xmalloc(len + 1);
 		size_t got = 0;
@@ -71,12 +97,30 @@ static void serve_one(struct app *app, FCGX_Request *req)
 		in.body = body;
 		in.body_len = len;
 	}
+dispatch:
 	router_dispatch(app, &in, &out);
 send_path:
 	free(path);
-send:
-	http_send(req, &out);
+	in.path = NULL;
+send:;
+	int code = http_send(req, &out);
+	scoreboard_request(out.route, code);
+	log_request(&in, &out, code, t0);
 	free(body);
+}
+
+/* A predecessor in this worker's slot died while running an execution: its
+ * row still says 'running'; record that it was interrupted. */
+static void finish_orphaned_execution(struct app *app)
+{
+	char id[SB_EXEC_ID];
+	if (!scoreboard_take_unfinished(id))
+		return;
+	enum db_status st = db_execution_interrupt(app->db, id, "the worker running it died", now_ms());
+	if (st == DB_OK) {
+		scoreboard_execution(SB_INTERRUPTED, -1);
+		log_warn("execution %s: interrupted (its worker died)", id);
+	}
 }
 
 int worker_run(const struct config *cfg, int listen_fd, int notify_fd)
@@ -99,6 +143,7 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd)
 		log_error("cannot open the database or the store");
 		return 1;
 	}
+	finish_orphaned_execution(&app);
 	if (FCGX_Init() != 0)
 		log_fatal("FCGX_Init failed");
 	FCGX_Request req;

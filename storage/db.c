@@ -19,6 +19,7 @@
 
 #define BUSY_TIMEOUT_MS 5000
 #define MIGRATION_MAX_BYTES (16u << 20)
+#define OBJECT_ID_MAX 256 /* object ids are at most 255 characters */
 
 enum stmt_id {
 	ST_USER_VERSION,
@@ -35,6 +36,15 @@ enum stmt_id {
 	ST_SBX_EACH,
 	ST_SBX_DELETE,
 	ST_SBX_DELETE_ALL,
+	ST_OBJECT_KNOWN,
+	ST_OBJECT_STATS,
+	ST_OBJECTS_EXPIRED,
+	ST_OBJECT_DELETE_EXPIRED,
+	ST_OBJECT_USE,
+	ST_EXEC_FINISH,
+	ST_EXEC_INTERRUPT,
+	ST_EXEC_INTERRUPT_ALL,
+	ST_EXEC_DELETE_BEFORE,
 	ST_COUNT_
 };
 
@@ -74,6 +84,32 @@ static const char *const stmt_sql[ST_COUNT_] = {
 		" WHERE ?1 IS NULL OR state = ?1 ORDER BY created_ms, rowid",
 	[ST_SBX_DELETE] = "DELETE FROM sandboxes WHERE id = ?1",
 	[ST_SBX_DELETE_ALL] = "DELETE FROM sandboxes",
+	[ST_OBJECT_KNOWN] = "SELECT 1 FROM file_objects WHERE id = ?1",
+	[ST_OBJECT_STATS] = "SELECT count(*), coalesce(sum(size), 0) FROM file_objects",
+	[ST_OBJECTS_EXPIRED] =
+		"SELECT id, size FROM file_objects WHERE last_used_ms < ?1 AND id > ?2"
+		" ORDER BY id LIMIT ?3",
+	/* an input of a run in flight is never deleted, whatever its age */
+	[ST_OBJECT_DELETE_EXPIRED] =
+		"DELETE FROM file_objects WHERE id = ?1 AND last_used_ms < ?2 AND NOT EXISTS"
+		" (SELECT 1 FROM execution_files f JOIN executions e ON e.id = f.execution_id"
+		"  WHERE f.object_id = ?1 AND f.direction = 'input' AND e.status = 'running')",
+	/* a run's input: known objects get fresh, unknown ones a row (size 0 = unknown) */
+	[ST_OBJECT_USE] =
+		"INSERT INTO file_objects (id, size, created_ms, last_used_ms) VALUES (?1, 0, ?2, ?2)"
+		" ON CONFLICT (id) DO UPDATE SET last_used_ms = max(last_used_ms, excluded.last_used_ms)",
+	[ST_EXEC_FINISH] =
+		"UPDATE executions SET finished_ms = ?2, exit_code = ?3, status = ?4, stdout_bytes = ?5,"
+		" stderr_bytes = ?6, sandbox = ?7, error = ?8 WHERE id = ?1",
+	[ST_EXEC_INTERRUPT] =
+		"UPDATE executions SET status = 'interrupted', finished_ms = ?3, error = ?2"
+		" WHERE id = ?1 AND status = 'running'",
+	[ST_EXEC_INTERRUPT_ALL] =
+		"UPDATE executions SET status = 'interrupted', finished_ms = ?1,"
+		" error = 'the service stopped before the run finished' WHERE status = 'running'",
+	[ST_EXEC_DELETE_BEFORE] =
+		"DELETE FROM executions WHERE id IN (SELECT id FROM executions"
+		" WHERE started_ms < ?1 AND status <> 'running' ORDER BY started_ms LIMIT ?2)",
 };
 
 struct db {
@@ -120,6 +156,17 @@ static int run(struct db *db, sqlite3_stmt *s, const char *what)
 	return rc;
 }
 
+/* Maps a step result to a status: SQLITE_BUSY/LOCKED (after the busy
+ * timeout) is DB_BUSY, so callers can answer 503 instead of 500. */
+static enum db_status status_of(int rc)
+{
+	if (rc == SQLITE_DONE || rc == SQLITE_OK)
+		return DB_OK;
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return DB_BUSY;
+	return DB_ERROR;
+}
+
 /* Runs one of the argument-less statements (BEGIN, COMMIT, ROLLBACK). */
 static enum db_status simple(struct db *db, enum stmt_id id)
 {
@@ -127,7 +174,7 @@ static enum db_status simple(struct db *db, enum stmt_id id)
 
 	if (!s)
 		return DB_ERROR;
-	return run(db, s, stmt_sql[id]) == SQLITE_DONE ? DB_OK : DB_ERROR;
+	return status_of(run(db, s, stmt_sql[id]));
 }
 
 static void rollback(struct db *db)
@@ -454,7 +501,114 @@ enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int
 	bind_text(s, 1, id);
 	sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
 	sqlite3_bind_int64(s, 3, now);
-	return run(db, s, "file object touch") == SQLITE_DONE ? DB_OK : DB_ERROR;
+	return status_of(run(db, s, "file object touch"));
+}
+
+enum db_status db_object_known(struct db *db, const char *id)
+{
+	sqlite3_stmt *s = stmt(db, ST_OBJECT_KNOWN);
+	enum db_status rc = DB_ERROR;
+
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, id);
+	int step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		rc = DB_OK;
+	else if (step == SQLITE_DONE)
+		rc = DB_NOT_FOUND;
+	else
+		rc = status_of(step) == DB_BUSY ? DB_BUSY : DB_ERROR;
+	sqlite3_reset(s);
+	return rc;
+}
+
+enum db_status db_object_stats(struct db *db, uint64_t *count, uint64_t *bytes)
+{
+	sqlite3_stmt *s = stmt(db, ST_OBJECT_STATS);
+	enum db_status rc = DB_ERROR;
+
+	if (!s)
+		return DB_ERROR;
+	int step = sqlite3_step(s);
+	if (step == SQLITE_ROW) {
+		*count = (uint64_t)sqlite3_column_int64(s, 0);
+		*bytes = (uint64_t)sqlite3_column_int64(s, 1);
+		rc = DB_OK;
+	} else {
+		log_db(db, "object stats");
+		rc = status_of(step) == DB_BUSY ? DB_BUSY : DB_ERROR;
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+struct expired_row { char id[OBJECT_ID_MAX]; uint64_t size; };
+
+enum db_status db_objects_expired(struct db *db, int64_t cutoff, const char *after_id, int limit,
+				  void (*fn)(const char *id, uint64_t size, void *arg), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, ST_OBJECTS_EXPIRED);
+	struct expired_row *rows = NULL;
+	size_t n = 0;
+	int step;
+
+	if (!s)
+		return DB_ERROR;
+	if (limit <= 0)
+		return DB_OK;
+	rows = xcalloc((size_t)limit, sizeof(*rows));
+	sqlite3_bind_int64(s, 1, cutoff);
+	bind_text(s, 2, after_id ? after_id : "");
+	sqlite3_bind_int(s, 3, limit);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW && n < (size_t)limit) {
+		const unsigned char *id = sqlite3_column_text(s, 0);
+		int len = snprintf(rows[n].id, sizeof(rows[n].id), "%s", id ? (const char *)id : "");
+		if (len <= 0 || (size_t)len >= sizeof(rows[n].id))
+			continue; /* not a store id: never a file of ours */
+		rows[n].size = (uint64_t)sqlite3_column_int64(s, 1);
+		n++;
+	}
+	enum db_status rc = step == SQLITE_DONE || step == SQLITE_ROW ? DB_OK : status_of(step);
+	if (rc != DB_OK)
+		log_db(db, "expired objects");
+	sqlite3_reset(s);
+	for (size_t i = 0; rc == DB_OK && i < n; i++)
+		fn(rows[i].id, rows[i].size, arg);
+	free(rows);
+	return rc;
+}
+
+enum db_status db_object_delete_expired(struct db *db, const char *id, int64_t cutoff)
+{
+	sqlite3_stmt *s = stmt(db, ST_OBJECT_DELETE_EXPIRED);
+
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, id);
+	sqlite3_bind_int64(s, 2, cutoff);
+	int rc = run(db, s, "object delete");
+	if (rc != SQLITE_DONE)
+		return status_of(rc);
+	return sqlite3_changes(db->h) > 0 ? DB_OK : DB_NOT_FOUND;
+}
+
+enum db_status db_begin(struct db *db)
+{
+	return simple(db, ST_BEGIN);
+}
+
+enum db_status db_commit(struct db *db)
+{
+	enum db_status rc = simple(db, ST_COMMIT);
+	if (rc != DB_OK)
+		rollback(db);
+	return rc;
+}
+
+void db_rollback(struct db *db)
+{
+	rollback(db);
 }
 
 /* --- executions ----------------------------------------------------------- */
@@ -515,6 +669,137 @@ out:
 	return rc;
 }
 
+enum db_status db_execution_begin(struct db *db, const struct db_execution *e, int64_t now)
+{
+	enum db_status rc = simple(db, ST_BEGIN);
+	sqlite3_stmt *s;
+	int step = SQLITE_DONE;
+
+	if (rc != DB_OK)
+		return rc;
+	rc = DB_ERROR;
+	s = stmt(db, ST_EXEC_INSERT);
+	if (!s)
+		goto out;
+	bind_text(s, 1, e->id);
+	bind_text(s, 2, e->kind);
+	sqlite3_bind_int64(s, 3, e->started_ms);
+	sqlite3_bind_int64(s, 4, e->started_ms);
+	sqlite3_bind_int(s, 5, e->exit_code);
+	bind_text(s, 6, e->status);
+	bind_text(s, 7, e->source_code);
+	bind_text(s, 8, e->env_names ? e->env_names : "[]");
+	sqlite3_bind_int64(s, 9, 0);
+	sqlite3_bind_int64(s, 10, 0);
+	bind_text(s, 11, e->sandbox);
+	bind_text(s, 12, e->error);
+	if ((step = run(db, s, "execution begin")) != SQLITE_DONE)
+		goto out;
+	if (insert_files(db, e->id, "input", e->inputs, e->n_inputs) != DB_OK)
+		goto out;
+	for (size_t i = 0; i < e->n_inputs; i++) {
+		s = stmt(db, ST_OBJECT_USE);
+		if (!s)
+			goto out;
+		bind_text(s, 1, e->inputs[i].object_id);
+		sqlite3_bind_int64(s, 2, now);
+		if ((step = run(db, s, "object use")) != SQLITE_DONE)
+			goto out;
+	}
+	rc = simple(db, ST_COMMIT);
+out:
+	if (rc != DB_OK) {
+		if (rc == DB_ERROR && status_of(step) == DB_BUSY)
+			rc = DB_BUSY;
+		rollback(db);
+	}
+	return rc;
+}
+
+enum db_status db_execution_finish(struct db *db, const struct db_execution *e)
+{
+	enum db_status rc = simple(db, ST_BEGIN);
+	sqlite3_stmt *s;
+	int step = SQLITE_DONE;
+
+	if (rc != DB_OK)
+		return rc;
+	rc = DB_ERROR;
+	s = stmt(db, ST_EXEC_FINISH);
+	if (!s)
+		goto out;
+	bind_text(s, 1, e->id);
+	sqlite3_bind_int64(s, 2, e->finished_ms);
+	sqlite3_bind_int(s, 3, e->exit_code);
+	bind_text(s, 4, e->status);
+	sqlite3_bind_int64(s, 5, clamp_u64(e->stdout_bytes));
+	sqlite3_bind_int64(s, 6, clamp_u64(e->stderr_bytes));
+	bind_text(s, 7, e->sandbox);
+	bind_text(s, 8, e->error);
+	if ((step = run(db, s, "execution finish")) != SQLITE_DONE)
+		goto out;
+	if (sqlite3_changes(db->h) == 0) {
+		log_error("db: execution %s was never begun", e->id);
+		goto out;
+	}
+	if (insert_files(db, e->id, "output", e->outputs, e->n_outputs) != DB_OK)
+		goto out;
+	rc = simple(db, ST_COMMIT);
+out:
+	if (rc != DB_OK) {
+		if (rc == DB_ERROR && status_of(step) == DB_BUSY)
+			rc = DB_BUSY;
+		rollback(db);
+	}
+	return rc;
+}
+
+enum db_status db_execution_interrupt(struct db *db, const char *id, const char *error, int64_t now)
+{
+	sqlite3_stmt *s = stmt(db, ST_EXEC_INTERRUPT);
+
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, id);
+	bind_text(s, 2, error);
+	sqlite3_bind_int64(s, 3, now);
+	int rc = run(db, s, "execution interrupt");
+	if (rc != SQLITE_DONE)
+		return status_of(rc);
+	return sqlite3_changes(db->h) > 0 ? DB_OK : DB_NOT_FOUND;
+}
+
+enum db_status db_executions_interrupt_all(struct db *db, int64_t now, int *count)
+{
+	sqlite3_stmt *s = stmt(db, ST_EXEC_INTERRUPT_ALL);
+
+	*count = 0;
+	if (!s)
+		return DB_ERROR;
+	sqlite3_bind_int64(s, 1, now);
+	int rc = run(db, s, "interrupt running executions");
+	if (rc != SQLITE_DONE)
+		return status_of(rc);
+	*count = sqlite3_changes(db->h);
+	return DB_OK;
+}
+
+enum db_status db_executions_delete_before(struct db *db, int64_t cutoff, int limit, int *count)
+{
+	sqlite3_stmt *s = stmt(db, ST_EXEC_DELETE_BEFORE);
+
+	*count = 0;
+	if (!s)
+		return DB_ERROR;
+	sqlite3_bind_int64(s, 1, cutoff);
+	sqlite3_bind_int(s, 2, limit);
+	int rc = run(db, s, "delete old executions");
+	if (rc != SQLITE_DONE)
+		return status_of(rc);
+	*count = sqlite3_changes(db->h);
+	return DB_OK;
+}
+
 /* --- sandbox pool --------------------------------------------------------- */
 
 enum db_status db_sandbox_insert(struct db *db, const char *id, pid_t pid, int64_t now)
@@ -567,6 +852,8 @@ enum db_status db_sandbox_claim(struct db *db, pid_t claimer, int64_t now,
 	}
 	if (step != SQLITE_ROW) {
 		log_db(db, "sandbox claim");
+		if (status_of(step) == DB_BUSY)
+			rc = DB_BUSY;
 		goto out;
 	}
 	/* copy before the next step invalidates the text */

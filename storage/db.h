@@ -12,6 +12,7 @@ enum db_status {
 	DB_OK = 0,
 	DB_NOT_FOUND, /* no such row (or no ready sandbox for db_sandbox_claim) */
 	DB_ERROR,     /* SQLite failed; the message went to the log */
+	DB_BUSY,      /* still locked by another connection after the busy timeout */
 };
 
 struct db; /* opaque */
@@ -33,6 +34,25 @@ enum db_status db_ping(struct db *db);
 /* Inserts the object or, when known, updates its last_used_ms. */
 enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int64_t now_ms);
 
+/* True (DB_OK) when the object has a row, DB_NOT_FOUND when not. */
+enum db_status db_object_known(struct db *db, const char *id);
+/* Number of objects and the sum of their sizes. */
+enum db_status db_object_stats(struct db *db, uint64_t *count, uint64_t *bytes);
+/* Calls fn for up to limit objects last used before cutoff_ms whose id sorts
+ * after after_id ("" to start), in id order; rows are copied first. */
+enum db_status db_objects_expired(struct db *db, int64_t cutoff_ms, const char *after_id, int limit,
+				  void (*fn)(const char *id, uint64_t size, void *arg), void *arg);
+/* Deletes the object's row when it is still unused since before cutoff_ms and
+ * no 'running' execution has it as an input: DB_OK when deleted, DB_NOT_FOUND
+ * when kept. The caller removes the file afterwards (a row never outlives its
+ * file; a crash in between leaves an orphan file, which cleanup removes). */
+enum db_status db_object_delete_expired(struct db *db, const char *id, int64_t cutoff_ms);
+
+/* Explicit transactions (BEGIN IMMEDIATE / COMMIT / ROLLBACK), for batches. */
+enum db_status db_begin(struct db *db);
+enum db_status db_commit(struct db *db);
+void db_rollback(struct db *db);
+
 /* --- executions ---------------------------------------------------------- */
 struct db_file { const char *path; const char *object_id; };
 
@@ -42,7 +62,8 @@ struct db_execution {
 	int64_t started_ms;      /* unix epoch milliseconds */
 	int64_t finished_ms;
 	int exit_code;
-	const char *status;      /* "ok", "error", "timeout", "memory", "failed" */
+	const char *status;      /* "running", then "ok", "error", "timeout", "memory", "failed";
+				  * "interrupted" when the service died under it */
 	const char *source_code;
 	const char *env_names;   /* JSON array of the env variable names (never values) */
 	uint64_t stdout_bytes;   /* bytes produced before capping */
@@ -54,6 +75,22 @@ struct db_execution {
 };
 /* Inserts the execution and its files in one transaction. */
 enum db_status db_execution_insert(struct db *db, const struct db_execution *e);
+/* Records a run as it starts, in one transaction: the row (status
+ * e->status, normally "running", finished_ms = started_ms), its input files,
+ * and last_used_ms = now for each input object (inserted, size 0, when the
+ * object had no row). Outputs are ignored. */
+enum db_status db_execution_begin(struct db *db, const struct db_execution *e, int64_t now_ms);
+/* Completes a begun run in one transaction: finished_ms, exit_code, status,
+ * output sizes, sandbox, error, and its output files. */
+enum db_status db_execution_finish(struct db *db, const struct db_execution *e);
+/* Marks one 'running' execution 'interrupted' (its worker died): DB_NOT_FOUND
+ * when it was not running. */
+enum db_status db_execution_interrupt(struct db *db, const char *id, const char *error, int64_t now_ms);
+/* Marks every 'running' execution 'interrupted' (at start, after a crash). */
+enum db_status db_executions_interrupt_all(struct db *db, int64_t now_ms, int *count);
+/* Deletes up to limit finished executions started before cutoff_ms (their
+ * files rows go with them); *count gets how many. */
+enum db_status db_executions_delete_before(struct db *db, int64_t cutoff_ms, int limit, int *count);
 
 /* --- sandbox pool -------------------------------------------------------- */
 /* States: "starting" (launched, not ready), "ready", "claimed", "used" (to be

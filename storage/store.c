@@ -73,6 +73,7 @@ enum store_status store_open(struct store *st, const char *dir)
 
 	st->dir = NULL;
 	st->dirfd = -1;
+	st->lockfd = -1;
 	if (mkdir_p(dir, 0700) < 0) {
 		log_error("store: cannot create %s: %s", dir, strerror(errno));
 		goto out;
@@ -102,9 +103,46 @@ void store_close(struct store *st)
 		return;
 	if (st->dir && st->dirfd >= 0)
 		close(st->dirfd);
+	if (st->dir && st->lockfd >= 0)
+		close(st->lockfd);
 	free(st->dir);
 	st->dir = NULL;
 	st->dirfd = -1;
+	st->lockfd = -1;
+}
+
+static int lock(struct store *st, int op, const char *what)
+{
+	if (st->lockfd < 0) {
+		st->lockfd = openat(st->dirfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (st->lockfd < 0) {
+			log_error("store: cannot open %s/.lock: %s", st->dir, strerror(errno));
+			return -1;
+		}
+	}
+	while (flock(st->lockfd, op) < 0) {
+		if (errno != EINTR) {
+			log_error("store: %s lock on %s/.lock: %s", what, st->dir, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int store_lock_shared(struct store *st)
+{
+	return lock(st, LOCK_SH, "shared");
+}
+
+int store_lock_exclusive(struct store *st)
+{
+	return lock(st, LOCK_EX, "exclusive");
+}
+
+void store_unlock(struct store *st)
+{
+	if (st->lockfd >= 0)
+		(void)flock(st->lockfd, LOCK_UN);
 }
 
 /* Puts the writer back to "not begun" after releasing what it holds. */
@@ -131,6 +169,7 @@ enum store_status store_writer_begin(struct store *st, struct store_writer *w, u
 	w->sha = NULL;
 	w->size = 0;
 	w->max_bytes = max_bytes;
+	w->error = 0;
 
 	random_hex(rnd, 16);
 	snprintf(w->tmpname, sizeof(w->tmpname), TMP_PREFIX "%s", rnd);
@@ -138,6 +177,7 @@ enum store_status store_writer_begin(struct store *st, struct store_writer *w, u
 		       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (w->fd < 0) {
 		int e = errno;
+		w->error = e;
 		log_error("store: cannot create temp file in %s: %s", st->dir, strerror(e));
 		w->tmpname[0] = '\0';
 		writer_reset(w);
@@ -174,6 +214,7 @@ enum store_status store_writer_write(struct store_writer *w, const void *data, s
 	if (len == 0)
 		return STORE_OK;
 	if (write_all(w->fd, data, len) < 0) {
+		w->error = errno;
 		log_error("store: write to %s/%s: %s", w->st->dir, w->tmpname, strerror(errno));
 		return STORE_IO;
 	}
@@ -249,6 +290,8 @@ enum store_status store_writer_commit(struct store_writer *w, char id_out[STORE_
 	rc = STORE_OK;
 out:
 	/* an existing object (r == 1) or a failure: the temp file is dropped */
+	if (rc != STORE_OK)
+		w->error = e;
 	store_writer_abort(w);
 	if (rc != STORE_OK)
 		errno = e;
@@ -354,17 +397,19 @@ enum store_status store_remove(struct store *st, const char *id)
 	return STORE_OK;
 }
 
-/* Removes one temp file unless a live writer holds it or it is too fresh. */
-static void remove_temp_if_stale(struct store *st, const char *name, time_t now)
+/* Removes one temp file unless a live writer holds it or it is too fresh.
+ * Returns 1 when it removed it. */
+static int remove_temp_if_stale(struct store *st, const char *name, time_t now)
 {
 	struct stat sb;
+	int removed = 0;
 	int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
 	if (fd < 0) {
 		/* not openable (symlink, vanished): a plain file entry, or nothing */
 		if (errno == ELOOP && unlinkat(st->dirfd, name, 0) < 0 && errno != ENOENT)
 			log_warn("store: cannot remove %s/%s: %s", st->dir, name, strerror(errno));
-		return;
+		return 0;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
 		goto out; /* a writer is still at work */
@@ -372,32 +417,68 @@ static void remove_temp_if_stale(struct store *st, const char *name, time_t now)
 		goto out;
 	if (unlinkat(st->dirfd, name, S_ISDIR(sb.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
 		log_warn("store: cannot remove %s/%s: %s", st->dir, name, strerror(errno));
-	else
+	else {
 		log_info("store: removed stale temp file %s/%s", st->dir, name);
+		removed = 1;
+	}
 out:
 	close(fd);
+	return removed;
 }
 
-void store_remove_stale_temps(struct store *st)
+/* A fresh DIR on the store directory (the caller closes it), or NULL (logged). */
+static DIR *open_dir(struct store *st)
 {
-	DIR *d = NULL;
-	struct dirent *de;
-	time_t now = time(NULL);
 	int fd = openat(st->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
 
 	if (fd < 0) {
 		log_error("store: cannot reopen %s: %s", st->dir, strerror(errno));
-		return;
+		return NULL;
 	}
 	d = fdopendir(fd);
 	if (!d) {
 		log_error("store: fdopendir %s: %s", st->dir, strerror(errno));
 		close(fd);
-		return;
 	}
+	return d;
+}
+
+int store_remove_stale_temps(struct store *st)
+{
+	struct dirent *de;
+	time_t now = time(NULL);
+	int n = 0;
+	DIR *d = open_dir(st);
+
+	if (!d)
+		return 0;
 	while ((de = readdir(d)) != NULL) {
 		if (strncmp(de->d_name, TMP_PREFIX, TMP_PREFIX_LEN) == 0)
-			remove_temp_if_stale(st, de->d_name, now);
+			n += remove_temp_if_stale(st, de->d_name, now);
 	}
 	closedir(d);
+	return n;
+}
+
+int store_each_object(struct store *st, void (*fn)(const char *id, uint64_t size, int64_t mtime_s, void *arg),
+		      void *arg)
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d = open_dir(st);
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		struct stat sb;
+		if (!is_object_name(de->d_name))
+			continue;
+		if (fstatat(st->dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
+			continue;
+		n++;
+		fn(de->d_name, (uint64_t)sb.st_size, (int64_t)sb.st_mtime, arg);
+	}
+	closedir(d);
+	return n;
 }

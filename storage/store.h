@@ -22,6 +22,7 @@ enum store_status {
 struct store {
 	char *dir; /* owned; absolute path of the store directory */
 	int dirfd; /* owned; O_DIRECTORY|O_PATH-free handle on dir */
+	int lockfd; /* owned; the store's lock file, opened on first use (-1 before) */
 };
 
 /* Opens (and creates, mode 0700) the store directory. Returns STORE_OK or STORE_IO. */
@@ -48,6 +49,7 @@ struct store_writer {
 	void *sha;         /* owned EVP_MD_CTX * */
 	uint64_t size;
 	uint64_t max_bytes;
+	int error;         /* errno of the last failed write or commit (ENOSPC...), else 0 */
 };
 enum store_status store_writer_begin(struct store *st, struct store_writer *w, uint64_t max_bytes);
 enum store_status store_writer_write(struct store_writer *w, const void *data, size_t len);
@@ -64,7 +66,22 @@ int store_exists(struct store *st, const char *id);
 /* Removes one object (cleanup). STORE_NOT_FOUND when it was not there. */
 enum store_status store_remove(struct store *st, const char *id);
 
-/* Removes temp files left by a crash (names starting with ".tmp-"). */
-void store_remove_stale_temps(struct store *st);
+/* Removes temp files left by a crash (names starting with ".tmp-"); returns
+ * how many it removed. */
+int store_remove_stale_temps(struct store *st);
+
+/* The store lock (flock on <dir>/.lock) orders object lifetimes between
+ * processes: whoever makes an object used (a writer committing and touching
+ * its row, a reader touching an input) holds it shared; cleanup holds it
+ * exclusive while it deletes rows and files. 0, or -1 (logged; the caller
+ * goes on without it). */
+int store_lock_shared(struct store *st);
+int store_lock_exclusive(struct store *st);
+void store_unlock(struct store *st);
+
+/* Calls fn for every file named like an object (64 lowercase hex chars) with
+ * its size and modification time; returns how many were seen, -1 on error. */
+int store_each_object(struct store *st, void (*fn)(const char *id, uint64_t size, int64_t mtime_s, void *arg),
+		      void *arg);
 
 #endif

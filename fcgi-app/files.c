@@ -1,0 +1,92 @@
+/* files: see files.h for the ordering rules between requests and cleanup. */
+#include "files.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define CHUNK (64u * 1024)
+
+enum ci_status files_writer_status(const struct store_writer *w, enum store_status st)
+{
+	if (st == STORE_TOO_LARGE)
+		return CI_TOO_LARGE;
+	if (w->error == ENOSPC || w->error == EDQUOT)
+		return CI_INSUFFICIENT_STORAGE;
+	return CI_INTERNAL;
+}
+
+static enum ci_status from_db(enum db_status st)
+{
+	return st == DB_OK ? CI_OK : st == DB_BUSY ? CI_UNAVAILABLE : CI_INTERNAL;
+}
+
+enum ci_status files_commit(struct app *app, struct store_writer *w, char id[STORE_ID_LEN + 1])
+{
+	/* the rename and the touch happen together under the shared lock: cleanup
+	 * (exclusive) sees either neither or both, never a fresh file it could
+	 * take for an expired one */
+	int locked = store_lock_shared(&app->store) == 0;
+	uint64_t size = w->size;
+	enum store_status st = store_writer_commit(w, id);
+	enum ci_status rc = st == STORE_OK ? CI_OK : files_writer_status(w, st);
+	if (rc == CI_OK)
+		rc = from_db(db_object_touch(app->db, id, size, now_ms()));
+	if (locked)
+		store_unlock(&app->store);
+	return rc;
+}
+
+enum ci_status files_upload(struct app *app, FCGX_Stream *in, uint64_t len, char id[STORE_ID_LEN + 1])
+{
+	struct store_writer w;
+	enum store_status st = store_writer_begin(&app->store, &w, app->cfg->max_file_bytes);
+	if (st != STORE_OK)
+		return files_writer_status(&w, st);
+	char *buf = xmalloc(CHUNK);
+	enum ci_status rc = CI_OK;
+	uint64_t got = 0;
+	while (got < len) {
+		int want = len - got > CHUNK ? (int)CHUNK : (int)(len - got);
+		int n = FCGX_GetStr(buf, want, in);
+		if (n <= 0) {
+			rc = CI_BAD_REQUEST;
+			break;
+		}
+		st = store_writer_write(&w, buf, (size_t)n);
+		if (st != STORE_OK) {
+			rc = files_writer_status(&w, st);
+			break;
+		}
+		got += (uint64_t)n;
+	}
+	free(buf);
+	if (rc != CI_OK) {
+		store_writer_abort(&w);
+		return rc;
+	}
+	rc = files_commit(app, &w, id);
+	return rc == CI_OK ? CI_CREATED : rc;
+}
+
+enum ci_status files_open(struct app *app, const char *id, int *fd, uint64_t *size)
+{
+	*fd = -1;
+	int locked = store_lock_shared(&app->store) == 0;
+	enum ci_status rc = CI_NOT_FOUND;
+	enum store_status st = store_open_object(&app->store, id, fd, size);
+	if (st == STORE_OK) {
+		rc = from_db(db_object_touch(app->db, id, *size, now_ms()));
+		if (rc != CI_OK) {
+			close(*fd);
+			*fd = -1;
+		}
+	} else if (st == STORE_IO) {
+		rc = CI_INTERNAL;
+	}
+	if (locked)
+		store_unlock(&app->store);
+	return rc;
+}

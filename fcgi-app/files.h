@@ -1,0 +1,38 @@
+/* files: stored objects as the service uses them (POST/GET /v1/files, a run's
+ * inputs and outputs). Owns the order that keeps the store and SQLite
+ * consistent with cleanup running beside us: an object is made "used" (its
+ * row's last_used_ms set to now) under the store's shared lock, and only
+ * after its file exists; cleanup deletes the row, then the file, under the
+ * exclusive lock, and only rows still unused since its cutoff. So a request
+ * that has touched an object can rely on it for APP_FILE_TTL, and a row never
+ * names a missing file. Never parses HTTP. */
+#ifndef FILES_H
+#define FILES_H
+
+#include <fcgiapp.h>
+#include <stdint.h>
+
+#include "app.h"
+#include "http.h"
+#include "store.h"
+
+/* Streams len bytes of in into the store (never all in memory). CI_CREATED
+ * with id; CI_BAD_REQUEST when the body ends early; CI_TOO_LARGE past
+ * APP_MAX_FILE_BYTES; CI_INSUFFICIENT_STORAGE when the disk is full;
+ * CI_UNAVAILABLE when the database stays locked; CI_INTERNAL. */
+enum ci_status files_upload(struct app *app, FCGX_Stream *in, uint64_t len, char id[STORE_ID_LEN + 1]);
+
+/* Marks the object used and opens it: CI_OK with *fd (the caller closes it) and
+ * *size; CI_NOT_FOUND; CI_UNAVAILABLE; CI_INTERNAL. id must be valid. */
+enum ci_status files_open(struct app *app, const char *id, int *fd, uint64_t *size);
+
+/* Commits a writer and marks the object used (see store_writer_commit): CI_OK
+ * with id, or the status of the failure (CI_INSUFFICIENT_STORAGE for ENOSPC
+ * and EDQUOT, CI_TOO_LARGE, CI_UNAVAILABLE, CI_INTERNAL). The writer is always
+ * finished (committed or aborted) on return. */
+enum ci_status files_commit(struct app *app, struct store_writer *w, char id[STORE_ID_LEN + 1]);
+
+/* The status for a writer that failed with st (after begin or write). */
+enum ci_status files_writer_status(const struct store_writer *w, enum store_status st);
+
+#endif

@@ -1,0 +1,136 @@
+/* scoreboard: the shared counters and worker slots (see scoreboard.h). */
+#include "scoreboard.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "log.h"
+
+const int scoreboard_codes[SB_CODES] = {200, 201, 400, 404, 405, 408, 411, 413, 422,
+					500, 502, 503, 507, 0};
+const double scoreboard_buckets[SB_BUCKETS] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600};
+const char *const scoreboard_outcomes[SB_OUTCOMES] = {"ok", "error", "timeout", "memory",
+						      "killed", "failed", "interrupted"};
+const char *const scoreboard_cleanup_names[SB_CLEANUP] = {"objects", "object_bytes", "executions",
+							  "temp_files", "orphan_files", "passes"};
+
+struct slot {
+	atomic_int busy;          /* 1 while exec_id names a run in flight */
+	char exec_id[SB_EXEC_ID]; /* written only by the slot's owner */
+};
+
+struct board {
+	atomic_uint_fast64_t requests[SB_ROUTES][SB_CODES];
+	atomic_uint_fast64_t buckets[SB_BUCKETS + 1];
+	atomic_uint_fast64_t exec_count, exec_sum_ms;
+	atomic_uint_fast64_t outcomes[SB_OUTCOMES];
+	atomic_uint_fast64_t cleanup[SB_CLEANUP];
+	struct slot slots[SB_SLOTS];
+};
+
+static struct board *board;
+static int my_slot = -1;
+
+int scoreboard_create(void)
+{
+	void *p = mmap(NULL, sizeof(struct board), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		log_error("scoreboard: mmap: %s", strerror(errno));
+		return -1;
+	}
+	board = p; /* zero-filled: every counter starts at 0 */
+	return 0;
+}
+
+void scoreboard_set_slot(int slot)
+{
+	my_slot = slot >= 0 && slot < SB_SLOTS ? slot : -1;
+}
+
+void scoreboard_request(int route, int http_code)
+{
+	if (!board)
+		return;
+	if (route < 0 || route >= SB_ROUTES)
+		route = 0;
+	int c = SB_CODES - 1;
+	for (int i = 0; i < SB_CODES - 1; i++)
+		if (scoreboard_codes[i] == http_code)
+			c = i;
+	atomic_fetch_add_explicit(&board->requests[route][c], 1, memory_order_relaxed);
+}
+
+void scoreboard_execution(enum sb_outcome o, int64_t duration_ms)
+{
+	if (!board || o < 0 || o >= SB_OUTCOMES)
+		return;
+	atomic_fetch_add_explicit(&board->outcomes[o], 1, memory_order_relaxed);
+	if (duration_ms < 0)
+		return; /* no duration known (interrupted) */
+	int b = SB_BUCKETS;
+	for (int i = SB_BUCKETS - 1; i >= 0; i--)
+		if ((double)duration_ms <= scoreboard_buckets[i] * 1000)
+			b = i;
+	atomic_fetch_add_explicit(&board->buckets[b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&board->exec_sum_ms, (uint64_t)duration_ms, memory_order_relaxed);
+	atomic_fetch_add_explicit(&board->exec_count, 1, memory_order_relaxed);
+}
+
+void scoreboard_cleanup(enum sb_cleanup what, uint64_t n)
+{
+	if (board && what >= 0 && what < SB_CLEANUP)
+		atomic_fetch_add_explicit(&board->cleanup[what], n, memory_order_relaxed);
+}
+
+void scoreboard_exec_begin(const char *id)
+{
+	if (!board || my_slot < 0)
+		return;
+	struct slot *s = &board->slots[my_slot];
+	size_t n = strlen(id);
+	if (n >= SB_EXEC_ID)
+		n = SB_EXEC_ID - 1;
+	memcpy(s->exec_id, id, n);
+	s->exec_id[n] = '\0';
+	atomic_store_explicit(&s->busy, 1, memory_order_release);
+}
+
+void scoreboard_exec_end(void)
+{
+	if (board && my_slot >= 0)
+		atomic_store_explicit(&board->slots[my_slot].busy, 0, memory_order_release);
+}
+
+int scoreboard_take_unfinished(char id[SB_EXEC_ID])
+{
+	if (!board || my_slot < 0)
+		return 0;
+	struct slot *s = &board->slots[my_slot];
+	if (!atomic_load_explicit(&s->busy, memory_order_acquire))
+		return 0;
+	memcpy(id, s->exec_id, SB_EXEC_ID);
+	id[SB_EXEC_ID - 1] = '\0';
+	atomic_store_explicit(&s->busy, 0, memory_order_release);
+	return 1;
+}
+
+void scoreboard_read(struct scoreboard_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (!board)
+		return;
+	v->present = 1;
+	for (int r = 0; r < SB_ROUTES; r++)
+		for (int c = 0; c < SB_CODES; c++)
+			v->requests[r][c] = atomic_load_explicit(&board->requests[r][c], memory_order_relaxed);
+	for (int b = 0; b <= SB_BUCKETS; b++)
+		v->buckets[b] = atomic_load_explicit(&board->buckets[b], memory_order_relaxed);
+	v->exec_count = atomic_load_explicit(&board->exec_count, memory_order_relaxed);
+	v->exec_sum_ms = atomic_load_explicit(&board->exec_sum_ms, memory_order_relaxed);
+	for (int o = 0; o < SB_OUTCOMES; o++)
+		v->outcomes[o] = atomic_load_explicit(&board->outcomes[o], memory_order_relaxed);
+	for (int k = 0; k < SB_CLEANUP; k++)
+		v->cleanup[k] = atomic_load_explicit(&board->cleanup[k], memory_order_relaxed);
+}

@@ -1,0 +1,61 @@
+/* scoreboard: the counters every process of the service adds to and the
+ * per-worker slots, in one shared anonymous mapping the master creates before
+ * it forks (MAP_SHARED, lock-free atomics): the hot path never writes SQLite
+ * for metrics. Never holds pointers (each process maps it at the same place,
+ * but nothing relies on that) and never blocks. */
+#ifndef SCOREBOARD_H
+#define SCOREBOARD_H
+
+#include <stdint.h>
+
+#define SB_ROUTES 32   /* route index 0 is "no route" (404s) */
+#define SB_SLOTS 256   /* >= APP_WORKERS' maximum */
+#define SB_EXEC_ID 40
+
+/* HTTP codes counted one by one; anything else is counted as "other". */
+#define SB_CODES 14
+extern const int scoreboard_codes[SB_CODES]; /* last entry 0 = other */
+
+/* Execution duration histogram upper bounds, seconds (+Inf is implicit). */
+#define SB_BUCKETS 12
+extern const double scoreboard_buckets[SB_BUCKETS];
+
+enum sb_outcome {
+	SB_OK, SB_ERROR, SB_TIMEOUT, SB_MEMORY, SB_KILLED, SB_FAILED, SB_INTERRUPTED, SB_OUTCOMES
+};
+extern const char *const scoreboard_outcomes[SB_OUTCOMES];
+
+enum sb_cleanup {
+	SB_CL_OBJECTS, SB_CL_BYTES, SB_CL_EXECUTIONS, SB_CL_TEMPS, SB_CL_ORPHANS, SB_CL_PASSES, SB_CLEANUP
+};
+extern const char *const scoreboard_cleanup_names[SB_CLEANUP];
+
+/* Creates the mapping (master, before fork). 0, or -1 (logged). */
+int scoreboard_create(void);
+/* Child side: which worker slot this process owns (-1: none). */
+void scoreboard_set_slot(int slot);
+
+/* Counting; every one is a no-op when there is no scoreboard (CLI, unit tests). */
+void scoreboard_request(int route, int http_code);
+void scoreboard_execution(enum sb_outcome o, int64_t duration_ms);
+void scoreboard_cleanup(enum sb_cleanup what, uint64_t n);
+
+/* This worker starts running execution id / finished it. */
+void scoreboard_exec_begin(const char *id);
+void scoreboard_exec_end(void);
+/* At worker start: copies the execution id a dead predecessor in the same
+ * slot left unfinished into id and clears it. 1 when there was one. */
+int scoreboard_take_unfinished(char id[SB_EXEC_ID]);
+
+/* A consistent-enough copy for rendering (each counter read atomically). */
+struct scoreboard_view {
+	int present;
+	uint64_t requests[SB_ROUTES][SB_CODES];
+	uint64_t buckets[SB_BUCKETS + 1]; /* not cumulative; last = over the top bound */
+	uint64_t exec_count, exec_sum_ms;
+	uint64_t outcomes[SB_OUTCOMES];
+	uint64_t cleanup[SB_CLEANUP];
+};
+void scoreboard_read(struct scoreboard_view *v);
+
+#endif

@@ -1,0 +1,84 @@
+"""A second, separate service instance for tests that must crash, starve or
+reconfigure a service (the main one run.py started stays untouched). Its state
+lives in its own temp dir; stop() checks, like run.py, that nothing is left."""
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import run
+from support import BUILD
+
+
+class Instance:
+    def __init__(self, env=None, tmp=None, workers=2, pool=1):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="ci-e2e-inst-")
+        os.chmod(self.tmp, 0o755)
+        self.port = run.free_port()
+        self.parent = "ci-test-" + secrets.token_hex(4)
+        self.db = self.tmp + "/db/ci.db"
+        self.store = self.tmp + "/objects"
+        self.run_dir = self.tmp + "/run"
+        self.log = self.tmp + "/service.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+        self.env.update({"APP_HTTP_PORT": str(self.port), "APP_RUN_DIR": self.run_dir, "APP_DB_PATH": self.db,
+                         "APP_FILE_STORAGE_PATH": self.store, "APP_WORKERS": str(workers),
+                         "APP_EXECUTOR_POOL_SIZE": str(pool), "APP_CGROUP_PARENT": self.parent,
+                         "APP_PRELOAD_MODULES": "", "APP_DATA_DIR": run.REPO})
+        self.env.update(env or {})
+        self.proc = None
+
+    def start(self, path="/readyz", timeout=60):
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([os.path.join(BUILD, "code-interpreter")], env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("instance exited with %s:\n%s" % (self.proc.returncode, run.tail(self.log)))
+            try:
+                if run.get(self.port, path)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("instance not ready in %d s:\n%s" % (timeout, run.tail(self.log)))
+
+    @contextlib.contextmanager
+    def current(self):
+        """Points client.py at this instance for the duration of the block."""
+        saved = os.environ["E2E_PORT"]
+        os.environ["E2E_PORT"] = str(self.port)
+        try:
+            yield self
+        finally:
+            os.environ["E2E_PORT"] = saved
+
+    def kill9(self):
+        """SIGKILL to every process of the instance's session, as a crash would."""
+        pgid = self.proc.pid
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def stop(self):
+        """SIGTERM and the leftovers check. Returns (ok, report lines)."""
+        lines = []
+        if self.proc and self.proc.poll() is None:
+            ok, dangerous = run.check_shutdown(self.proc, self.tmp, self.parent, lines)
+        else:
+            ok, dangerous = True, False
+        run.remove_cgroup_parent(self.parent)
+        self.dangerous = dangerous
+        return ok, lines
+
+    def remove(self):
+        if not getattr(self, "dangerous", False) and not run.leftover_mounts(self.tmp):
+            shutil.rmtree(self.tmp, ignore_errors=True)
