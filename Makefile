@@ -3,6 +3,7 @@
 #   make        build the binaries into build/
 #   make run    build and serve on :$(APP_HTTP_PORT) (lighttpd + service, Ctrl-C stops both)
 #   make test   unit tests (plain and ASan/UBSan) and end-to-end tests
+#   make soak   10,000 mixed requests at concurrency 16 (not part of make test)
 #   make lint   cppcheck and a grep for banned functions
 
 BUILD   ?= build
@@ -36,7 +37,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 BINS  = $(BUILD)/code-interpreter $(BUILD)/executor $(BUILD)/health_check
 TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all deps run test unit e2e lint clean compile_commands.json
+.PHONY: all deps run test unit e2e soak lint clean compile_commands.json
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -77,6 +78,10 @@ unit: all $(TESTS)
 
 e2e: all
 	@/usr/bin/python3 tests/e2e/run.py --build $(BUILD)
+
+# not part of `make test`: 10,000 mixed requests, fds/RSS/storage checks
+soak: all
+	@/usr/bin/python3 tests/soak.py --build $(BUILD)
 
 test: deps
 	$(MAKE) BUILD=build all
