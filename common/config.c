@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "util.h"
 
 #ifndef DATADIR
@@ -28,6 +30,9 @@ struct opt {
 	const char *def;
 	double min, max;
 };
+
+#define DEFAULT_RESOURCES \
+	"{\"requests\":{\"cpu\":\"100m\",\"memory\":\"256Mi\"},\"limits\":{\"cpu\":\"1\",\"memory\":\"1Gi\"}}"
 
 #define F(field) offsetof(struct config, field)
 static const struct opt opts[] = {
@@ -66,6 +71,20 @@ static const struct opt opts[] = {
 	{"APP_AUDIT_RETENTION", T_DOUBLE, F(audit_retention), "2592000", 0, 1e10},
 	{"APP_LOG_LEVEL", T_STR, F(log_level), "info", 0, 0},
 	{"APP_LOG_FORMAT", T_STR, F(log_format), "text", 0, 0},
+	{"APP_EXECUTOR_POD_QUEUE_TARGET_LENGTH", T_INT, F(pod_queue_target), "5", 0, 1024},
+	{"APP_EXECUTOR_IMAGE", T_STR, F(executor_image), "code-interpreter-executor:latest", 0, 0},
+	{"APP_EXECUTOR_CONTAINER_RESOURCES", T_STR, F(executor_resources), DEFAULT_RESOURCES, 0, 0},
+	{"APP_EXECUTOR_POD_SPEC_EXTRA", T_STR, F(pod_spec_extra), "{}", 0, 0},
+	{"APP_EXECUTOR_POD_NAME_PREFIX", T_STR, F(pod_name_prefix), "code-executor-", 0, 0},
+	{"APP_EXECUTOR_RUNTIME_CLASS", T_STR, F(runtime_class), "", 0, 0},
+	{"APP_EXECUTOR_POD_DEADLINE", T_INT, F(pod_deadline), "3600", 60, 604800},
+	{"APP_KUBERNETES_API_URL", T_STR, F(k8s_api_url), "", 0, 0},
+	{"APP_KUBERNETES_TOKEN_FILE", T_STR, F(k8s_token_file), "", 0, 0},
+	{"APP_KUBERNETES_CA_FILE", T_STR, F(k8s_ca_file), "", 0, 0},
+	{"APP_KUBERNETES_NAMESPACE", T_STR, F(k8s_namespace), "", 0, 0},
+	{"APP_KUBERNETES_INSTANCE", T_STR, F(k8s_instance), "", 0, 0},
+	{"APP_KUBERNETES_POD_NAME", T_STR, F(k8s_pod_name), "", 0, 0},
+	{"APP_KUBERNETES_POD_UID", T_STR, F(k8s_pod_uid), "", 0, 0},
 	{NULL, T_INT, 0, NULL, 0, 0},
 };
 #undef F
@@ -83,7 +102,7 @@ const struct config_option config_options[] = {
 	{"APP_EXECUTION_TIMEOUT", "60", "seconds a run may take when the request gives no timeout"},
 	{"APP_MAX_EXECUTION_TIMEOUT", "600", "largest timeout a request may ask for"},
 	{"APP_MAX_OUTPUT_BYTES", "1048576", "cap on stdout and on stderr of one run"},
-	{"APP_EXECUTOR_BACKEND", "local", "local (namespaces on this machine)"},
+	{"APP_EXECUTOR_BACKEND", "local", "local (namespaces on this machine) or kubernetes (executor pods)"},
 	{"APP_EXECUTOR_POOL_SIZE", "4", "warm sandboxes kept ready"},
 	{"APP_CLAIM_TIMEOUT", "30", "seconds a request waits for a warm sandbox before 503"},
 	{"APP_SANDBOX_START_TIMEOUT", "60", "seconds a sandbox may take to become ready"},
@@ -106,6 +125,20 @@ const struct config_option config_options[] = {
 	{"APP_AUDIT_RETENTION", "2592000", "seconds execution records are kept (0: removed by the next cleanup)"},
 	{"APP_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"APP_LOG_FORMAT", "text", "text, or json for one JSON object per line"},
+	{"APP_EXECUTOR_POD_QUEUE_TARGET_LENGTH", "5", "kubernetes: ready executor pods kept waiting (replaces APP_EXECUTOR_POOL_SIZE)"},
+	{"APP_EXECUTOR_IMAGE", "code-interpreter-executor:latest", "kubernetes: the executor image (executor/Dockerfile)"},
+	{"APP_EXECUTOR_CONTAINER_RESOURCES", "requests 100m/256Mi, limits 1/1Gi", "kubernetes: the executor container's resources, as JSON"},
+	{"APP_EXECUTOR_POD_SPEC_EXTRA", "{}", "kubernetes: JSON merged into each executor pod's spec (merge-patch rules)"},
+	{"APP_EXECUTOR_POD_NAME_PREFIX", "code-executor-", "kubernetes: prefix of executor pod names"},
+	{"APP_EXECUTOR_RUNTIME_CLASS", "(none)", "kubernetes: runtimeClassName of executor pods, e.g. gvisor"},
+	{"APP_EXECUTOR_POD_DEADLINE", "3600", "kubernetes: activeDeadlineSeconds of an executor pod (warm time included)"},
+	{"APP_KUBERNETES_API_URL", "(in cluster)", "kubernetes: API server URL, e.g. http://127.0.0.1:8001 for kubectl proxy"},
+	{"APP_KUBERNETES_TOKEN_FILE", "the service-account token", "kubernetes: bearer token file, re-read every minute and after a 401"},
+	{"APP_KUBERNETES_CA_FILE", "the service-account ca.crt", "kubernetes: CA bundle for the API server's certificate"},
+	{"APP_KUBERNETES_NAMESPACE", "the service account's", "kubernetes: namespace of the executor pods"},
+	{"APP_KUBERNETES_INSTANCE", "APP_KUBERNETES_POD_NAME or the host name", "kubernetes: label value naming this service instance; its leftover pods are deleted at start"},
+	{"APP_KUBERNETES_POD_NAME", "(none)", "kubernetes: the service's own pod name (downward API), for ownerReferences"},
+	{"APP_KUBERNETES_POD_UID", "(none)", "kubernetes: the service's own pod uid (downward API), for ownerReferences"},
 	{NULL, NULL, NULL},
 };
 
@@ -189,8 +222,22 @@ int config_load(struct config *cfg, char *const *envp, char *err, size_t errlen)
 		config_release(cfg);
 		return -1;
 	}
-	if (strcmp(cfg->backend, "local") != 0) {
-		snprintf(err, errlen, "APP_EXECUTOR_BACKEND=%s: only \"local\" is available", cfg->backend);
+	if (strcmp(cfg->backend, "kubernetes") == 0) {
+		cfg->pool_size = cfg->pod_queue_target;
+		const char *name[] = {"APP_EXECUTOR_CONTAINER_RESOURCES", "APP_EXECUTOR_POD_SPEC_EXTRA"};
+		const char *text[] = {cfg->executor_resources, cfg->pod_spec_extra};
+		for (size_t i = 0; i < 2; i++) {
+			json_object *j = json_tokener_parse(text[i]);
+			int ok = j && json_object_is_type(j, json_type_object);
+			json_object_put(j);
+			if (!ok) {
+				snprintf(err, errlen, "%s: expected a JSON object", name[i]);
+				config_release(cfg);
+				return -1;
+			}
+		}
+	} else if (strcmp(cfg->backend, "local") != 0) {
+		snprintf(err, errlen, "APP_EXECUTOR_BACKEND=%s: expected \"local\" or \"kubernetes\"", cfg->backend);
 		config_release(cfg);
 		return -1;
 	}

@@ -23,7 +23,7 @@ struct config {
 	double execution_timeout;     /* seconds */
 	double max_execution_timeout; /* seconds */
 	uint64_t max_output_bytes;
-	char *backend;          /* "local" */
+	char *backend;          /* "local" or "kubernetes" */
 	int pool_size;
 	double claim_timeout;   /* seconds to wait for a ready sandbox before 503 */
 	double sandbox_start_timeout;
@@ -49,6 +49,21 @@ struct config {
 	double audit_retention;
 	char *log_level;
 	char *log_format;       /* "text" or "json" */
+	/* kubernetes backend (pool_size = pod_queue_target there) */
+	int pod_queue_target;
+	char *executor_image;
+	char *executor_resources;     /* JSON object */
+	char *pod_spec_extra;         /* JSON object merged into the pod spec */
+	char *pod_name_prefix;
+	char *runtime_class;          /* "" for none */
+	int pod_deadline;             /* activeDeadlineSeconds */
+	char *k8s_api_url;            /* "" in cluster */
+	char *k8s_token_file;
+	char *k8s_ca_file;
+	char *k8s_namespace;
+	char *k8s_instance;
+	char *k8s_pod_name;           /* the service's own pod, for ownerReferences */
+	char *k8s_pod_uid;
 };
 
 /* Fills cfg from envp (NULL-terminated "NAME=value" strings; NULL means environ).

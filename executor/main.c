@@ -28,10 +28,12 @@ static const char usage_text[] =
 	"      Stops (killing the sandbox) on SIGTERM, SIGINT, SIGHUP or when its parent\n"
 	"      dies.\n"
 	"\n"
-	"  executor serve [--socket PATH | --port N] [--workspace DIR] [--runner-dir DIR]\n"
+	"  executor serve [--socket PATH | [--host IPV4] --port N] [--workspace DIR]\n"
+	"                 [--runner-dir DIR]\n"
 	"                 [--lockdown MODE | --no-sandbox] [--ready-fd N]\n"
 	"      Run the executor server directly (Kubernetes pods, tests). Defaults: TCP\n"
-	"      port 8000, workspace /workspace, runner dir $APP_DATA_DIR/executor/python.\n"
+	"      port 8000 on every address (--host binds one), workspace /workspace,\n"
+	"      runner dir $APP_DATA_DIR/executor/python.\n"
 	"      --lockdown MODE decides how user code is confined:\n"
 	"        process  (default) lock the whole server down before it starts: no\n"
 	"                 capabilities, no_new_privs, rlimits, seccomp filter; the uid is\n"
@@ -138,6 +140,7 @@ static int cmd_serve(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"socket", required_argument, NULL, 's'},
 		{"port", required_argument, NULL, 'p'},
+		{"host", required_argument, NULL, 'H'},
 		{"workspace", required_argument, NULL, 'w'},
 		{"runner-dir", required_argument, NULL, 'd'},
 		{"lockdown", required_argument, NULL, 'l'},
@@ -146,7 +149,7 @@ static int cmd_serve(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *socket_path = NULL, *workspace = "/workspace", *runner_dir = NULL;
+	const char *socket_path = NULL, *workspace = "/workspace", *runner_dir = NULL, *host = NULL;
 	int port = 8000, port_given = 0, ready_fd = -1, c;
 	enum lockdown_mode mode = LOCK_PROCESS;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -158,6 +161,9 @@ static int cmd_serve(int argc, char **argv)
 			if (parse_int(optarg, 1, 65535, &port) < 0)
 				return usage_error("--port %s: expected 1..65535", optarg);
 			port_given = 1;
+			break;
+		case 'H':
+			host = optarg;
 			break;
 		case 'w':
 			workspace = optarg;
@@ -203,6 +209,7 @@ static int cmd_serve(int argc, char **argv)
 		.cfg = &cfg,
 		.socket_path = socket_path,
 		.port = port,
+		.host = host,
 		.workspace = workspace,
 		.runner_dir = runner_dir ? runner_dir : default_runner,
 		.sandboxed = mode == LOCK_RUNNER,

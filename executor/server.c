@@ -4,6 +4,7 @@
 #include "server.h"
 
 #include <ctype.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -648,8 +649,13 @@ static int listen_unix(const char *path)
 	return fd;
 }
 
-static int listen_tcp(int port)
+static int listen_tcp(const char *host, int port)
 {
+	struct in_addr addr = {htonl(INADDR_ANY)};
+	if (host && inet_pton(AF_INET, host, &addr) != 1) {
+		log_error("--host %s: not an IPv4 address", host);
+		return -1;
+	}
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_error("socket: %s", strerror(errno));
@@ -658,7 +664,7 @@ static int listen_tcp(int port)
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_ANY)};
+				.sin_addr = addr};
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 64) < 0) {
 		log_error("listening on port %d: %s", port, strerror(errno));
 		close(fd);
@@ -760,7 +766,7 @@ int server_run(const struct server_options *o)
 		goto out;
 	/* Listening before the runner starts: clients queue up and see 503 until
 	 * it is ready. */
-	lfd = o->socket_path ? listen_unix(o->socket_path) : listen_tcp(o->port);
+	lfd = o->socket_path ? listen_unix(o->socket_path) : listen_tcp(o->host, o->port);
 	if (lfd < 0)
 		goto out;
 	if (runner_start(&s.runner, o->cfg, runner_dir, workspace, o->sandboxed) < 0)

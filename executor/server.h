@@ -12,6 +12,7 @@ struct server_options {
 	const struct config *cfg;
 	const char *socket_path; /* unix socket to listen on, or NULL */
 	int port;                /* TCP port when socket_path is NULL */
+	const char *host;        /* IPv4 address to bind the port to; NULL: all */
 	const char *workspace;   /* "/workspace" in a sandbox; any directory in tests */
 	const char *runner_dir;  /* directory holding runner.py */
 	int sandboxed;           /* 1: lock the runner down with sbx_lockdown(cfg, 1) */

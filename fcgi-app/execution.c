@@ -116,7 +116,9 @@ static int run_code(struct run *x)
 	x->stderr_text = xstrdup(json_object_object_get_ex(x->resp, "stderr", &v) ? json_object_get_string(v) : "");
 	int timed_out = json_object_object_get_ex(x->resp, "timed_out", &v) && json_object_get_boolean(v);
 	x->status = timed_out ? "timeout" : x->exit_code == 0 ? "ok" : "error";
-	if (!timed_out && cgroup_oom_kills(x->app->cfg, x->sandbox) > 0) {
+	/* local sandboxes only: a pod's cgroup is not ours to read */
+	if (!timed_out && strcmp(x->app->cfg->backend, "local") == 0 &&
+	    cgroup_oom_kills(x->app->cfg, x->sandbox) > 0) {
 		char note[160];
 		snprintf(note, sizeof(note), "Memory limit exceeded: the sandbox's limit of %llu MiB was hit.",
 			 (unsigned long long)(x->app->cfg->sandbox_memory_bytes >> 20));
@@ -319,12 +321,13 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 		x.status = "unavailable";
 		goto out;
 	}
-	char sock[512];
-	if (sbx_socket_path(app->cfg, x.sandbox, sock, sizeof(sock)) < 0) {
+	char endpoint[512];
+	if (pool_endpoint(app->db, app->cfg, x.sandbox, endpoint, sizeof(endpoint)) < 0) {
+		snprintf(r->error, sizeof(r->error), "sandbox %s has no endpoint", x.sandbox);
 		st = CI_INTERNAL;
 		goto release;
 	}
-	xc_init(&x.xc, sock);
+	xc_init(&x.xc, endpoint);
 	st = CI_INTERNAL;
 	x.failure = CI_INTERNAL;
 	if (upload_inputs(&x) < 0 || run_code(&x) < 0 || download_outputs(&x) < 0) {

@@ -12,13 +12,21 @@
 
 #define XC_MAX_RESPONSE (64u * 1024 * 1024)
 
-void xc_init(struct xc *c, const char *socket_path)
+void xc_init(struct xc *c, const char *endpoint)
 {
 	memset(c, 0, sizeof(*c));
 	c->curl = curl_easy_init();
 	if (!c->curl)
 		log_fatal("curl_easy_init failed");
-	c->socket_path = xstrdup(socket_path);
+	if (endpoint[0] == '/') {
+		c->socket_path = xstrdup(endpoint);
+		c->base = xstrdup("http://sandbox");
+	} else {
+		size_t n = strlen(endpoint);
+		while (n > 0 && endpoint[n - 1] == '/')
+			n--;
+		c->base = xasprintf("%.*s", (int)n, endpoint);
+	}
 }
 
 void xc_release(struct xc *c)
@@ -26,17 +34,19 @@ void xc_release(struct xc *c)
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
 	free(c->socket_path);
+	free(c->base);
 	memset(c, 0, sizeof(*c));
 }
 
-/* "http://sandbox/workspace/" + each component of path (which starts with
+/* base + "/workspace/" + each component of path (which starts with
  * /workspace/ and was validated) percent-encoded. */
-static char *workspace_url(CURL *curl, const char *path)
+static char *workspace_url(struct xc *c, const char *path)
 {
+	CURL *curl = c->curl;
 	const char *p = path + strlen("/workspace/");
-	size_t cap = 32 + strlen(p) * 3 + 1;
+	size_t cap = strlen(c->base) + 32 + strlen(p) * 3 + 1;
 	char *url = xmalloc(cap);
-	size_t o = (size_t)snprintf(url, cap, "http://sandbox/workspace");
+	size_t o = (size_t)snprintf(url, cap, "%s/workspace", c->base);
 	while (*p) {
 		size_t n = strcspn(p, "/");
 		char *enc = curl_easy_escape(curl, p, (int)n);
@@ -57,7 +67,8 @@ static void reset(struct xc *c, const char *url)
 {
 	CURL *curl = c->curl;
 	curl_easy_reset(curl);
-	curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
+	if (c->socket_path)
+		curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -92,7 +103,7 @@ static int finish(struct xc *c, CURLcode rc, const char *what, long want)
 
 int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size)
 {
-	char *url = workspace_url(c->curl, path);
+	char *url = workspace_url(c, path);
 	reset(c, url);
 	struct fd_reader r = {fd};
 	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
@@ -126,7 +137,9 @@ static size_t write_mem(char *ptr, size_t size, size_t n, void *arg)
 int xc_execute(struct xc *c, json_object *body, double timeout_s, json_object **out)
 {
 	*out = NULL;
-	reset(c, "http://sandbox/execute");
+	char *url = xasprintf("%s/execute", c->base);
+	reset(c, url);
+	free(url);
 	size_t len;
 	const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
 	struct membuf b = {NULL, 0, XC_MAX_RESPONSE};
@@ -167,7 +180,7 @@ static size_t write_store(char *ptr, size_t size, size_t n, void *arg)
 
 int xc_get_file(struct xc *c, const char *path, struct store_writer *w)
 {
-	char *url = workspace_url(c->curl, path);
+	char *url = workspace_url(c, path);
 	reset(c, url);
 	struct store_sink s = {w, 0};
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_store);

@@ -1,6 +1,6 @@
 /* executor_client: the worker's side of docs/executor-protocol.md, over libcurl
- * (a unix socket for local sandboxes). Owns URL building and transfer limits;
- * never interprets what the code printed. */
+ * (a unix socket for local sandboxes, http://POD_IP:8000 for pods). Owns URL
+ * building and transfer limits; never interprets what the code printed. */
 #ifndef EXECUTOR_CLIENT_H
 #define EXECUTOR_CLIENT_H
 
@@ -11,12 +11,14 @@
 
 struct xc {
 	void *curl;             /* owned CURL *, reused for keep-alive */
-	char *socket_path;      /* owned */
+	char *socket_path;      /* owned; NULL for a TCP endpoint */
+	char *base;             /* owned: "http://sandbox" or the endpoint URL */
 	char error[256];        /* last failure, one line */
 };
 
-/* Prepares a client for the executor listening on socket_path. */
-void xc_init(struct xc *c, const char *socket_path);
+/* Prepares a client for the executor at endpoint: an absolute unix socket path,
+ * or a base URL such as "http://10.0.0.7:8000". */
+void xc_init(struct xc *c, const char *endpoint);
 void xc_release(struct xc *c);
 
 /* PUT /workspace/{path} with size bytes read from fd. 0, or -1 (c->error). */

@@ -1,6 +1,7 @@
-/* pool: the warm sandbox pool. The pool manager process launches `executor
- * sandbox` processes until APP_EXECUTOR_POOL_SIZE are starting or ready,
- * destroys each one after its single use, and removes what a previous run left.
+/* pool: the warm sandbox pool. The pool manager process keeps cfg->pool_size
+ * sandboxes (local `executor sandbox` processes, or Kubernetes pods) starting or
+ * ready, destroys each one after its single use, and removes what a previous
+ * run left.
  * Workers claim and release sandboxes through SQLite and wake the manager with
  * a byte on the notify pipe. A sandbox is never handed out twice. */
 #ifndef POOL_H
@@ -21,6 +22,9 @@ int pool_manager_run(const struct config *cfg, int notify_fd);
 /* Worker side. Claims a ready sandbox, waiting up to cfg->claim_timeout;
  * CI_UNAVAILABLE when none became ready in time, CI_INTERNAL on database errors. */
 enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd, char id[POOL_ID_MAX]);
+/* Where the claimed sandbox's executor server listens: a unix socket path
+ * (local) or "http://IP:8000" (pod), into out. 0, or -1. */
+int pool_endpoint(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap);
 /* Marks the sandbox used so the manager destroys it, and wakes the manager. */
 void pool_release(struct db *db, const char *id, int notify_fd);
 

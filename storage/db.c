@@ -36,6 +36,8 @@ enum stmt_id {
 	ST_SBX_EACH,
 	ST_SBX_DELETE,
 	ST_SBX_DELETE_ALL,
+	ST_SBX_SET_READY,
+	ST_SBX_ENDPOINT,
 	ST_OBJECT_KNOWN,
 	ST_OBJECT_STATS,
 	ST_OBJECTS_EXPIRED,
@@ -84,6 +86,10 @@ static const char *const stmt_sql[ST_COUNT_] = {
 		" WHERE ?1 IS NULL OR state = ?1 ORDER BY created_ms, rowid",
 	[ST_SBX_DELETE] = "DELETE FROM sandboxes WHERE id = ?1",
 	[ST_SBX_DELETE_ALL] = "DELETE FROM sandboxes",
+	[ST_SBX_SET_READY] =
+		"UPDATE sandboxes SET state = 'ready', endpoint = ?2, updated_ms = ?3"
+		" WHERE id = ?1 AND state = 'starting'",
+	[ST_SBX_ENDPOINT] = "SELECT endpoint FROM sandboxes WHERE id = ?1",
 	[ST_OBJECT_KNOWN] = "SELECT 1 FROM file_objects WHERE id = ?1",
 	[ST_OBJECT_STATS] = "SELECT count(*), coalesce(sum(size), 0) FROM file_objects",
 	[ST_OBJECTS_EXPIRED] =
@@ -961,4 +967,48 @@ enum db_status db_sandbox_delete_all(struct db *db)
 	if (!s)
 		return DB_ERROR;
 	return run(db, s, "sandbox delete all") == SQLITE_DONE ? DB_OK : DB_ERROR;
+}
+
+enum db_status db_sandbox_set_ready(struct db *db, const char *id, const char *endpoint, int64_t now)
+{
+	sqlite3_stmt *s = stmt(db, ST_SBX_SET_READY);
+
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, id);
+	bind_text(s, 2, endpoint);
+	sqlite3_bind_int64(s, 3, now);
+	return run_change(db, s, "sandbox set ready");
+}
+
+enum db_status db_sandbox_endpoint(struct db *db, const char *id, char *out, size_t cap)
+{
+	sqlite3_stmt *s = stmt(db, ST_SBX_ENDPOINT);
+	enum db_status rc = DB_ERROR;
+	int step;
+
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, id);
+	out[0] = '\0';
+	step = sqlite3_step(s);
+	if (step == SQLITE_DONE) {
+		rc = DB_NOT_FOUND;
+		goto out;
+	}
+	if (step != SQLITE_ROW) {
+		log_db(db, "sandbox endpoint");
+		goto out;
+	}
+	const unsigned char *ep = sqlite3_column_text(s, 0);
+	int len = snprintf(out, cap, "%s", ep ? (const char *)ep : "");
+	if (len < 0 || (size_t)len >= cap) {
+		log_error("db: endpoint of sandbox %s does not fit in %zu bytes", id, cap);
+		out[0] = '\0';
+		goto out;
+	}
+	rc = DB_OK;
+out:
+	sqlite3_reset(s);
+	return rc;
 }

@@ -109,6 +109,11 @@ struct db_sandbox { char id[64]; pid_t pid; char state[16]; pid_t claimer; int64
 enum db_status db_sandbox_each(struct db *db, const char *state,
 			       void (*fn)(const struct db_sandbox *sb, void *arg), void *arg);
 enum db_status db_sandbox_delete(struct db *db, const char *id);
+/* starting -> ready, recording where the executor server listens (NULL for a
+ * local sandbox, "http://IP:8000" for a pod). DB_NOT_FOUND unless it was starting. */
+enum db_status db_sandbox_set_ready(struct db *db, const char *id, const char *endpoint, int64_t now_ms);
+/* Copies the sandbox's endpoint into out ("" when NULL). DB_NOT_FOUND: no such row. */
+enum db_status db_sandbox_endpoint(struct db *db, const char *id, char *out, size_t cap);
 enum db_status db_sandbox_delete_all(struct db *db);
 
 #endif

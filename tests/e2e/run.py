@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """End-to-end test runner for code-interpreter.
 
-    /usr/bin/python3 tests/e2e/run.py --build build [-k PATTERN] [--keep]
+    /usr/bin/python3 tests/e2e/run.py --build build [-k PATTERN] [--keep] [--backend kubernetes]
 
 Starts the service from the build directory on a free port with all of its state
 in a fresh temporary directory, waits for GET /readyz, runs the test modules in
@@ -10,6 +10,12 @@ nothing is left behind: no process of this run, no sandbox directory, no cgroup,
 no mount, no lighttpd. The last line of output is always
 `e2e: N passed, M failed[, K skipped]`; the exit status is non-zero on any
 failure. Uses only the Python standard library.
+
+With --backend kubernetes the same suites run against APP_EXECUTOR_BACKEND=kubernetes
+and the API server test double (tests/k8s/apiserver.py), which runs each pod as an
+unconfined `executor serve` on its own loopback address; the tests that check the
+local sandbox's confinement are skipped (see LOCAL_ONLY), and at shutdown the double
+must hold no pod and no executor process.
 """
 import argparse
 import http.client
@@ -230,6 +236,95 @@ def remove_cgroup_parent(parent):
             pass
 
 
+# ---- kubernetes backend ---------------------------------------------------------
+
+# Tests that only make sense for the local backend: in a pod, confinement is the
+# container runtime's job (and the double runs executors unconfined, so these
+# would test nothing, or fill the host's disk and process table).
+LOCAL_ONLY = {
+    "test_p5_isolation.": "pod isolation is the container runtime's (the double runs executors unconfined)",
+    "test_memory_bomb": "pod memory limits are the kubelet's cgroup (the double sets none)",
+    "test_fork_bomb": "pod process limits are the runtime's (the double sets none)",
+    "test_thread_bomb": "pod process limits are the runtime's (the double sets none)",
+    "test_filling_workspace": "the workspace is an emptyDir with sizeLimit in a pod (a plain directory in the double)",
+    "test_filling_tmp": "/tmp is an emptyDir with sizeLimit in a pod (the host's /tmp in the double)",
+    "test_one_huge_file": "file size limits come with lockdown, which the double does not apply",
+    "test_open_files_without_end": "RLIMIT_NOFILE comes with lockdown, which the double does not apply",
+    "test_worker_killed_mid_request": "checks a local sandbox directory",
+    "test_killed_pool_manager": "checks local sandbox processes",
+    "test_no_process_started_by_the_code": "a pod's processes die with the pod (pid 1 there); the double's do not",
+    "test_timed_out_run_leaves_no_process": "a pod's processes die with the pod (pid 1 there); the double's do not",
+    "test_nothing_from_one_run_is_visible_to_the_next": "a pod has its own /tmp and pid namespace; the double's "
+                                                         "executors share the host's",
+}
+
+
+def skip_local_only(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            skip_local_only(t)
+            continue
+        for pat, reason in LOCAL_ONLY.items():
+            if pat in t.id():
+                name = t._testMethodName
+                setattr(t, name, unittest.skip("local backend only: " + reason)(getattr(t, name)))
+                break
+
+
+def start_double(build, state):
+    """Starts tests/k8s/apiserver.py; returns (proc, url, token_file)."""
+    os.makedirs(state, exist_ok=True)
+    token_file = os.path.join(state, "token")
+    with open(token_file, "w") as f:
+        f.write(secrets.token_hex(16) + "\n")
+    port_file = os.path.join(state, "port")
+    log = open(os.path.join(state, "apiserver.log"), "wb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "E2E_"))}
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "k8s", "apiserver.py"),
+                             "--port-file", port_file, "--token-file", token_file,
+                             "--executor", os.path.join(build, "executor"), "--data-dir", REPO,
+                             "--state-dir", os.path.join(state, "pods")],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    deadline = time.monotonic() + 20
+    while not os.path.exists(port_file):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the API server double did not start: " + tail(os.path.join(state, "apiserver.log")))
+        time.sleep(0.05)
+    with open(port_file) as f:
+        return proc, "http://127.0.0.1:%s" % f.read().strip(), token_file
+
+
+def double_state(url):
+    import json
+    host, port = url[len("http://"):].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", "/admin/state")
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+
+
+def check_double_empty(url, lines):
+    """After shutdown: no pod left, no executor process left. True when clean."""
+    deadline = time.monotonic() + 10
+    while True:
+        st = double_state(url)
+        if (not st["pods"] and not st["live_processes"]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    lines.append("kubernetes: %d pods created, %d deleted, %d API requests"
+                 % (st["created"], st["deleted"], sum(st["requests"].values())))
+    if st["pods"] or st["live_processes"]:
+        for p in st["pods"]:
+            lines.append("kubernetes: FAIL: pod left: %s (%s)" % (p["name"], p["phase"]))
+        lines.append("kubernetes: FAIL: %d executor processes left" % st["live_processes"])
+        return False
+    lines.append("kubernetes: no pod left behind")
+    return True
+
+
 # ---- main -------------------------------------------------------------------
 
 def main():
@@ -242,6 +337,8 @@ def main():
     ap.add_argument("--healthz-only", action="store_true",
                     help="wait for GET /healthz instead of /readyz (to run the tests that need no sandbox "
                          "while the executor does not work)")
+    ap.add_argument("--backend", choices=["local", "kubernetes"], default="local",
+                    help="kubernetes: run against the API server double (tests/k8s/apiserver.py)")
     args = ap.parse_args()
 
     build = os.path.abspath(args.build)
@@ -278,6 +375,27 @@ def main():
         "E2E_LOG": log_path,
         "E2E_CGROUP_PARENT": cgroup_parent,
     })
+    os.environ["E2E_BACKEND"] = args.backend
+    double = None
+    if args.backend == "kubernetes":
+        # its own temp dir: the double's processes must not look like the service's
+        k8s_state = tempfile.mkdtemp(prefix="ci-k8s-")
+        try:
+            double, k8s_url, token_file = start_double(build, k8s_state)
+        except RuntimeError as e:
+            print("e2e: FAIL: %s" % e)
+            print("e2e: 0 passed, 1 failed")
+            return 1
+        env.update({
+            "APP_EXECUTOR_BACKEND": "kubernetes",
+            "APP_KUBERNETES_API_URL": k8s_url,
+            "APP_KUBERNETES_TOKEN_FILE": token_file,
+            "APP_KUBERNETES_NAMESPACE": "default",
+            "APP_KUBERNETES_INSTANCE": "e2e-" + secrets.token_hex(4),
+            "APP_EXECUTOR_POD_QUEUE_TARGET_LENGTH": "2",
+        })
+        os.environ.update({"E2E_K8S_API": k8s_url, "E2E_K8S_STATE": k8s_state})
+        print("e2e: kubernetes backend, API server double at %s" % k8s_url, flush=True)
     print("e2e: temp dir %s, port %d, cgroup parent %s" % (tmp, port, cgroup_parent), flush=True)
 
     passed = failed = skipped = 0
@@ -324,6 +442,8 @@ def main():
             if args.pattern:
                 loader.testNamePatterns = [p if "*" in p else "*%s*" % p for p in args.pattern]
             suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+            if args.backend == "kubernetes":
+                skip_local_only(suite)
             runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=1 if args.quiet else 2)
             result = runner.run(suite)
             # count tests, not subtests: a test with three failing subtests is one failure
@@ -352,6 +472,22 @@ def main():
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
+        if double is not None:
+            try:
+                ok = check_double_empty(os.environ["E2E_K8S_API"], report) and ok
+            except (OSError, ValueError, http.client.HTTPException) as e:
+                report.append("kubernetes: FAIL: the API server double does not answer: %r" % e)
+                ok = False
+            double.send_signal(signal.SIGTERM)
+            try:
+                double.wait(20)
+            except subprocess.TimeoutExpired:
+                double.kill()
+                double.wait()
+            if ok and not keep_tmp:
+                shutil.rmtree(os.environ["E2E_K8S_STATE"], ignore_errors=True)
+            else:
+                report.append("kubernetes: double's state kept in %s" % os.environ["E2E_K8S_STATE"])
         if ok:
             passed += 1
         else:

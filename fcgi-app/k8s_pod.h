@@ -1,0 +1,47 @@
+/* k8s_pod: what an executor pod is: the pod object built from the configuration
+ * (restricted-profile defaults, labels carrying the instance identity) and what
+ * a pod's status means for the pool (ready, still coming, or never). Pure
+ * functions over json-c objects; never talks to the API server. */
+#ifndef K8S_POD_H
+#define K8S_POD_H
+
+#include <stddef.h>
+#include <json-c/json.h>
+
+#include "config.h"
+
+#define K8S_EXECUTOR_PORT 8000
+/* executor/python in the executor image; the same path as in a local sandbox,
+ * which custom tools rely on */
+#define K8S_RUNNER_DIR "/opt/code-interpreter/python"
+#define K8S_LABEL_MANAGED "app.kubernetes.io/managed-by"
+#define K8S_LABEL_INSTANCE "code-interpreter/instance"
+
+/* The instance identity label value: cfg->k8s_instance, else the service's pod
+ * name, else the host name; cut down to a valid label value (<= 63 bytes of
+ * [A-Za-z0-9._-], alphanumeric at both ends). Writes into out. */
+void k8s_instance_name(const struct config *cfg, char *out, size_t cap);
+/* "managed-by=code-interpreter,instance=<instance>": the pool's pods. Caller frees. */
+char *k8s_pool_selector(const char *instance);
+
+/* Builds the pod named name for this instance. NULL with a reason in err when the
+ * configured JSON (resources, spec extra) is not an object. Caller puts it. */
+json_object *k8s_pod_build(const struct config *cfg, const char *name, const char *instance, char *err,
+			   size_t errlen);
+/* JSON merge patch (RFC 7386) of patch into target: objects merge key by key,
+ * null removes a key, anything else replaces. patch is borrowed. */
+void k8s_json_merge(json_object *target, json_object *patch);
+
+enum k8s_pod_state {
+	K8S_POD_PENDING, /* not ready yet, may still become ready */
+	K8S_POD_READY,   /* Running, Ready condition True, has a podIP */
+	K8S_POD_DOOMED,  /* will never be ready: delete and replace it */
+};
+/* Classifies a pod object. why (may be NULL) gets the reason for DOOMED (e.g.
+ * "ImagePullBackOff"); ip (may be NULL) the podIP for READY. */
+enum k8s_pod_state k8s_pod_classify(json_object *pod, char *why, size_t why_cap, char *ip, size_t ip_cap);
+
+/* Convenience getters: the string at a path of keys, or NULL. Borrowed. */
+const char *k8s_get_str(json_object *o, const char *k1, const char *k2);
+
+#endif

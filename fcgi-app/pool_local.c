@@ -1,0 +1,315 @@
+/* pool_local: the pool manager of the local backend. It launches `executor
+ * sandbox` processes and is the parent of every launcher, so a launcher's pid
+ * cannot be reused before the manager reaps it: kill() by pid is safe here.
+ * Launchers die with the manager (PR_SET_PDEATHSIG), sandboxes with launchers. */
+#include "pool_backend.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "log.h"
+#include "sandbox.h"
+#include "util.h"
+
+extern char **environ;
+
+struct sandbox {
+	char id[POOL_ID_MAX];
+	pid_t pid;
+	int ready_fd;      /* -1 once ready or failed */
+	int ready;
+	int killed;
+	int64_t started_ms; /* monotonic */
+};
+
+struct manager {
+	const struct config *cfg;
+	struct db *db;
+	struct sandbox *sb;
+	size_t n, cap;
+	int stopping;
+	int failures;         /* consecutive sandboxes that never became ready */
+	int64_t next_launch;  /* monotonic ms; back-off after failures */
+};
+
+static struct sandbox *find_pid(struct manager *m, pid_t pid)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->sb[i].pid == pid)
+			return &m->sb[i];
+	return NULL;
+}
+
+static struct sandbox *find_id(struct manager *m, const char *id)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->sb[i].id, id) == 0)
+			return &m->sb[i];
+	return NULL;
+}
+
+static void kill_sandbox(struct sandbox *s, const char *why)
+{
+	if (s->killed)
+		return;
+	log_debug("sandbox %s: destroying (%s)", s->id, why);
+	kill(s->pid, SIGKILL);
+	s->killed = 1;
+}
+
+/* Removes every trace of a sandbox whose launcher has been reaped. */
+static void forget(struct manager *m, struct sandbox *s)
+{
+	char dir[512];
+	if (cgroup_remove(m->cfg, s->id) < 0)
+		log_warn("sandbox %s: cgroup removal failed", s->id);
+	if (sbx_dir(m->cfg, s->id, dir, sizeof(dir)) == 0 && remove_tree(dir) < 0)
+		log_warn("sandbox %s: could not remove %s: %s", s->id, dir, strerror(errno));
+	db_sandbox_delete(m->db, s->id);
+	if (s->ready_fd >= 0)
+		close(s->ready_fd);
+	*s = m->sb[--m->n];
+}
+
+static void launch(struct manager *m)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		log_error("pipe: %s", strerror(errno));
+		return;
+	}
+	char id[POOL_ID_MAX] = "sbx-";
+	random_hex(id + 4, 8);
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (dup2(p[1], 3) < 0)
+			_exit(126);
+		closefrom(4);
+		char *argv[] = {(char *)"executor", (char *)"sandbox", (char *)"--id", id,
+				(char *)"--ready-fd", (char *)"3", NULL};
+		execve(m->cfg->executor_bin, argv, environ);
+		_exit(127);
+	}
+	close(p[1]);
+	if (m->n == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 16;
+		m->sb = xrealloc(m->sb, m->cap * sizeof(*m->sb));
+	}
+	struct sandbox *s = &m->sb[m->n++];
+	memset(s, 0, sizeof(*s));
+	memcpy(s->id, id, sizeof(s->id));
+	s->pid = pid;
+	s->ready_fd = p[0];
+	s->started_ms = monotonic_ms();
+	if (db_sandbox_insert(m->db, id, pid, now_ms()) != DB_OK)
+		kill_sandbox(s, "not recorded");
+	log_debug("sandbox %s: launching (pid %d)", id, (int)pid);
+}
+
+static void fill(struct manager *m)
+{
+	if (m->stopping || monotonic_ms() < m->next_launch)
+		return;
+	int count = 0;
+	if (db_sandbox_count(m->db, "starting", &count) != DB_OK)
+		return;
+	int ready = 0;
+	if (db_sandbox_count(m->db, "ready", &ready) != DB_OK)
+		return;
+	for (int have = count + ready; have < m->cfg->pool_size; have++)
+		launch(m);
+}
+
+static void on_ready(struct manager *m, struct sandbox *s)
+{
+	char b = 0;
+	ssize_t r = read(s->ready_fd, &b, 1);
+	close(s->ready_fd);
+	s->ready_fd = -1;
+	if (r == 1 && b == 'R') {
+		s->ready = 1;
+		m->failures = 0;
+		db_sandbox_set_state(m->db, s->id, "ready", now_ms());
+		log_debug("sandbox %s: ready in %lld ms", s->id, (long long)(monotonic_ms() - s->started_ms));
+		return;
+	}
+	if (s->killed || m->stopping) {
+		s->killed = 1;
+		return; /* destroyed before it was ready: not a failure */
+	}
+	m->failures++;
+	int64_t backoff = 100LL << (m->failures < 6 ? m->failures : 6);
+	m->next_launch = monotonic_ms() + backoff;
+	log_error("sandbox %s: failed to start (see the executor's log); next try in %lld ms", s->id,
+		  (long long)backoff);
+	kill_sandbox(s, "failed to start");
+}
+
+struct sweep { struct manager *m; };
+
+static void sweep_row(const struct db_sandbox *row, void *arg)
+{
+	struct manager *m = ((struct sweep *)arg)->m;
+	struct sandbox *s = find_id(m, row->id);
+	if (!s) {
+		/* a row without a launcher of ours: left by an earlier manager */
+		db_sandbox_delete(m->db, row->id);
+		return;
+	}
+	if (strcmp(row->state, "used") == 0) {
+		kill_sandbox(s, "used");
+	} else if (strcmp(row->state, "claimed") == 0) {
+		int64_t age = now_ms() - row->updated_ms;
+		int64_t limit = (int64_t)(m->cfg->max_execution_timeout * 1000) + 120000;
+		if ((row->claimer > 0 && kill(row->claimer, 0) < 0 && errno == ESRCH) || age > limit)
+			kill_sandbox(s, "its worker is gone");
+	}
+}
+
+static void sweep(struct manager *m)
+{
+	struct sweep sw = {m};
+	db_sandbox_each(m->db, NULL, sweep_row, &sw);
+	int64_t limit = (int64_t)(m->cfg->sandbox_start_timeout * 1000);
+	for (size_t i = 0; i < m->n; i++) {
+		struct sandbox *s = &m->sb[i];
+		if (!s->ready && !s->killed && monotonic_ms() - s->started_ms > limit) {
+			log_error("sandbox %s: not ready after %g s", s->id, m->cfg->sandbox_start_timeout);
+			kill_sandbox(s, "start timeout");
+		}
+	}
+}
+
+static void reap(struct manager *m)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct sandbox *s = find_pid(m, pid);
+		if (s)
+			forget(m, s);
+	}
+}
+
+/* Removes what an earlier run left: cgroups (killing what runs in them),
+ * sandbox directories and rows. */
+static void cleanup_leftovers(struct manager *m)
+{
+	char dir[512];
+	cgroup_remove_all(m->cfg);
+	int n = snprintf(dir, sizeof(dir), "%s/sandboxes", m->cfg->run_dir);
+	if (n > 0 && (size_t)n < sizeof(dir)) {
+		if (remove_tree(dir) < 0)
+			log_warn("could not remove %s: %s", dir, strerror(errno));
+		if (mkdir_p(dir, 0711) < 0)
+			log_error("mkdir %s: %s", dir, strerror(errno));
+	}
+	db_sandbox_delete_all(m->db);
+}
+
+static int local_run(const struct config *cfg, int notify_fd)
+{
+	struct manager m = {.cfg = cfg};
+	int rc = 1;
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	m.db = db_open(cfg->db_path);
+	if (sfd < 0 || !m.db)
+		goto out;
+	cleanup_leftovers(&m);
+	fill(&m);
+	while (!m.stopping || m.n > 0) {
+		struct pollfd *pfd = xcalloc(m.n + 2, sizeof(*pfd));
+		size_t *idx = xcalloc(m.n + 2, sizeof(*idx));
+		nfds_t np = 0;
+		pfd[np++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		pfd[np++] = (struct pollfd){.fd = notify_fd, .events = POLLIN};
+		for (size_t i = 0; i < m.n; i++) {
+			if (m.sb[i].ready_fd >= 0) {
+				idx[np] = i;
+				pfd[np++] = (struct pollfd){.fd = m.sb[i].ready_fd, .events = POLLIN};
+			}
+		}
+		int n = poll(pfd, np, 1000);
+		if (n < 0 && errno != EINTR) {
+			log_error("poll: %s", strerror(errno));
+			free(pfd);
+			free(idx);
+			break;
+		}
+		/* ready pipes first: indexes are stable until reap() */
+		for (nfds_t k = 2; n > 0 && k < np; k++)
+			if (pfd[k].revents)
+				on_ready(&m, &m.sb[idx[k]]);
+		if (n > 0 && pfd[1].revents) {
+			char buf[256];
+			while (read(notify_fd, buf, sizeof(buf)) > 0)
+				;
+		}
+		if (n > 0 && pfd[0].revents) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && !m.stopping) {
+					log_info("stopping: destroying %zu sandboxes", m.n);
+					m.stopping = 1;
+					for (size_t i = 0; i < m.n; i++)
+						kill_sandbox(&m.sb[i], "shutdown");
+				}
+			}
+		}
+		free(pfd);
+		free(idx);
+		reap(&m);
+		if (!m.stopping) {
+			sweep(&m);
+			fill(&m);
+		}
+	}
+	rc = 0;
+out:
+	if (m.db)
+		db_sandbox_delete_all(m.db);
+	db_close(&m.db);
+	free(m.sb);
+	if (sfd >= 0)
+		close(sfd);
+	return rc;
+}
+
+static int local_endpoint(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap)
+{
+	(void)db;
+	return sbx_socket_path(cfg, id, out, cap);
+}
+
+const struct pool_backend pool_local_backend = {
+	.name = "local",
+	.run = local_run,
+	.endpoint = local_endpoint,
+};
