@@ -4,6 +4,7 @@
 #   make run    build and serve on :$(APP_HTTP_PORT) (lighttpd + service, Ctrl-C stops both)
 #   make test   unit tests (plain and ASan/UBSan) and end-to-end tests
 #   make soak   10,000 mixed requests at concurrency 16 (not part of make test)
+#   make bench  latency, throughput and memory against a bare python3
 #   make lint   cppcheck and a grep for banned functions
 
 BUILD   ?= build
@@ -28,7 +29,7 @@ LIBS_TEST = $(shell pkg-config --libs check 2>/dev/null) $(LIBS_APP) $(LIBS_EXEC
 
 COMMON_SRCS  = $(wildcard common/*.c)
 STORAGE_SRCS = $(wildcard storage/*.c)
-EXEC_SRCS    = $(filter-out executor/main.c,$(wildcard executor/*.c))
+EXEC_SRCS    = $(filter-out executor/main.c executor/zygote.c,$(wildcard executor/*.c))
 APP_SRCS     = $(filter-out fcgi-app/main.c fcgi-app/health_check.c,$(wildcard fcgi-app/*.c))
 TEST_SRCS    = $(wildcard tests/unit/check_*.c)
 
@@ -37,7 +38,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 BINS  = $(BUILD)/code-interpreter $(BUILD)/executor $(BUILD)/health_check
 TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all deps run test unit e2e soak lint clean compile_commands.json
+.PHONY: all deps run test unit e2e soak bench lint clean compile_commands.json
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -55,8 +56,16 @@ $(BUILD)/%.a:
 $(BUILD)/code-interpreter: $(call obj,fcgi-app/main.c) $(BUILD)/libapp.a $(BUILD)/libstorage.a $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_APP)
 
-$(BUILD)/executor: $(call obj,executor/main.c) $(BUILD)/libexecutor.a $(BUILD)/libcommon.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_EXEC)
+# The zygote embeds CPython: only the executor binary links libpython (the
+# unit tests link libexecutor.a, which has no Python in it).
+PYCONFIG  ?= /usr/bin/python3.11-config
+PY_CFLAGS  = $(patsubst -I%,-isystem %,$(filter -I%,$(shell $(PYCONFIG) --includes 2>/dev/null)))
+PY_LIBS    = $(shell $(PYCONFIG) --embed --ldflags 2>/dev/null)
+
+$(BUILD)/obj/executor/zygote.o: ALL_CFLAGS += $(PY_CFLAGS)
+
+$(BUILD)/executor: $(call obj,executor/main.c executor/zygote.c) $(BUILD)/libexecutor.a $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_EXEC) $(PY_LIBS)
 
 $(BUILD)/health_check: $(call obj,fcgi-app/health_check.c) $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcurl json-c)
@@ -78,6 +87,10 @@ unit: all $(TESTS)
 
 e2e: all
 	@/usr/bin/python3 tests/e2e/run.py --build $(BUILD)
+
+# Not a test: figures against a bare python3 (see bench/bench.py).
+bench: all
+	@/usr/bin/python3 bench/bench.py --build $(BUILD)
 
 # not part of `make test`: 10,000 mixed requests, fds/RSS/storage checks
 soak: all

@@ -29,6 +29,7 @@ struct config {
 	double sandbox_start_timeout;
 	/* sandbox */
 	char *python;
+	int zygote;             /* 1: fork local sandboxes from the zygote */
 	char *preload_modules;  /* comma-separated */
 	uint64_t sandbox_memory_bytes;
 	int sandbox_pids;

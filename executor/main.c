@@ -14,6 +14,7 @@
 #include "sandbox.h"
 #include "server.h"
 #include "util.h"
+#include "zygote.h"
 
 #define EXIT_USAGE 2
 
@@ -42,6 +43,12 @@ static const char usage_text[] =
 	"        runner   lock down only the Python runner, switching it to uid/gid 1000\n"
 	"                 (needs root; this is what a local sandbox does inside).\n"
 	"        none     no lock-down at all: development only. --no-sandbox is the same.\n"
+	"\n"
+	"  executor zygote --control-fd N\n"
+	"      The local pool's zygote (as root; the pool manager starts it unless\n"
+	"      APP_ZYGOTE=0): initialises Python and imports APP_PRELOAD_MODULES once,\n"
+	"      then forks each sandbox it is asked for on the control socket N (same\n"
+	"      setup as `executor sandbox`, runner forked from the warm interpreter).\n"
 	"\n"
 	"  executor --help\n"
 	"\n"
@@ -129,6 +136,40 @@ static int cmd_sandbox(int argc, char **argv)
 	if (load_config(&cfg) < 0)
 		return EXIT_USAGE;
 	int rc = sbx_launch(&cfg, id, ready_fd);
+	config_release(&cfg);
+	return rc;
+}
+
+static int cmd_zygote(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"control-fd", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int ctl = -1, c;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (parse_int(optarg, 3, INT_MAX, &ctl) < 0)
+				return usage_error("--control-fd %s: expected a descriptor >= 3", optarg);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			return usage_error("%s: bad option for zygote", argv[optind - 1]);
+		}
+	}
+	if (optind != argc)
+		return usage_error("%s: unexpected argument", argv[optind]);
+	if (ctl < 0 || fcntl(ctl, F_GETFD) < 0)
+		return usage_error("%s", "--control-fd: an open descriptor is required");
+	log_set_role("zygote");
+	struct config cfg;
+	if (load_config(&cfg) < 0)
+		return EXIT_USAGE;
+	int rc = zygote_run(&cfg, ctl);
 	config_release(&cfg);
 	return rc;
 }
@@ -241,5 +282,7 @@ int main(int argc, char **argv)
 		return cmd_sandbox(argc - 1, argv + 1);
 	if (strcmp(argv[1], "serve") == 0)
 		return cmd_serve(argc - 1, argv + 1);
+	if (strcmp(argv[1], "zygote") == 0)
+		return cmd_zygote(argc - 1, argv + 1);
 	return usage_error("%s: unknown command", argv[1]);
 }

@@ -32,8 +32,23 @@ static const char *const runner_env_fixed[] = {
 	"PYTHONDONTWRITEBYTECODE=1",
 	"MPLBACKEND=Agg",
 	"MPLCONFIGDIR=/tmp/.matplotlib",
+	NULL,
 };
-#define N_FIXED (sizeof(runner_env_fixed) / sizeof(runner_env_fixed[0]))
+#define N_FIXED (sizeof(runner_env_fixed) / sizeof(runner_env_fixed[0]) - 1)
+
+static void (*entry_fn)(void *);
+static void *entry_arg;
+
+void runner_set_entry(void (*entry)(void *arg), void *arg)
+{
+	entry_fn = entry;
+	entry_arg = arg;
+}
+
+const char *const *runner_fixed_env(void)
+{
+	return runner_env_fixed;
+}
 
 static void close_fd(int *fd)
 {
@@ -80,6 +95,10 @@ static _Noreturn void exec_child(const struct config *cfg, int sandboxed, pid_t 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(127);
+	if (entry_fn) {
+		entry_fn(entry_arg);
+		_exit(127);
+	}
 	execve(argv[0], argv, envp);
 	_exit(127);
 }

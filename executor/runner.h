@@ -47,6 +47,15 @@ struct run_result {
 	int64_t duration_ms;
 };
 
+/* In-process runner (the zygote): instead of exec'ing python, the forked child
+ * calls entry(arg) after the descriptors are in place and the lockdown is done;
+ * entry must not return (an return ends the child with 127). NULL: exec. Set
+ * once, before any runner_start, in a process that has no threads yet. */
+void runner_set_entry(void (*entry)(void *arg), void *arg);
+
+/* The fixed environment of the runner (NULL-terminated "NAME=value"). */
+const char *const *runner_fixed_env(void);
+
 /* Forks and execs the runner. The child starts a new session, gets the fds above,
  * and when sandboxed calls sbx_lockdown(cfg, 1) first (exit 127 if it fails).
  * 0, or -1 (logged). */

@@ -625,57 +625,27 @@ static int supervise(pid_t child, const sigset_t *set)
 	}
 }
 
-int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
+/* Steps 3 and 5-8 of a sandbox's start, shared by the launcher and the zygote:
+ * host directories, the namespaces, cgroups, uid/gid maps, "go". On success
+ * *child is the sandbox's pid 1 and *sync_wr the descriptor the caller keeps
+ * open while it lives (its hang-up tells the child the parent died before the
+ * death signal was re-armed). 0, or -1 (logged; nothing is left running). */
+static int spawn(struct sbx *s, const char *dir, pid_t *child_out, int *sync_wr_out)
 {
-	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .sync_rd = -1, .sync_wr = -1};
-	char dir[PATH_MAX], sock[PATH_MAX];
-	pid_t parent = getppid();
+	const struct config *cfg = s->cfg;
 	pid_t child = -1;
-	int rc = 1, made_dir = 0, started = 0;
+	int rc = -1, made_dir = 0;
 
-	/* 1. checks */
-	if (!sbx_id_valid(id)) {
-		log_error("sandbox launcher: invalid id");
-		return 2;
-	}
-	if (sbx_dir(cfg, id, dir, sizeof(dir)) < 0 || sbx_socket_path(cfg, id, sock, sizeof(sock)) < 0 ||
-	    strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-		log_error("sandbox launcher: socket path under APP_RUN_DIR=%s is too long", cfg->run_dir);
-		return 2;
-	}
-	if (geteuid() != 0) {
-		log_error("sandbox launcher: the local sandbox needs root (uid/gid maps, cgroups)");
-		return 1;
-	}
-	/* 2. die with the pool manager */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		return launch_fail("PR_SET_PDEATHSIG", NULL);
-	if (getppid() != parent) {
-		log_error("sandbox launcher: parent already gone");
-		return 1;
-	}
-	/* 3. host directories */
-	if (make_dirs(&s, dir, &made_dir) != 0)
+	if (make_dirs(s, dir, &made_dir) != 0)
 		goto out;
-	/* 4. signals are taken with sigwaitinfo; the child unblocks them */
-	sigset_t set, old;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, &old) < 0) {
-		launch_fail("sigprocmask", NULL);
-		goto out;
-	}
 	int sync[2];
 	if (pipe2(sync, O_CLOEXEC) < 0) {
 		launch_fail("pipe", NULL);
 		goto out;
 	}
-	s.sync_rd = sync[0];
-	s.sync_wr = sync[1];
-	/* 5. the namespaces (cgroup namespace later, from inside, once the child
+	s->sync_rd = sync[0];
+	s->sync_wr = sync[1];
+	/* the namespaces (cgroup namespace later, from inside, once the child
 	 * sits in its cgroups). Raw clone: like fork, on the same stack. */
 	fflush(NULL);
 	child = (pid_t)syscall(SYS_clone,
@@ -687,20 +657,17 @@ int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
 		goto out;
 	}
 	if (child == 0)
-		_exit(child_main(&s));
-	started = 1;
-	close(s.sync_rd);
-	s.sync_rd = -1;
-	if (ready_fd >= 0)
-		close(ready_fd); /* the sandbox holds it: EOF there means it died */
-	/* 6. cgroups, before the child runs anything */
-	int cg = cgroup_setup(cfg, id, child);
+		_exit(child_main(s));
+	close(s->sync_rd);
+	s->sync_rd = -1;
+	/* cgroups, before the child runs anything */
+	int cg = cgroup_setup(cfg, s->id, child);
 	if (cg < 0) {
 		errno = EIO;
-		launch_fail("cgroup_setup", id);
+		launch_fail("cgroup_setup", s->id);
 		goto out;
 	}
-	/* 7. uid/gid maps: sandbox root and the sandbox user */
+	/* uid/gid maps: sandbox root and the sandbox user */
 	if (write_map(child, "uid_map", cfg->sandbox_uid_base) < 0) {
 		launch_fail("write", "uid_map");
 		goto out;
@@ -709,26 +676,97 @@ int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
 		launch_fail("write", "gid_map");
 		goto out;
 	}
-	/* 8. go; the write end stays open so the child can tell we are alive */
+	/* go; the write end stays open so the child can tell we are alive */
 	char go = cg == 1 ? 'M' : 'N';
-	if (write_all(s.sync_wr, &go, 1) < 0) {
+	if (write_all(s->sync_wr, &go, 1) < 0) {
 		launch_fail("signal the sandbox", NULL);
 		goto out;
 	}
-	/* 9. wait */
-	rc = supervise(child, &set);
+	*child_out = child;
+	*sync_wr_out = s->sync_wr;
+	s->sync_wr = -1;
 	child = -1;
-
+	made_dir = 0; /* once started, the pool manager removes it */
+	rc = 0;
 out:
 	if (child > 0) {
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
 	}
-	if (s.sync_wr >= 0)
-		close(s.sync_wr);
-	if (s.sync_rd >= 0)
-		close(s.sync_rd);
-	if (made_dir && !started)
-		remove_tree(dir); /* once started, the pool manager removes it */
+	if (s->sync_wr >= 0)
+		close(s->sync_wr);
+	if (s->sync_rd >= 0)
+		close(s->sync_rd);
+	s->sync_rd = s->sync_wr = -1;
+	if (made_dir)
+		remove_tree(dir);
+	return rc;
+}
+
+/* The checks of step 1: 0, or the exit status for a bad id or path. */
+static int check_id(const struct config *cfg, const char *id, char *dir, size_t cap)
+{
+	char sock[PATH_MAX];
+	if (!sbx_id_valid(id)) {
+		log_error("sandbox launcher: invalid id");
+		return 2;
+	}
+	if (sbx_dir(cfg, id, dir, cap) < 0 || sbx_socket_path(cfg, id, sock, sizeof(sock)) < 0 ||
+	    strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		log_error("sandbox launcher: socket path under APP_RUN_DIR=%s is too long", cfg->run_dir);
+		return 2;
+	}
+	if (geteuid() != 0) {
+		log_error("sandbox launcher: the local sandbox needs root (uid/gid maps, cgroups)");
+		return 1;
+	}
+	return 0;
+}
+
+int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, pid_t *pid, int *keep_fd)
+{
+	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .sync_rd = -1, .sync_wr = -1};
+	char dir[PATH_MAX];
+	if (check_id(cfg, id, dir, sizeof(dir)) != 0)
+		return -1;
+	return spawn(&s, dir, pid, keep_fd);
+}
+
+int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
+{
+	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .sync_rd = -1, .sync_wr = -1};
+	char dir[PATH_MAX];
+	pid_t parent = getppid();
+	pid_t child = -1;
+	int keep = -1;
+
+	/* 1. checks */
+	int bad = check_id(cfg, id, dir, sizeof(dir));
+	if (bad)
+		return bad;
+	/* 2. die with the pool manager */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return launch_fail("PR_SET_PDEATHSIG", NULL);
+	if (getppid() != parent) {
+		log_error("sandbox launcher: parent already gone");
+		return 1;
+	}
+	/* 4. signals are taken with sigwaitinfo; the child unblocks them */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return launch_fail("sigprocmask", NULL);
+	/* 3, 5-8. directories, namespaces, cgroups, maps, go */
+	if (spawn(&s, dir, &child, &keep) < 0)
+		return 1;
+	if (ready_fd >= 0)
+		close(ready_fd); /* the sandbox holds it: EOF there means it died */
+	/* 9. wait */
+	int rc = supervise(child, &set);
+	close(keep);
 	return rc;
 }

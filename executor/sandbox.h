@@ -6,6 +6,8 @@
 #ifndef SANDBOX_H
 #define SANDBOX_H
 
+#include <sys/types.h>
+
 #include "config.h"
 /* sbx_id_valid, sbx_dir, sbx_socket_path: in common/ (the service needs them) */
 #include "sandbox_paths.h"
@@ -16,6 +18,13 @@
  * (PR_SET_PDEATHSIG) and the launcher with its parent. Returns the process exit
  * status for main(). */
 int sbx_launch(const struct config *cfg, const char *id, int ready_fd);
+
+/* The zygote's variant (executor/zygote.c): the same steps, but the caller is
+ * the sandbox's parent instead of a launcher of its own. Does not close
+ * ready_fd (the sandbox has its copy). On success *pid is the sandbox's pid 1
+ * (a child of the caller, who must reap it) and *keep_fd a descriptor to close
+ * once it has been reaped, not before. 0, or -1 (logged; nothing is left). */
+int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, pid_t *pid, int *keep_fd);
 
 /* Locks the calling process down for user code, in this order: clear
  * supplementary groups and empty the bounding and ambient capability sets

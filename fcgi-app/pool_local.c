@@ -1,7 +1,10 @@
 /* pool_local: the pool manager of the local backend. It launches `executor
  * sandbox` processes and is the parent of every launcher, so a launcher's pid
  * cannot be reused before the manager reaps it: kill() by pid is safe here.
- * Launchers die with the manager (PR_SET_PDEATHSIG), sandboxes with launchers. */
+ * Launchers die with the manager (PR_SET_PDEATHSIG), sandboxes with launchers.
+ * With APP_ZYGOTE=1 (the default) the zygote (executor/zygote.h) forks the
+ * sandboxes instead; they are not our children, so they are watched and killed
+ * through pidfds, and they die with the zygote, which dies with the manager. */
 #include "pool_backend.h"
 
 #include <errno.h>
@@ -13,6 +16,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +25,7 @@
 #include "log.h"
 #include "sandbox.h"
 #include "util.h"
+#include "zygote_client.h"
 
 extern char **environ;
 
@@ -31,6 +36,8 @@ struct sandbox {
 	int ready;
 	int killed;
 	int64_t started_ms; /* monotonic */
+	int pidfd;          /* zygote's sandboxes: kill and watch through it; else -1 */
+	int exited;         /* the pidfd said so: forget it */
 };
 
 struct manager {
@@ -41,6 +48,7 @@ struct manager {
 	int stopping;
 	int failures;         /* consecutive sandboxes that never became ready */
 	int64_t next_launch;  /* monotonic ms; back-off after failures */
+	struct zygote_client zyg; /* APP_ZYGOTE=1 */
 };
 
 static struct sandbox *find_pid(struct manager *m, pid_t pid)
@@ -64,7 +72,10 @@ static void kill_sandbox(struct sandbox *s, const char *why)
 	if (s->killed)
 		return;
 	log_debug("sandbox %s: destroying (%s)", s->id, why);
-	kill(s->pid, SIGKILL);
+	if (s->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
+	else
+		kill(s->pid, SIGKILL);
 	s->killed = 1;
 }
 
@@ -79,11 +90,76 @@ static void forget(struct manager *m, struct sandbox *s)
 	db_sandbox_delete(m->db, s->id);
 	if (s->ready_fd >= 0)
 		close(s->ready_fd);
+	if (s->pidfd >= 0)
+		close(s->pidfd);
 	*s = m->sb[--m->n];
+}
+
+static struct sandbox *add_sandbox(struct manager *m, const char *id, pid_t pid, int ready_fd,
+				   int pidfd)
+{
+	if (m->n == m->cap) {
+		m->cap = m->cap ? m->cap * 2 : 16;
+		m->sb = xrealloc(m->sb, m->cap * sizeof(*m->sb));
+	}
+	struct sandbox *s = &m->sb[m->n++];
+	memset(s, 0, sizeof(*s));
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	s->pid = pid;
+	s->ready_fd = ready_fd;
+	s->pidfd = pidfd;
+	s->started_ms = monotonic_ms();
+	if (db_sandbox_insert(m->db, id, pid, now_ms()) != DB_OK)
+		kill_sandbox(s, "not recorded");
+	log_debug("sandbox %s: launching (pid %d)", id, (int)pid);
+	return s;
+}
+
+static void launch_failed(struct manager *m)
+{
+	m->failures++;
+	m->next_launch = monotonic_ms() + (100LL << (m->failures < 6 ? m->failures : 6));
+}
+
+/* APP_ZYGOTE=1: the zygote forks the sandbox; nothing until it is warm. */
+static void launch_from_zygote(struct manager *m)
+{
+	if (m->zyg.pid <= 0) {
+		if (zc_start(&m->zyg, m->cfg) < 0)
+			launch_failed(m);
+		return;
+	}
+	if (!m->zyg.ready)
+		return;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		log_error("pipe: %s", strerror(errno));
+		return;
+	}
+	char id[POOL_ID_MAX] = "sbx-";
+	random_hex(id + 4, 8);
+	pid_t pid = -1;
+	int pidfd = -1;
+	int rc = zc_spawn(&m->zyg, id, p[1], &pid, &pidfd);
+	close(p[1]);
+	if (rc < 0) {
+		close(p[0]);
+		char dir[512];
+		if (sbx_dir(m->cfg, id, dir, sizeof(dir)) == 0)
+			remove_tree(dir);
+		cgroup_remove(m->cfg, id);
+		launch_failed(m);
+		return;
+	}
+	add_sandbox(m, id, pid, p[0], pidfd);
 }
 
 static void launch(struct manager *m)
 {
+	if (m->cfg->zygote) {
+		launch_from_zygote(m);
+		return;
+	}
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		log_error("pipe: %s", strerror(errno));
@@ -112,19 +188,7 @@ static void launch(struct manager *m)
 		_exit(127);
 	}
 	close(p[1]);
-	if (m->n == m->cap) {
-		m->cap = m->cap ? m->cap * 2 : 16;
-		m->sb = xrealloc(m->sb, m->cap * sizeof(*m->sb));
-	}
-	struct sandbox *s = &m->sb[m->n++];
-	memset(s, 0, sizeof(*s));
-	memcpy(s->id, id, sizeof(s->id));
-	s->pid = pid;
-	s->ready_fd = p[0];
-	s->started_ms = monotonic_ms();
-	if (db_sandbox_insert(m->db, id, pid, now_ms()) != DB_OK)
-		kill_sandbox(s, "not recorded");
-	log_debug("sandbox %s: launching (pid %d)", id, (int)pid);
+	add_sandbox(m, id, pid, p[0], -1);
 }
 
 static void fill(struct manager *m)
@@ -158,9 +222,8 @@ static void on_ready(struct manager *m, struct sandbox *s)
 		s->killed = 1;
 		return; /* destroyed before it was ready: not a failure */
 	}
-	m->failures++;
-	int64_t backoff = 100LL << (m->failures < 6 ? m->failures : 6);
-	m->next_launch = monotonic_ms() + backoff;
+	launch_failed(m);
+	int64_t backoff = m->next_launch - monotonic_ms();
 	log_error("sandbox %s: failed to start (see the executor's log); next try in %lld ms", s->id,
 		  (long long)backoff);
 	kill_sandbox(s, "failed to start");
@@ -206,9 +269,20 @@ static void reap(struct manager *m)
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (zc_reaped(&m->zyg, pid)) {
+			if (!m->stopping)
+				log_warn("zygote: exited (status %d); its sandboxes are gone", status);
+			continue;
+		}
 		struct sandbox *s = find_pid(m, pid);
 		if (s)
 			forget(m, s);
+	}
+	for (size_t i = 0; i < m->n;) {
+		if (m->sb[i].exited)
+			forget(m, &m->sb[i]); /* moves the last one here */
+		else
+			i++;
 	}
 }
 
@@ -232,6 +306,7 @@ static int local_run(const struct config *cfg, int notify_fd)
 {
 	struct manager m = {.cfg = cfg};
 	int rc = 1;
+	zc_init(&m.zyg);
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
@@ -244,9 +319,9 @@ static int local_run(const struct config *cfg, int notify_fd)
 		goto out;
 	cleanup_leftovers(&m);
 	fill(&m);
-	while (!m.stopping || m.n > 0) {
-		struct pollfd *pfd = xcalloc(m.n + 2, sizeof(*pfd));
-		size_t *idx = xcalloc(m.n + 2, sizeof(*idx));
+	while (!m.stopping || m.n > 0 || m.zyg.pid > 0) {
+		struct pollfd *pfd = xcalloc(2 * m.n + 3, sizeof(*pfd));
+		size_t *idx = xcalloc(2 * m.n + 3, sizeof(*idx));
 		nfds_t np = 0;
 		pfd[np++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		pfd[np++] = (struct pollfd){.fd = notify_fd, .events = POLLIN};
@@ -256,6 +331,16 @@ static int local_run(const struct config *cfg, int notify_fd)
 				pfd[np++] = (struct pollfd){.fd = m.sb[i].ready_fd, .events = POLLIN};
 			}
 		}
+		nfds_t first_pidfd = np;
+		for (size_t i = 0; i < m.n; i++) {
+			if (m.sb[i].pidfd >= 0 && !m.sb[i].exited) {
+				idx[np] = i;
+				pfd[np++] = (struct pollfd){.fd = m.sb[i].pidfd, .events = POLLIN};
+			}
+		}
+		nfds_t zyg_at = np;
+		if (m.zyg.fd >= 0 && !m.zyg.ready)
+			pfd[np++] = (struct pollfd){.fd = m.zyg.fd, .events = POLLIN};
 		int n = poll(pfd, np, 1000);
 		if (n < 0 && errno != EINTR) {
 			log_error("poll: %s", strerror(errno));
@@ -264,9 +349,14 @@ static int local_run(const struct config *cfg, int notify_fd)
 			break;
 		}
 		/* ready pipes first: indexes are stable until reap() */
-		for (nfds_t k = 2; n > 0 && k < np; k++)
+		for (nfds_t k = 2; n > 0 && k < first_pidfd; k++)
 			if (pfd[k].revents)
 				on_ready(&m, &m.sb[idx[k]]);
+		for (nfds_t k = first_pidfd; n > 0 && k < zyg_at; k++)
+			if (pfd[k].revents)
+				m.sb[idx[k]].exited = 1;
+		if (n > 0 && zyg_at < np && pfd[zyg_at].revents && zc_on_readable(&m.zyg) < 0)
+			launch_failed(&m);
 		if (n > 0 && pfd[1].revents) {
 			char buf[256];
 			while (read(notify_fd, buf, sizeof(buf)) > 0)
@@ -280,6 +370,7 @@ static int local_run(const struct config *cfg, int notify_fd)
 					m.stopping = 1;
 					for (size_t i = 0; i < m.n; i++)
 						kill_sandbox(&m.sb[i], "shutdown");
+					zc_kill(&m.zyg);
 				}
 			}
 		}

@@ -1,23 +1,26 @@
 # runner: the warm Python runner the executor server starts ahead of time. Owns
 # the preload imports, the shims, and running one piece of code the way
 # `python3 script.py` would; protocol (fds 3 and 4) in executor/runner.h.
+# Run as a script (main), or imported by the zygote (executor/zygote.c), which
+# calls warm() once and serve() in each sandbox's forked runner.
+import os
 import sys
 
+_HERE = os.path.dirname(os.path.abspath(__file__))
 # The runner's own directory must not be importable by the code or the preloads.
-_HERE = sys.path.pop(0) if sys.path else ""
+if sys.path and sys.path[0] == _HERE:
+    sys.path.pop(0)
 
-import os  # noqa: E402
-
-_WORKSPACE = sys.argv[1] if len(sys.argv) > 1 else "/workspace"
+_WORKSPACE = "/workspace"
 _REQUEST_FD = 3
 _READY_FD = 4
 _SELF = None
 
 
-def _preload():
-    """Imports APP_PRELOAD_MODULES with output sent to /dev/null; failures are
-    ignored (a missing package must not keep the sandbox from starting)."""
-    names = os.environ.pop("APP_PRELOAD_MODULES", "")
+def _preload(names):
+    """Imports the comma-separated modules with output sent to /dev/null;
+    failures are ignored (a missing package must not keep the sandbox from
+    starting)."""
     saved = [os.dup(1), os.dup(2)]
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
@@ -162,14 +165,35 @@ def _run(source, env):
     return 0
 
 
-def main():
-    _preload()
+def warm(workspace, preload):
+    """Everything a run should not pay for: preloads, shims, our own imports."""
+    global _WORKSPACE
+    _WORKSPACE = workspace
+    _preload(preload)
     _install_shims()
     import json  # noqa: F401 (imported before the request so a run pays nothing)
     import linecache  # noqa: F401
     import traceback  # noqa: F401
     import types  # noqa: F401
 
+
+def serve(environ=None):
+    """The rest of a runner's life: ready, one request, run it, exit. environ
+    (a list of "NAME=value"), when given, replaces the environment: a runner
+    forked from the zygote has the zygote's."""
+    import json
+    if environ is not None:
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.environ.clear()
+        os.environ.update(e.split("=", 1) for e in environ)
+        # Forked from one zygote, every sandbox would draw the same numbers.
+        nprandom = sys.modules.get("numpy.random")
+        if nprandom is not None:
+            try:
+                nprandom.seed()
+            except Exception:
+                pass
     os.write(_READY_FD, b"R")
     os.close(_READY_FD)
     raw = _read_request()
@@ -185,4 +209,11 @@ def main():
     _finish(status)
 
 
-main()
+def main():
+    warm(sys.argv[1] if len(sys.argv) > 1 else "/workspace",
+         os.environ.pop("APP_PRELOAD_MODULES", ""))
+    serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+#!/usr/bin/python3
+"""Benchmark of code-interpreter against a bare interpreter (`make bench`).
+
+    /usr/bin/python3 bench/bench.py [--build build] [--requests N] [--seconds S]
+
+Starts the service from the build directory like tests/e2e/run.py does (free port,
+all state in a temporary directory), with APP_EXECUTOR_POOL_SIZE=8 and the default
+APP_PRELOAD_MODULES, waits until the pool is full, and measures side by side:
+  1. hello world: p50/p99 of POST /v1/execute, sequential, one keep-alive
+     connection, vs the p50 wall time of `python3 -c 'print("hello world")'`;
+  2. the numpy + pandas snippet the same way;
+  3. executions per second at concurrency 8 for S seconds (errors counted) vs
+     bare `python3 -c` runs per second two at a time;
+  4. PSS (/proc/PID/smaps_rollup) of the service, lighttpd and the warm pool at
+     rest, and the PSS the pool adds.
+Prints each figure and each ratio. Not a test: it asserts nothing.
+"""
+import argparse
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+import run as e2e  # noqa: E402  (free_port, get, descendants, read_proc, ...)
+
+PYTHON = "/usr/bin/python3"
+POOL = 8
+HELLO = 'print("hello world")'
+NUMPY = ("import numpy as np, pandas as pd; df = pd.DataFrame({'a': np.arange(100)}); "
+         "print(int(df.a.sum()))")
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = (len(xs) - 1) * p / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def ms(x):
+    return "%.1f ms" % (x * 1000)
+
+
+class Client:
+    """One keep-alive connection to the service."""
+
+    def __init__(self, port):
+        self.port = port
+        self.conn = None
+
+    def execute(self, source):
+        body = json.dumps({"source_code": source}).encode()
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            try:
+                self.conn.request("POST", "/v1/execute", body, {"Content-Type": "application/json"})
+                r = self.conn.getresponse()
+                data = r.read()
+                if r.getheader("Connection", "").lower() == "close":
+                    self.conn.close()
+                    self.conn = None
+                return r.status, data
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+
+def ready_count(db):
+    try:
+        c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+        try:
+            return c.execute("SELECT count(*) FROM sandboxes WHERE state = 'ready'").fetchone()[0]
+        finally:
+            c.close()
+    except sqlite3.Error:
+        return 0
+
+
+def wait_pool_full(db, timeout=180):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if ready_count(db) >= POOL:
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    return None
+
+
+def timed_service(client, source, n, expect):
+    lat, errors = [], 0
+    for _ in range(n):
+        t = time.perf_counter()
+        status, body = client.execute(source)
+        lat.append(time.perf_counter() - t)
+        if status != 200 or json.loads(body).get("stdout") != expect:
+            errors += 1
+    return lat, errors
+
+
+def timed_bare(source, n):
+    lat = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run([PYTHON, "-c", source], stdout=subprocess.DEVNULL, check=True)
+        lat.append(time.perf_counter() - t)
+    return lat
+
+
+def throughput_service(port, seconds, conc):
+    done, errors = [0] * conc, [0] * conc
+    stop = time.monotonic() + seconds
+
+    def loop(i):
+        c = Client(port)
+        while time.monotonic() < stop:
+            try:
+                status, body = c.execute(HELLO)
+                ok = status == 200 and json.loads(body).get("stdout") == "hello world\n"
+            except Exception:
+                ok = False
+            if ok:
+                done[i] += 1
+            else:
+                errors[i] += 1
+
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=loop, args=(i,)) for i in range(conc)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(done) / (time.monotonic() - t0), sum(done), sum(errors)
+
+
+def throughput_bare(seconds, conc=2):
+    done = [0] * conc
+    stop = time.monotonic() + seconds
+
+    def loop(i):
+        while time.monotonic() < stop:
+            subprocess.run([PYTHON, "-c", HELLO], stdout=subprocess.DEVNULL, check=True)
+            done[i] += 1
+
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=loop, args=(i,)) for i in range(conc)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(done) / (time.monotonic() - t0)
+
+
+def pss_kb(pid):
+    s = e2e.read_proc(pid, "smaps_rollup")
+    if not s:
+        return 0
+    for line in s.decode().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+def memory(master):
+    """(service total, lighttpd, pool) PSS in kB; pool = everything under the pool manager."""
+    procs = e2e.descendants(master)
+    total = pss_kb(master) + sum(pss_kb(p) for p in procs)
+    lighttpd = sum(pss_kb(p) for p in procs if (e2e.read_proc(p, "comm") or b"").strip() == b"lighttpd")
+    pool = 0
+    for p in procs:
+        st = e2e.proc_stat(p)
+        if not st or st[1] != master:
+            continue
+        below = e2e.descendants(p)
+        if any(b"executor" in (e2e.read_proc(q, "cmdline") or b"") for q in below):
+            pool += sum(pss_kb(q) for q in below)
+    return total, lighttpd, pool, len(procs) + 1
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--requests", type=int, default=100, help="sequential requests per latency figure")
+    ap.add_argument("--bare-runs", type=int, default=30, help="bare interpreter runs per latency figure")
+    ap.add_argument("--seconds", type=float, default=20, help="duration of the throughput figure")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra APP_* setting for the service (e.g. APP_ZYGOTE=0)")
+    args = ap.parse_args()
+
+    build = os.path.abspath(args.build)
+    tmp = tempfile.mkdtemp(prefix="ci-bench-")
+    os.chmod(tmp, 0o755)
+    port = e2e.free_port()
+    cgroup_parent = "ci-bench-" + secrets.token_hex(4)
+    db = os.path.join(tmp, "db", "ci.db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    env.update({
+        "APP_HTTP_PORT": str(port),
+        "APP_RUN_DIR": os.path.join(tmp, "run"),
+        "APP_DB_PATH": db,
+        "APP_FILE_STORAGE_PATH": os.path.join(tmp, "objects"),
+        "APP_EXECUTOR_POOL_SIZE": str(POOL),
+        "APP_CGROUP_PARENT": cgroup_parent,
+        "APP_LOG_LEVEL": "warn",
+        "APP_DATA_DIR": REPO,
+    })
+    for kv in args.env:
+        k, _, v = kv.partition("=")
+        env[k] = v
+    log_path = os.path.join(tmp, "service.log")
+    print("bench: %s; load average %s" % (
+        " ".join("%s=%s" % (k, env[k]) for k in sorted(env) if k.startswith("APP_") and
+                 k not in ("APP_RUN_DIR", "APP_DB_PATH", "APP_FILE_STORAGE_PATH", "APP_DATA_DIR")),
+        " ".join(open("/proc/loadavg").read().split()[:3])), flush=True)
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen([os.path.join(build, "code-interpreter")], env=env, stdout=logf,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=tmp)
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 120:
+            try:
+                if e2e.get(port, "/healthz")[0] == 200:
+                    break
+            except (OSError, http.client.HTTPException):
+                pass
+            time.sleep(0.05)
+        fill = wait_pool_full(db)
+        if fill is None:
+            print("bench: the pool never filled; see %s" % log_path)
+            print(e2e.tail(log_path, 30))
+            return 1
+        print("pool of %d ready %.2f s after the service answered" % (POOL, fill))
+
+        # 4. memory at rest, first (nothing has run yet)
+        time.sleep(1)
+        total, lighttpd, pool, nproc = memory(proc.pid)
+        c = Client(port)
+        rows = []
+
+        # 1. hello world
+        for _ in range(3):
+            c.execute(HELLO)
+        wait_pool_full(db)
+        lat, err = timed_service(c, HELLO, args.requests, "hello world\n")
+        bare = timed_bare(HELLO, args.bare_runs)
+        rows.append(("hello world", lat, err, bare))
+
+        # 2. numpy + pandas
+        wait_pool_full(db)
+        lat, err = timed_service(c, NUMPY, args.requests, "4950\n")
+        bare = timed_bare(NUMPY, max(5, args.bare_runs // 3))
+        rows.append(("numpy+pandas", lat, err, bare))
+
+        for name, lat, err, bare in rows:
+            b50 = statistics.median(bare)
+            print("%-13s service p50 %s  p99 %s  (n=%d, errors %d) | bare python3 p50 %s (n=%d)"
+                  " | ratio p50 service/bare %.3f" % (name, ms(pct(lat, 50)), ms(pct(lat, 99)), len(lat),
+                                                      err, ms(b50), len(bare), pct(lat, 50) / b50))
+
+        # 3. throughput
+        wait_pool_full(db)
+        rate, n, errors = throughput_service(port, args.seconds, 8)
+        bare_rate = throughput_bare(min(args.seconds, 10))
+        print("throughput    service %.1f exec/s at concurrency 8 for %.0f s (%d ok, %d errors) | "
+              "bare python3 %.1f runs/s two at a time | ratio %.2f"
+              % (rate, args.seconds, n, errors, bare_rate, rate / bare_rate))
+
+        print("memory        PSS at rest, pool of %d: service total %.1f MB (%d processes, incl. "
+              "lighttpd %.1f MB) | added by the pool %.1f MB | service without the pool %.1f MB"
+              % (POOL, total / 1024, nproc, lighttpd / 1024, pool / 1024, (total - pool) / 1024))
+        print("bench: load average now %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        e2e.remove_cgroup_parent(cgroup_parent)
+        if not e2e.leftover_mounts(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
