@@ -2,7 +2,8 @@
 #   make deps   apt-install what is missing (Debian 12, as root)
 #   make        build the binaries into build/
 #   make run    build and serve on :$(APP_HTTP_PORT) (lighttpd + service, Ctrl-C stops both)
-#   make test   unit tests (plain and ASan/UBSan) and end-to-end tests
+#   make test   unit tests (plain and ASan/UBSan) and end-to-end tests (both backends)
+#   make k8s-test  the kubernetes backend against the API server double (tests/k8s)
 #   make soak   10,000 mixed requests at concurrency 16 (not part of make test)
 #   make bench  latency, throughput and memory against a bare python3
 #   make lint   cppcheck and a grep for banned functions
@@ -38,7 +39,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 BINS  = $(BUILD)/code-interpreter $(BUILD)/executor $(BUILD)/health_check
 TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all deps run test unit e2e soak bench lint clean compile_commands.json
+.PHONY: all deps run test unit e2e soak bench lint clean compile_commands.json k8s-test
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -96,11 +97,21 @@ bench: all
 soak: all
 	@/usr/bin/python3 tests/soak.py --build $(BUILD)
 
+# The e2e suite with APP_EXECUTOR_BACKEND=kubernetes, then the pool behaviour
+# tests; both against tests/k8s/apiserver.py. npm brings kubernetes-models for
+# the schema checks (they skip without it).
+k8s-test: all
+	@if command -v npm >/dev/null && [ ! -d tests/k8s/node_modules/kubernetes-models ]; then \
+	  (cd tests/k8s && npm ci --no-audit --no-fund --silent) || echo "k8s-test: npm ci failed; schema checks will skip"; fi
+	@/usr/bin/python3 tests/e2e/run.py --build $(BUILD) --backend kubernetes -q
+	@/usr/bin/python3 tests/k8s/test_pool.py --build $(BUILD)
+
 test: deps
 	$(MAKE) BUILD=build all
 	$(MAKE) BUILD=build unit
 	$(MAKE) BUILD=build-asan SAN=1 unit
 	$(MAKE) BUILD=build e2e
+	$(MAKE) BUILD=build k8s-test
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \

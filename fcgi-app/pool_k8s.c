@@ -132,8 +132,12 @@ static void launch(struct manager *m)
 		if (rc == K8S_CONFLICT && st.ambiguous) {
 			/* an earlier attempt may have created it: ours if it has our labels */
 			json_object *got = NULL;
-			if (k8s_pod_get(&m->k, name, &got, NULL) == K8S_OK && ours(m, got))
+			struct k8s_status gst;
+			enum k8s_rc grc = k8s_pod_get(&m->k, name, &got, &gst);
+			if (grc == K8S_OK && ours(m, got))
 				rc = K8S_OK;
+			else
+				log_warn("pod %s: exists but is not ours (%d, %ld %s)", name, (int)grc, gst.http, gst.message);
 			json_object_put(got);
 		}
 		if (rc == K8S_OK) {

@@ -1,0 +1,355 @@
+#!/usr/bin/python3
+"""Pool behaviour of the kubernetes backend, against the API server double.
+
+    /usr/bin/python3 tests/k8s/test_pool.py --build build [-k PATTERN]
+
+Each test class starts the double (tests/k8s/apiserver.py) and the service with
+APP_EXECUTOR_BACKEND=kubernetes, then checks what the pool did through the
+double's record of every pod: N executions create exactly N pods beyond the warm
+target and every used one is deleted; a pod stuck in ImagePullBackOff is replaced;
+injected 429/500/410/dropped connections are survived with no duplicate pod and
+no lost execution; a rotated token is picked up; a killed service leaves pods that
+its restart deletes. Also validates the generated pod spec and the rendered k8s/
+manifests against the Kubernetes schemas (node + npm kubernetes-models in
+tests/k8s/node_modules; `make k8s-test` installs them). Last line:
+`k8s-pool: N passed, M failed[, K skipped]`.
+"""
+import argparse
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+import run as e2e_run  # noqa: E402  (start_double, free_port, get)
+
+BUILD = os.path.join(REPO, "build")
+TARGET = 2
+
+
+def request(url, method, path, body=None, timeout=60, token=None):
+    host, port = url[len("http://"):].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        conn.request(method, path, body=data, headers=headers)
+        r = conn.getresponse()
+        raw = r.read()
+        return r.status, (json.loads(raw) if raw else None), dict(r.getheaders())
+    finally:
+        conn.close()
+
+
+def wait_for(what, fn, timeout=60):
+    """Polls fn until it returns a true value; fails the test with `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+class Instance:
+    """The double plus one service, each in its own temp dir."""
+
+    def __init__(self, extra_env=None):
+        self.tmp = tempfile.mkdtemp(prefix="ci-k8s-pool-")
+        self.double, self.api, self.token_file = e2e_run.start_double(BUILD, os.path.join(self.tmp, "k8s"))
+        self.instance = "pool-" + secrets.token_hex(4)
+        self.extra_env = extra_env or {}
+        self.db = os.path.join(self.tmp, "db", "ci.db")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.port = e2e_run.free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+        env.update({
+            "APP_HTTP_PORT": str(self.port), "APP_RUN_DIR": os.path.join(self.tmp, "run"),
+            "APP_DB_PATH": self.db, "APP_FILE_STORAGE_PATH": os.path.join(self.tmp, "objects"),
+            "APP_WORKERS": "4", "APP_PRELOAD_MODULES": "", "APP_DATA_DIR": REPO, "APP_LOG_LEVEL": "info",
+            "APP_EXECUTOR_BACKEND": "kubernetes", "APP_KUBERNETES_API_URL": self.api,
+            "APP_KUBERNETES_TOKEN_FILE": self.token_file, "APP_KUBERNETES_NAMESPACE": "default",
+            "APP_KUBERNETES_INSTANCE": self.instance,
+            "APP_EXECUTOR_POD_QUEUE_TARGET_LENGTH": str(TARGET), "APP_SANDBOX_START_TIMEOUT": "20",
+        })
+        env.update(self.extra_env)
+        self.log = open(os.path.join(self.tmp, "service.log"), "ab")
+        self.proc = subprocess.Popen([os.path.join(BUILD, "code-interpreter")], env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        wait_for("GET /readyz", lambda: self.ready(), 60)
+
+    def ready(self):
+        try:
+            return e2e_run.get(self.port, "/readyz")[0] == 200
+        except (OSError, http.client.HTTPException):
+            return False
+
+    def state(self):
+        return request(self.api, "GET", "/admin/state")[1]
+
+    def admin(self, path, body):
+        st, out, _ = request(self.api, "POST", path, body)
+        assert st == 200, (path, st, out)
+
+    def execute(self, code="print(6 * 7)"):
+        st, out, hdr = request("http://127.0.0.1:%d" % self.port, "POST", "/v1/execute",
+                               {"source_code": code}, timeout=120)
+        return st, out, hdr
+
+    def get_pod(self, name):
+        with open(self.token_file) as f:
+            token = f.read().strip()
+        st, pod, _ = request(self.api, "GET", "/api/v1/namespaces/default/pods/" + name, token=token)
+        assert st == 200, (st, pod)
+        return pod
+
+    def live(self):
+        return [p for p in self.state()["pods"] if p["labels"].get("code-interpreter/instance") == self.instance]
+
+    def settled(self):
+        """The pool is back to TARGET ready pods and nothing else of ours."""
+        pods = self.live()
+        return len(pods) == TARGET and all(p["ready"] and not p["deleting"] for p in pods)
+
+    def executed_pods(self):
+        with sqlite3.connect(self.db) as c:
+            return [r[0] for r in c.execute("SELECT sandbox FROM executions WHERE sandbox IS NOT NULL")]
+
+    def kill_hard(self):
+        """SIGKILL to the service's whole process group: nothing gets to clean up."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            self.log.close()
+
+    def close(self):
+        self.stop()
+        self.double.send_signal(signal.SIGTERM)
+        try:
+            self.double.wait(20)
+        except subprocess.TimeoutExpired:
+            self.double.kill()
+            self.double.wait()
+        if not os.environ.get("K8S_KEEP"):  # K8S_KEEP=1 keeps logs and state for a look
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class PoolCase(unittest.TestCase):
+    extra_env = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.i = Instance(cls.extra_env)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.i.close()
+
+    def ok(self, code="print(6 * 7)", want="42\n"):
+        st, out, _ = self.i.execute(code)
+        self.assertEqual(st, 200, out)
+        self.assertEqual(out["stdout"], want)
+        self.assertEqual(out["exit_code"], 0)
+
+
+class Accounting(PoolCase):
+    def test_n_executions_create_n_pods_beyond_the_target_and_delete_each_used_one(self):
+        wait_for("the warm pool", self.i.settled)
+        before = self.i.state()["created"]
+        self.assertEqual(before, TARGET)
+        n = 6
+        for k in range(n):
+            self.ok("print(%d)" % k, "%d\n" % k)
+        wait_for("the pool to settle", self.i.settled)
+        st = self.i.state()
+        self.assertEqual(st["created"], before + n, st["created_names"])
+        used = self.i.executed_pods()
+        self.assertEqual(len(used), n)
+        self.assertEqual(len(set(used)), n, "a pod served two executions")
+        live = {p["name"] for p in st["pods"]}
+        for name in used:
+            self.assertNotIn(name, live)
+            self.assertIn(name, st["deleted_names"])
+
+    def test_generated_pod_spec_matches_the_kubernetes_schema(self):
+        if not os.path.isdir(os.path.join(HERE, "node_modules", "kubernetes-models")):
+            self.skipTest("tests/k8s/node_modules missing: run `make k8s-test` (npm install)")
+        name = wait_for("a pod", lambda: self.i.live())[0]["name"]
+        pod = self.i.get_pod(name)
+        path = os.path.join(self.i.tmp, "pod.json")
+        with open(path, "w") as f:
+            json.dump({"apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": pod["metadata"]["name"], "labels": pod["metadata"]["labels"]}, "spec": pod["spec"]}, f)
+        r = subprocess.run(["node", os.path.join(HERE, "validate.mjs"), path], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("ok   Pod/", r.stdout)
+
+
+class Replacement(PoolCase):
+    def test_pod_stuck_in_image_pull_backoff_is_replaced(self):
+        wait_for("the warm pool", self.i.settled)
+        self.i.admin("/admin/image-pull-failures", {"count": 1})
+        self.ok()  # claims a warm pod; its replacement gets stuck
+        stuck = wait_for("a pod in ImagePullBackOff", lambda: [
+            p for p in self.i.live() if not p["ready"] and p["phase"] == "Pending" and not p["ip"]])
+        name = stuck[0]["name"]
+        wait_for("the stuck pod to be deleted", lambda: name in self.i.state()["deleted_names"])
+        wait_for("the pool to settle", self.i.settled)
+        self.ok()
+
+    def test_evicted_ready_pod_is_replaced_and_never_handed_out(self):
+        pods = wait_for("the warm pool", self.i.settled) and self.i.live()
+        victim = pods[0]["name"]
+        self.i.admin("/admin/pods/%s/fail" % victim, {"reason": "Evicted"})
+        wait_for("the evicted pod to be deleted", lambda: victim in self.i.state()["deleted_names"])
+        for _ in range(TARGET + 1):
+            self.ok()
+        self.assertNotIn(victim, self.i.executed_pods())
+
+
+class Faults(PoolCase):
+    def test_api_errors_and_dropped_connections_lose_nothing_and_duplicate_nothing(self):
+        wait_for("the warm pool", self.i.settled)
+        before = self.i.state()["created"]
+        for f in ({"method": "POST", "status": 429, "retry_after": 1, "text": True, "count": 1},
+                  {"method": "POST", "status": 500, "count": 1},
+                  {"method": "POST", "drop": True, "after": True, "count": 1},   # created, answer lost
+                  {"method": "POST", "drop": True, "count": 1},                  # lost before it arrived
+                  {"method": "DELETE", "status": 503, "count": 1},
+                  {"method": "DELETE", "drop": True, "after": True, "count": 1},
+                  {"method": "GET", "watch": True, "status": 500, "count": 1}):
+            self.i.admin("/admin/fault", f)
+        n = 8
+        for k in range(n):
+            if k == 2:
+                self.i.admin("/admin/expire", {"mode": "stream"})   # 410 in the stream
+            if k == 4:
+                self.i.admin("/admin/drop-watches", {})
+            if k == 6:
+                self.i.admin("/admin/expire", {"mode": "status"})   # 410 as the status
+            self.ok("print(%d)" % k, "%d\n" % k)
+        wait_for("the pool to settle", self.i.settled, 90)
+        st = self.i.state()
+        self.assertEqual(st["faults"], [], "not every injected fault was hit")
+        self.assertEqual(st["created"], before + n, "duplicate pods: %s" % st["created_names"])
+        self.assertEqual(len(self.i.live()), TARGET)
+        for name in self.i.executed_pods():
+            self.assertIn(name, st["deleted_names"])
+
+    def test_rotated_token_is_picked_up(self):
+        wait_for("the warm pool", self.i.settled)
+        new = secrets.token_hex(16)
+        tmp = self.i.token_file + ".new"
+        with open(tmp, "w") as f:
+            f.write(new + "\n")
+        os.rename(tmp, self.i.token_file)           # as the kubelet rotates it
+        self.i.admin("/admin/token", {"tokens": [new]})  # the old one is refused from now on
+        created = self.i.state()["created"]
+        for _ in range(3):
+            self.ok()
+        wait_for("new pods made with the new token", lambda: self.i.state()["created"] >= created + 3)
+        wait_for("the pool to settle", self.i.settled)
+
+
+class Restart(unittest.TestCase):
+    def test_killed_service_leaves_pods_that_its_restart_deletes(self):
+        i = Instance()
+        try:
+            wait_for("the warm pool", i.settled)
+            old = {p["name"] for p in i.live()}
+            i.kill_hard()
+            self.assertEqual({p["name"] for p in i.live()}, old, "pods vanished without a delete")
+            i.start()  # same instance identity, same database
+            wait_for("the orphans to be deleted", lambda: not (old & {p["name"] for p in i.live()}))
+            wait_for("the pool to settle", i.settled)
+            st = i.state()
+            for name in old:
+                self.assertIn(name, st["deleted_names"])
+            i.stop()
+            wait_for("every pod deleted at shutdown", lambda: not i.live(), 20)
+        finally:
+            i.close()
+
+
+class Manifests(unittest.TestCase):
+    def test_kustomize_renders_and_objects_match_the_kubernetes_schemas(self):
+        if not shutil.which("kubectl"):
+            self.skipTest("kubectl is not installed")
+        r = subprocess.run(["kubectl", "kustomize", os.path.join(REPO, "k8s")], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        import yaml
+        docs = [d for d in yaml.safe_load_all(r.stdout) if d]
+        kinds = sorted(d["kind"] for d in docs)
+        self.assertEqual(kinds, ["Deployment", "Namespace", "NetworkPolicy", "NetworkPolicy", "Role",
+                                 "RoleBinding", "Service", "ServiceAccount"])
+        role = [d for d in docs if d["kind"] == "Role"][0]
+        self.assertEqual(role["rules"], [{"apiGroups": [""], "resources": ["pods"],
+                                          "verbs": ["create", "get", "list", "watch", "delete"]}])
+        np = [d for d in docs if d["metadata"]["name"] == "code-interpreter-executors"][0]
+        self.assertEqual(np["spec"]["egress"], [])
+        self.assertIn("Egress", np["spec"]["policyTypes"])
+        if not os.path.isdir(os.path.join(HERE, "node_modules", "kubernetes-models")):
+            self.skipTest("tests/k8s/node_modules missing: run `make k8s-test` (npm install)")
+        extra = []
+        for f in ("runtimeclass-gvisor.yaml", "executor-pod.example.yaml"):
+            with open(os.path.join(REPO, "k8s", f)) as fh:
+                extra += [d for d in yaml.safe_load_all(fh) if d]
+        path = tempfile.mktemp(suffix=".json")
+        with open(path, "w") as fh:
+            json.dump(docs + extra, fh)
+        v = subprocess.run(["node", os.path.join(HERE, "validate.mjs"), path], capture_output=True, text=True)
+        os.unlink(path)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        self.assertEqual(v.stdout.count("ok   "), len(docs) + len(extra), v.stdout)
+
+
+def main():
+    global BUILD
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default="build")
+    ap.add_argument("-k", dest="pattern", action="append", default=[])
+    args = ap.parse_args()
+    BUILD = os.path.abspath(args.build)
+    loader = unittest.TestLoader()
+    if args.pattern:
+        loader.testNamePatterns = [p if "*" in p else "*%s*" % p for p in args.pattern]
+    suite = loader.loadTestsFromModule(sys.modules[__name__])
+    result = unittest.TextTestRunner(stream=sys.stdout, verbosity=2).run(suite)
+    bad = len(result.failures) + len(result.errors)
+    skipped = len(result.skipped)
+    line = "k8s-pool: %d passed, %d failed" % (result.testsRun - bad - skipped, bad)
+    if skipped:
+        line += ", %d skipped" % skipped
+    print(line)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
