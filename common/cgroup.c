@@ -95,7 +95,7 @@ static int has_word(const char *list, const char *word)
 	return 0;
 }
 
-static struct cg_layout detect(void)
+static struct cg_layout probe(void)
 {
 	static const char *const v2_roots[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 	struct cg_layout l = {CG_NONE, NULL, 0, 0};
@@ -115,6 +115,19 @@ static struct cg_layout detect(void)
 	if (l.v1_memory || l.v1_pids)
 		l.kind = CG_V1;
 	return l;
+}
+
+/* The mounts do not change under a running service: probed once per process
+ * (a worker asks on every execution, for the OOM count). */
+static struct cg_layout detect(void)
+{
+	static struct cg_layout cached;
+	static int known;
+	if (!known) {
+		cached = probe();
+		known = 1;
+	}
+	return cached;
 }
 
 /* The parent may be nested ("a/b") but stays relative and never climbs. */
