@@ -178,7 +178,12 @@ static void bind_path(const struct sbx *s, const char *src, const char *rel, uns
 		make_file(rel);
 	if (mount(src, rel, NULL, MS_BIND | MS_REC, NULL) < 0)
 		die("bind mount", src);
-	remount_tree(s, rel, flags);
+	/* only a directory can have submounts: a file is remounted alone, without
+	 * the scan of mountinfo (a good part of a sandbox's setup time) */
+	if (S_ISDIR(st.st_mode))
+		remount_tree(s, rel, flags);
+	else
+		remount_one(rel, flags);
 }
 
 /* Copies a host symlink (e.g. /lib -> usr/lib) into the new root. */
