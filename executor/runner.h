@@ -10,7 +10,14 @@
  *   3  request pipe: one JSON object {"source_code": str, "env": {str: str}},
  *      then EOF (EOF alone: exit 0 without running anything)
  *   4  ready pipe: the byte "R" once the preloads and shims are in place
- * argv: python -s -B -u RUNNER_DIR/runner.py WORKSPACE */
+ * argv: python -s -B -u RUNNER_DIR/runner.py WORKSPACE
+ *
+ * Exit status: before _exit the runner closes fds 1 and 2 and sends one byte,
+ * its exit status, as a datagram to the abstract unix socket
+ * "\0" RUNNER_STATUS_SOCKET "<its pid>" bound by the server, which takes it only
+ * from that pid (SCM_CREDENTIALS). The server need not wait for the teardown
+ * of a process as big as the warm interpreter to know how it ended. */
+#define RUNNER_STATUS_SOCKET "code-interpreter-runner-status-"
 #ifndef RUNNER_H
 #define RUNNER_H
 
@@ -27,6 +34,7 @@ struct runner {
 	int out_fd, err_fd;  /* read ends of its stdout and stderr */
 	int ctl_fd;          /* write end of the request pipe */
 	int ready_fd;        /* read end of the ready pipe */
+	int status_fd;       /* datagram socket the runner reports its status on */
 	int kill_all;        /* we are pid 1 (sandbox, pod): kill(-1) clears it */
 	pthread_mutex_t lock;
 	int reaped;          /* status below is valid */
