@@ -49,10 +49,11 @@ enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd
 			return CI_INTERNAL;
 		if (monotonic_ms() >= deadline)
 			return CI_UNAVAILABLE;
-		/* no ready sandbox: the manager is starting some; back off briefly */
+		/* no ready sandbox: the manager is starting some (a few ms each with
+		 * the zygote); back off briefly, never past a sandbox's start time */
 		struct timespec ts = {0, wait_ms * 1000000L};
 		nanosleep(&ts, NULL);
-		if (wait_ms < 50)
+		if (wait_ms < 8)
 			wait_ms *= 2;
 	}
 }
