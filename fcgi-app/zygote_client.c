@@ -167,6 +167,9 @@ void zc_kill(struct zygote_client *z)
 {
 	if (z->pid > 0)
 		kill(z->pid, SIGKILL); /* our child, not yet reaped: the pid is ours */
+	if (z->fd >= 0)
+		close(z->fd); /* nothing more to hear from it; zc_reaped ends the rest */
+	z->fd = -1;
 	z->ready = 0;
 }
 
