@@ -64,6 +64,13 @@ static const struct opt opts[] = {
 	{"APP_SANDBOX_CPU_SECONDS", T_INT, F(sandbox_cpu_seconds), "600", 1, 86400},
 	{"APP_SANDBOX_UID_BASE", T_INT, F(sandbox_uid_base), "1000000", 1000, 2000000000},
 	{"APP_CGROUP_PARENT", T_STR, F(cgroup_parent), "code-interpreter", 0, 0},
+	{"APP_PACKAGE_INSTALL", T_BOOL, F(package_install), "1", 0, 1},
+	{"APP_PACKAGE_CACHE", T_STR, F(package_cache), "/var/lib/code-interpreter/packages", 0, 0},
+	{"APP_PACKAGE_MAP", T_STR, F(package_map), "", 0, 0},
+	{"APP_PIP_INDEX_URL", T_STR, F(pip_index_url), "", 0, 0},
+	{"APP_PIP_FIND_LINKS", T_STR, F(pip_find_links), "", 0, 0},
+	{"APP_PACKAGE_INSTALL_TIMEOUT", T_DOUBLE, F(package_install_timeout), "300", 1, 86400},
+	{"APP_PACKAGE_INSTALL_MB", T_U64_MB, F(package_install_bytes), "1024", 16, 1e7},
 	{"APP_FILE_STORAGE_PATH", T_STR, F(file_storage_path), "/var/lib/code-interpreter/objects", 0, 0},
 	{"APP_DB_PATH", T_STR, F(db_path), "/var/lib/code-interpreter/code-interpreter.db", 0, 0},
 	{"APP_MAX_FILE_BYTES", T_U64, F(max_file_bytes), "268435456", 1, 1e12},
@@ -119,6 +126,13 @@ const struct config_option config_options[] = {
 	{"APP_SANDBOX_CPU_SECONDS", "600", "CPU seconds per process (RLIMIT_CPU)"},
 	{"APP_SANDBOX_UID_BASE", "1000000", "host uid/gid that sandbox root maps to; the sandbox user is base+1000"},
 	{"APP_CGROUP_PARENT", "code-interpreter", "cgroup under which per-sandbox groups are made"},
+	{"APP_PACKAGE_INSTALL", "1", "1: imports the sandbox cannot find (and `!pip install` lines) are installed with pip into the package cache before the run; 0: off"},
+	{"APP_PACKAGE_CACHE", "/var/lib/code-interpreter/packages", "the shared package cache (site-packages/ in it is mounted read-only into every sandbox)"},
+	{"APP_PACKAGE_MAP", "(none)", "JSON file {\"module\": \"distribution\"} whose entries override executor/python/package_map.json"},
+	{"APP_PIP_INDEX_URL", "(pip's default)", "package index pip installs from (--index-url)"},
+	{"APP_PIP_FIND_LINKS", "(none)", "a directory of wheels or a URL for pip's --find-links; with a directory and no APP_PIP_INDEX_URL pip uses only it (--no-index)"},
+	{"APP_PACKAGE_INSTALL_TIMEOUT", "300", "seconds one pip run may take"},
+	{"APP_PACKAGE_INSTALL_MB", "1024", "size of the install sandbox's /tmp, where pip downloads and unpacks: the largest package set one install may bring"},
 	{"APP_FILE_STORAGE_PATH", "/var/lib/code-interpreter/objects", "the object store directory"},
 	{"APP_DB_PATH", "/var/lib/code-interpreter/code-interpreter.db", "the SQLite database"},
 	{"APP_MAX_FILE_BYTES", "268435456", "largest file taken into the store"},
@@ -248,7 +262,8 @@ int config_load(struct config *cfg, char *const *envp, char *err, size_t errlen)
 		config_release(cfg);
 		return -1;
 	}
-	const char *paths[] = {cfg->run_dir, cfg->data_dir, cfg->file_storage_path, cfg->db_path};
+	const char *paths[] = {cfg->run_dir, cfg->data_dir, cfg->file_storage_path, cfg->db_path,
+			       cfg->package_cache};
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		if (paths[i][0] != '/' || strlen(paths[i]) > 200) {
 			snprintf(err, errlen, "%s: paths must be absolute and at most 200 bytes", paths[i]);

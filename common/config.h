@@ -40,6 +40,14 @@ struct config {
 	int sandbox_cpu_seconds;
 	long sandbox_uid_base;
 	char *cgroup_parent;
+	/* packages installed on the fly (DESIGN.md §6) */
+	int package_install;          /* 1: install missing imports before a run */
+	char *package_cache;          /* the shared cache directory */
+	char *package_map;            /* JSON file of module -> distribution overrides, or "" */
+	char *pip_index_url;          /* "" for pip's default */
+	char *pip_find_links;         /* "" for none; a directory or URL */
+	double package_install_timeout; /* seconds one pip run may take */
+	uint64_t package_install_bytes; /* size of the install's staging /tmp */
 	/* storage */
 	char *file_storage_path;
 	char *db_path;

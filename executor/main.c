@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "install.h"
 #include "log.h"
 #include "sandbox.h"
 #include "server.h"
@@ -49,6 +50,15 @@ static const char usage_text[] =
 	"      APP_ZYGOTE=0): initialises Python and imports APP_PRELOAD_MODULES once,\n"
 	"      then forks each sandbox it is asked for on the control socket N (same\n"
 	"      setup as `executor sandbox`, runner forked from the warm interpreter).\n"
+	"\n"
+	"  executor install --id ID REQUIREMENT\n"
+	"      Install one pip requirement into $APP_PACKAGE_CACHE/site-packages (as\n"
+	"      root; a worker does this when code imports a missing package): pip runs\n"
+	"      in an install sandbox of its own (user, pid, mount, ipc and uts\n"
+	"      namespaces; the host's network for the index; write access only to the\n"
+	"      cache; /tmp of APP_PACKAGE_INSTALL_MB), locked down as the sandbox user,\n"
+	"      killed after APP_PACKAGE_INSTALL_TIMEOUT seconds (exit 124). pip's\n"
+	"      output goes to stdout/stderr; the exit status is pip's.\n"
 	"\n"
 	"  executor --help\n"
 	"\n"
@@ -174,6 +184,40 @@ static int cmd_zygote(int argc, char **argv)
 	return rc;
 }
 
+static int cmd_install(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"id", required_argument, NULL, 'i'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *id = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			id = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			return usage_error("%s: bad option for install", argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("%s", "install: exactly one requirement is expected");
+	if (!id || !sbx_id_valid(id))
+		return usage_error("--id %s: expected [0-9a-zA-Z_-]{1,64}", id ? id : "(missing)");
+	log_set_role("install");
+	struct config cfg;
+	if (load_config(&cfg) < 0)
+		return EXIT_USAGE;
+	int rc = install_run(&cfg, id, argv[optind]);
+	config_release(&cfg);
+	return rc;
+}
+
 enum lockdown_mode { LOCK_PROCESS, LOCK_RUNNER, LOCK_NONE };
 
 static int cmd_serve(int argc, char **argv)
@@ -284,5 +328,7 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 1, argv + 1);
 	if (strcmp(argv[1], "zygote") == 0)
 		return cmd_zygote(argc - 1, argv + 1);
+	if (strcmp(argv[1], "install") == 0)
+		return cmd_install(argc - 1, argv + 1);
 	return usage_error("%s: unknown command", argv[1]);
 }

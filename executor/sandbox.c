@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "install.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -329,6 +330,19 @@ static void step_runner(const struct sbx *s)
 	bind_path(s, src, "root" INSIDE_RUNNER, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
 }
 
+/* The package cache's site-packages, read-only at
+ * /opt/code-interpreter/packages (the runner puts it on sys.path). Not
+ * noexec: extension modules are mapped executable. */
+static void step_packages(const struct sbx *s)
+{
+	char src[PATH_MAX];
+	struct stat st;
+	path_join(src, sizeof(src), s->cfg->package_cache, "site-packages");
+	if (stat(src, &st) < 0 || !S_ISDIR(st.st_mode))
+		return; /* installs are off and never happened */
+	bind_path(s, src, "root" INSTALL_INSIDE_PACKAGES, MS_RDONLY | MS_NOSUID | MS_NODEV);
+}
+
 /* Private, size-limited /workspace (the sandbox user's) and /tmp. */
 static void step_scratch(const struct sbx *s)
 {
@@ -524,6 +538,7 @@ static int child_main(struct sbx *s)
 	step_system(s);
 	step_etc(s);
 	step_runner(s);
+	step_packages(s);
 	step_scratch(s);
 	step_dev(s);
 	step_proc();
@@ -591,6 +606,14 @@ static int make_dirs(struct sbx *s, const char *dir, int *made)
 	}
 	if (!realpath(dir, s->dir))
 		return launch_fail("realpath", dir);
+	/* the package cache, made here (as host root) so that every sandbox,
+	 * started before the first install or not, mounts it */
+	if (s->cfg->package_install) {
+		uid_t user = (uid_t)(s->cfg->sandbox_uid_base + SANDBOX_USER);
+		path_join(sub, sizeof(sub), s->cfg->package_cache, "site-packages");
+		if ((mkdir_p(sub, 0755) < 0 && errno != EEXIST) || chown(sub, user, user) < 0)
+			return launch_fail("package cache", sub);
+	}
 	return 0;
 }
 

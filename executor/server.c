@@ -29,6 +29,7 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 
+#include "imports.h"
 #include "log.h"
 #include "runner.h"
 #include "util.h"
@@ -55,7 +56,7 @@ struct server {
 	uint64_t output_cap;    /* per stream */
 };
 
-enum req_kind { REQ_DONE, REQ_PUT, REQ_EXECUTE };
+enum req_kind { REQ_DONE, REQ_PUT, REQ_EXECUTE, REQ_IMPORTS };
 
 struct request {
 	enum req_kind kind;     /* REQ_DONE: a response is queued already */
@@ -426,6 +427,41 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 	return reply_obj(c, MHD_HTTP_OK, out);
 }
 
+/* POST /imports: the import check of code about to run (imports.h), before
+ * the execution only. */
+static enum MHD_Result check_imports(struct server *s, struct MHD_Connection *c, struct request *rq)
+{
+	/* the body is not NUL-terminated */
+	json_tokener *tok = json_tokener_new();
+	json_object *req = rq->body ? json_tokener_parse_ex(tok, rq->body, (int)rq->len) : NULL;
+	if (req && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(req);
+		req = NULL;
+	}
+	json_tokener_free(tok);
+	json_object *code = NULL;
+	if (!req || !json_object_is_type(req, json_type_object) ||
+	    !json_object_object_get_ex(req, "source_code", &code) ||
+	    !json_object_is_type(code, json_type_string) || json_object_object_length(req) != 1) {
+		json_object_put(req);
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, "expected {\"source_code\": str}");
+	}
+	pthread_mutex_lock(&s->lock);
+	int idle = s->state == EXEC_IDLE;
+	pthread_mutex_unlock(&s->lock);
+	if (!idle) {
+		json_object_put(req);
+		return reply_error(c, MHD_HTTP_CONFLICT, "this executor has run its execution already");
+	}
+	json_object *out = NULL;
+	int rc = imports_check(s->cfg, s->o->runner_dir, s->o->workspace, s->o->sandboxed,
+			       json_object_get_string(code), (size_t)json_object_get_string_len(code), &out);
+	json_object_put(req);
+	if (rc < 0)
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "the import check failed");
+	return reply_obj(c, MHD_HTTP_OK, out);
+}
+
 /* ---- routes ------------------------------------------------------------- */
 
 static enum MHD_Result healthz(struct server *s, struct MHD_Connection *c)
@@ -507,6 +543,15 @@ static enum MHD_Result begin(struct server *s, struct MHD_Connection *c, const c
 		rq->kind = REQ_EXECUTE;
 		return MHD_YES;
 	}
+	if (strcmp(url, "/imports") == 0) {
+		if (strcmp(method, "POST") != 0)
+			return reply_405(c, "POST");
+		uint64_t cl;
+		if (content_length(c, &cl) && cl > s->body_cap)
+			return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large");
+		rq->kind = REQ_IMPORTS;
+		return MHD_YES;
+	}
 	if (strncmp(url, "/workspace/", 11) == 0 || strcmp(url, "/workspace") == 0) {
 		const char *raw = url[10] ? url + 11 : "";
 		if (is_get)
@@ -542,7 +587,7 @@ static void take_body(struct server *s, struct request *rq, const char *data, si
 		enum ws_status st = ws_file_write(&rq->file, data, n);
 		if (st != WS_OK)
 			fail(rq, ws_http_status(st), ws_message(st));
-	} else if (rq->kind == REQ_EXECUTE) {
+	} else if (rq->kind == REQ_EXECUTE || rq->kind == REQ_IMPORTS) {
 		if (n > s->body_cap - rq->len) {
 			fail(rq, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large");
 			return;
@@ -589,6 +634,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return reply_error(c, ws_http_status(st), ws_message(st));
 		return reply(c, MHD_HTTP_CREATED, "{}", 2, NULL);
 	}
+	if (kind == REQ_IMPORTS)
+		return check_imports(s, c, rq);
 	return execute(s, c, rq);
 }
 

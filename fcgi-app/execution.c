@@ -13,6 +13,7 @@
 #include "executor_client.h"
 #include "files.h"
 #include "log.h"
+#include "packages.h"
 #include "pool.h"
 #include "sandbox.h"
 #include "scoreboard.h"
@@ -30,6 +31,7 @@ struct run {
 	struct db_file *outputs;  /* paths borrowed from resp, ids owned */
 	size_t n_outputs;
 	char *stderr_text;        /* owned, possibly with notes appended */
+	struct pkg_outcome pkg;   /* installs made for the run (packages.h) */
 	const char *status;
 	int exit_code;
 	int64_t started_ms;
@@ -96,7 +98,8 @@ static int run_code(struct run *x)
 {
 	json_object *body = json_object_new_object();
 	json_object *env = json_object_new_object();
-	json_object_object_add(body, "source_code", json_object_new_string(x->req->source_code));
+	const char *code = x->pkg.source_code ? x->pkg.source_code : x->req->source_code;
+	json_object_object_add(body, "source_code", json_object_new_string(code));
 	for (size_t i = 0; i < x->req->n_env; i++)
 		json_object_object_add(env, x->req->env[i].name, json_object_new_string(x->req->env[i].value));
 	json_object_object_add(body, "env", env);
@@ -113,7 +116,9 @@ static int run_code(struct run *x)
 		return -1;
 	}
 	x->exit_code = json_object_get_int(v);
-	x->stderr_text = xstrdup(json_object_object_get_ex(x->resp, "stderr", &v) ? json_object_get_string(v) : "");
+	/* failed installs first: they happened before the code ran */
+	x->stderr_text = xasprintf("%s%s", x->pkg.notes ? x->pkg.notes : "",
+				   json_object_object_get_ex(x->resp, "stderr", &v) ? json_object_get_string(v) : "");
 	int timed_out = json_object_object_get_ex(x->resp, "timed_out", &v) && json_object_get_boolean(v);
 	x->status = timed_out ? "timeout" : x->exit_code == 0 ? "ok" : "error";
 	/* local sandboxes only: a pod's cgroup is not ours to read */
@@ -330,7 +335,14 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	xc_init(&x.xc, endpoint);
 	st = CI_INTERNAL;
 	x.failure = CI_INTERNAL;
-	if (upload_inputs(&x) < 0 || run_code(&x) < 0 || download_outputs(&x) < 0) {
+	if (upload_inputs(&x) < 0) {
+		st = x.failure;
+		goto release;
+	}
+	/* plain runs only: a custom tool's code is ours */
+	if (x.k == &plain)
+		packages_prepare(app, &x.xc, r->id, req->source_code, &x.pkg);
+	if (run_code(&x) < 0 || download_outputs(&x) < 0) {
 		st = x.failure;
 		goto release;
 	}
@@ -358,6 +370,7 @@ out:
 		free((char *)x.outputs[i].object_id);
 	free(x.outputs);
 	free(x.stderr_text);
+	pkg_outcome_release(&x.pkg);
 	return st;
 }
 

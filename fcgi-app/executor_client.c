@@ -134,10 +134,11 @@ static size_t write_mem(char *ptr, size_t size, size_t n, void *arg)
 	return len;
 }
 
-int xc_execute(struct xc *c, json_object *body, double timeout_s, json_object **out)
+/* POST /what with a JSON body; *out gets the parsed JSON object. 0 or -1. */
+static int post_json(struct xc *c, const char *what, json_object *body, long timeout_ms, json_object **out)
 {
 	*out = NULL;
-	char *url = xasprintf("%s/execute", c->base);
+	char *url = xasprintf("%s/%s", c->base, what);
 	reset(c, url);
 	free(url);
 	size_t len;
@@ -150,20 +151,34 @@ int xc_execute(struct xc *c, json_object *body, double timeout_s, json_object **
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_mem);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
-	/* the executor enforces the limit itself; this is the guard if it cannot */
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000) + 30000L);
-	int rc = finish(c, curl_easy_perform(c->curl), "execute", 200);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	int rc = finish(c, curl_easy_perform(c->curl), what, 200);
 	curl_slist_free_all(h);
 	if (rc == 0) {
 		*out = b.data ? json_tokener_parse(b.data) : NULL;
 		if (!*out || !json_object_is_type(*out, json_type_object)) {
 			json_object_put(*out);
 			*out = NULL;
-			snprintf(c->error, sizeof(c->error), "execute: the executor's answer is not a JSON object");
+			snprintf(c->error, sizeof(c->error), "%s: the executor's answer is not a JSON object", what);
 			rc = -1;
 		}
 	}
 	free(b.data);
+	return rc;
+}
+
+int xc_execute(struct xc *c, json_object *body, double timeout_s, json_object **out)
+{
+	/* the executor enforces the limit itself; this is the guard if it cannot */
+	return post_json(c, "execute", body, (long)(timeout_s * 1000) + 30000L, out);
+}
+
+int xc_imports(struct xc *c, const char *source, json_object **out)
+{
+	json_object *body = json_object_new_object();
+	json_object_object_add(body, "source_code", json_object_new_string(source));
+	int rc = post_json(c, "imports", body, 30000L, out);
+	json_object_put(body);
 	return rc;
 }
 

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config libfcgi-dev lighttpd libjson-c-dev libcurl4-openssl-dev
 libsqlite3-dev sqlite3 libssl-dev check libseccomp-dev libmicrohttpd-dev curl procps
-python3 python3.11-dev python3-numpy python3-pandas python3-scipy python3-matplotlib python3-pil
+python3 python3.11-dev python3-pip python3-numpy python3-pandas python3-scipy python3-matplotlib python3-pil
 python3-sklearn python3-yaml python3-requests python3-bs4 python3-openpyxl python3-sympy"
 missing=""
 for p in $PKGS; do

@@ -47,6 +47,7 @@ enum stmt_id {
 	ST_EXEC_INTERRUPT,
 	ST_EXEC_INTERRUPT_ALL,
 	ST_EXEC_DELETE_BEFORE,
+	ST_PKG_INSERT,
 	ST_COUNT_
 };
 
@@ -116,6 +117,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_EXEC_DELETE_BEFORE] =
 		"DELETE FROM executions WHERE id IN (SELECT id FROM executions"
 		" WHERE started_ms < ?1 AND status <> 'running' ORDER BY started_ms LIMIT ?2)",
+	[ST_PKG_INSERT] =
+		"INSERT INTO package_installs (package, requirement, module, version, status, started_ms,"
+		" duration_ms, log_tail, execution_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 };
 
 struct db {
@@ -1019,4 +1023,22 @@ enum db_status db_sandbox_endpoint(struct db *db, const char *id, char *out, siz
 out:
 	sqlite3_reset(s);
 	return rc;
+}
+
+enum db_status db_package_install_insert(struct db *db, const struct db_package_install *p)
+{
+	sqlite3_stmt *s = stmt(db, ST_PKG_INSERT);
+
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, p->package);
+	bind_text(s, 2, p->requirement);
+	bind_text(s, 3, p->module);
+	bind_text(s, 4, p->version);
+	bind_text(s, 5, p->status);
+	sqlite3_bind_int64(s, 6, p->started_ms);
+	sqlite3_bind_int64(s, 7, p->duration_ms);
+	bind_text(s, 8, p->log_tail ? p->log_tail : "");
+	bind_text(s, 9, p->execution_id);
+	return status_of(run(db, s, "package install insert"));
 }

@@ -116,4 +116,19 @@ enum db_status db_sandbox_set_ready(struct db *db, const char *id, const char *e
 enum db_status db_sandbox_endpoint(struct db *db, const char *id, char *out, size_t cap);
 enum db_status db_sandbox_delete_all(struct db *db);
 
+/* --- package installs ---------------------------------------------------- */
+struct db_package_install {
+	const char *package;      /* distribution name */
+	const char *requirement;  /* what pip was given */
+	const char *module;       /* the import that asked, or NULL (a pip line) */
+	const char *version;      /* installed version, or NULL */
+	const char *status;       /* "ok", "failed" or "timeout" */
+	int64_t started_ms;
+	int64_t duration_ms;
+	const char *log_tail;     /* pip's last lines (NULL: "") */
+	const char *execution_id; /* the run that asked, or NULL */
+};
+/* Records one pip invocation. Strings are borrowed for the call. */
+enum db_status db_package_install_insert(struct db *db, const struct db_package_install *p);
+
 #endif

@@ -12,6 +12,9 @@ if sys.path and sys.path[0] == _HERE:
     sys.path.pop(0)
 
 _WORKSPACE = "/workspace"
+# The package cache, read-only (executor/install.h); it may have gained
+# packages since this runner started.
+_PACKAGES = "/opt/code-interpreter/packages"
 _REQUEST_FD = 3
 _READY_FD = 4
 _SELF = None
@@ -148,6 +151,10 @@ def _run(source, env):
     os.environ.update(env)
     os.chdir(_WORKSPACE)
     sys.path.insert(0, _WORKSPACE)
+    if _PACKAGES not in sys.path and os.path.isdir(_PACKAGES):
+        sys.path.append(_PACKAGES)
+    import importlib
+    importlib.invalidate_caches()
     sys.argv = ["<string>"]
     filename = "<string>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

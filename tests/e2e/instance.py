@@ -28,7 +28,9 @@ class Instance:
         self.env.update({"APP_HTTP_PORT": str(self.port), "APP_RUN_DIR": self.run_dir, "APP_DB_PATH": self.db,
                          "APP_FILE_STORAGE_PATH": self.store, "APP_WORKERS": str(workers),
                          "APP_EXECUTOR_POOL_SIZE": str(pool), "APP_CGROUP_PARENT": self.parent,
-                         "APP_PRELOAD_MODULES": "", "APP_DATA_DIR": run.REPO})
+                         "APP_PRELOAD_MODULES": "", "APP_DATA_DIR": run.REPO,
+                         "APP_PACKAGE_CACHE": self.tmp + "/packages", "APP_PIP_FIND_LINKS": self.tmp + "/wheels"})
+        os.makedirs(self.tmp + "/wheels", exist_ok=True)
         self.env.update(env or {})
         self.proc = None
 

@@ -364,7 +364,12 @@ def main():
         "APP_PRELOAD_MODULES": "",
         "APP_LOG_LEVEL": "info",
         "APP_DATA_DIR": REPO,
+        # installs on the fly from an empty wheel directory: a missing import
+        # fails at once instead of reaching for PyPI
+        "APP_PACKAGE_CACHE": os.path.join(tmp, "packages"),
+        "APP_PIP_FIND_LINKS": os.path.join(tmp, "wheels"),
     })
+    os.mkdir(os.path.join(tmp, "wheels"))
     os.environ.update({
         "E2E_PORT": str(port),
         "E2E_TMP": tmp,

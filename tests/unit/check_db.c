@@ -117,7 +117,7 @@ START_TEST(test_migrate_from_zero_and_idempotent)
 	ck_assert_int_ge(strtol(v, NULL, 10), 1);
 	ck_assert_query("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema"
 			" WHERE type = 'table' ORDER BY name)",
-			"execution_files,executions,file_objects,sandboxes");
+			"execution_files,executions,file_objects,package_installs,sandboxes");
 	ck_assert_int_eq(db_execution_insert(db, &(struct db_execution){
 		.id = "e1", .kind = "execute", .status = "ok", .source_code = "",
 	}), DB_OK);
@@ -542,6 +542,26 @@ START_TEST(test_sandbox_each_count_delete)
 }
 END_TEST
 
+START_TEST(test_package_install_recorded)
+{
+	ck_assert_int_eq(db_package_install_insert(db, &(struct db_package_install){
+		.package = "opencv-python", .requirement = "opencv-python", .module = "cv2",
+		.version = "4.9.0", .status = "ok", .started_ms = 1714564800000, .duration_ms = 1234,
+		.log_tail = "Successfully installed", .execution_id = "e1",
+	}), DB_OK);
+	ck_assert_int_eq(db_package_install_insert(db, &(struct db_package_install){
+		.package = "nope", .requirement = "nope==1", .status = "failed", .started_ms = 1,
+	}), DB_OK);
+	ck_assert_query("SELECT group_concat(package || '/' || requirement || '/' || coalesce(module, '-') || '/'"
+			" || coalesce(version, '-') || '/' || status || '/' || duration_ms || '/' || log_tail"
+			" || '/' || coalesce(execution_id, '-'), '|') FROM (SELECT * FROM package_installs ORDER BY id)",
+			"opencv-python/opencv-python/cv2/4.9.0/ok/1234/Successfully installed/e1|"
+			"nope/nope==1/-/-/failed/0//-");
+	ck_assert_query("SELECT started_at FROM package_installs WHERE package = 'opencv-python'",
+			"2024-05-01T12:00:00.000Z");
+}
+END_TEST
+
 static Suite *db_suite(void)
 {
 	Suite *s = suite_create("db");
@@ -571,6 +591,7 @@ static Suite *db_suite(void)
 	tcase_add_test(tr, test_sandbox_claim_oldest_first);
 	tcase_add_test(tr, test_sandbox_claim_atomic_across_processes);
 	tcase_add_test(tr, test_sandbox_each_count_delete);
+	tcase_add_test(tr, test_package_install_recorded);
 	suite_add_tcase(s, tr);
 	return s;
 }

@@ -579,6 +579,37 @@ START_TEST(second_execute_conflict)
 }
 END_TEST
 
+START_TEST(imports_check_before_the_run_only)
+{
+	srv_start();
+	/* the workspace is searched: an uploaded module is not missing */
+	ck_assert_int_eq(put("/workspace/mine.py", "X = 1\n"), 201);
+	static const char body[] =
+		"{\"source_code\": \"!pip install a==1\\nimport os, mine, ci_absent_zz\\n"
+		"from . import rel\\nprint(1)\\n\"}";
+	struct resp h = http("POST", "/imports", body, sizeof(body) - 1);
+	ck_assert_int_eq(h.status, 200);
+	ck_assert_str_eq(h.body, "{\"missing\":[\"ci_absent_zz\"],\"pip\":[\"a==1\"],"
+			 "\"source_code\":\"\\nimport os, mine, ci_absent_zz\\nfrom . import rel\\nprint(1)\\n\"}");
+	free(h.body);
+	static const char wrong[] = "{\"code\": 1}";
+	h = http("POST", "/imports", wrong, sizeof(wrong) - 1);
+	ck_assert_int_eq(h.status, 400);
+	free(h.body);
+	h = http("GET", "/imports", NULL, 0);
+	ck_assert_int_eq(h.status, 405);
+	free(h.body);
+	/* the check used nothing up: the run still comes, and after it no check */
+	json_object *r = run("import mine\nprint(mine.X)", NULL, 0);
+	ck_assert_str_eq(str(r, "stdout"), "1\n");
+	json_object_put(r);
+	static const char empty[] = "{\"source_code\": \"\"}";
+	h = http("POST", "/imports", empty, sizeof(empty) - 1);
+	ck_assert_int_eq(h.status, 409);
+	free(h.body);
+}
+END_TEST
+
 static void assert_gone(json_object *r)
 {
 	char *end;
@@ -880,6 +911,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, env_reaches_code_only);
 	tcase_add_test(tc, bad_bodies_refused);
 	tcase_add_test(tc, second_execute_conflict);
+	tcase_add_test(tc, imports_check_before_the_run_only);
 	tcase_add_test(tc, no_process_survives);
 	tcase_add_test(tc, no_process_survives_timeout);
 	tcase_add_test(tc, plot_and_image_shims);

@@ -1,0 +1,96 @@
+# imports: the import check run before a piece of code (trusted; it reads the
+# code, never runs it). Finds the top-level modules the code imports that the
+# sandbox's Python cannot find, and the `!pip install` / `%pip install` lines,
+# which it removes. Only ast, sys, importlib.util and json; protocol in
+# docs/executor-protocol.md (POST /imports).
+#
+#   python3 -I imports.py [PATH ...] < code  ->  one JSON object on stdout
+#   {"missing": ["cv2"], "pip": ["a", "b==1.2"], "source_code": "..."}
+# PATH entries are searched as well as the interpreter's own sys.path (the
+# workspace, the package cache).
+import ast
+import importlib.util
+import json
+import sys
+
+_PIP_PREFIXES = ("!pip", "%pip", "!pip3", "%pip3", "!python -m pip", "!python3 -m pip",
+                 "%python -m pip")
+
+
+def pip_line(line):
+    """The requirement specs of an IPython-style pip install line, or None
+    when the line is not one. Options (-q, -U, --upgrade, ...) are dropped."""
+    s = line.strip()
+    for p in sorted(_PIP_PREFIXES, key=len, reverse=True):
+        if s.startswith(p) and (len(s) == len(p) or s[len(p)].isspace()):
+            words = s[len(p):].split()
+            break
+    else:
+        return None
+    if not words or words[0] != "install":
+        return []
+    return [w for w in words[1:] if not w.startswith("-")]
+
+
+def strip_pip(source):
+    """(source without the pip lines, [specs]). A removed line becomes an
+    empty line so that line numbers in tracebacks stay right."""
+    out, specs = [], []
+    for line in source.splitlines(True):
+        found = pip_line(line)
+        if found is None:
+            out.append(line)
+            continue
+        specs.extend(found)
+        out.append("\n" if line.endswith("\n") else "")
+    return "".join(out), specs
+
+
+def imported(tree):
+    """Top-level names of every absolute import in the tree, in order."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.append(node.module.split(".")[0])
+    seen, out = set(), []
+    for n in names:
+        if n and n not in seen:
+            seen.add(n)
+            out.append(n)
+    return out
+
+
+def findable(name):
+    if name in sys.builtin_module_names or name in sys.stdlib_module_names:
+        return True
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check(source, paths=()):
+    code, specs = strip_pip(source)
+    for p in reversed(paths):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    importlib.invalidate_caches()
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        tree = None  # the run reports it
+    missing = [] if tree is None else [n for n in imported(tree) if not findable(n)]
+    return {"missing": missing, "pip": specs, "source_code": code}
+
+
+def main():
+    source = sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
+    out = check(source, sys.argv[1:])
+    sys.stdout.write(json.dumps(out))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""Small wheels built in memory for the package tests (no network, no build
+tools): a wheel is a zip with the modules and <name>-<ver>.dist-info/{METADATA,
+WHEEL,RECORD}. pip installs them from a --find-links directory with --no-index."""
+import base64
+import hashlib
+import os
+import zipfile
+
+
+def _record_line(name, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return "%s,sha256=%s,%d" % (name, digest, len(data))
+
+
+def build(directory, dist, version, files, requires=()):
+    """Writes <dist>-<version>-py3-none-any.whl into directory. files maps paths
+    inside the wheel (e.g. "mod/__init__.py") to their text. Returns the path."""
+    norm = dist.replace("-", "_")
+    info = "%s-%s.dist-info" % (norm, version)
+    meta = "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (dist, version)
+    meta += "".join("Requires-Dist: %s\n" % r for r in requires)
+    entries = dict((k, v.encode()) for k, v in files.items())
+    entries[info + "/METADATA"] = meta.encode()
+    entries[info + "/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: ci-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    entries[info + "/top_level.txt"] = "".join(sorted({p.split("/")[0].split(".")[0] + "\n" for p in files})).encode()
+    record = [_record_line(k, v) for k, v in entries.items()] + [info + "/RECORD,,"]
+    entries[info + "/RECORD"] = ("\n".join(record) + "\n").encode()
+    path = os.path.join(directory, "%s-%s-py3-none-any.whl" % (norm, version))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for k, v in entries.items():
+            z.writestr(k, v)
+    return path
