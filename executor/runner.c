@@ -132,7 +132,7 @@ int runner_start(struct runner *r, const struct config *cfg, const char *runner_
 {
 	memset(r, 0, sizeof(*r));
 	r->pid = -1;
-	r->pidfd = r->out_fd = r->err_fd = r->ctl_fd = r->ready_fd = r->status_fd = -1;
+	r->pidfd = r->out_fd = r->err_fd = r->ctl_fd = r->ready_fd = r->reply_fd = r->status_fd = -1;
 	pthread_mutex_init(&r->lock, NULL);
 	/* pid 1 of a pid namespace (a sandbox, a pod): kill(-1) reaches exactly
 	 * the other processes of that namespace. */
@@ -212,8 +212,106 @@ int runner_read_ready(struct runner *r)
 	ssize_t n = read(r->ready_fd, &c, 1);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
+	if (n == 1 && c == 'R' && set_nonblock(r->ready_fd) == 0) {
+		r->reply_fd = r->ready_fd; /* kept for the answers to "imports" */
+		r->ready_fd = -1;
+		return 1;
+	}
 	close_fd(&r->ready_fd);
-	return (n == 1 && c == 'R') ? 1 : -1;
+	return -1;
+}
+
+static char *frame(const char *msg, size_t len)
+{
+	char *f = xmalloc(len + 4);
+	f[0] = (char)(len >> 24 & 0xff);
+	f[1] = (char)(len >> 16 & 0xff);
+	f[2] = (char)(len >> 8 & 0xff);
+	f[3] = (char)(len & 0xff);
+	memcpy(f + 4, msg, len);
+	return f;
+}
+
+/* Waits until fd is ready for events or the deadline passes: 1, or 0. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - monotonic_ms();
+		if (left <= 0)
+			return 0;
+		struct pollfd p = {.fd = fd, .events = events};
+		int n = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return 0;
+	}
+}
+
+/* Reads exactly n bytes from the nonblocking fd before the deadline. 0, or -1. */
+static int read_full(int fd, char *buf, size_t n, int64_t deadline)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = read(fd, buf + got, n - got);
+		if (k > 0) {
+			got += (size_t)k;
+			continue;
+		}
+		if (k == 0 || (errno != EAGAIN && errno != EINTR))
+			return -1;
+		if (errno == EAGAIN && !wait_fd(fd, POLLIN, deadline))
+			return -1;
+	}
+	return 0;
+}
+
+int runner_imports(struct runner *r, const char *request, size_t len, int timeout_ms, size_t cap,
+		   char **reply)
+{
+	*reply = NULL;
+	int64_t deadline = monotonic_ms() + timeout_ms;
+	const char *why = "the runner is not listening";
+	if (r->ctl_fd < 0 || r->reply_fd < 0 || len > UINT32_MAX)
+		goto fail;
+	char *f = frame(request, len);
+	size_t sent = 0;
+	why = "the runner did not take the request in time";
+	while (sent < len + 4) {
+		ssize_t w = write(r->ctl_fd, f + sent, len + 4 - sent);
+		if (w > 0) {
+			sent += (size_t)w;
+			continue;
+		}
+		if ((w < 0 && errno != EAGAIN && errno != EINTR) ||
+		    (w < 0 && errno == EAGAIN && !wait_fd(r->ctl_fd, POLLOUT, deadline)))
+			break;
+	}
+	free(f);
+	if (sent < len + 4)
+		goto fail;
+	why = "the runner did not answer in time";
+	unsigned char head[4];
+	if (read_full(r->reply_fd, (char *)head, 4, deadline) < 0)
+		goto fail;
+	size_t n = (size_t)head[0] << 24 | (size_t)head[1] << 16 | (size_t)head[2] << 8 | head[3];
+	why = "the runner's answer is too large";
+	if (n > cap)
+		goto fail;
+	*reply = xmalloc(n + 1);
+	why = "the runner did not answer in time";
+	if (read_full(r->reply_fd, *reply, n, deadline) < 0)
+		goto fail;
+	(*reply)[n] = '\0';
+	return 0;
+fail:
+	log_warn("runner: import check: %s (%d ms); killing the runner", why, timeout_ms);
+	free(*reply);
+	*reply = NULL;
+	runner_kill(r);
+	close_fd(&r->ctl_fd);
+	close_fd(&r->reply_fd);
+	return -1;
 }
 
 /* Caller holds r->lock. */
@@ -377,6 +475,9 @@ void runner_execute(struct runner *r, const char *request, size_t len, double ti
 	int exited = 0;
 	int reported = -1;     /* exit status the runner sent right before _exit */
 	size_t sent = 0;
+	char *framed = frame(request, len);
+	len += 4;
+	close_fd(&r->reply_fd); /* the runner closes its end before the code runs */
 
 	for (;;) {
 		int64_t now = monotonic_ms();
@@ -425,11 +526,11 @@ void runner_execute(struct runner *r, const char *request, size_t len, double ti
 			break;
 		}
 		if (i_ctl >= 0 && p[i_ctl].revents) {
-			ssize_t w = write(r->ctl_fd, request + sent, len - sent);
+			ssize_t w = write(r->ctl_fd, framed + sent, len - sent);
 			if (w > 0)
 				sent += (size_t)w;
 			if ((w < 0 && errno != EAGAIN && errno != EINTR) || sent == len)
-				close_fd(&r->ctl_fd); /* EOF ends the request */
+				close_fd(&r->ctl_fd); /* no other request follows */
 		}
 		if (i_out >= 0 && p[i_out].revents)
 			drain(&r->out_fd, &res->out, cap, buf);
@@ -469,6 +570,7 @@ void runner_execute(struct runner *r, const char *request, size_t len, double ti
 		res->status_known = 1;
 		res->status = reported << 8; /* as waitpid says "exited with reported" */
 	}
+	free(framed);
 	free(buf);
 }
 
@@ -506,6 +608,7 @@ void runner_release(struct runner *r)
 	close_fd(&r->err_fd);
 	close_fd(&r->ctl_fd);
 	close_fd(&r->ready_fd);
+	close_fd(&r->reply_fd);
 	close_fd(&r->status_fd);
 }
 

@@ -7,10 +7,19 @@
  * Runner protocol (fds of the Python process):
  *   0  /dev/null
  *   1  stdout pipe, 2  stderr pipe (read by the server during the execution)
- *   3  request pipe: one JSON object {"source_code": str, "env": {str: str}},
- *      then EOF (EOF alone: exit 0 without running anything)
- *   4  ready pipe: the byte "R" once the preloads and shims are in place
- * argv: python -s -B -u RUNNER_DIR/runner.py WORKSPACE
+ *   3  request pipe: framed messages, each a 4-byte big-endian length and that
+ *      many bytes of one JSON object:
+ *        {"op": "imports", "source_code": str}  the import check
+ *          (executor/python/imports.py, run in the runner; never the code):
+ *          answered on fd 4, any number of times before the execution;
+ *        {"op": "execute", "source_code": str, "env": {str: str}}  runs the
+ *          code; the runner closes fds 3 and 4 first and reads nothing more.
+ *      EOF at a message boundary (EOF alone): exit 0 without running anything;
+ *      anything else (a cut message, an unknown op): exit 2.
+ *   4  ready pipe: the byte "R" once the preloads and shims are in place; then
+ *      the reply pipe: each answer to "imports" framed like a request,
+ *      {"missing": [str], "pip": [str], "source_code": str}
+  * argv: python -s -B -u RUNNER_DIR/runner.py WORKSPACE
  *
  * Exit status: before _exit the runner closes fds 1 and 2 and sends one byte,
  * its exit status, as a datagram to the abstract unix socket
@@ -33,7 +42,8 @@ struct runner {
 	int pidfd;           /* readable once the runner has exited */
 	int out_fd, err_fd;  /* read ends of its stdout and stderr */
 	int ctl_fd;          /* write end of the request pipe */
-	int ready_fd;        /* read end of the ready pipe */
+	int ready_fd;        /* read end of the ready pipe, until "R" */
+	int reply_fd;        /* the same pipe after "R": answers to "imports" */
 	int status_fd;       /* datagram socket the runner reports its status on */
 	int kill_all;        /* we are pid 1 (sandbox, pod): kill(-1) clears it */
 	pthread_mutex_t lock;
@@ -71,14 +81,23 @@ int runner_start(struct runner *r, const struct config *cfg, const char *runner_
 		 const char *workspace, int sandboxed);
 
 /* Reads the ready pipe once it is readable: 1 when the runner said "R" (the pipe
- * is then closed), -1 when it closed the pipe without it. */
+ * then becomes reply_fd), -1 when it closed the pipe without it (closed). */
 int runner_read_ready(struct runner *r);
+
+/* One "imports" exchange (see the protocol above): request (len bytes of JSON)
+ * framed to fd 3, the framed answer (at most cap bytes) read from fd 4 into
+ * *reply (NUL-terminated, the caller frees it). 0, or -1 (logged) when the
+ * runner did not take the request or answer within timeout_ms, or answered
+ * out of protocol: it is then killed (runner_kill), fds 3 and 4 closed, and
+ * runner_execute reports it dead. Not concurrently with runner_execute. */
+int runner_imports(struct runner *r, const char *request, size_t len, int timeout_ms, size_t cap,
+		   char **reply);
 
 /* Reaps every exited child without blocking and records the runner's status.
  * Thread-safe; called on SIGCHLD. Returns 1 once the runner has been reaped. */
 int runner_reap(struct runner *r);
 
-/* Runs the one execution: request (len bytes of JSON) to fd 3, output collected
+/* Runs the one execution: request (len bytes of JSON, the "execute" op) framed to fd 3, output collected
  * (each stream capped at cap bytes), the runner waited for until timeout seconds
  * pass; then every process the code left is killed and reaped. res is filled in
  * (release with run_result_release). */

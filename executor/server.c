@@ -29,7 +29,6 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 
-#include "imports.h"
 #include "log.h"
 #include "runner.h"
 #include "util.h"
@@ -41,6 +40,7 @@
 #define JSON_DEPTH 8
 #define MAX_STREAM_CAP ((uint64_t)256 << 20) /* json-c strings are int-sized */
 #define JSON_OUT (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+#define IMPORTS_TIMEOUT_MS 10000         /* the runner's answer to an import check */
 
 enum exec_state { EXEC_IDLE, EXEC_RUNNING, EXEC_DONE };
 
@@ -49,9 +49,11 @@ struct server {
 	const struct config *cfg;
 	struct workspace ws;
 	struct runner runner;
-	pthread_mutex_t lock;   /* guards ready and state */
+	pthread_mutex_t lock;   /* guards ready, state and lost */
 	int ready;
 	enum exec_state state;
+	int lost;               /* the runner was killed in an import check */
+	pthread_mutex_t talk;   /* one exchange with the runner at a time */
 	uint64_t body_cap;      /* POST /execute */
 	uint64_t output_cap;    /* per stream */
 };
@@ -401,10 +403,26 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 	free(rq->body);
 	rq->body = NULL;
 
+	/* an import check in flight ends first (it cannot start any more) */
+	pthread_mutex_lock(&s->talk);
+	pthread_mutex_lock(&s->lock);
+	int lost = s->lost;
+	pthread_mutex_unlock(&s->lock);
+	if (lost) {
+		pthread_mutex_unlock(&s->talk);
+		json_object_put(req);
+		pthread_mutex_lock(&s->lock);
+		s->state = EXEC_DONE;
+		pthread_mutex_unlock(&s->lock);
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				   "the runner was lost in the import check");
+	}
+	json_object_object_add(req, "op", json_object_new_string("execute"));
 	size_t len;
 	const char *json = json_object_to_json_string_length(req, JSON_OUT, &len);
 	struct run_result res;
 	runner_execute(&s->runner, json, len, timeout, s->output_cap, &res);
+	pthread_mutex_unlock(&s->talk);
 	json_object_put(req);
 
 	char **files = NULL;
@@ -427,8 +445,20 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 	return reply_obj(c, MHD_HTTP_OK, out);
 }
 
-/* POST /imports: the import check of code about to run (imports.h), before
- * the execution only. */
+static int is_string_array(json_object *o, const char *key)
+{
+	json_object *a;
+	if (!json_object_object_get_ex(o, key, &a) || !json_object_is_type(a, json_type_array))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		if (!json_object_is_type(json_object_array_get_idx(a, i), json_type_string))
+			return 0;
+	return 1;
+}
+
+/* POST /imports: the import check of code about to run, answered by the warm
+ * runner (executor/python/imports.py loaded in it; protocol in runner.h),
+ * before the execution only. */
 static enum MHD_Result check_imports(struct server *s, struct MHD_Connection *c, struct request *rq)
 {
 	/* the body is not NUL-terminated */
@@ -446,19 +476,45 @@ static enum MHD_Result check_imports(struct server *s, struct MHD_Connection *c,
 		json_object_put(req);
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, "expected {\"source_code\": str}");
 	}
+	free(rq->body);
+	rq->body = NULL;
+	pthread_mutex_lock(&s->talk);
 	pthread_mutex_lock(&s->lock);
-	int idle = s->state == EXEC_IDLE;
+	unsigned refuse = s->state != EXEC_IDLE ? MHD_HTTP_CONFLICT :
+			  !s->ready ? MHD_HTTP_SERVICE_UNAVAILABLE :
+			  s->lost ? MHD_HTTP_INTERNAL_SERVER_ERROR : 0;
 	pthread_mutex_unlock(&s->lock);
-	if (!idle) {
+	if (refuse) {
+		pthread_mutex_unlock(&s->talk);
 		json_object_put(req);
-		return reply_error(c, MHD_HTTP_CONFLICT, "this executor has run its execution already");
+		return reply_error(c, refuse, refuse == MHD_HTTP_CONFLICT ?
+			"this executor has run its execution already" : refuse == MHD_HTTP_SERVICE_UNAVAILABLE ?
+			"the runner is not ready" : "the runner was lost in the import check");
 	}
-	json_object *out = NULL;
-	int rc = imports_check(s->cfg, s->o->runner_dir, s->o->workspace, s->o->sandboxed,
-			       json_object_get_string(code), (size_t)json_object_get_string_len(code), &out);
+	size_t len, code_len = (size_t)json_object_get_string_len(code);
+	json_object_object_add(req, "op", json_object_new_string("imports"));
+	const char *json = json_object_to_json_string_length(req, JSON_OUT, &len);
+	char *text = NULL;
+	/* every byte of the code may come back as a \u escape */
+	int rc = runner_imports(&s->runner, json, len, IMPORTS_TIMEOUT_MS, 6 * code_len + 65536, &text);
+	if (rc < 0) {
+		pthread_mutex_lock(&s->lock);
+		s->lost = 1;
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->talk);
 	json_object_put(req);
 	if (rc < 0)
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "the import check failed");
+	json_object *out = json_tokener_parse(text);
+	free(text);
+	if (!out || !json_object_is_type(out, json_type_object) || !is_string_array(out, "missing") ||
+	    !is_string_array(out, "pip") || !json_object_object_get_ex(out, "source_code", &code) ||
+	    !json_object_is_type(code, json_type_string)) {
+		json_object_put(out);
+		log_warn("imports: the runner's answer is not the expected JSON object");
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "the import check failed");
+	}
 	return reply_obj(c, MHD_HTTP_OK, out);
 }
 
@@ -777,6 +833,7 @@ int server_run(const struct server_options *o)
 	s.o = o;
 	s.cfg = o->cfg;
 	pthread_mutex_init(&s.lock, NULL);
+	pthread_mutex_init(&s.talk, NULL);
 	s.body_cap = o->cfg->max_request_bytes < INT_MAX ? o->cfg->max_request_bytes : INT_MAX;
 	s.output_cap = o->cfg->max_output_bytes < MAX_STREAM_CAP ? o->cfg->max_output_bytes
 								  : MAX_STREAM_CAP;
@@ -854,6 +911,7 @@ out:
 	sigaction(SIGPIPE, &oldpipe, NULL);
 	pthread_sigmask(SIG_SETMASK, &oldset, NULL);
 	pthread_mutex_destroy(&s.lock);
+	pthread_mutex_destroy(&s.talk);
 	free(runner_dir);
 	return rc;
 }

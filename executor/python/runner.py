@@ -16,8 +16,9 @@ _WORKSPACE = "/workspace"
 # packages since this runner started.
 _PACKAGES = "/opt/code-interpreter/packages"
 _REQUEST_FD = 3
-_READY_FD = 4
+_READY_FD = 4  # also the reply pipe: the answers to "imports" requests
 _SELF = None
+_IMPORTS = None  # executor/python/imports.py, loaded by warm()
 
 
 def _preload(names):
@@ -61,15 +62,58 @@ def _install_shims():
     mod.install(_WORKSPACE)
 
 
-def _read_request():
-    chunks = []
-    while True:
-        b = os.read(_REQUEST_FD, 1 << 20)
+def _read_exact(n):
+    """n bytes from the request pipe; fewer only at EOF."""
+    chunks, got = [], 0
+    while got < n:
+        b = os.read(_REQUEST_FD, min(n - got, 1 << 20))
         if not b:
             break
         chunks.append(b)
-    os.close(_REQUEST_FD)
+        got += len(b)
     return b"".join(chunks)
+
+
+def _read_message():
+    """The next framed request (4-byte big-endian length, then that much JSON)
+    as bytes; None at EOF (or a message cut short)."""
+    head = _read_exact(4)
+    if len(head) < 4:
+        return None
+    n = int.from_bytes(head, "big")
+    body = _read_exact(n)
+    return body if len(body) == n else None
+
+
+def _write_message(obj):
+    import json
+    data = json.dumps(obj).encode("ascii")
+    data = len(data).to_bytes(4, "big") + data
+    try:
+        while data:
+            data = data[os.write(_READY_FD, data):]
+    except OSError:
+        os._exit(2)  # the server gave up on us (and kills us)
+
+
+def _check_imports(source):
+    """imports.check on the code, in this process, leaving nothing behind that
+    the code could see: sys.path, sys.modules and sys.path_importer_cache are
+    put back as they were (_run invalidates the finders' caches anyway). Any
+    failure answers "nothing missing", the code unchanged."""
+    path = list(sys.path)
+    modules = set(sys.modules)
+    importers = set(sys.path_importer_cache)
+    try:
+        return _IMPORTS.check(source, [_WORKSPACE, _PACKAGES])
+    except BaseException:
+        return {"missing": [], "pip": [], "source_code": source}
+    finally:
+        sys.path[:] = path
+        for name in [m for m in sys.modules if m not in modules]:
+            sys.modules.pop(name, None)
+        for entry in [e for e in sys.path_importer_cache if e not in importers]:
+            sys.path_importer_cache.pop(entry, None)
 
 
 def _flush():
@@ -197,10 +241,16 @@ def warm(workspace, preload):
     import linecache  # noqa: F401
     import traceback  # noqa: F401
     import types  # noqa: F401
+    global _IMPORTS
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "_code_interpreter_imports", os.path.join(_HERE, "imports.py"))
+    _IMPORTS = importlib.util.module_from_spec(spec)  # not in sys.modules
+    spec.loader.exec_module(_IMPORTS)
 
 
 def serve(environ=None):
-    """The rest of a runner's life: ready, one request, run it, exit. environ
+    """The rest of a runner's life: ready, import checks, one execution, exit. environ
     (a list of "NAME=value"), when given, replaces the environment: a runner
     forked from the zygote has the zygote's."""
     import json
@@ -217,14 +267,28 @@ def serve(environ=None):
             except Exception:
                 pass
     os.write(_READY_FD, b"R")
+    while True:
+        raw = _read_message()
+        if raw is None:
+            os._exit(0)
+        try:
+            req = json.loads(raw.decode("utf-8", "surrogateescape"))
+            op = req.get("op")
+            source = req["source_code"]
+        except Exception:
+            os._exit(2)  # the server never sends that
+        del raw
+        if op == "imports":
+            _write_message(_check_imports(source))
+            continue
+        if op == "execute":
+            break
+        os._exit(2)
+    # The code sees neither pipe (nor a later request).
+    os.close(_REQUEST_FD)
     os.close(_READY_FD)
-    raw = _read_request()
-    if not raw:
-        os._exit(0)
-    req = json.loads(raw.decode("utf-8", "surrogateescape"))
-    del raw
     try:
-        status = _run(req["source_code"], req.get("env") or {})
+        status = _run(source, req.get("env") or {})
     except Exception as e:  # the runner's own setup, not the code
         sys.stderr.write("runner: cannot run the code: %s\n" % (e,))
         status = 1

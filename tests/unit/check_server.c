@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -599,14 +601,92 @@ START_TEST(imports_check_before_the_run_only)
 	h = http("GET", "/imports", NULL, 0);
 	ck_assert_int_eq(h.status, 405);
 	free(h.body);
-	/* the check used nothing up: the run still comes, and after it no check */
-	json_object *r = run("import mine\nprint(mine.X)", NULL, 0);
-	ck_assert_str_eq(str(r, "stdout"), "1\n");
+	/* the runner answers as often as asked */
+	h = http("POST", "/imports", body, sizeof(body) - 1);
+	ck_assert_int_eq(h.status, 200);
+	ck_assert_ptr_nonnull(strstr(h.body, "\"missing\":[\"ci_absent_zz\"]"));
+	free(h.body);
+	/* the check used nothing up and left nothing the code could see (no
+	 * module, no more fds than 0-2 and listdir's own): the run still comes,
+	 * and after it no check */
+	json_object *r = run("import os, sys\n"
+			     "print(sorted(int(x) for x in os.listdir('/proc/self/fd')),\n"
+			     "      'mine' in sys.modules, '_code_interpreter_imports' in sys.modules)\n"
+			     "import mine\nprint(mine.X)", NULL, 0);
+	ck_assert_str_eq(str(r, "stdout"), "[0, 1, 2, 3] False False\n1\n");
 	json_object_put(r);
 	static const char empty[] = "{\"source_code\": \"\"}";
 	h = http("POST", "/imports", empty, sizeof(empty) - 1);
 	ck_assert_int_eq(h.status, 409);
 	free(h.body);
+}
+END_TEST
+
+/* The answer comes from the runner (fds 3 and 4, framed); a runner that breaks
+ * the protocol is killed and the execution fails instead of running. */
+START_TEST(imports_answered_by_the_runner)
+{
+	char *dir = xasprintf("%s/fake", S.dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	char *py = xasprintf("%s/runner.py", dir);
+	FILE *fp = fopen(py, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs("import json, os\n"
+	      "def rd(n):\n"
+	      "    b = b''\n"
+	      "    while len(b) < n:\n"
+	      "        c = os.read(3, n - len(b))\n"
+	      "        if not c:\n"
+	      "            os._exit(0)\n"
+	      "        b += c\n"
+	      "    return b\n"
+	      "def msg():\n"
+	      "    return json.loads(rd(int.from_bytes(rd(4), 'big')))\n"
+	      "os.write(4, b'R')\n"
+	      "req = msg()\n"
+	      "out = json.dumps({'missing': [req['op']], 'pip': [str(os.getpid())],\n"
+	      "                  'source_code': req['source_code'].upper()}).encode()\n"
+	      "os.write(4, len(out).to_bytes(4, 'big') + out)\n"
+	      "msg()\n"
+	      "os.close(4)\n"
+	      "os.read(3, 1)\n", fp);
+	fclose(fp);
+	srv_spawn(dir, NULL);
+	char c = 0;
+	ck_assert_int_eq(read(S.ready_rd, &c, 1), 1);
+	static const char body[] = "{\"source_code\": \"import x\"}";
+	struct resp h = http("POST", "/imports", body, sizeof(body) - 1);
+	ck_assert_int_eq(h.status, 200);
+	json_object *o = json_tokener_parse(h.body);
+	free(h.body);
+	ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(
+		json_object_object_get(o, "missing"), 0)), "imports");
+	ck_assert_str_eq(str(o, "source_code"), "IMPORT X");
+	pid_t runner = (pid_t)strtol(json_object_get_string(json_object_array_get_idx(
+		json_object_object_get(o, "pip"), 0)), NULL, 10);
+	json_object_put(o);
+	ck_assert_int_gt(runner, 1);
+	/* no answer: the runner is killed, the check and the run fail */
+	h = http("POST", "/imports", body, sizeof(body) - 1);
+	ck_assert_int_eq(h.status, 500);
+	free(h.body);
+	h = http("POST", "/imports", body, sizeof(body) - 1);
+	ck_assert_int_eq(h.status, 500);
+	free(h.body);
+	long st = execute_raw("{\"source_code\": \"print(1)\"}", &o);
+	ck_assert_int_eq(st, 500);
+	json_object_put(o);
+	/* killed (SIGKILL to its group): it exits (a readiness check, no sleep) */
+	int pfd = (int)syscall(SYS_pidfd_open, runner, 0);
+	if (pfd >= 0) {
+		struct pollfd p = {.fd = pfd, .events = POLLIN};
+		ck_assert_int_eq(poll(&p, 1, 5000), 1);
+		close(pfd);
+	} else {
+		ck_assert_int_eq(errno, ESRCH);
+	}
+	free(dir);
+	free(py);
 }
 END_TEST
 
@@ -912,6 +992,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, bad_bodies_refused);
 	tcase_add_test(tc, second_execute_conflict);
 	tcase_add_test(tc, imports_check_before_the_run_only);
+	tcase_add_test(tc, imports_answered_by_the_runner);
 	tcase_add_test(tc, no_process_survives);
 	tcase_add_test(tc, no_process_survives_timeout);
 	tcase_add_test(tc, plot_and_image_shims);
