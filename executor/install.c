@@ -14,7 +14,6 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -23,9 +22,9 @@
 
 #include "log.h"
 #include "sandbox.h"
+#include "setup.h"
 #include "util.h"
 
-#define SANDBOX_USER 1000
 #define EXIT_TIMEOUT 124
 
 struct inst {
@@ -39,44 +38,6 @@ struct inst {
 
 /* ------------------------------------------------- helpers of the child */
 
-__attribute__((noreturn)) static void die(const char *step, const char *what)
-{
-	log_error("install sandbox: %s%s%s: %s", step, what ? " " : "", what ? what : "",
-		  strerror(errno));
-	_exit(1);
-}
-
-static void make_dir(const char *path, mode_t mode)
-{
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		die("mkdir", path);
-}
-
-static void write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || close(fd) < 0)
-		die("write", path);
-}
-
-/* The flags of the mount at path that a user namespace may not drop. */
-static unsigned long locked_flags(const char *path)
-{
-	struct statvfs sv;
-	if (statvfs(path, &sv) < 0)
-		die("statvfs", path);
-	static const struct { unsigned long st, ms; } map[] = {
-		{ST_NOSUID, MS_NOSUID}, {ST_NODEV, MS_NODEV}, {ST_NOEXEC, MS_NOEXEC},
-		{ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME},
-		{ST_RELATIME, MS_RELATIME}, {ST_RDONLY, MS_RDONLY},
-	};
-	unsigned long f = 0;
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (sv.f_flag & map[i].st)
-			f |= map[i].ms;
-	return f;
-}
-
 /* Binds host path src (a directory or a file) onto rel, remounted with flags.
  * Not recursive: a host submount below src stays out of the sandbox. A missing
  * src is skipped when optional. */
@@ -86,19 +47,19 @@ static void bind(const char *src, const char *rel, unsigned long flags, int opti
 	if (stat(src, &st) < 0) {
 		if (optional && errno == ENOENT)
 			return;
-		die("stat", src);
+		setup_die("stat", src);
 	}
 	if (S_ISDIR(st.st_mode)) {
-		make_dir(rel, 0755);
+		setup_make_dir(rel, 0755);
 	} else {
 		int fd = open(rel, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (fd < 0 || close(fd) < 0)
-			die("create mount point", rel);
+			setup_die("create mount point", rel);
 	}
 	if (mount(src, rel, NULL, MS_BIND, NULL) < 0)
-		die("bind mount", src);
-	if (mount(NULL, rel, NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(rel), NULL) < 0)
-		die("remount", rel);
+		setup_die("bind mount", src);
+	if (mount(NULL, rel, NULL, MS_REMOUNT | MS_BIND | flags | setup_locked_flags(rel), NULL) < 0)
+		setup_die("remount", rel);
 }
 
 /* ------------------------------------------------------ the child's steps */
@@ -109,24 +70,24 @@ static void step_wait_and_become_root(struct inst *s)
 	close(s->sync_wr);
 	if (read_all(s->sync_rd, &go, 1) != 1) {
 		errno = EPIPE;
-		die("wait for launcher", NULL);
+		setup_die("wait for launcher", NULL);
 	}
 	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
-		die("become sandbox root", NULL);
+		setup_die("become sandbox root", NULL);
 	/* the credential change cleared it; a hang-up on the pipe means the
 	 * launcher died before it was re-armed */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		die("PR_SET_PDEATHSIG", NULL);
+		setup_die("PR_SET_PDEATHSIG", NULL);
 	struct pollfd p = {s->sync_rd, POLLIN, 0};
 	if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR))) {
 		errno = EPIPE;
-		die("launcher gone", NULL);
+		setup_die("launcher gone", NULL);
 	}
 	close(s->sync_rd);
 	if (sethostname("install", strlen("install")) < 0)
-		die("sethostname", NULL);
+		setup_die("sethostname", NULL);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		die("make mounts private", NULL);
+		setup_die("make mounts private", NULL);
 }
 
 /* root/ (tmpfs): /usr and the /lib* /bin /sbin links, a small /etc with the
@@ -137,7 +98,7 @@ static void step_root(const struct inst *s)
 {
 	const unsigned long ro = MS_RDONLY | MS_NOSUID | MS_NODEV;
 	if (mount("tmpfs", "root", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755") < 0)
-		die("mount tmpfs on", "root");
+		setup_die("mount tmpfs on", "root");
 	bind("/usr", "root/usr", ro, 0);
 	static const char *const top[] = {"lib", "lib32", "lib64", "libx32", "bin", "sbin"};
 	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++) {
@@ -148,22 +109,22 @@ static void step_root(const struct inst *s)
 		if (n >= 0) {
 			target[n] = '\0';
 			if (symlink(target, rel) < 0)
-				die("symlink", rel);
+				setup_die("symlink", rel);
 		} else if (errno == EINVAL) {
 			bind(src, rel, ro, 0);
 		}
 	}
-	make_dir("root/etc", 0755);
-	write_text("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"
-				      "sandbox:x:1000:1000:sandbox:/tmp:/bin/sh\n");
-	write_text("root/etc/group", "root:x:0:\nsandbox:x:1000:\n");
-	write_text("root/etc/hosts", "127.0.0.1 localhost install\n::1 localhost\n");
-	write_text("root/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n");
+	setup_make_dir("root/etc", 0755);
+	setup_write_text("root/etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"
+				      "sandbox:x:1000:1000:sandbox:/tmp:/bin/sh\n", 0644);
+	setup_write_text("root/etc/group", "root:x:0:\nsandbox:x:1000:\n", 0644);
+	setup_write_text("root/etc/hosts", "127.0.0.1 localhost install\n::1 localhost\n", 0644);
+	setup_write_text("root/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n", 0644);
 	bind("/etc/resolv.conf", "root/etc/resolv.conf", ro | MS_NOEXEC, 1);
 	bind("/etc/ssl", "root/etc/ssl", ro | MS_NOEXEC, 1);
 	bind("/etc/ca-certificates", "root/etc/ca-certificates", ro | MS_NOEXEC, 1);
 	bind("/etc/pip.conf", "root/etc/pip.conf", ro | MS_NOEXEC, 1);
-	make_dir("root/dev", 0755);
+	setup_make_dir("root/dev", 0755);
 	static const char *const dev[] = {"null", "zero", "random", "urandom"};
 	for (size_t i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) {
 		char src[32], rel[32];
@@ -171,34 +132,20 @@ static void step_root(const struct inst *s)
 		snprintf(rel, sizeof(rel), "root/dev/%s", dev[i]);
 		bind(src, rel, MS_NOSUID | MS_NOEXEC, 0);
 	}
-	make_dir("root/proc", 0555);
+	setup_make_dir("root/proc", 0555);
 	if (mount("proc", "root/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		die("mount proc", NULL);
+		setup_die("mount proc", NULL);
 	char opts[96];
 	snprintf(opts, sizeof(opts), "size=%llu,mode=1777",
 		 (unsigned long long)s->cfg->package_install_bytes);
-	make_dir("root/tmp", 01777);
+	setup_make_dir("root/tmp", 01777);
 	if (mount("tmpfs", "root/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
-		die("mount tmpfs on", "root/tmp");
-	make_dir("root/opt", 0755);
-	make_dir("root/opt/code-interpreter", 0755);
+		setup_die("mount tmpfs on", "root/tmp");
+	setup_make_dir("root/opt", 0755);
+	setup_make_dir("root/opt/code-interpreter", 0755);
 	bind(s->packages, "root" INSTALL_INSIDE_PACKAGES, MS_NOSUID | MS_NODEV, 0);
 	if (s->find_links_dir)
 		bind(s->cfg->pip_find_links, "root/find-links", ro | MS_NOEXEC, 0);
-}
-
-static void step_pivot(void)
-{
-	if (chdir("root") < 0)
-		die("chdir", "root");
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
-		die("pivot_root", NULL);
-	if (umount2(".", MNT_DETACH) < 0)
-		die("detach old root", NULL);
-	if (chdir("/") < 0)
-		die("chdir", "/");
-	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-		die("remount / read-only", NULL);
 }
 
 /* pip, as the locked-down sandbox user, with a known environment. */
@@ -240,25 +187,26 @@ __attribute__((noreturn)) static void exec_pip(const struct inst *s)
 	if (sbx_lockdown(cfg, 1) < 0)
 		_exit(1);
 	execve(argv[0], (char *const *)(void *)argv, (char *const *)(void *)envp);
-	die("exec", argv[0]);
+	setup_die("exec", argv[0]);
 }
 
 /* pid 1 of the install sandbox: the steps, then pip as its child. */
 static int child_main(struct inst *s)
 {
+	setup_set_name("install sandbox");
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		die("PR_SET_PDEATHSIG", NULL);
+		setup_die("PR_SET_PDEATHSIG", NULL);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (chdir(s->dir) < 0)
-		die("chdir", s->dir);
+		setup_die("chdir", s->dir);
 	step_wait_and_become_root(s);
 	step_root(s);
-	step_pivot();
+	setup_pivot();
 	pid_t pip = fork();
 	if (pip < 0)
-		die("fork", NULL);
+		setup_die("fork", NULL);
 	if (pip == 0)
 		exec_pip(s);
 	for (;;) {
@@ -278,21 +226,6 @@ static int fail(const char *step, const char *what)
 	log_error("install launcher: %s%s%s: %s", step, what ? " " : "", what ? what : "",
 		  strerror(errno));
 	return -1;
-}
-
-static int write_map(pid_t pid, const char *file, long base)
-{
-	char path[64], map[128];
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	snprintf(map, sizeof(map), "0 %ld 1\n%d %ld 1\n", base, SANDBOX_USER, base + SANDBOX_USER);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t w = write(fd, map, strlen(map));
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return w == (ssize_t)strlen(map) ? 0 : -1;
 }
 
 /* The cache's site-packages (owned by the sandbox user, so that pip running as
@@ -415,8 +348,8 @@ int install_run(const struct config *cfg, const char *id, const char *requiremen
 		_exit(child_main(&s));
 	close(s.sync_rd);
 	s.sync_rd = -1;
-	if (write_map(child, "uid_map", cfg->sandbox_uid_base) < 0 ||
-	    write_map(child, "gid_map", cfg->sandbox_uid_base) < 0) {
+	if (setup_write_id_map(child, "uid_map", cfg->sandbox_uid_base) < 0 ||
+	    setup_write_id_map(child, "gid_map", cfg->sandbox_uid_base) < 0) {
 		fail("write", "uid/gid map");
 		goto out;
 	}

@@ -19,8 +19,8 @@
 
 #include "log.h"
 #include "sbx_seccomp.h"
+#include "setup.h"
 
-#define SANDBOX_USER 1000
 
 static int memory_cgroup = -1; /* -1 unknown, else 0/1 */
 

@@ -18,7 +18,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -29,9 +28,9 @@
 #include "install.h"
 #include "log.h"
 #include "server.h"
+#include "setup.h"
 #include "util.h"
 
-#define SANDBOX_USER 1000
 #define INSIDE_SOCKET "/run/executor/executor.sock"
 #define INSIDE_RUNNER "/opt/code-interpreter/python"
 #define INSIDE_WORKSPACE "/workspace"
@@ -47,71 +46,16 @@ struct sbx {
 
 /* ------------------------------------------------- helpers of the child */
 
-/* A failed step inside the sandbox is fatal: name it, give errno, exit. */
-__attribute__((noreturn)) static void die(const char *step, const char *what)
-{
-	log_error("sandbox setup: %s%s%s: %s", step, what ? " " : "", what ? what : "",
-		  strerror(errno));
-	_exit(1);
-}
-
-static void write_text(const char *path, const char *text, mode_t mode)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || close(fd) < 0)
-		die("write", path);
-}
-
-static void make_dir(const char *path, mode_t mode)
-{
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		die("mkdir", path);
-}
-
-/* An empty regular file to bind a host file onto. */
-static void make_file(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || close(fd) < 0)
-		die("create mount point", path);
-}
-
 static void mount_tmpfs(const char *path, unsigned long flags, const char *opts)
 {
 	if (mount("tmpfs", path, "tmpfs", flags, opts) < 0)
-		die("mount tmpfs on", path);
-}
-
-/* The flags a bind mount carries from the mount it copies. In a user namespace
- * those of mounts inherited from the host are locked: a remount that leaves one
- * out fails with EPERM (bubblewrap does the same). */
-static unsigned long locked_flags(const char *path)
-{
-	struct statvfs sv;
-	if (statvfs(path, &sv) < 0)
-		die("statvfs", path);
-	unsigned long f = 0;
-	if (sv.f_flag & ST_NOSUID)
-		f |= MS_NOSUID;
-	if (sv.f_flag & ST_NODEV)
-		f |= MS_NODEV;
-	if (sv.f_flag & ST_NOEXEC)
-		f |= MS_NOEXEC;
-	if (sv.f_flag & ST_NOATIME)
-		f |= MS_NOATIME;
-	if (sv.f_flag & ST_NODIRATIME)
-		f |= MS_NODIRATIME;
-	if (sv.f_flag & ST_RELATIME)
-		f |= MS_RELATIME;
-	if (sv.f_flag & ST_RDONLY)
-		f |= MS_RDONLY;
-	return f;
+		setup_die("mount tmpfs on", path);
 }
 
 static void remount_one(const char *path, unsigned long flags)
 {
-	if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(path), NULL) < 0)
-		die("remount", path);
+	if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | setup_locked_flags(path), NULL) < 0)
+		setup_die("remount", path);
 }
 
 /* Undoes mountinfo's octal escapes (\040 for a space, ...) in place. */
@@ -140,11 +84,11 @@ static void remount_tree(const struct sbx *s, const char *rel, unsigned long fla
 	int n = snprintf(prefix, sizeof(prefix), "%s/%s/", s->dir, rel);
 	if (n < 0 || (size_t)n >= sizeof(prefix)) {
 		errno = ENAMETOOLONG;
-		die("remount", rel);
+		setup_die("remount", rel);
 	}
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
-		die("open", "/proc/self/mountinfo");
+		setup_die("open", "/proc/self/mountinfo");
 	char *line = NULL;
 	size_t cap = 0;
 	while (getline(&line, &cap, f) > 0) {
@@ -172,13 +116,13 @@ static void bind_path(const struct sbx *s, const char *src, const char *rel, uns
 {
 	struct stat st;
 	if (stat(src, &st) < 0)
-		die("stat", src);
+		setup_die("stat", src);
 	if (S_ISDIR(st.st_mode))
-		make_dir(rel, 0755);
+		setup_make_dir(rel, 0755);
 	else
-		make_file(rel);
+		setup_make_file(rel);
 	if (mount(src, rel, NULL, MS_BIND | MS_REC, NULL) < 0)
-		die("bind mount", src);
+		setup_die("bind mount", src);
 	/* only a directory can have submounts: a file is remounted alone, without
 	 * the scan of mountinfo (a good part of a sandbox's setup time) */
 	if (S_ISDIR(st.st_mode))
@@ -193,10 +137,10 @@ static void copy_symlink(const char *src, const char *rel)
 	char target[PATH_MAX];
 	ssize_t n = readlink(src, target, sizeof(target) - 1);
 	if (n < 0)
-		die("readlink", src);
+		setup_die("readlink", src);
 	target[n] = '\0';
 	if (symlink(target, rel) < 0)
-		die("symlink", rel);
+		setup_die("symlink", rel);
 }
 
 /* A host entry that may be a symlink, a directory, a file or missing. */
@@ -207,7 +151,7 @@ static void bind_or_link(const struct sbx *s, const char *src, const char *rel,
 	if (lstat(src, &st) < 0) {
 		if (errno == ENOENT)
 			return;
-		die("lstat", src);
+		setup_die("lstat", src);
 	}
 	if (S_ISLNK(st.st_mode))
 		copy_symlink(src, rel);
@@ -220,7 +164,7 @@ static void path_join(char *out, size_t cap, const char *a, const char *b)
 	int n = snprintf(out, cap, "%s/%s", a, b);
 	if (n < 0 || (size_t)n >= cap) {
 		errno = ENAMETOOLONG;
-		die("path", b);
+		setup_die("path", b);
 	}
 }
 
@@ -235,7 +179,7 @@ static void step_wait_for_launcher(struct sbx *s)
 	s->sync_wr = -1;
 	if (read_all(s->sync_rd, &go, 1) != 1) {
 		errno = EPIPE;
-		die("wait for launcher", NULL);
+		setup_die("wait for launcher", NULL);
 	}
 	sbx_set_memory_cgroup(go == 'M');
 }
@@ -245,18 +189,18 @@ static void step_wait_for_launcher(struct sbx *s)
 static void step_become_root(struct sbx *s)
 {
 	if (setresgid(0, 0, 0) < 0)
-		die("setresgid(0)", NULL);
+		setup_die("setresgid(0)", NULL);
 	if (setresuid(0, 0, 0) < 0)
-		die("setresuid(0)", NULL);
+		setup_die("setresuid(0)", NULL);
 	/* the credential change cleared it */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		die("PR_SET_PDEATHSIG", NULL);
+		setup_die("PR_SET_PDEATHSIG", NULL);
 	/* the launcher keeps its end open while alive: a hang-up means it died
 	 * before the death signal was re-armed */
 	struct pollfd p = {s->sync_rd, POLLIN, 0};
 	if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR))) {
 		errno = EPIPE;
-		die("launcher gone", NULL);
+		setup_die("launcher gone", NULL);
 	}
 	close(s->sync_rd);
 	s->sync_rd = -1;
@@ -266,13 +210,13 @@ static void step_namespaces_late(void)
 {
 	/* after the launcher moved us into our cgroups, so that they are our root */
 	if (unshare(CLONE_NEWCGROUP) < 0)
-		die("unshare(CLONE_NEWCGROUP)", NULL);
+		setup_die("unshare(CLONE_NEWCGROUP)", NULL);
 	if (sethostname("sandbox", strlen("sandbox")) < 0)
-		die("sethostname", NULL);
+		setup_die("sethostname", NULL);
 	if (setdomainname("", 0) < 0)
-		die("setdomainname", NULL);
+		setup_die("setdomainname", NULL);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		die("make mounts private", NULL);
+		setup_die("make mounts private", NULL);
 }
 
 /* The new root: a small tmpfs over the sandbox's `root` directory. */
@@ -301,21 +245,21 @@ static void step_etc(const struct sbx *s)
 		"alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts",
 		"matplotlibrc", "python3", "python3.11", "mime.types", "ssl", "localtime",
 	};
-	make_dir("root/etc", 0755);
+	setup_make_dir("root/etc", 0755);
 	for (size_t i = 0; i < sizeof(host) / sizeof(host[0]); i++) {
 		char src[64], rel[64];
 		snprintf(src, sizeof(src), "/etc/%s", host[i]);
 		snprintf(rel, sizeof(rel), "root/etc/%s", host[i]);
 		bind_or_link(s, src, rel, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
 	}
-	write_text("root/etc/passwd",
+	setup_write_text("root/etc/passwd",
 		   "root:x:0:0:root:/root:/bin/sh\n"
 		   "sandbox:x:1000:1000:sandbox:/tmp:/bin/sh\n"
 		   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", 0644);
-	write_text("root/etc/group", "root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n", 0644);
-	write_text("root/etc/hosts", "127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n", 0644);
-	write_text("root/etc/resolv.conf", "", 0644);
-	write_text("root/etc/nsswitch.conf",
+	setup_write_text("root/etc/group", "root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n", 0644);
+	setup_write_text("root/etc/hosts", "127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n", 0644);
+	setup_write_text("root/etc/resolv.conf", "", 0644);
+	setup_write_text("root/etc/nsswitch.conf",
 		   "passwd: files\ngroup: files\nshadow: files\nhosts: files\n"
 		   "networks: files\nprotocols: files\nservices: files\n", 0644);
 }
@@ -325,8 +269,8 @@ static void step_runner(const struct sbx *s)
 {
 	char src[PATH_MAX];
 	path_join(src, sizeof(src), s->cfg->data_dir, "executor/python");
-	make_dir("root/opt", 0755);
-	make_dir("root/opt/code-interpreter", 0755);
+	setup_make_dir("root/opt", 0755);
+	setup_make_dir("root/opt/code-interpreter", 0755);
 	bind_path(s, src, "root" INSIDE_RUNNER, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
 }
 
@@ -347,11 +291,11 @@ static void step_packages(const struct sbx *s)
 static void step_scratch(const struct sbx *s)
 {
 	char opts[128];
-	make_dir("root/workspace", 0755);
+	setup_make_dir("root/workspace", 0755);
 	snprintf(opts, sizeof(opts), "size=%llu,mode=0755,uid=%d,gid=%d",
 		 (unsigned long long)s->cfg->sandbox_workspace_bytes, SANDBOX_USER, SANDBOX_USER);
 	mount_tmpfs("root/workspace", MS_NOSUID | MS_NODEV, opts);
-	make_dir("root/tmp", 01777);
+	setup_make_dir("root/tmp", 01777);
 	snprintf(opts, sizeof(opts), "size=%llu,mode=1777",
 		 (unsigned long long)s->cfg->sandbox_tmp_bytes);
 	mount_tmpfs("root/tmp", MS_NOSUID | MS_NODEV, opts);
@@ -367,7 +311,7 @@ static void step_dev(const struct sbx *s)
 		{"/proc/self/fd/1", "root/dev/stdout"},
 		{"/proc/self/fd/2", "root/dev/stderr"},
 	};
-	make_dir("root/dev", 0755);
+	setup_make_dir("root/dev", 0755);
 	mount_tmpfs("root/dev", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755");
 	for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++) {
 		char src[32], rel[32];
@@ -377,12 +321,12 @@ static void step_dev(const struct sbx *s)
 	}
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
 		if (symlink(links[i][0], links[i][1]) < 0)
-			die("symlink", links[i][1]);
-	make_dir("root/dev/shm", 01777);
+			setup_die("symlink", links[i][1]);
+	setup_make_dir("root/dev/shm", 01777);
 	mount_tmpfs("root/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777");
 	if (mount(NULL, "root/dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
 		  NULL) < 0)
-		die("remount read-only", "/dev");
+		setup_die("remount read-only", "/dev");
 }
 
 /* A proc of our own pid namespace. Mounted while the host's proc is still in
@@ -390,36 +334,19 @@ static void step_dev(const struct sbx *s)
  * unobstructed one is already visible. */
 static void step_proc(void)
 {
-	make_dir("root/proc", 0555);
+	setup_make_dir("root/proc", 0555);
 	if (mount("proc", "root/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		die("mount proc", NULL);
+		setup_die("mount proc", NULL);
 }
 
 /* The socket directory, the only host directory the sandbox can write to. */
 static void step_socket_dir(void)
 {
-	make_dir("root/run", 0755);
-	make_dir("root/run/executor", 0700);
+	setup_make_dir("root/run", 0755);
+	setup_make_dir("root/run/executor", 0700);
 	if (mount("sock", "root/run/executor", NULL, MS_BIND, NULL) < 0)
-		die("bind mount", "sock");
+		setup_die("bind mount", "sock");
 	remount_one("root/run/executor", MS_NOSUID | MS_NODEV | MS_NOEXEC);
-}
-
-/* pivot_root into root/, detach the host's tree, make / read-only. */
-static void step_pivot(void)
-{
-	if (chdir("root") < 0)
-		die("chdir", "root");
-	/* pivot_root(".", "."): the old root ends up stacked on top of the new
-	 * one, and unmounting "." takes it away (as runc does). */
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
-		die("pivot_root", NULL);
-	if (umount2(".", MNT_DETACH) < 0)
-		die("detach old root", NULL);
-	if (chdir("/") < 0)
-		die("chdir", "/");
-	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-		die("remount / read-only", NULL);
 }
 
 /* Loopback up; it is the only interface of a new network namespace. */
@@ -430,12 +357,12 @@ static void step_loopback(void)
 	memcpy(ifr.ifr_name, "lo", 3);
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		die("socket", "for lo");
+		setup_die("socket", "for lo");
 	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-		die("SIOCGIFFLAGS", "lo");
+		setup_die("SIOCGIFFLAGS", "lo");
 	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
 	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
-		die("SIOCSIFFLAGS", "lo");
+		setup_die("SIOCSIFFLAGS", "lo");
 	close(fd);
 }
 
@@ -445,7 +372,7 @@ static void step_process(const struct sbx *s)
 {
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (null < 0 || dup2(null, STDIN_FILENO) < 0)
-		die("stdin", "/dev/null");
+		setup_die("stdin", "/dev/null");
 	if (null != STDIN_FILENO)
 		close(null);
 	if (s->ready_fd > 3)
@@ -462,14 +389,14 @@ static void step_process(const struct sbx *s)
 		if (strncmp(*e, "APP_", 4) == 0)
 			keep[k++] = xstrdup(*e);
 	if (clearenv() != 0)
-		die("clearenv", NULL);
+		setup_die("clearenv", NULL);
 	for (size_t i = 0; i < k; i++)
 		if (putenv(keep[i]) != 0) /* putenv keeps the string: not freed */
-			die("putenv", NULL);
+			setup_die("putenv", NULL);
 	free(keep);
 	if (setenv("PATH", "/usr/local/bin:/usr/bin:/bin", 1) < 0 || setenv("HOME", "/tmp", 1) < 0 ||
 	    setenv("TMPDIR", "/tmp", 1) < 0 || setenv("LANG", "C.UTF-8", 1) < 0)
-		die("setenv", NULL);
+		setup_die("setenv", NULL);
 	umask(022);
 }
 
@@ -496,12 +423,12 @@ static void smoke_run(const struct sbx *s)
 		close(s->ready_fd);
 	pid_t pid = smoke_lockdown ? fork() : 0;
 	if (pid < 0)
-		die("fork", NULL);
+		setup_die("fork", NULL);
 	if (pid == 0) {
 		if (smoke_lockdown && sbx_lockdown(s->cfg, 1) < 0)
 			_exit(1);
 		execl("/bin/sh", "sh", "-c", smoke_cmd, (char *)NULL);
-		die("exec", "/bin/sh");
+		setup_die("exec", "/bin/sh");
 	}
 	for (;;) {
 		int status;
@@ -518,7 +445,7 @@ static void smoke_run(const struct sbx *s)
 static int child_main(struct sbx *s)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		die("PR_SET_PDEATHSIG", NULL);
+		setup_die("PR_SET_PDEATHSIG", NULL);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -527,7 +454,7 @@ static int child_main(struct sbx *s)
 	 * Done before the uid change: we still count as the owner of the host's
 	 * root-owned (possibly 0700) directories above it. */
 	if (chdir(s->dir) < 0)
-		die("chdir", s->dir);
+		setup_die("chdir", s->dir);
 #ifdef SBX_SMOKE_HOOK
 	smoke_save();
 #endif
@@ -543,7 +470,7 @@ static int child_main(struct sbx *s)
 	step_dev(s);
 	step_proc();
 	step_socket_dir();
-	step_pivot();
+	setup_pivot();
 	step_loopback();
 	step_process(s);
 #ifdef SBX_SMOKE_HOOK
@@ -568,22 +495,6 @@ static int launch_fail(const char *step, const char *what)
 	log_error("sandbox launcher: %s%s%s: %s", step, what ? " " : "", what ? what : "",
 		  strerror(errno));
 	return 1;
-}
-
-static int write_map(pid_t pid, const char *file, long base)
-{
-	char path[64], map[128];
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	snprintf(map, sizeof(map), "0 %ld 1\n%d %ld 1\n", base, SANDBOX_USER, base + SANDBOX_USER);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	/* one write(): the kernel takes the map in a single call only */
-	ssize_t w = write(fd, map, strlen(map));
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return w == (ssize_t)strlen(map) ? 0 : -1;
 }
 
 /* Creates run_dir/sandboxes/ID with root/ and sock/ (owned by the host uid
@@ -696,11 +607,11 @@ static int spawn(struct sbx *s, const char *dir, pid_t *child_out, int *sync_wr_
 		goto out;
 	}
 	/* uid/gid maps: sandbox root and the sandbox user */
-	if (write_map(child, "uid_map", cfg->sandbox_uid_base) < 0) {
+	if (setup_write_id_map(child, "uid_map", cfg->sandbox_uid_base) < 0) {
 		launch_fail("write", "uid_map");
 		goto out;
 	}
-	if (write_map(child, "gid_map", cfg->sandbox_uid_base) < 0) {
+	if (setup_write_id_map(child, "gid_map", cfg->sandbox_uid_base) < 0) {
 		launch_fail("write", "gid_map");
 		goto out;
 	}
