@@ -214,6 +214,7 @@ static void on_ready(struct manager *m, struct sandbox *s)
 	if (r == 1 && b == 'R') {
 		s->ready = 1;
 		m->failures = 0;
+		/* if the database is busy, sweep_row records it on a later pass */
 		db_sandbox_set_state(m->db, s->id, "ready", now_ms());
 		log_debug("sandbox %s: ready in %lld ms", s->id, (long long)(monotonic_ms() - s->started_ms));
 		return;
@@ -247,6 +248,10 @@ static void sweep_row(const struct db_sandbox *row, void *arg)
 		int64_t limit = (int64_t)(m->cfg->max_execution_timeout * 1000) + 120000;
 		if ((row->claimer > 0 && kill(row->claimer, 0) < 0 && errno == ESRCH) || age > limit)
 			kill_sandbox(s, "its worker is gone");
+	} else if (strcmp(row->state, "starting") == 0 && s->ready && !s->killed) {
+		/* ready, but the database was busy when on_ready recorded it */
+		if (db_sandbox_set_state(m->db, s->id, "ready", now_ms()) == DB_OK)
+			log_info("sandbox %s: readiness recorded late (the database was busy)", s->id);
 	}
 }
 
