@@ -58,7 +58,7 @@ struct db_file { const char *path; const char *object_id; };
 
 struct db_execution {
 	const char *id;          /* UUID text */
-	const char *kind;        /* "execute", later "custom-tool" */
+	const char *kind;        /* "execute", "parse-custom-tool", "execute-custom-tool" */
 	int64_t started_ms;      /* unix epoch milliseconds */
 	int64_t finished_ms;
 	int exit_code;
