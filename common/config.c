@@ -1,5 +1,5 @@
 /* config: see config.h. The table below is the single list of options; the
- * README's configuration table is generated from it (`code-interpreter --help`). */
+ * README's configuration table is generated from it (`code-interpreter --config-markdown`). */
 #include "config.h"
 
 #include <errno.h>
@@ -24,7 +24,7 @@ extern char **environ;
 enum opt_type { T_INT, T_U64_MB, T_U64, T_DOUBLE, T_STR, T_BOOL };
 
 struct opt {
-	const char *name;
+	struct config_option doc;
 	enum opt_type type;
 	size_t offset;
 	const char *def;
@@ -34,129 +34,137 @@ struct opt {
 #define DEFAULT_RESOURCES \
 	"{\"requests\":{\"cpu\":\"100m\",\"memory\":\"256Mi\"},\"limits\":{\"cpu\":\"1\",\"memory\":\"1Gi\"}}"
 
-#define F(field) offsetof(struct config, field)
+/* One entry per option: name, type, field, default, range (numbers), and for
+ * --help and the README the default as shown (when it is not the literal value)
+ * and the meaning. */
+#define OPT(name, type, field, def, min, max, meaning) \
+	{{name, def, meaning}, type, offsetof(struct config, field), def, min, max}
+#define OPT_SHOWN(name, type, field, def, min, max, shown, meaning) \
+	{{name, shown, meaning}, type, offsetof(struct config, field), def, min, max}
 static const struct opt opts[] = {
-	{"APP_HTTP_PORT", T_INT, F(http_port), "50081", 1, 65535},
-	{"APP_MAX_REQUEST_BYTES", T_U64, F(max_request_bytes), "16777216", 1024, 1e12},
-	{"APP_WORKERS", T_INT, F(workers), "8", 1, 256},
-	{"APP_RUN_DIR", T_STR, F(run_dir), "/run/code-interpreter", 0, 0},
-	{"APP_FCGI_SOCKET", T_STR, F(fcgi_socket), "", 0, 0},
-	{"APP_DATA_DIR", T_STR, F(data_dir), DATADIR, 0, 0},
-	{"APP_EXECUTOR_BIN", T_STR, F(executor_bin), "", 0, 0},
-	{"APP_START_LIGHTTPD", T_BOOL, F(start_lighttpd), "1", 0, 1},
-	{"APP_LIGHTTPD_BIN", T_STR, F(lighttpd_bin), "/usr/sbin/lighttpd", 0, 0},
-	{"APP_EXECUTION_TIMEOUT", T_DOUBLE, F(execution_timeout), "60", 0.001, 86400},
-	{"APP_MAX_EXECUTION_TIMEOUT", T_DOUBLE, F(max_execution_timeout), "600", 0.001, 86400},
-	{"APP_MAX_OUTPUT_BYTES", T_U64, F(max_output_bytes), "1048576", 64, 1e10},
-	{"APP_EXECUTOR_BACKEND", T_STR, F(backend), "local", 0, 0},
-	{"APP_EXECUTOR_POOL_SIZE", T_INT, F(pool_size), "4", 0, 1024},
-	{"APP_CLAIM_TIMEOUT", T_DOUBLE, F(claim_timeout), "30", 0, 3600},
-	{"APP_SANDBOX_START_TIMEOUT", T_DOUBLE, F(sandbox_start_timeout), "60", 1, 3600},
-	{"APP_PYTHON", T_STR, F(python), "/usr/bin/python3", 0, 0},
-	{"APP_ZYGOTE", T_INT, F(zygote), "1", 0, 1},
-	{"APP_PRELOAD_MODULES", T_STR, F(preload_modules), "numpy,pandas", 0, 0},
-	{"APP_SANDBOX_MEMORY_MB", T_U64_MB, F(sandbox_memory_bytes), "1024", 32, 1e7},
-	{"APP_SANDBOX_PIDS", T_INT, F(sandbox_pids), "256", 8, 1000000},
-	{"APP_SANDBOX_WORKSPACE_MB", T_U64_MB, F(sandbox_workspace_bytes), "512", 1, 1e7},
-	{"APP_SANDBOX_TMP_MB", T_U64_MB, F(sandbox_tmp_bytes), "256", 1, 1e7},
-	{"APP_SANDBOX_FILE_MB", T_U64_MB, F(sandbox_file_bytes), "256", 1, 1e7},
-	{"APP_SANDBOX_OPEN_FILES", T_INT, F(sandbox_open_files), "256", 16, 1048576},
-	{"APP_SANDBOX_CPU_SECONDS", T_INT, F(sandbox_cpu_seconds), "600", 1, 86400},
-	{"APP_SANDBOX_UID_BASE", T_INT, F(sandbox_uid_base), "1000000", 1000, 2000000000},
-	{"APP_CGROUP_PARENT", T_STR, F(cgroup_parent), "code-interpreter", 0, 0},
-	{"APP_PACKAGE_INSTALL", T_BOOL, F(package_install), "1", 0, 1},
-	{"APP_PACKAGE_CACHE", T_STR, F(package_cache), "/var/lib/code-interpreter/packages", 0, 0},
-	{"APP_PACKAGE_MAP", T_STR, F(package_map), "", 0, 0},
-	{"APP_PIP_INDEX_URL", T_STR, F(pip_index_url), "", 0, 0},
-	{"APP_PIP_FIND_LINKS", T_STR, F(pip_find_links), "", 0, 0},
-	{"APP_PACKAGE_INSTALL_TIMEOUT", T_DOUBLE, F(package_install_timeout), "300", 1, 86400},
-	{"APP_PACKAGE_INSTALL_MB", T_U64_MB, F(package_install_bytes), "1024", 16, 1e7},
-	{"APP_FILE_STORAGE_PATH", T_STR, F(file_storage_path), "/var/lib/code-interpreter/objects", 0, 0},
-	{"APP_DB_PATH", T_STR, F(db_path), "/var/lib/code-interpreter/code-interpreter.db", 0, 0},
-	{"APP_MAX_FILE_BYTES", T_U64, F(max_file_bytes), "268435456", 1, 1e12},
-	{"APP_CLEANUP_INTERVAL", T_DOUBLE, F(cleanup_interval), "3600", 1, 1e9},
-	{"APP_FILE_TTL", T_DOUBLE, F(file_ttl), "604800", 0, 1e10},
-	{"APP_AUDIT_RETENTION", T_DOUBLE, F(audit_retention), "2592000", 0, 1e10},
-	{"APP_LOG_LEVEL", T_STR, F(log_level), "info", 0, 0},
-	{"APP_LOG_FORMAT", T_STR, F(log_format), "text", 0, 0},
-	{"APP_EXECUTOR_POD_QUEUE_TARGET_LENGTH", T_INT, F(pod_queue_target), "5", 0, 1024},
-	{"APP_EXECUTOR_IMAGE", T_STR, F(executor_image), "code-interpreter-executor:latest", 0, 0},
-	{"APP_EXECUTOR_CONTAINER_RESOURCES", T_STR, F(executor_resources), DEFAULT_RESOURCES, 0, 0},
-	{"APP_EXECUTOR_POD_SPEC_EXTRA", T_STR, F(pod_spec_extra), "{}", 0, 0},
-	{"APP_EXECUTOR_POD_NAME_PREFIX", T_STR, F(pod_name_prefix), "code-executor-", 0, 0},
-	{"APP_EXECUTOR_RUNTIME_CLASS", T_STR, F(runtime_class), "", 0, 0},
-	{"APP_EXECUTOR_POD_DEADLINE", T_INT, F(pod_deadline), "3600", 60, 604800},
-	{"APP_KUBERNETES_API_URL", T_STR, F(k8s_api_url), "", 0, 0},
-	{"APP_KUBERNETES_TOKEN_FILE", T_STR, F(k8s_token_file), "", 0, 0},
-	{"APP_KUBERNETES_CA_FILE", T_STR, F(k8s_ca_file), "", 0, 0},
-	{"APP_KUBERNETES_NAMESPACE", T_STR, F(k8s_namespace), "", 0, 0},
-	{"APP_KUBERNETES_INSTANCE", T_STR, F(k8s_instance), "", 0, 0},
-	{"APP_KUBERNETES_POD_NAME", T_STR, F(k8s_pod_name), "", 0, 0},
-	{"APP_KUBERNETES_POD_UID", T_STR, F(k8s_pod_uid), "", 0, 0},
-	{NULL, T_INT, 0, NULL, 0, 0},
+	OPT("APP_HTTP_PORT", T_INT, http_port, "50081", 1, 65535,
+	    "TCP port lighttpd listens on"),
+	OPT("APP_MAX_REQUEST_BYTES", T_U64, max_request_bytes, "16777216", 1024, 1e12,
+	    "largest request body accepted (413 above)"),
+	OPT("APP_WORKERS", T_INT, workers, "8", 1, 256,
+	    "FastCGI worker processes (one request each at a time)"),
+	OPT("APP_RUN_DIR", T_STR, run_dir, "/run/code-interpreter", 0, 0,
+	    "sockets, lighttpd config and sandbox mount points"),
+	OPT_SHOWN("APP_FCGI_SOCKET", T_STR, fcgi_socket, "", 0, 0, "$APP_RUN_DIR/fcgi.sock",
+	    "FastCGI socket between lighttpd and the service"),
+	OPT_SHOWN("APP_DATA_DIR", T_STR, data_dir, DATADIR, 0, 0, "the source tree",
+	    "where migrations/, executor/python/ and lighttpd/ are read from"),
+	OPT_SHOWN("APP_EXECUTOR_BIN", T_STR, executor_bin, "", 0, 0, "executor beside the service binary",
+	    "the executor binary"),
+	OPT("APP_START_LIGHTTPD", T_BOOL, start_lighttpd, "1", 0, 1,
+	    "1: the master starts and supervises lighttpd; 0: lighttpd runs elsewhere"),
+	OPT("APP_LIGHTTPD_BIN", T_STR, lighttpd_bin, "/usr/sbin/lighttpd", 0, 0,
+	    "the lighttpd binary"),
+	OPT("APP_EXECUTION_TIMEOUT", T_DOUBLE, execution_timeout, "60", 0.001, 86400,
+	    "seconds a run may take when the request gives no timeout"),
+	OPT("APP_MAX_EXECUTION_TIMEOUT", T_DOUBLE, max_execution_timeout, "600", 0.001, 86400,
+	    "largest timeout a request may ask for"),
+	OPT("APP_MAX_OUTPUT_BYTES", T_U64, max_output_bytes, "1048576", 64, 1e10,
+	    "cap on stdout and on stderr of one run"),
+	OPT("APP_EXECUTOR_BACKEND", T_STR, backend, "local", 0, 0,
+	    "local (namespaces on this machine) or kubernetes (executor pods)"),
+	OPT("APP_EXECUTOR_POOL_SIZE", T_INT, pool_size, "4", 0, 1024,
+	    "warm sandboxes kept ready"),
+	OPT("APP_CLAIM_TIMEOUT", T_DOUBLE, claim_timeout, "30", 0, 3600,
+	    "seconds a request waits for a warm sandbox before 503"),
+	OPT("APP_SANDBOX_START_TIMEOUT", T_DOUBLE, sandbox_start_timeout, "60", 1, 3600,
+	    "seconds a sandbox may take to become ready"),
+	OPT("APP_PYTHON", T_STR, python, "/usr/bin/python3", 0, 0,
+	    "the interpreter inside sandboxes"),
+	OPT("APP_ZYGOTE", T_INT, zygote, "1", 0, 1,
+	    "1: local sandboxes are forked from one warm interpreter (`executor zygote`); 0: each sandbox starts python itself"),
+	OPT("APP_PRELOAD_MODULES", T_STR, preload_modules, "numpy,pandas", 0, 0,
+	    "modules the warm runner imports before a run"),
+	OPT("APP_SANDBOX_MEMORY_MB", T_U64_MB, sandbox_memory_bytes, "1024", 32, 1e7,
+	    "memory limit of one sandbox (cgroup; RLIMIT_AS fallback)"),
+	OPT("APP_SANDBOX_PIDS", T_INT, sandbox_pids, "256", 8, 1000000,
+	    "process/thread limit of one sandbox (cgroup pids and RLIMIT_NPROC)"),
+	OPT("APP_SANDBOX_WORKSPACE_MB", T_U64_MB, sandbox_workspace_bytes, "512", 1, 1e7,
+	    "size of the /workspace tmpfs"),
+	OPT("APP_SANDBOX_TMP_MB", T_U64_MB, sandbox_tmp_bytes, "256", 1, 1e7,
+	    "size of the /tmp tmpfs"),
+	OPT("APP_SANDBOX_FILE_MB", T_U64_MB, sandbox_file_bytes, "256", 1, 1e7,
+	    "largest file the code may write (RLIMIT_FSIZE)"),
+	OPT("APP_SANDBOX_OPEN_FILES", T_INT, sandbox_open_files, "256", 16, 1048576,
+	    "open files per process (RLIMIT_NOFILE)"),
+	OPT("APP_SANDBOX_CPU_SECONDS", T_INT, sandbox_cpu_seconds, "600", 1, 86400,
+	    "CPU seconds per process (RLIMIT_CPU)"),
+	OPT("APP_SANDBOX_UID_BASE", T_INT, sandbox_uid_base, "1000000", 1000, 2000000000,
+	    "host uid/gid that sandbox root maps to; the sandbox user is base+1000"),
+	OPT("APP_CGROUP_PARENT", T_STR, cgroup_parent, "code-interpreter", 0, 0,
+	    "cgroup under which per-sandbox groups are made"),
+	OPT("APP_PACKAGE_INSTALL", T_BOOL, package_install, "1", 0, 1,
+	    "1: imports the sandbox cannot find (and `!pip install` lines) are installed with pip into the package cache before the run; 0: off"),
+	OPT("APP_PACKAGE_CACHE", T_STR, package_cache, "/var/lib/code-interpreter/packages", 0, 0,
+	    "the shared package cache (site-packages/ in it is mounted read-only into every sandbox)"),
+	OPT_SHOWN("APP_PACKAGE_MAP", T_STR, package_map, "", 0, 0, "(none)",
+	    "JSON file {\"module\": \"distribution\"} whose entries override executor/python/package_map.json"),
+	OPT_SHOWN("APP_PIP_INDEX_URL", T_STR, pip_index_url, "", 0, 0, "(pip's default)",
+	    "package index pip installs from (--index-url)"),
+	OPT_SHOWN("APP_PIP_FIND_LINKS", T_STR, pip_find_links, "", 0, 0, "(none)",
+	    "a directory of wheels or a URL for pip's --find-links; with a directory and no APP_PIP_INDEX_URL pip uses only it (--no-index)"),
+	OPT("APP_PACKAGE_INSTALL_TIMEOUT", T_DOUBLE, package_install_timeout, "300", 1, 86400,
+	    "seconds one pip run may take"),
+	OPT("APP_PACKAGE_INSTALL_MB", T_U64_MB, package_install_bytes, "1024", 16, 1e7,
+	    "size of the install sandbox's /tmp, where pip downloads and unpacks: the largest package set one install may bring"),
+	OPT("APP_FILE_STORAGE_PATH", T_STR, file_storage_path, "/var/lib/code-interpreter/objects", 0, 0,
+	    "the object store directory"),
+	OPT("APP_DB_PATH", T_STR, db_path, "/var/lib/code-interpreter/code-interpreter.db", 0, 0,
+	    "the SQLite database"),
+	OPT("APP_MAX_FILE_BYTES", T_U64, max_file_bytes, "268435456", 1, 1e12,
+	    "largest file taken into the store"),
+	OPT("APP_CLEANUP_INTERVAL", T_DOUBLE, cleanup_interval, "3600", 1, 1e9,
+	    "seconds between cleanups (a child of the master runs them)"),
+	OPT("APP_FILE_TTL", T_DOUBLE, file_ttl, "604800", 0, 1e10,
+	    "seconds an unused object is kept (0: removed by the next cleanup)"),
+	OPT("APP_AUDIT_RETENTION", T_DOUBLE, audit_retention, "2592000", 0, 1e10,
+	    "seconds execution records are kept (0: removed by the next cleanup)"),
+	OPT("APP_LOG_LEVEL", T_STR, log_level, "info", 0, 0,
+	    "debug, info, warn or error"),
+	OPT("APP_LOG_FORMAT", T_STR, log_format, "text", 0, 0,
+	    "text, or json for one JSON object per line"),
+	OPT("APP_EXECUTOR_POD_QUEUE_TARGET_LENGTH", T_INT, pod_queue_target, "5", 0, 1024,
+	    "kubernetes: ready executor pods kept waiting (replaces APP_EXECUTOR_POOL_SIZE)"),
+	OPT("APP_EXECUTOR_IMAGE", T_STR, executor_image, "code-interpreter-executor:latest", 0, 0,
+	    "kubernetes: the executor image (executor/Dockerfile)"),
+	OPT_SHOWN("APP_EXECUTOR_CONTAINER_RESOURCES", T_STR, executor_resources, DEFAULT_RESOURCES, 0, 0, "requests 100m/256Mi, limits 1/1Gi",
+	    "kubernetes: the executor container's resources, as JSON"),
+	OPT("APP_EXECUTOR_POD_SPEC_EXTRA", T_STR, pod_spec_extra, "{}", 0, 0,
+	    "kubernetes: JSON merged into each executor pod's spec (merge-patch rules)"),
+	OPT("APP_EXECUTOR_POD_NAME_PREFIX", T_STR, pod_name_prefix, "code-executor-", 0, 0,
+	    "kubernetes: prefix of executor pod names"),
+	OPT_SHOWN("APP_EXECUTOR_RUNTIME_CLASS", T_STR, runtime_class, "", 0, 0, "(none)",
+	    "kubernetes: runtimeClassName of executor pods, e.g. gvisor"),
+	OPT("APP_EXECUTOR_POD_DEADLINE", T_INT, pod_deadline, "3600", 60, 604800,
+	    "kubernetes: activeDeadlineSeconds of an executor pod (warm time included)"),
+	OPT_SHOWN("APP_KUBERNETES_API_URL", T_STR, k8s_api_url, "", 0, 0, "(in cluster)",
+	    "kubernetes: API server URL, e.g. http://127.0.0.1:8001 for kubectl proxy"),
+	OPT_SHOWN("APP_KUBERNETES_TOKEN_FILE", T_STR, k8s_token_file, "", 0, 0, "the service-account token",
+	    "kubernetes: bearer token file, re-read every minute and after a 401"),
+	OPT_SHOWN("APP_KUBERNETES_CA_FILE", T_STR, k8s_ca_file, "", 0, 0, "the service-account ca.crt",
+	    "kubernetes: CA bundle for the API server's certificate"),
+	OPT_SHOWN("APP_KUBERNETES_NAMESPACE", T_STR, k8s_namespace, "", 0, 0, "the service account's",
+	    "kubernetes: namespace of the executor pods"),
+	OPT_SHOWN("APP_KUBERNETES_INSTANCE", T_STR, k8s_instance, "", 0, 0, "APP_KUBERNETES_POD_NAME or the host name",
+	    "kubernetes: label value naming this service instance; its leftover pods are deleted at start"),
+	OPT_SHOWN("APP_KUBERNETES_POD_NAME", T_STR, k8s_pod_name, "", 0, 0, "(none)",
+	    "kubernetes: the service's own pod name (downward API), for ownerReferences"),
+	OPT_SHOWN("APP_KUBERNETES_POD_UID", T_STR, k8s_pod_uid, "", 0, 0, "(none)",
+	    "kubernetes: the service's own pod uid (downward API), for ownerReferences"),
+	{{NULL, NULL, NULL}, T_INT, 0, NULL, 0, 0},
 };
-#undef F
+#undef OPT
+#undef OPT_SHOWN
 
-const struct config_option config_options[] = {
-	{"APP_HTTP_PORT", "50081", "TCP port lighttpd listens on"},
-	{"APP_MAX_REQUEST_BYTES", "16777216", "largest request body accepted (413 above)"},
-	{"APP_WORKERS", "8", "FastCGI worker processes (one request each at a time)"},
-	{"APP_RUN_DIR", "/run/code-interpreter", "sockets, lighttpd config and sandbox mount points"},
-	{"APP_FCGI_SOCKET", "$APP_RUN_DIR/fcgi.sock", "FastCGI socket between lighttpd and the service"},
-	{"APP_DATA_DIR", "the source tree", "where migrations/, executor/python/ and lighttpd/ are read from"},
-	{"APP_EXECUTOR_BIN", "executor beside the service binary", "the executor binary"},
-	{"APP_START_LIGHTTPD", "1", "1: the master starts and supervises lighttpd; 0: lighttpd runs elsewhere"},
-	{"APP_LIGHTTPD_BIN", "/usr/sbin/lighttpd", "the lighttpd binary"},
-	{"APP_EXECUTION_TIMEOUT", "60", "seconds a run may take when the request gives no timeout"},
-	{"APP_MAX_EXECUTION_TIMEOUT", "600", "largest timeout a request may ask for"},
-	{"APP_MAX_OUTPUT_BYTES", "1048576", "cap on stdout and on stderr of one run"},
-	{"APP_EXECUTOR_BACKEND", "local", "local (namespaces on this machine) or kubernetes (executor pods)"},
-	{"APP_EXECUTOR_POOL_SIZE", "4", "warm sandboxes kept ready"},
-	{"APP_CLAIM_TIMEOUT", "30", "seconds a request waits for a warm sandbox before 503"},
-	{"APP_SANDBOX_START_TIMEOUT", "60", "seconds a sandbox may take to become ready"},
-	{"APP_PYTHON", "/usr/bin/python3", "the interpreter inside sandboxes"},
-	{"APP_ZYGOTE", "1", "1: local sandboxes are forked from one warm interpreter (executor zygote); 0: each starts python itself"},
-	{"APP_PRELOAD_MODULES", "numpy,pandas", "modules the warm runner imports before a run"},
-	{"APP_SANDBOX_MEMORY_MB", "1024", "memory limit of one sandbox (cgroup; RLIMIT_AS fallback)"},
-	{"APP_SANDBOX_PIDS", "256", "process/thread limit of one sandbox (cgroup pids and RLIMIT_NPROC)"},
-	{"APP_SANDBOX_WORKSPACE_MB", "512", "size of the /workspace tmpfs"},
-	{"APP_SANDBOX_TMP_MB", "256", "size of the /tmp tmpfs"},
-	{"APP_SANDBOX_FILE_MB", "256", "largest file the code may write (RLIMIT_FSIZE)"},
-	{"APP_SANDBOX_OPEN_FILES", "256", "open files per process (RLIMIT_NOFILE)"},
-	{"APP_SANDBOX_CPU_SECONDS", "600", "CPU seconds per process (RLIMIT_CPU)"},
-	{"APP_SANDBOX_UID_BASE", "1000000", "host uid/gid that sandbox root maps to; the sandbox user is base+1000"},
-	{"APP_CGROUP_PARENT", "code-interpreter", "cgroup under which per-sandbox groups are made"},
-	{"APP_PACKAGE_INSTALL", "1", "1: imports the sandbox cannot find (and `!pip install` lines) are installed with pip into the package cache before the run; 0: off"},
-	{"APP_PACKAGE_CACHE", "/var/lib/code-interpreter/packages", "the shared package cache (site-packages/ in it is mounted read-only into every sandbox)"},
-	{"APP_PACKAGE_MAP", "(none)", "JSON file {\"module\": \"distribution\"} whose entries override executor/python/package_map.json"},
-	{"APP_PIP_INDEX_URL", "(pip's default)", "package index pip installs from (--index-url)"},
-	{"APP_PIP_FIND_LINKS", "(none)", "a directory of wheels or a URL for pip's --find-links; with a directory and no APP_PIP_INDEX_URL pip uses only it (--no-index)"},
-	{"APP_PACKAGE_INSTALL_TIMEOUT", "300", "seconds one pip run may take"},
-	{"APP_PACKAGE_INSTALL_MB", "1024", "size of the install sandbox's /tmp, where pip downloads and unpacks: the largest package set one install may bring"},
-	{"APP_FILE_STORAGE_PATH", "/var/lib/code-interpreter/objects", "the object store directory"},
-	{"APP_DB_PATH", "/var/lib/code-interpreter/code-interpreter.db", "the SQLite database"},
-	{"APP_MAX_FILE_BYTES", "268435456", "largest file taken into the store"},
-	{"APP_CLEANUP_INTERVAL", "3600", "seconds between cleanups (a child of the master runs them)"},
-	{"APP_FILE_TTL", "604800", "seconds an unused object is kept (0: removed by the next cleanup)"},
-	{"APP_AUDIT_RETENTION", "2592000", "seconds execution records are kept (0: removed by the next cleanup)"},
-	{"APP_LOG_LEVEL", "info", "debug, info, warn or error"},
-	{"APP_LOG_FORMAT", "text", "text, or json for one JSON object per line"},
-	{"APP_EXECUTOR_POD_QUEUE_TARGET_LENGTH", "5", "kubernetes: ready executor pods kept waiting (replaces APP_EXECUTOR_POOL_SIZE)"},
-	{"APP_EXECUTOR_IMAGE", "code-interpreter-executor:latest", "kubernetes: the executor image (executor/Dockerfile)"},
-	{"APP_EXECUTOR_CONTAINER_RESOURCES", "requests 100m/256Mi, limits 1/1Gi", "kubernetes: the executor container's resources, as JSON"},
-	{"APP_EXECUTOR_POD_SPEC_EXTRA", "{}", "kubernetes: JSON merged into each executor pod's spec (merge-patch rules)"},
-	{"APP_EXECUTOR_POD_NAME_PREFIX", "code-executor-", "kubernetes: prefix of executor pod names"},
-	{"APP_EXECUTOR_RUNTIME_CLASS", "(none)", "kubernetes: runtimeClassName of executor pods, e.g. gvisor"},
-	{"APP_EXECUTOR_POD_DEADLINE", "3600", "kubernetes: activeDeadlineSeconds of an executor pod (warm time included)"},
-	{"APP_KUBERNETES_API_URL", "(in cluster)", "kubernetes: API server URL, e.g. http://127.0.0.1:8001 for kubectl proxy"},
-	{"APP_KUBERNETES_TOKEN_FILE", "the service-account token", "kubernetes: bearer token file, re-read every minute and after a 401"},
-	{"APP_KUBERNETES_CA_FILE", "the service-account ca.crt", "kubernetes: CA bundle for the API server's certificate"},
-	{"APP_KUBERNETES_NAMESPACE", "the service account's", "kubernetes: namespace of the executor pods"},
-	{"APP_KUBERNETES_INSTANCE", "APP_KUBERNETES_POD_NAME or the host name", "kubernetes: label value naming this service instance; its leftover pods are deleted at start"},
-	{"APP_KUBERNETES_POD_NAME", "(none)", "kubernetes: the service's own pod name (downward API), for ownerReferences"},
-	{"APP_KUBERNETES_POD_UID", "(none)", "kubernetes: the service's own pod uid (downward API), for ownerReferences"},
-	{NULL, NULL, NULL},
-};
+const struct config_option *config_option(size_t i)
+{
+	return i < sizeof(opts) / sizeof(opts[0]) - 1 ? &opts[i].doc : NULL;
+}
 
 static const char *env_get(char *const *envp, const char *name)
 {
@@ -197,8 +205,8 @@ int config_load(struct config *cfg, char *const *envp, char *err, size_t errlen)
 	memset(cfg, 0, sizeof(*cfg));
 	if (!envp)
 		envp = environ;
-	for (const struct opt *o = opts; o->name; o++) {
-		const char *v = env_get(envp, o->name);
+	for (const struct opt *o = opts; o->doc.name; o++) {
+		const char *v = env_get(envp, o->doc.name);
 		if (!v || !*v)
 			v = o->def;
 		char *field = (char *)cfg + o->offset;
@@ -209,7 +217,7 @@ int config_load(struct config *cfg, char *const *envp, char *err, size_t errlen)
 		double d;
 		if (parse_number(v, &d) < 0 || d < o->min || d > o->max ||
 		    (o->type != T_DOUBLE && d != floor(d))) {
-			snprintf(err, errlen, "%s=%s: expected a %s between %g and %g", o->name, v,
+			snprintf(err, errlen, "%s=%s: expected a %s between %g and %g", o->doc.name, v,
 				 o->type == T_DOUBLE ? "number" : "whole number", o->min, o->max);
 			config_release(cfg);
 			return -1;
@@ -286,7 +294,7 @@ int config_load(struct config *cfg, char *const *envp, char *err, size_t errlen)
 
 void config_release(struct config *cfg)
 {
-	for (const struct opt *o = opts; o->name; o++) {
+	for (const struct opt *o = opts; o->doc.name; o++) {
 		if (o->type != T_STR)
 			continue;
 		char **p = (char **)(void *)((char *)cfg + o->offset);

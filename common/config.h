@@ -86,7 +86,7 @@ struct config_option {
 	const char *default_value;
 	const char *meaning;
 };
-/* The table of options (terminated by a NULL name), for --help and the README. */
-extern const struct config_option config_options[];
+/* Option i of the table (for --help and the README), or NULL past the last. */
+const struct config_option *config_option(size_t i);
 
 #endif

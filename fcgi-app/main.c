@@ -15,14 +15,16 @@ static void usage(FILE *f)
 		   "`cleanup` runs one retention pass (APP_FILE_TTL, APP_AUDIT_RETENTION) and prints\n"
 		   "what it removed.\n"
 		   "Configuration comes from the environment:\n\n");
-	for (const struct config_option *o = config_options; o->name; o++)
+	size_t i = 0;
+	for (const struct config_option *o; (o = config_option(i)) != NULL; i++)
 		fprintf(f, "  %-28s %-40s %s\n", o->name, o->default_value, o->meaning);
 }
 
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--config-markdown") == 0) {
-		for (const struct config_option *o = config_options; o->name; o++)
+		size_t i = 0;
+		for (const struct config_option *o; (o = config_option(i)) != NULL; i++)
 			printf("| `%s` | %s | %s |\n", o->name, o->default_value, o->meaning);
 		return 0;
 	}

@@ -46,6 +46,25 @@ START_TEST(config_overrides_and_errors)
 }
 END_TEST
 
+/* The README's configuration table is the one the code prints. */
+START_TEST(readme_lists_every_option_as_the_code_does)
+{
+	FILE *f = fopen(DATADIR "/README.md", "r");
+	ck_assert_ptr_nonnull(f);
+	static char readme[1 << 20];
+	size_t n = fread(readme, 1, sizeof(readme) - 1, f);
+	fclose(f);
+	readme[n] = '\0';
+	size_t count = 0;
+	for (const struct config_option *o; (o = config_option(count)) != NULL; count++) {
+		char row[1024];
+		snprintf(row, sizeof(row), "| `%s` | %s | %s |\n", o->name, o->default_value, o->meaning);
+		ck_assert_msg(strstr(readme, row), "README lacks or differs on: %s", row);
+	}
+	ck_assert_uint_gt(count, 30);
+}
+END_TEST
+
 START_TEST(utf8_repair_replaces_invalid)
 {
 	size_t len;
@@ -104,6 +123,7 @@ int main(void)
 	TCase *tc = tcase_create("common");
 	tcase_add_test(tc, config_defaults);
 	tcase_add_test(tc, config_overrides_and_errors);
+	tcase_add_test(tc, readme_lists_every_option_as_the_code_does);
 	tcase_add_test(tc, utf8_repair_replaces_invalid);
 	tcase_add_test(tc, ids_are_random_and_well_formed);
 	tcase_add_test(tc, tree_helpers);
