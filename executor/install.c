@@ -66,24 +66,8 @@ static void bind(const char *src, const char *rel, unsigned long flags, int opti
 
 static void step_wait_and_become_root(struct inst *s)
 {
-	char go;
-	close(s->sync_wr);
-	if (read_all(s->sync_rd, &go, 1) != 1) {
-		errno = EPIPE;
-		setup_die("wait for launcher", NULL);
-	}
-	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
-		setup_die("become sandbox root", NULL);
-	/* the credential change cleared it; a hang-up on the pipe means the
-	 * launcher died before it was re-armed */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		setup_die("PR_SET_PDEATHSIG", NULL);
-	struct pollfd p = {s->sync_rd, POLLIN, 0};
-	if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR))) {
-		errno = EPIPE;
-		setup_die("launcher gone", NULL);
-	}
-	close(s->sync_rd);
+	setup_wait_for_launcher(&s->sync_rd, &s->sync_wr);
+	setup_become_root(&s->sync_rd);
 	if (sethostname("install", strlen("install")) < 0)
 		setup_die("sethostname", NULL);
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)

@@ -170,40 +170,10 @@ static void path_join(char *out, size_t cap, const char *a, const char *b)
 
 /* ------------------------------------------------------ the child's steps */
 
-/* Waits for the launcher's "go" (uid/gid maps written, cgroups joined); the
- * byte says whether a memory cgroup limit is in force. EOF: launcher died. */
+/* The launcher's "go" says whether a memory cgroup limit is in force. */
 static void step_wait_for_launcher(struct sbx *s)
 {
-	char go;
-	close(s->sync_wr);
-	s->sync_wr = -1;
-	if (read_all(s->sync_rd, &go, 1) != 1) {
-		errno = EPIPE;
-		setup_die("wait for launcher", NULL);
-	}
-	sbx_set_memory_cgroup(go == 'M');
-}
-
-/* uid/gid 0 inside (host cfg->sandbox_uid_base): full capabilities over the new
- * namespaces, none over the host. */
-static void step_become_root(struct sbx *s)
-{
-	if (setresgid(0, 0, 0) < 0)
-		setup_die("setresgid(0)", NULL);
-	if (setresuid(0, 0, 0) < 0)
-		setup_die("setresuid(0)", NULL);
-	/* the credential change cleared it */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		setup_die("PR_SET_PDEATHSIG", NULL);
-	/* the launcher keeps its end open while alive: a hang-up means it died
-	 * before the death signal was re-armed */
-	struct pollfd p = {s->sync_rd, POLLIN, 0};
-	if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR))) {
-		errno = EPIPE;
-		setup_die("launcher gone", NULL);
-	}
-	close(s->sync_rd);
-	s->sync_rd = -1;
+	sbx_set_memory_cgroup(setup_wait_for_launcher(&s->sync_rd, &s->sync_wr) == 'M');
 }
 
 static void step_namespaces_late(void)
@@ -459,7 +429,7 @@ static int child_main(struct sbx *s)
 	smoke_save();
 #endif
 	step_wait_for_launcher(s);
-	step_become_root(s);
+	setup_become_root(&s->sync_rd);
 	step_namespaces_late();
 	step_root_tmpfs();
 	step_system(s);

@@ -3,9 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -79,6 +82,37 @@ void setup_pivot(void)
 		setup_die("chdir", "/");
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
 		setup_die("remount / read-only", NULL);
+}
+
+char setup_wait_for_launcher(int *sync_rd, int *sync_wr)
+{
+	char go;
+	close(*sync_wr);
+	*sync_wr = -1;
+	if (read_all(*sync_rd, &go, 1) != 1) {
+		errno = EPIPE;
+		setup_die("wait for launcher", NULL);
+	}
+	return go;
+}
+
+void setup_become_root(int *sync_rd)
+{
+	if (setresgid(0, 0, 0) < 0)
+		setup_die("setresgid(0)", NULL);
+	if (setresuid(0, 0, 0) < 0)
+		setup_die("setresuid(0)", NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		setup_die("PR_SET_PDEATHSIG", NULL);
+	/* the launcher keeps its end open while alive: a hang-up means it died
+	 * before the death signal was re-armed */
+	struct pollfd p = {*sync_rd, POLLIN, 0};
+	if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLERR))) {
+		errno = EPIPE;
+		setup_die("launcher gone", NULL);
+	}
+	close(*sync_rd);
+	*sync_rd = -1;
 }
 
 int setup_write_id_map(pid_t pid, const char *file, long base)

@@ -26,6 +26,16 @@ unsigned long setup_locked_flags(const char *path);
 /* pivot_root into ./root, detach the host's tree, make / read-only. */
 void setup_pivot(void);
 
+/* The child's side of the launcher handshake. setup_wait_for_launcher closes
+ * *sync_wr, waits for the launcher's byte (uid/gid maps written, cgroups joined)
+ * and returns it; EOF means the launcher died. setup_become_root then takes
+ * uid/gid 0 inside (full capabilities over the new namespaces, none over the
+ * host), re-arms the parent-death signal the credential change cleared, checks
+ * the launcher did not die in between (hang-up on *sync_rd) and closes *sync_rd.
+ * Closed descriptors are set to -1. */
+char setup_wait_for_launcher(int *sync_rd, int *sync_wr);
+void setup_become_root(int *sync_rd);
+
 /* Writes /proc/PID/FILE ("uid_map" or "gid_map"): sandbox root -> base, the
  * sandbox user -> base + SANDBOX_USER. Called by the launcher, not the child.
  * 0, or -1 with errno. */
