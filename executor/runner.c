@@ -101,6 +101,7 @@ static _Noreturn void exec_child(const struct config *cfg, int sandboxed, pid_t 
 	if (getppid() != parent)
 		_exit(127);
 	if (entry_fn) {
+		prctl(PR_SET_NAME, "runner");
 		entry_fn(entry_arg);
 		_exit(127);
 	}

@@ -416,6 +416,7 @@ static int child_main(struct sbx *s)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		setup_die("PR_SET_PDEATHSIG", NULL);
+	prctl(PR_SET_NAME, "sandbox");
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
