@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,21 @@ static void unescape(char *s)
  * each of them must become read-only too. */
 static void remount_tree(const struct sbx *s, const char *rel, unsigned long flags)
 {
+	/* one call where the kernel has it (5.12): flags are only added, so the
+	 * locked ones stay as they are */
+	static const struct { unsigned long ms; uint64_t attr; } map[] = {
+		{MS_RDONLY, MOUNT_ATTR_RDONLY}, {MS_NOSUID, MOUNT_ATTR_NOSUID},
+		{MS_NODEV, MOUNT_ATTR_NODEV}, {MS_NOEXEC, MOUNT_ATTR_NOEXEC},
+	};
+	struct mount_attr attr = {0};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (flags & map[i].ms)
+			attr.attr_set |= map[i].attr;
+	if (mount_setattr(AT_FDCWD, rel, AT_RECURSIVE, &attr, sizeof(attr)) == 0)
+		return;
+	if (errno != ENOSYS)
+		setup_die("mount_setattr", rel);
+	/* older kernels: each mount below rel, as mountinfo lists them */
 	remount_one(rel, flags);
 	char prefix[PATH_MAX + 2];
 	int n = snprintf(prefix, sizeof(prefix), "%s/%s/", s->dir, rel);
