@@ -389,6 +389,53 @@ fail:
 	return -1;
 }
 
+/* The sandbox id in a group path "/<parent>/<id>" of /proc/PID/cgroup, or NULL. */
+static const char *sandbox_of(const struct config *cfg, const char *path)
+{
+	size_t n = strlen(cfg->cgroup_parent);
+	if (path[0] != '/' || strncmp(path + 1, cfg->cgroup_parent, n) != 0 || path[1 + n] != '/')
+		return NULL;
+	return id_ok(path + n + 2) ? path + n + 2 : NULL;
+}
+
+int cgroup_join(const struct config *cfg, pid_t model)
+{
+	struct cg_layout l = detect();
+	char path[64], buf[4096], dirs[2][PATH_MAX];
+	if (l.kind == CG_NONE || !parent_ok(cfg->cgroup_parent))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)model);
+	if (read_small(path, buf, sizeof(buf)) < 0) {
+		log_error("cgroup: reading %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* "hierarchy:controllers:path" per line; the one hierarchy that counts:
+	 * the unified one (v2), else the first of memory and pids (v1) */
+	const char *id = NULL;
+	for (char *line = buf, *next; !id && line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		char *c1 = strchr(line, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		const char *controllers = c1 + 1;
+		int v2_line = *controllers == '\0';
+		int v1_line = strstr(controllers, "memory") || strstr(controllers, "pids");
+		if ((l.kind == CG_V2 && v2_line) || (l.kind == CG_V1 && v1_line))
+			id = sandbox_of(cfg, c2 + 1);
+	}
+	if (!id)
+		return 0; /* the model is in no group of ours: neither are we */
+	int n = group_dirs(cfg, id, dirs);
+	for (int i = 0; i < n; i++)
+		if (set_value(dirs[i], "cgroup.procs", "0") < 0)
+			return -1;
+	return n > 0 && (l.kind == CG_V2 || l.v1_memory) ? 1 : 0;
+}
+
 uint64_t cgroup_oom_kills(const struct config *cfg, const char *id)
 {
 	char dirs[2][PATH_MAX], path[PATH_MAX + 32], buf[4096];

@@ -18,6 +18,12 @@
  * -1 on a failure that must stop the sandbox (what it created is removed).
  * A leftover group of the same id is killed and replaced. */
 int cgroup_setup(const struct config *cfg, const char *id, pid_t pid);
+/* Moves the calling process into the sandbox groups that process model is in,
+ * as the kernel names them in /proc/<model>/cgroup (only groups of ours under
+ * cfg->cgroup_parent). Returns what cgroup_setup returned for model's sandbox:
+ * 1 when a memory limit is now in force, 0 when model is in none of our groups
+ * (or there are none), -1 on failure (logged). */
+int cgroup_join(const struct config *cfg, pid_t model);
 /* How many times the sandbox's memory limit killed a process (oom_kill), 0 when
  * unknown. */
 uint64_t cgroup_oom_kills(const struct config *cfg, const char *id);

@@ -299,6 +299,7 @@ static int cmd_serve(int argc, char **argv)
 		.runner_dir = runner_dir ? runner_dir : default_runner,
 		.sandboxed = mode == LOCK_RUNNER,
 		.ready_fd = ready_fd,
+		.runner_request_fd = -1,
 	};
 	int rc = 1;
 	if (mode == LOCK_PROCESS && sbx_lockdown(&cfg, 0) < 0) {

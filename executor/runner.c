@@ -26,6 +26,7 @@
 #define READ_CHUNK 65536
 #define DRAIN_MS 2000      /* after the runner is gone: how long leftover pipes may take */
 #define DEATH_MS 5000      /* after SIGKILL: how long the runner may take to die */
+#define REQUEST_MS 10000   /* how long the zygote may take to make a runner */
 
 static const char *const runner_env_fixed[] = {
 	"PATH=/usr/local/bin:/usr/bin:/bin",
@@ -68,9 +69,10 @@ static int set_nonblock(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-/* In the child: never returns. from[i] becomes fd i (0..4). */
+/* In the child: never returns. from[i] becomes fd i (0..4). parent: the pid
+ * that forked us, or -1 for a runner made by the zygote (see runner_become). */
 static _Noreturn void exec_child(const struct config *cfg, int sandboxed, pid_t parent,
-				 int from[5], char **argv, char **envp)
+				 const int from[5], char **argv, char **envp)
 {
 	sigset_t none;
 	sigemptyset(&none);
@@ -96,10 +98,19 @@ static _Noreturn void exec_child(const struct config *cfg, int sandboxed, pid_t 
 	/* Never run the code unlocked: a failed lockdown ends the runner here. */
 	if (sandboxed && sbx_lockdown(cfg, 1) != 0)
 		_exit(127);
-	/* After the lockdown: a change of credentials clears the death signal. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
+	if (parent > 0) {
+		/* After the lockdown: a change of credentials clears the death signal. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+	} else {
+		/* made by the zygote for a server (whose child it becomes, so no
+		 * death signal: it would fire when the zygote's helper exits); the
+		 * server learns our pid first */
+		int32_t me = (int32_t)getpid();
+		if (write_all(4, &me, sizeof(me)) < 0)
+			_exit(127);
+	}
 	if (entry_fn) {
 		prctl(PR_SET_NAME, "runner");
 		entry_fn(entry_arg);
@@ -107,6 +118,81 @@ static _Noreturn void exec_child(const struct config *cfg, int sandboxed, pid_t 
 	}
 	execve(argv[0], argv, envp);
 	_exit(127);
+}
+
+/* Waits until fd is ready for events or the deadline passes: 1, or 0. */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		int64_t left = deadline - monotonic_ms();
+		if (left <= 0)
+			return 0;
+		struct pollfd p = {.fd = fd, .events = events};
+		int n = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return 0;
+	}
+}
+
+/* Reads exactly n bytes from the nonblocking fd before the deadline. 0, or -1. */
+static int read_full(int fd, char *buf, size_t n, int64_t deadline)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = read(fd, buf + got, n - got);
+		if (k > 0) {
+			got += (size_t)k;
+			continue;
+		}
+		if (k == 0 || (errno != EAGAIN && errno != EINTR))
+			return -1;
+		if (errno == EAGAIN && !wait_fd(fd, POLLIN, deadline))
+			return -1;
+	}
+	return 0;
+}
+
+_Noreturn void runner_become(const struct config *cfg, int sandboxed, const int from[5])
+{
+	exec_child(cfg, sandboxed, -1, from, NULL, NULL);
+}
+
+/* Asks the zygote, through request_fd, for a runner made in our namespaces with
+ * the descriptors from[] (see zygote.h), closes our copy of the ready pipe's
+ * write end (so that a failure is EOF) and reads the runner's pid from its read
+ * end. The pid, or -1 (logged). */
+static pid_t request_runner(int request_fd, const int from[5], int rdy[2])
+{
+	union {
+		char buf[CMSG_SPACE(5 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	memset(&u, 0, sizeof(u));
+	struct iovec iov = {(void *)RUNNER_REQUEST, strlen(RUNNER_REQUEST)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(5 * sizeof(int));
+	memcpy(CMSG_DATA(c), from, 5 * sizeof(int));
+	ssize_t n;
+	while ((n = sendmsg(request_fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n < 0) {
+		log_error("runner: asking the zygote: %s", strerror(errno));
+		return -1;
+	}
+	close_fd(&rdy[1]);
+	int32_t pid;
+	if (set_nonblock(rdy[0]) < 0 ||
+	    read_full(rdy[0], (char *)&pid, sizeof(pid), monotonic_ms() + REQUEST_MS) < 0 || pid < 2) {
+		log_error("runner: the zygote made no runner");
+		return -1;
+	}
+	return (pid_t)pid;
 }
 
 /* The datagram socket the runner reports its exit status on (see runner.h);
@@ -129,7 +215,7 @@ static int status_socket(pid_t pid)
 }
 
 int runner_start(struct runner *r, const struct config *cfg, const char *runner_dir,
-		 const char *workspace, int sandboxed)
+		 const char *workspace, int sandboxed, int request_fd)
 {
 	memset(r, 0, sizeof(*r));
 	r->pid = -1;
@@ -161,15 +247,21 @@ int runner_start(struct runner *r, const struct config *cfg, const char *runner_
 		log_error("runner: /dev/null: %s", strerror(errno));
 		goto out;
 	}
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid < 0) {
-		log_error("runner: fork: %s", strerror(errno));
-		goto out;
-	}
-	if (pid == 0) {
-		int from[5] = {devnull, out[1], err[1], ctl[0], rdy[1]};
-		exec_child(cfg, sandboxed, parent, from, argv, envp);
+	int from[5] = {devnull, out[1], err[1], ctl[0], rdy[1]};
+	pid_t pid;
+	if (request_fd >= 0) {
+		pid = request_runner(request_fd, from, rdy);
+		if (pid < 0)
+			goto out;
+	} else {
+		pid_t parent = getpid();
+		pid = fork();
+		if (pid < 0) {
+			log_error("runner: fork: %s", strerror(errno));
+			goto out;
+		}
+		if (pid == 0)
+			exec_child(cfg, sandboxed, parent, from, argv, envp);
 	}
 	r->pid = pid;
 	r->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -231,40 +323,6 @@ static char *frame(const char *msg, size_t len)
 	f[3] = (char)(len & 0xff);
 	memcpy(f + 4, msg, len);
 	return f;
-}
-
-/* Waits until fd is ready for events or the deadline passes: 1, or 0. */
-static int wait_fd(int fd, short events, int64_t deadline)
-{
-	for (;;) {
-		int64_t left = deadline - monotonic_ms();
-		if (left <= 0)
-			return 0;
-		struct pollfd p = {.fd = fd, .events = events};
-		int n = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
-		if (n > 0)
-			return 1;
-		if (n < 0 && errno != EINTR)
-			return 0;
-	}
-}
-
-/* Reads exactly n bytes from the nonblocking fd before the deadline. 0, or -1. */
-static int read_full(int fd, char *buf, size_t n, int64_t deadline)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t k = read(fd, buf + got, n - got);
-		if (k > 0) {
-			got += (size_t)k;
-			continue;
-		}
-		if (k == 0 || (errno != EAGAIN && errno != EINTR))
-			return -1;
-		if (errno == EAGAIN && !wait_fd(fd, POLLIN, deadline))
-			return -1;
-	}
-	return 0;
 }
 
 int runner_imports(struct runner *r, const char *request, size_t len, int timeout_ms, size_t cap,

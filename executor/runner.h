@@ -21,12 +21,20 @@
  *      {"missing": [str], "pip": [str], "source_code": str}
   * argv: python -s -B -u RUNNER_DIR/runner.py WORKSPACE
  *
+ * Made by the zygote: a server inside a sandbox started by the zygote gets no
+ * fork of its own; it sends RUNNER_REQUEST with the five descriptors above
+ * (SCM_RIGHTS) on the zygote's request socket, and the zygote forks the runner
+ * from its warm interpreter straight into the server's namespaces and cgroups,
+ * as a child of the server (see zygote.h). The runner first writes its pid (in
+ * the sandbox) to fd 4, then goes on as above.
+ *
  * Exit status: before _exit the runner closes fds 1 and 2 and sends one byte,
  * its exit status, as a datagram to the abstract unix socket
  * "\0" RUNNER_STATUS_SOCKET "<its pid>" bound by the server, which takes it only
  * from that pid (SCM_CREDENTIALS). The server need not wait for the teardown
  * of a process as big as the warm interpreter to know how it ended. */
 #define RUNNER_STATUS_SOCKET "code-interpreter-runner-status-"
+#define RUNNER_REQUEST "runner"
 #ifndef RUNNER_H
 #define RUNNER_H
 
@@ -74,11 +82,18 @@ void runner_set_entry(void (*entry)(void *arg), void *arg);
 /* The fixed environment of the runner (NULL-terminated "NAME=value"). */
 const char *const *runner_fixed_env(void);
 
-/* Forks and execs the runner. The child starts a new session, gets the fds above,
- * and when sandboxed calls sbx_lockdown(cfg, 1) first (exit 127 if it fails).
- * 0, or -1 (logged). */
+/* Starts the runner: forks and execs it (or calls the entry), or, with
+ * request_fd >= 0, asks the zygote to make it (see RUNNER_REQUEST). The child
+ * starts a new session, gets the fds above, and when sandboxed calls
+ * sbx_lockdown(cfg, 1) first (exit 127 if it fails). 0, or -1 (logged). */
 int runner_start(struct runner *r, const struct config *cfg, const char *runner_dir,
-		 const char *workspace, int sandboxed);
+		 const char *workspace, int sandboxed, int request_fd);
+
+/* The child's side of runner_start for a runner the zygote made on request (in
+ * the asking server's namespaces and cgroups): from[i] becomes fd i, a new
+ * session, the lockdown when sandboxed, its pid (int32, native order) written
+ * to fd 4, then the entry set with runner_set_entry. Never returns. */
+_Noreturn void runner_become(const struct config *cfg, int sandboxed, const int from[5]);
 
 /* Reads the ready pipe once it is readable: 1 when the runner said "R" (the pipe
  * then becomes reply_fd), -1 when it closed the pipe without it (closed). */

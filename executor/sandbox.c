@@ -42,6 +42,7 @@ struct sbx {
 	const char *id;
 	char dir[PATH_MAX]; /* canonical host path of the sandbox directory */
 	int ready_fd;
+	int runner_fd; /* the zygote's request socket, or -1 (the server forks) */
 	int sync_rd, sync_wr; /* launcher -> child: maps written, cgroups joined */
 };
 
@@ -352,8 +353,8 @@ static void step_loopback(void)
 	close(fd);
 }
 
-/* stdin from /dev/null, no inherited descriptor but stdout, stderr and the
- * ready pipe, and a small known environment (APP_* kept for the server). */
+/* stdin from /dev/null, no inherited descriptor but stdout, stderr, the
+ * ready pipe and the zygote's request socket, and a small known environment (APP_* kept for the server). */
 static void step_process(const struct sbx *s)
 {
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -361,9 +362,20 @@ static void step_process(const struct sbx *s)
 		setup_die("stdin", "/dev/null");
 	if (null != STDIN_FILENO)
 		close(null);
-	if (s->ready_fd > 3)
-		syscall(SYS_close_range, 3U, (unsigned)s->ready_fd - 1, 0U);
-	syscall(SYS_close_range, s->ready_fd >= 3 ? (unsigned)s->ready_fd + 1 : 3U, ~0U, 0U);
+	int fds[2] = {s->ready_fd, s->runner_fd};
+	if (fds[0] > fds[1]) {
+		fds[0] = s->runner_fd;
+		fds[1] = s->ready_fd;
+	}
+	unsigned lo = 3;
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] < (int)lo)
+			continue;
+		if (fds[i] > (int)lo)
+			syscall(SYS_close_range, lo, (unsigned)fds[i] - 1, 0U);
+		lo = (unsigned)fds[i] + 1;
+	}
+	syscall(SYS_close_range, lo, ~0U, 0U);
 
 	extern char **environ;
 	size_t n = 0;
@@ -471,6 +483,7 @@ static int child_main(struct sbx *s)
 		.runner_dir = INSIDE_RUNNER,
 		.sandboxed = 1,
 		.ready_fd = s->ready_fd,
+		.runner_request_fd = s->runner_fd,
 	};
 	return server_run(&o);
 }
@@ -649,9 +662,11 @@ static int check_id(const struct config *cfg, const char *id, char *dir, size_t 
 	return 0;
 }
 
-int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, pid_t *pid, int *keep_fd)
+int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, int runner_fd, pid_t *pid,
+	      int *keep_fd)
 {
-	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .sync_rd = -1, .sync_wr = -1};
+	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .runner_fd = runner_fd,
+			.sync_rd = -1, .sync_wr = -1};
 	char dir[PATH_MAX];
 	if (check_id(cfg, id, dir, sizeof(dir)) != 0)
 		return -1;
@@ -660,7 +675,8 @@ int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, pid_t *pid
 
 int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
 {
-	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .sync_rd = -1, .sync_wr = -1};
+	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .runner_fd = -1, .sync_rd = -1,
+			.sync_wr = -1};
 	char dir[PATH_MAX];
 	pid_t parent = getppid();
 	pid_t child = -1;

@@ -20,11 +20,14 @@
 int sbx_launch(const struct config *cfg, const char *id, int ready_fd);
 
 /* The zygote's variant (executor/zygote.c): the same steps, but the caller is
- * the sandbox's parent instead of a launcher of its own. Does not close
- * ready_fd (the sandbox has its copy). On success *pid is the sandbox's pid 1
- * (a child of the caller, who must reap it) and *keep_fd a descriptor to close
- * once it has been reaped, not before. 0, or -1 (logged; nothing is left). */
-int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, pid_t *pid, int *keep_fd);
+ * the sandbox's parent instead of a launcher of its own, and the server asks
+ * the zygote for its runner on runner_fd (see zygote.h) instead of forking it.
+ * Closes neither descriptor (the sandbox has its copies). On success *pid is
+ * the sandbox's pid 1 (a child of the caller, who must reap it) and *keep_fd a
+ * descriptor to close once it has been reaped, not before. 0, or -1 (logged;
+ * nothing is left). */
+int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, int runner_fd, pid_t *pid,
+	      int *keep_fd);
 
 /* Locks the calling process down for user code, in this order: clear
  * supplementary groups and empty the bounding and ambient capability sets

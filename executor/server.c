@@ -873,7 +873,11 @@ int server_run(const struct server_options *o)
 	lfd = o->socket_path ? listen_unix(o->socket_path) : listen_tcp(o->host, o->port);
 	if (lfd < 0)
 		goto out;
-	if (runner_start(&s.runner, o->cfg, runner_dir, workspace, o->sandboxed) < 0)
+	int started = runner_start(&s.runner, o->cfg, runner_dir, workspace, o->sandboxed,
+				   o->runner_request_fd);
+	if (o->runner_request_fd >= 0)
+		close(o->runner_request_fd); /* one runner per server */
+	if (started < 0)
 		goto out;
 	runner_ok = 1;
 	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |

@@ -17,6 +17,7 @@ struct server_options {
 	const char *runner_dir;  /* directory holding runner.py */
 	int sandboxed;           /* 1: lock the runner down with sbx_lockdown(cfg, 1) */
 	int ready_fd;            /* gets "R" once the runner is warm; -1 for none */
+	int runner_request_fd;   /* the zygote makes the runner (runner_start); -1: fork */
 };
 
 /* Serves until SIGTERM/SIGINT. Returns the exit status for main(). */

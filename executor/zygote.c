@@ -7,11 +7,12 @@
 #include <Python.h>
 
 #include <dirent.h>
-#include <malloc.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "log.h"
 #include "runner.h"
 #include "sandbox.h"
@@ -288,14 +290,194 @@ static void send_reply(int fd, pid_t pid, int pidfd)
 		;
 }
 
-/* ---- the process -------------------------------------------------------- */
+/* ---- the warm interpreter: runners on request ----------------------------- */
 
-static void reap(struct child *kids, size_t *n)
+/* One request on the request socket: 1 with the five descriptors in from[] and
+ * the sender's pid, 0 at EOF, -1 for a malformed message (dropped). */
+static int recv_runner_request(int fd, int from[5], pid_t *sender)
 {
+	char buf[32];
+	union {
+		char buf[CMSG_SPACE(5 * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {buf, sizeof(buf)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno == EINTR ? -1 : 0;
+	if (n == 0)
+		return 0;
+	int nfds = 0, fds[5 + 1];
+	struct ucred cred = {0, 0, 0};
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET)
+			continue;
+		if (c->cmsg_type == SCM_RIGHTS) {
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t j = 0; j < k; j++) {
+				int f;
+				memcpy(&f, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+				if (nfds < 6)
+					fds[nfds++] = f;
+				else
+					close(f);
+			}
+		} else if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(cred))) {
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+		}
+	}
+	if (nfds == 5 && cred.pid > 0 && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+	    (size_t)n == strlen(RUNNER_REQUEST) && memcmp(buf, RUNNER_REQUEST, (size_t)n) == 0) {
+		memcpy(from, fds, sizeof(int) * 5);
+		*sender = cred.pid;
+		return 1;
+	}
+	for (int j = 0; j < nfds; j++)
+		close(fds[j]);
+	log_error("zygote: malformed runner request dropped");
+	return -1;
+}
+
+/* Whether pid is pid 1 of a sandbox the spawner made: its child, pid 1 of a pid
+ * namespace one level down (NSpid "<pid> 1"), running as the sandbox's root. */
+static int requester_ok(const struct config *cfg, pid_t pid, pid_t spawner)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	int ppid_ok = 0, ns_ok = 0, uid_ok = 0;
+	while (fgets(line, sizeof(line), f)) {
+		int a, b, c;
+		char extra;
+		if (sscanf(line, "PPid: %d", &a) == 1)
+			ppid_ok = a == (int)spawner;
+		else if (strncmp(line, "NSpid:", 6) == 0)
+			ns_ok = sscanf(line + 6, "%d %d %c", &a, &b, &extra) == 2 && a == (int)pid && b == 1;
+		else if (sscanf(line, "Uid: %d %d %d", &a, &b, &c) == 3)
+			uid_ok = a == cfg->sandbox_uid_base && b == a && c == a;
+	}
+	fclose(f);
+	if (!(ppid_ok && ns_ok && uid_ok))
+		log_error("zygote: runner request from pid %d, not a sandbox's pid 1: refused", (int)pid);
+	return ppid_ok && ns_ok && uid_ok;
+}
+
+/* In the runner (a fork of the warm interpreter that already sits in the
+ * sandbox's pid namespace): the sandbox's cgroups, its other namespaces, then
+ * runner_become. Never returns. */
+static _Noreturn void enter_sandbox(const struct config *cfg, pid_t sandbox, int pidfd,
+				    const int from[5])
+{
+	int memory = cgroup_join(cfg, sandbox);
+	if (memory < 0)
+		_exit(127);
+	sbx_set_memory_cgroup(memory == 1);
+	if (setns(pidfd, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
+				 CLONE_NEWCGROUP) < 0 ||
+	    chdir("/") < 0)
+		_exit(127);
+	runner_become(cfg, 1, from);
+}
+
+/* Forks a runner into the namespaces of the sandbox whose pid 1 is sandbox.
+ * The pid namespace only applies to children, and the runner must be the
+ * server's child (so that the server reaps it): a vfork'd helper, born in the
+ * sandbox's pid namespace and sharing our memory (nothing is copied), forks
+ * the runner and exits at once; its orphan goes to the sandbox's pid 1.
+ * 0, or -1 when our own pid namespace could not be restored (fatal). */
+static int make_runner(const struct config *cfg, int self_pidns, pid_t sandbox, const int from[5])
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, sandbox, 0);
+	if (pidfd < 0) {
+		log_error("zygote: pidfd_open(%d): %s", (int)sandbox, strerror(errno));
+		return 0;
+	}
+	if (setns(pidfd, CLONE_NEWPID) < 0) {
+		log_error("zygote: entering the pid namespace of %d: %s", (int)sandbox, strerror(errno));
+		close(pidfd);
+		return 0;
+	}
+	pid_t helper = vfork();
+	if (helper == 0) {
+		pid_t runner = _Fork();
+		if (runner == 0)
+			enter_sandbox(cfg, sandbox, pidfd, from);
+		_exit(runner < 0 ? 1 : 0);
+	}
+	int saved = errno, status = 0;
+	if (setns(self_pidns, CLONE_NEWPID) < 0) {
+		log_error("zygote: restoring the pid namespace: %s", strerror(errno));
+		close(pidfd);
+		return -1;
+	}
+	if (helper < 0)
+		log_error("zygote: vfork: %s", strerror(saved));
+	else if (waitpid(helper, &status, 0) == helper && status != 0)
+		log_error("zygote: fork of a runner failed");
+	close(pidfd);
+	return 0;
+}
+
+/* The warm interpreter's life: Python, then runner requests until EOF. */
+static int warm_run(const struct config *cfg, int rq, pid_t spawner)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != spawner) {
+		log_error("zygote: spawner gone or PR_SET_PDEATHSIG failed");
+		return 1;
+	}
+	prctl(PR_SET_NAME, "zygote");
+	int64_t t0 = monotonic_ms();
+	if (set_environment() < 0 || py_start(cfg) < 0 || py_warm(cfg) < 0)
+		return 1;
+	int threads = threads_of_self();
+	if (threads != 1) {
+		log_error("zygote: %d threads after the preloads (%s); forking would be unsafe",
+			  threads, cfg->preload_modules);
+		return 1;
+	}
+	compact_image();
+	runner_set_entry(run_python, NULL);
+	int one = 1;
+	int self_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	if (self_pidns < 0 || setsockopt(rq, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
+		log_error("zygote: request socket: %s", strerror(errno));
+		return 1;
+	}
+	log_info("zygote: warm in %lld ms (preloaded: %s)", (long long)(monotonic_ms() - t0),
+		 cfg->preload_modules[0] ? cfg->preload_modules : "nothing");
+	if (write_all(rq, "R", 1) < 0)
+		return 1;
+	for (;;) {
+		int from[5];
+		pid_t sender;
+		int r = recv_runner_request(rq, from, &sender);
+		if (r == 0)
+			return 0;
+		if (r < 0)
+			continue;
+		int rc = requester_ok(cfg, sender, spawner) ? make_runner(cfg, self_pidns, sender, from) : 0;
+		for (int i = 0; i < 5; i++)
+			close(from[i]);
+		if (rc < 0)
+			return 1;
+	}
+}
+
+/* ---- the spawner: sandboxes on request ------------------------------------ */
+
+/* Reaps exited children; 1 when the warm interpreter was one of them. */
+static int reap(struct child *kids, size_t *n, pid_t warm)
+{
+	int warm_gone = 0;
 	for (;;) {
 		pid_t p = waitpid(-1, NULL, WNOHANG);
 		if (p <= 0)
-			return;
+			return warm_gone;
+		warm_gone |= p == warm;
 		for (size_t i = 0; i < *n; i++) {
 			if (kids[i].pid == p) {
 				close(kids[i].keep_fd);
@@ -306,7 +488,7 @@ static void reap(struct child *kids, size_t *n)
 	}
 }
 
-static void spawn_one(const struct config *cfg, int ctl, struct child **kids, size_t *n,
+static void spawn_one(const struct config *cfg, int ctl, int rq, struct child **kids, size_t *n,
 		      size_t *cap)
 {
 	char id[ZYGOTE_MSG_MAX];
@@ -316,7 +498,7 @@ static void spawn_one(const struct config *cfg, int ctl, struct child **kids, si
 		return;
 	pid_t pid = -1;
 	int keep = -1, pidfd = -1;
-	if (sbx_spawn(cfg, id, ready_fd, &pid, &keep) == 0) {
+	if (sbx_spawn(cfg, id, ready_fd, rq, &pid, &keep) == 0) {
 		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 		if (pidfd < 0) {
 			log_error("zygote: pidfd_open: %s", strerror(errno));
@@ -334,6 +516,36 @@ static void spawn_one(const struct config *cfg, int ctl, struct child **kids, si
 		close(pidfd);
 }
 
+/* Starts the warm interpreter and waits for its "R". Its pid, or -1. */
+static pid_t start_warm(const struct config *cfg, int ctl, int *rq_out)
+{
+	int rq[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rq) < 0) {
+		log_error("zygote: socketpair: %s", strerror(errno));
+		return -1;
+	}
+	pid_t self = getpid();
+	pid_t warm = fork();
+	if (warm == 0) {
+		close(ctl);
+		close(rq[0]);
+		_exit(warm_run(cfg, rq[1], self));
+	}
+	close(rq[1]);
+	char c = 0;
+	if (warm < 0 || read(rq[0], &c, 1) != 1 || c != 'R') {
+		log_error("zygote: the warm interpreter did not start");
+		if (warm > 0) {
+			kill(warm, SIGKILL);
+			waitpid(warm, NULL, 0);
+		}
+		close(rq[0]);
+		return -1;
+	}
+	*rq_out = rq[0];
+	return warm;
+}
+
 int zygote_run(const struct config *cfg, int ctl)
 {
 	pid_t parent = getppid();
@@ -345,18 +557,11 @@ int zygote_run(const struct config *cfg, int ctl)
 		log_error("zygote: the local sandbox needs root (uid/gid maps, cgroups)");
 		return 1;
 	}
-	prctl(PR_SET_NAME, "zygote");
-	int64_t t0 = monotonic_ms();
-	if (set_environment() < 0 || py_start(cfg) < 0 || py_warm(cfg) < 0)
+	prctl(PR_SET_NAME, "spawner");
+	int rq = -1;
+	pid_t warm = start_warm(cfg, ctl, &rq);
+	if (warm < 0)
 		return 1;
-	int threads = threads_of_self();
-	if (threads != 1) {
-		log_error("zygote: %d threads after the preloads (%s); forking would be unsafe",
-			  threads, cfg->preload_modules);
-		return 1;
-	}
-	compact_image();
-	runner_set_entry(run_python, NULL);
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -366,14 +571,10 @@ int zygote_run(const struct config *cfg, int ctl)
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0) {
-		log_error("zygote: signalfd: %s", strerror(errno));
-		return 1;
-	}
-	log_info("zygote: warm in %lld ms (preloaded: %s)", (long long)(monotonic_ms() - t0),
-		 cfg->preload_modules[0] ? cfg->preload_modules : "nothing");
-	if (write_all(ctl, "R", 1) < 0) {
-		log_error("zygote: control socket: %s", strerror(errno));
+	if (sfd < 0 || write_all(ctl, "R", 1) < 0) {
+		log_error("zygote: signalfd or control socket: %s", strerror(errno));
+		kill(warm, SIGKILL);
+		waitpid(warm, NULL, 0);
 		return 1;
 	}
 	struct child *kids = NULL;
@@ -394,23 +595,34 @@ int zygote_run(const struct config *cfg, int ctl)
 			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				if (si.ssi_signo != SIGCHLD)
 					stop = 1;
-			reap(kids, &n);
+			if (reap(kids, &n, warm)) {
+				log_error("zygote: the warm interpreter died");
+				warm = -1;
+				rc = 1;
+				break;
+			}
 			if (stop)
 				break;
 		}
 		if (p[0].revents & POLLIN)
-			spawn_one(cfg, ctl, &kids, &n, &cap);
+			spawn_one(cfg, ctl, rq, &kids, &n, &cap);
 		else if (p[0].revents & (POLLHUP | POLLERR))
 			break; /* the pool manager closed its end */
 	}
-	/* the sandboxes die with us (their PR_SET_PDEATHSIG); reap what is ours */
+	/* the sandboxes and the warm interpreter die with us (their
+	 * PR_SET_PDEATHSIG); reap what is ours */
+	if (warm > 0)
+		kill(warm, SIGKILL);
 	for (size_t i = 0; i < n; i++)
 		kill(kids[i].pid, SIGKILL);
 	for (size_t i = 0; i < n; i++) {
 		waitpid(kids[i].pid, NULL, 0);
 		close(kids[i].keep_fd);
 	}
+	if (warm > 0)
+		waitpid(warm, NULL, 0);
 	free(kids);
 	close(sfd);
+	close(rq);
 	return rc;
 }

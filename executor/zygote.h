@@ -1,10 +1,15 @@
-/* zygote: `executor zygote --control-fd N`, the pre-initialised interpreter the
- * local pool forks every sandbox from. It embeds CPython, imports
- * APP_PRELOAD_MODULES once (single-threaded: BLAS/OpenMP pools limited to one
- * thread) and then, per request, runs the same ordered sandbox setup as
- * `executor sandbox` (sbx_spawn) in a forked child whose runner is a fork of the
- * warm interpreter instead of an exec of python. It never runs user code itself
- * and never forks while it has a second thread.
+/* zygote: `executor zygote --control-fd N`, two processes:
+ *
+ * - the spawner (this process, small: it never starts Python) makes the local
+ *   pool's sandboxes: per request of the pool manager it runs the same ordered
+ *   setup as `executor sandbox` (sbx_spawn) in a forked child, the sandbox's
+ *   pid 1, which runs the executor server. Forking a small process is cheap.
+ * - the warm interpreter (its child, forked before anything else) embeds
+ *   CPython, imports APP_PRELOAD_MODULES once (single-threaded: BLAS/OpenMP
+ *   pools limited to one thread) and makes each sandbox's runner when that
+ *   sandbox's server asks: it forks the runner from itself straight into the
+ *   server's namespaces and cgroups (setns), as a child of the server. It never
+ *   runs user code itself and never forks while it has a second thread.
  *
  * Control socket (SOCK_SEQPACKET, one message each way per sandbox):
  *   zygote -> manager  "R" once warm
@@ -14,7 +19,14 @@
  *                      (kill with pidfd_send_signal; readable once it exited),
  *                      or "ERR" when the setup failed (logged)
  * EOF on the socket, SIGTERM or the manager's death end the zygote and with it
- * every sandbox it made. */
+ * every sandbox it made.
+ *
+ * Request socket (SOCK_SEQPACKET pair: the warm interpreter holds one end, the
+ * spawner and every sandbox's pid 1 the other): RUNNER_REQUEST (runner.h) with
+ * the runner's five descriptors attached. The sender's pid comes from the kernel
+ * (SO_PASSCRED); only pid 1 of a sandbox the spawner made, running as that
+ * sandbox's root, is served. Nothing is ever answered on the socket: the runner
+ * reports on its ready pipe (runner.h). */
 #ifndef ZYGOTE_H
 #define ZYGOTE_H
 

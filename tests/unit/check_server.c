@@ -80,6 +80,7 @@ static void srv_spawn(const char *runner_dir, char *const *extra_env)
 			.runner_dir = runner_dir ? runner_dir : RUNNER_DIR,
 			.sandboxed = sandboxed,
 			.ready_fd = p[1],
+			.runner_request_fd = -1,
 		};
 		int rc = server_run(&o);
 		config_release(&cfg);
