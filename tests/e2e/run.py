@@ -243,6 +243,7 @@ def remove_cgroup_parent(parent):
 # would test nothing, or fill the host's disk and process table).
 LOCAL_ONLY = {
     "test_p5_isolation.": "pod isolation is the container runtime's (the double runs executors unconfined)",
+    "test_p11_warm.": "the process layout of local sandboxes (a pod runs `executor serve` as its pid 1)",
     "test_memory_bomb": "pod memory limits are the kubelet's cgroup (the double sets none)",
     "test_fork_bomb": "pod process limits are the runtime's (the double sets none)",
     "test_thread_bomb": "pod process limits are the runtime's (the double sets none)",

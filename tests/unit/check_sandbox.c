@@ -767,6 +767,57 @@ START_TEST(test_cgroup_remove_all)
 }
 END_TEST
 
+/* A process joins the groups of a model process (what the zygote's runner does
+ * with its sandbox's pid 1); a model in none of our groups gives 0. */
+START_TEST(test_cgroup_join_follows_the_model)
+{
+	if (!is_root("test_cgroup_join_follows_the_model"))
+		return;
+	char id[64], needle[128], path[64], buf[4096];
+	snprintf(id, sizeof(id), "unit-join-%d", (int)getpid());
+	int release_model;
+	pid_t model = sleeper(&release_model);
+	ck_assert_int_eq(cgroup_setup(&cfg, id, model), 1);
+
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	pid_t joiner = fork();
+	ck_assert_int_ge(joiner, 0);
+	if (joiner == 0) {
+		close(p[0]);
+		char rc = (char)cgroup_join(&cfg, model);
+		char outside = (char)cgroup_join(&cfg, getppid()); /* the test runner: no group */
+		char msg[2] = {rc, outside};
+		if (write(p[1], msg, 2) != 2)
+			_exit(2);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	char got[2];
+	ck_assert_int_eq(read(p[0], got, 2), 2);
+	close(p[0]);
+	ck_assert_int_eq(got[0], 1);
+	ck_assert_int_eq(got[1], 0);
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)joiner);
+	FILE *f = fopen(path, "re");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	snprintf(needle, sizeof(needle), ":/" CG_PARENT "/%s\n", id);
+	ck_assert_msg(strstr(buf, needle), "joiner not in the model's group: %s", buf);
+
+	/* removing the groups kills both: the joiner really is a member */
+	ck_assert_int_eq(cgroup_remove(&cfg, id), 0);
+	int st;
+	ck_assert_int_eq(waitpid(joiner, &st, 0), joiner);
+	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", (unsigned)st);
+	ck_assert_int_eq(waitpid(model, &st, 0), model);
+	close(release_model);
+}
+END_TEST
+
 START_TEST(test_cgroup_rejects_bad_names)
 {
 	ck_assert_int_eq(cgroup_setup(&cfg, "../escape", getpid()), -1);
@@ -815,6 +866,7 @@ static Suite *sandbox_suite(void)
 	tcase_add_checked_fixture(cg, setup, cgroup_teardown);
 	tcase_set_timeout(cg, 30);
 	tcase_add_test(cg, test_cgroup_setup_and_remove);
+	tcase_add_test(cg, test_cgroup_join_follows_the_model);
 	tcase_add_test(cg, test_cgroup_memory_limit_kills);
 	tcase_add_test(cg, test_cgroup_remove_all);
 	tcase_add_test(cg, test_cgroup_rejects_bad_names);

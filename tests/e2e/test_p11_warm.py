@@ -1,0 +1,50 @@
+"""Issue 5: the layout that makes local sandboxes cheap without sharing a run.
+
+The sandbox's pid 1 is a small process (forked from the zygote's spawner, not
+from the warm interpreter); the runner is forked from the warm interpreter
+straight into the sandbox's namespaces, as pid 1's only child, with the
+preloads already imported."""
+
+import json
+
+from support import E2E
+
+
+def rss_anon_kb(status_text):
+    for line in status_text.splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssAnon in:\n" + status_text)
+
+
+class P11Warm(E2E):
+    def test_runner_is_the_only_child_of_pid_1(self):
+        v = self.run_probe(
+            "import os, json\n"
+            "pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+            "print(json.dumps([os.getpid(), os.getppid(), pids]))")
+        me, parent, pids = v
+        self.assertEqual(parent, 1)
+        self.assertEqual(pids, sorted([1, me]))
+
+    def test_preloads_are_imported_before_the_code_runs(self):
+        v = self.run_probe("import sys, json; print(json.dumps(['numpy' in sys.modules, 'pandas' in sys.modules]))")
+        self.assertEqual(v, [True, True])
+
+    def test_pid_1_is_not_a_copy_of_the_warm_interpreter(self):
+        v = self.run_probe(
+            "import json\n"
+            "print(json.dumps([open('/proc/1/status').read(), open('/proc/self/status').read()]))")
+        pid1, runner = (rss_anon_kb(t) for t in v)
+        # the runner maps the warm interpreter's heap (numpy, pandas); pid 1
+        # only the executor server's
+        self.assertGreater(runner, 4 * pid1, "pid 1 %d kB, runner %d kB" % (pid1, runner))
+        self.assertLess(pid1, 16 * 1024)
+
+    def test_each_run_gets_its_own_namespaces(self):
+        probe = ("import os, json\n"
+                 "print(json.dumps({n: os.readlink('/proc/self/ns/' + n) for n in "
+                 "('pid', 'mnt', 'net', 'ipc', 'uts', 'user', 'cgroup')}))")
+        a, b = self.run_probe(probe), self.run_probe(probe)
+        for name in a:
+            self.assertNotEqual(a[name], b[name], name)
