@@ -1,6 +1,7 @@
 /* zygote: see zygote.h. The only file that embeds CPython; it is linked into the
  * executor binary only (not libexecutor.a), so unit tests never load Python.
- * Protocol with the pool manager (fcgi-app/zygote_client.c) in zygote.h. */
+ * The spawner (sandboxes) and the warm interpreter (runners), and the protocol
+ * of both sockets, in zygote.h. */
 #include "zygote.h"
 
 #define PY_SSIZE_T_CLEAN
