@@ -3,13 +3,21 @@
 #include "sbx_seccomp.h"
 
 #include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 /* System calls denied outright with EPERM. Names unknown to this architecture
  * (e.g. iopl on arm64) are skipped. */
@@ -149,8 +157,49 @@ out:
 	return ctx;
 }
 
+/* The program sbx_seccomp_prepare compiled, or none. */
+static struct sock_fprog prepared;
+
+int sbx_seccomp_prepare(void)
+{
+	scmp_filter_ctx ctx = build();
+	if (!ctx)
+		return -1;
+	int fd = memfd_create("seccomp-filter", MFD_CLOEXEC);
+	int rc = fd < 0 ? -errno : seccomp_export_bpf(ctx, fd);
+	seccomp_release(ctx);
+	off_t size = rc == 0 ? lseek(fd, 0, SEEK_END) : -1;
+	if (size <= 0 || size % (off_t)sizeof(struct sock_filter) != 0 ||
+	    size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS) {
+		log_error("seccomp: compiling the filter: %s", rc < 0 ? strerror(-rc) : "bad size");
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	struct sock_filter *prog = xmalloc((size_t)size);
+	ssize_t n = pread(fd, prog, (size_t)size, 0);
+	close(fd);
+	if (n != (ssize_t)size) {
+		log_error("seccomp: reading the compiled filter back");
+		free(prog);
+		return -1;
+	}
+	free(prepared.filter);
+	prepared.filter = prog;
+	prepared.len = (unsigned short)(size / (off_t)sizeof(struct sock_filter));
+	return 0;
+}
+
 int sbx_seccomp_load(void)
 {
+	if (prepared.filter) {
+		/* what seccomp_load does with libseccomp's default attributes */
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prepared) < 0) {
+			log_error("seccomp: loading the filter: %s", strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
 	scmp_filter_ctx ctx = build();
 	if (!ctx)
 		return -1;

@@ -5,9 +5,16 @@
 #ifndef SBX_SECCOMP_H
 #define SBX_SECCOMP_H
 
-/* Builds the filter and loads it into the calling thread. 0, or -1 with errno set
- * (a message naming the rule that failed is logged). */
+/* Builds the filter and loads it into the calling thread, or loads the program
+ * sbx_seccomp_prepare compiled. 0, or -1 with errno set (a message naming the
+ * rule or step that failed is logged). */
 int sbx_seccomp_load(void);
+
+/* Compiles the filter once, in a process that forks many sandboxed children
+ * (the zygote): their sbx_seccomp_load then only hands the kernel the program,
+ * instead of building it with libseccomp (hundreds of allocations, each page
+ * a copy in a forked child). 0, or -1 (logged; loads then build as before). */
+int sbx_seccomp_prepare(void);
 
 /* Writes the filter as libseccomp pseudo code to fd, for debugging. 0 or -1. */
 int sbx_seccomp_export(int fd);

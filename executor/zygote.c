@@ -30,6 +30,7 @@
 #include "log.h"
 #include "runner.h"
 #include "sandbox.h"
+#include "sbx_seccomp.h"
 #include "util.h"
 
 #define INSIDE_WORKSPACE "/workspace"
@@ -440,6 +441,8 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 			  threads, cfg->preload_modules);
 		return 1;
 	}
+	if (sbx_seccomp_prepare() < 0)
+		return 1;
 	compact_image();
 	runner_set_entry(run_python, NULL);
 	int one = 1;

@@ -77,6 +77,12 @@ static void teardown(void)
 	config_release(&cfg);
 }
 
+static void setup_prepared(void)
+{
+	setup();
+	ck_assert_int_eq(sbx_seccomp_prepare(), 0);
+}
+
 /* The cgroup tests leave nothing behind, not even the (empty) parent groups. */
 static void cgroup_teardown(void)
 {
@@ -829,33 +835,44 @@ START_TEST(test_cgroup_rejects_bad_names)
 }
 END_TEST
 
+/* The lock-down tests, run with the filter built at load time and with the
+ * one compiled ahead (sbx_seccomp_prepare, what the zygote does). */
+static void add_lockdown_tests(TCase *tc)
+{
+	tcase_add_test(tc, test_lockdown_status);
+	tcase_add_test(tc, test_mount_denied);
+	tcase_add_test(tc, test_unshare_denied);
+	tcase_add_test(tc, test_clone_new_namespaces_denied);
+	tcase_add_test(tc, test_ptrace_denied);
+	tcase_add_test(tc, test_bpf_denied);
+	tcase_add_test(tc, test_keyctl_denied);
+	tcase_add_test(tc, test_io_uring_denied);
+	tcase_add_test(tc, test_socket_packet_denied);
+	tcase_add_test(tc, test_socket_netlink_denied);
+	tcase_add_test(tc, test_socket_raw_denied);
+	tcase_add_test(tc, test_misc_syscalls_denied);
+	tcase_add_test(tc, test_ordinary_calls_allowed);
+#ifdef __x86_64__
+	tcase_add_test(tc, test_i386_abi_killed);
+	tcase_add_test(tc, test_x32_abi_killed);
+#endif
+	tcase_add_test(tc, test_rlimits_in_force);
+	tcase_add_test(tc, test_rlimit_as_without_memory_cgroup);
+	tcase_add_test(tc, test_lockdown_changes_uid);
+	tcase_add_test(tc, test_seccomp_export);
+}
+
 static Suite *sandbox_suite(void)
 {
 	Suite *s = suite_create("sandbox");
 	TCase *lock = tcase_create("lockdown");
 	tcase_add_checked_fixture(lock, setup, teardown);
-	tcase_add_test(lock, test_lockdown_status);
-	tcase_add_test(lock, test_mount_denied);
-	tcase_add_test(lock, test_unshare_denied);
-	tcase_add_test(lock, test_clone_new_namespaces_denied);
-	tcase_add_test(lock, test_ptrace_denied);
-	tcase_add_test(lock, test_bpf_denied);
-	tcase_add_test(lock, test_keyctl_denied);
-	tcase_add_test(lock, test_io_uring_denied);
-	tcase_add_test(lock, test_socket_packet_denied);
-	tcase_add_test(lock, test_socket_netlink_denied);
-	tcase_add_test(lock, test_socket_raw_denied);
-	tcase_add_test(lock, test_misc_syscalls_denied);
-	tcase_add_test(lock, test_ordinary_calls_allowed);
-#ifdef __x86_64__
-	tcase_add_test(lock, test_i386_abi_killed);
-	tcase_add_test(lock, test_x32_abi_killed);
-#endif
-	tcase_add_test(lock, test_rlimits_in_force);
-	tcase_add_test(lock, test_rlimit_as_without_memory_cgroup);
-	tcase_add_test(lock, test_lockdown_changes_uid);
-	tcase_add_test(lock, test_seccomp_export);
+	add_lockdown_tests(lock);
 	suite_add_tcase(s, lock);
+	TCase *prepared = tcase_create("lockdown-prepared");
+	tcase_add_checked_fixture(prepared, setup_prepared, teardown);
+	add_lockdown_tests(prepared);
+	suite_add_tcase(s, prepared);
 
 	TCase *paths = tcase_create("paths");
 	tcase_add_checked_fixture(paths, setup, teardown);
