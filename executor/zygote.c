@@ -49,20 +49,19 @@ struct child {
 };
 
 static PyObject *runner_module; /* owned for the life of the process */
-static PyObject *runner_environ; /* list of str, argument of runner.serve */
 
 /* ---- Python ------------------------------------------------------------- */
 
 /* Entry of each sandbox's runner (runner.c calls it in the forked child, after
  * descriptors and lockdown): re-arm what exec would have given python, then
- * runner.serve(environ), which ends the process itself. */
+ * runner.serve(True), which ends the process itself. */
 static void run_python(void *arg)
 {
 	(void)arg;
 	signal(SIGPIPE, SIG_IGN); /* as python's own start-up does */
 	signal(SIGXFSZ, SIG_IGN);
 	PyOS_AfterFork_Child(); /* locks, threading, os.register_at_fork hooks */
-	PyObject *r = PyObject_CallMethod(runner_module, "serve", "(O)", runner_environ);
+	PyObject *r = PyObject_CallMethod(runner_module, "serve", "(O)", Py_True);
 	if (!r)
 		PyErr_Print();
 	Py_XDECREF(r);
@@ -84,7 +83,7 @@ static int threads_of_self(void)
 }
 
 /* The process environment the interpreter starts with: the runner's fixed one
- * plus the single-thread settings (serve() puts the fixed one back). */
+ * plus the single-thread settings (runner.settle puts the fixed one back). */
 static int set_environment(void)
 {
 	if (clearenv() != 0)
@@ -133,8 +132,9 @@ out:
 	return rc;
 }
 
-/* Loads runner.py as a module, warms it (preloads, shims), freezes the heap for
- * the garbage collector so children do not write to every object. */
+/* Loads runner.py as a module, warms it (preloads, shims), sets the runners'
+ * environment (runner.settle), freezes the heap for the garbage collector so
+ * children do not write to every object. */
 static int py_warm(const struct config *cfg)
 {
 	char *path = xasprintf("%s/executor/python/runner.py", cfg->data_dir);
@@ -145,9 +145,20 @@ static int py_warm(const struct config *cfg)
 	PyObject *p = PyUnicode_DecodeFSDefault(path);
 	PyObject *ws = PyUnicode_FromString(INSIDE_WORKSPACE);
 	PyObject *pre = PyUnicode_FromString(cfg->preload_modules);
-	if (!globals || !p || !ws || !pre || PyDict_SetItemString(globals, "_runner_path", p) < 0 ||
+	PyObject *env = PyList_New(0);
+	for (const char *const *e = runner_fixed_env(); env && *e; e++) {
+		PyObject *s = PyUnicode_FromString(*e);
+		if (!s || PyList_Append(env, s) < 0) {
+			Py_XDECREF(s);
+			goto out;
+		}
+		Py_DECREF(s);
+	}
+	if (!globals || !p || !ws || !pre || !env ||
+	    PyDict_SetItemString(globals, "_runner_path", p) < 0 ||
 	    PyDict_SetItemString(globals, "_workspace", ws) < 0 ||
-	    PyDict_SetItemString(globals, "_preload", pre) < 0)
+	    PyDict_SetItemString(globals, "_preload", pre) < 0 ||
+	    PyDict_SetItemString(globals, "_environ", env) < 0)
 		goto out;
 	code = xasprintf(
 		"import importlib.util, sys, gc\n"
@@ -156,25 +167,15 @@ static int py_warm(const struct config *cfg)
 		"sys.modules[_spec.name] = _m\n"
 		"_spec.loader.exec_module(_m)\n"
 		"_m.warm(_workspace, _preload)\n"
-		"del _spec, _m, _runner_path, _workspace, _preload\n"
+		"_m.settle(_environ)\n"
+		"del _spec, _m, _runner_path, _workspace, _preload, _environ\n"
 		"gc.collect()\n"
 		"gc.freeze()\n",
 		MODULE_NAME);
 	if (PyRun_SimpleString(code) != 0)
 		goto out;
 	runner_module = PyImport_ImportModule(MODULE_NAME);
-	if (!runner_module)
-		goto out;
-	runner_environ = PyList_New(0);
-	for (const char *const *e = runner_fixed_env(); runner_environ && *e; e++) {
-		PyObject *s = PyUnicode_FromString(*e);
-		if (!s || PyList_Append(runner_environ, s) < 0) {
-			Py_XDECREF(s);
-			goto out;
-		}
-		Py_DECREF(s);
-	}
-	if (runner_environ)
+	if (runner_module)
 		rc = 0;
 out:
 	if (rc < 0) {
@@ -185,6 +186,7 @@ out:
 	Py_XDECREF(p);
 	Py_XDECREF(ws);
 	Py_XDECREF(pre);
+	Py_XDECREF(env);
 	free(code);
 	free(path);
 	return rc;

@@ -249,16 +249,22 @@ def warm(workspace, preload):
     spec.loader.exec_module(_IMPORTS)
 
 
-def serve(environ=None):
-    """The rest of a runner's life: ready, import checks, one execution, exit. environ
-    (a list of "NAME=value"), when given, replaces the environment: a runner
-    forked from the zygote has the zygote's."""
+def settle(environ):
+    """In the zygote, once warm: the environment every runner starts with (a list
+    of "NAME=value") instead of the zygote's own, whose single-thread settings
+    were for the preloads' start-up. Done once here rather than in each runner."""
+    os.environ.clear()
+    os.environ.update(e.split("=", 1) for e in environ)
+
+
+def serve(forked=False):
+    """The rest of a runner's life: ready, import checks, one execution, exit.
+    forked: a runner forked from the zygote, which gets Python's SIGINT handler
+    back and its own draw of NumPy's global generator."""
     import json
-    if environ is not None:
+    if forked:
         import signal
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.environ.clear()
-        os.environ.update(e.split("=", 1) for e in environ)
         # Forked from one zygote, every sandbox would draw the same numbers.
         nprandom = sys.modules.get("numpy.random")
         if nprandom is not None:
