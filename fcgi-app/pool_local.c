@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -291,18 +292,38 @@ static void reap(struct manager *m)
 	}
 }
 
+/* $APP_RUN_DIR/sandboxes, or NULL (logged) when the path does not fit. */
+static const char *sandboxes_dir(const struct config *cfg)
+{
+	static char dir[512];
+	int n = snprintf(dir, sizeof(dir), "%s/sandboxes", cfg->run_dir);
+	if (n < 0 || (size_t)n >= sizeof(dir)) {
+		log_error("APP_RUN_DIR is too long");
+		return NULL;
+	}
+	return dir;
+}
+
 /* Removes what an earlier run left: cgroups (killing what runs in them),
- * sandbox directories and rows. */
+ * sandbox directories (and the tmpfs they were on) and rows. Then mounts a
+ * fresh tmpfs for the sandboxes' directories: each sandbox makes and removes
+ * a few of them and binds a socket there, which on a disk file system would
+ * go through its journal every time (/run is usually a tmpfs already; this
+ * makes it so wherever APP_RUN_DIR is). A failed mount is only a warning. */
 static void cleanup_leftovers(struct manager *m)
 {
-	char dir[512];
 	cgroup_remove_all(m->cfg);
-	int n = snprintf(dir, sizeof(dir), "%s/sandboxes", m->cfg->run_dir);
-	if (n > 0 && (size_t)n < sizeof(dir)) {
+	const char *dir = sandboxes_dir(m->cfg);
+	if (dir) {
+		umount2(dir, MNT_DETACH); /* a crashed run's tmpfs; EINVAL when none */
 		if (remove_tree(dir) < 0)
 			log_warn("could not remove %s: %s", dir, strerror(errno));
 		if (mkdir_p(dir, 0711) < 0)
 			log_error("mkdir %s: %s", dir, strerror(errno));
+		else if (mount("code-interpreter-sandboxes", dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			       "mode=0711,size=16m,nr_inodes=65536") < 0)
+			log_warn("no tmpfs on %s (%s): sandbox directories stay on its file system", dir,
+				 strerror(errno));
 	}
 	db_sandbox_delete_all(m->db);
 }
@@ -391,6 +412,8 @@ static int local_run(const struct config *cfg, int notify_fd)
 out:
 	if (m.db)
 		db_sandbox_delete_all(m.db);
+	if (m.n == 0 && sandboxes_dir(cfg))
+		umount2(sandboxes_dir(cfg), MNT_DETACH); /* every sandbox is gone */
 	db_close(&m.db);
 	free(m.sb);
 	if (sfd >= 0)

@@ -5,9 +5,9 @@ from the warm interpreter); the runner is forked from the warm interpreter
 straight into the sandbox's namespaces, as pid 1's only child, with the
 preloads already imported."""
 
-import json
+import os
 
-from support import E2E
+from support import E2E, RUN_DIR
 
 
 def rss_anon_kb(status_text):
@@ -40,6 +40,18 @@ class P11Warm(E2E):
         # only the executor server's
         self.assertGreater(runner, 4 * pid1, "pid 1 %d kB, runner %d kB" % (pid1, runner))
         self.assertLess(pid1, 16 * 1024)
+
+    def test_sandbox_directories_are_on_a_tmpfs_of_the_service(self):
+        # one per sandbox made and removed: never a disk journal's business
+        where = os.path.join(RUN_DIR, "sandboxes")
+        with open("/proc/self/mountinfo") as f:
+            mounts = [l.split() for l in f]
+        mine = [m for m in mounts if m[4] == where]
+        self.assertEqual(len(mine), 1, "no mount on %s" % where)
+        fstype = mine[0][mine[0].index("-") + 1]
+        self.assertEqual(fstype, "tmpfs")
+        self.assertIn("nosuid", mine[0][5])
+        self.assertIn("noexec", mine[0][5])
 
     def test_each_run_gets_its_own_namespaces(self):
         probe = ("import os, json\n"
