@@ -78,7 +78,9 @@ def check(source, paths=()):
     for p in reversed(paths):
         if p not in sys.path:
             sys.path.insert(0, p)
-    importlib.invalidate_caches()
+        # listed anew: files may have arrived since a finder cached the listing
+        # (importlib.invalidate_caches would visit every package's finder)
+        sys.path_importer_cache.pop(p, None)
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError, MemoryError, RecursionError):

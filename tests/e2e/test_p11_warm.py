@@ -53,6 +53,13 @@ class P11Warm(E2E):
         self.assertIn("nosuid", mine[0][5])
         self.assertIn("noexec", mine[0][5])
 
+    def test_a_module_from_an_earlier_run_is_importable(self):
+        # the workspace's finder is made anew for each run (not the zygote's)
+        first = self.run_code("open('helper_mod.py', 'w').write('X = 42\\n')")
+        self.assertIn("/workspace/helper_mod.py", first["files"])
+        out = self.run_code("import helper_mod; print(helper_mod.X)", files=first["files"])
+        self.assertEqual(out["stdout"], "42\n")
+
     def test_each_run_gets_its_own_namespaces(self):
         probe = ("import os, json\n"
                  "print(json.dumps({n: os.readlink('/proc/self/ns/' + n) for n in "
