@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -126,7 +127,29 @@ struct db {
 	sqlite3 *h;
 	char *path;
 	sqlite3_stmt *stmt[ST_COUNT_];
+	struct timespec busy_since; /* first try of the lock being waited for */
 };
+
+/* SQLite's own busy handler sleeps 1, 2, 5, 10, 15 ms... between tries: more
+ * than a whole execution takes here, where a write transaction holds the lock
+ * for a fraction of a millisecond (and the pool manager and the workers take
+ * turns at it all the time). Ours sleeps 50 us, doubling up to 2 ms, until
+ * BUSY_TIMEOUT_MS have passed since the first try. */
+static int busy_wait(void *arg, int tries)
+{
+	struct db *db = arg;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (tries == 0)
+		db->busy_since = now;
+	else if ((now.tv_sec - db->busy_since.tv_sec) * 1000 +
+			 (now.tv_nsec - db->busy_since.tv_nsec) / 1000000 >= BUSY_TIMEOUT_MS)
+		return 0;
+	long us = tries < 6 ? 50L << tries : 2000L;
+	struct timespec ts = {0, (us > 2000 ? 2000 : us) * 1000L};
+	nanosleep(&ts, NULL);
+	return 1;
+}
 
 static void log_db(struct db *db, const char *what)
 {
@@ -240,7 +263,7 @@ struct db *db_open(const char *path)
 		goto out;
 	}
 	sqlite3_extended_result_codes(db->h, 1);
-	sqlite3_busy_timeout(db->h, BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(db->h, busy_wait, db);
 	if (!pragma_text(db, "PRAGMA journal_mode = WAL", mode, sizeof(mode)))
 		goto out;
 	if (strcmp(mode, "wal") != 0) {
