@@ -60,6 +60,13 @@ class P11Warm(E2E):
         out = self.run_code("import helper_mod; print(helper_mod.X)", files=first["files"])
         self.assertEqual(out["stdout"], "42\n")
 
+    def test_random_generators_are_reseeded_in_each_run(self):
+        probe = ("import json, random, numpy\n"
+                 "print(json.dumps([random.random(), numpy.random.random(), numpy.random.randint(1 << 30)]))")
+        a, b = self.run_probe(probe), self.run_probe(probe)
+        for x, y in zip(a, b):
+            self.assertNotEqual(x, y)
+
     def test_each_run_gets_its_own_namespaces(self):
         probe = ("import os, json\n"
                  "print(json.dumps({n: os.readlink('/proc/self/ns/' + n) for n in "
