@@ -106,6 +106,73 @@ static int py_status(PyStatus st, const char *what)
 	return -1;
 }
 
+/* ---- Python's arenas ------------------------------------------------------ */
+
+/* The warm interpreter's object arenas (1 MiB each) come out of one region
+ * reserved up front, so that they sit side by side in one mapping that
+ * compact_image can fold into 2 MiB pages (and fork copies one entry per 2
+ * MiB); mmap'd one by one they land between the libraries, each a mapping of
+ * its own. Once warm, the unused rest of the region is given back
+ * (arena_region_close): later arenas, in the zygote and in every runner, are
+ * mmap'd as usual, and a runner's address space holds no reservation beyond
+ * what it uses (RLIMIT_AS counts it). Freed arenas of the region are only
+ * returned to the kernel (MADV_DONTNEED), not reused. */
+#define ARENA_REGION ((size_t)256 << 20)
+static char *arena_base, *arena_next, *arena_end;
+
+static void *arena_alloc(void *ctx, size_t size)
+{
+	(void)ctx;
+	if (arena_next && (size_t)(arena_end - arena_next) >= size) {
+		void *p = arena_next;
+		arena_next += size;
+		return p;
+	}
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void arena_free(void *ctx, void *ptr, size_t size)
+{
+	(void)ctx;
+	if ((char *)ptr >= arena_base && (char *)ptr < arena_end)
+		madvise(ptr, size, MADV_DONTNEED);
+	else
+		munmap(ptr, size);
+}
+
+/* Before Py_Initialize: reserves the region (2 MiB aligned) and installs the
+ * allocator. Without the region Python's own allocator stays. */
+static void arena_region_open(void)
+{
+	const size_t huge = (size_t)2 << 20;
+	char *p = mmap(NULL, ARENA_REGION + huge, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	char *a = (char *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	munmap(a + ARENA_REGION, (size_t)(p + huge - a));
+	arena_base = arena_next = a;
+	arena_end = a + ARENA_REGION;
+	PyObjectArenaAllocator al = {NULL, arena_alloc, arena_free};
+	PyObject_SetArenaAllocator(&al);
+}
+
+/* Once warm: the region ends where its arenas end (rounded up to 2 MiB). */
+static void arena_region_close(void)
+{
+	if (!arena_base)
+		return;
+	const uintptr_t huge = (uintptr_t)2 << 20;
+	char *end = (char *)(((uintptr_t)arena_next + huge - 1) & ~(huge - 1));
+	if (end < arena_end)
+		munmap(end, (size_t)(arena_end - end));
+	arena_end = end;
+	arena_next = NULL; /* from now on: mmap */
+}
+
 /* Initialises the interpreter the way `python3 -s -B -u` starts (the runner's
  * command line when exec'd), with the hash seed of PYTHONHASHSEED=0. */
 static int py_start(const struct config *cfg)
@@ -435,8 +502,10 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 	}
 	prctl(PR_SET_NAME, "zygote");
 	int64_t t0 = monotonic_ms();
+	arena_region_open();
 	if (set_environment() < 0 || py_start(cfg) < 0 || py_warm(cfg) < 0)
 		return 1;
+	arena_region_close();
 	int threads = threads_of_self();
 	if (threads != 1) {
 		log_error("zygote: %d threads after the preloads (%s); forking would be unsafe",
