@@ -116,7 +116,8 @@ static _Noreturn void exec_child(const struct config *cfg, int sandboxed, pid_t 
 		entry_fn(entry_arg);
 		_exit(127);
 	}
-	execve(argv[0], argv, envp);
+	if (argv) /* none for runner_become: the entry is the zygote's */
+		execve(argv[0], argv, envp);
 	_exit(127);
 }
 
