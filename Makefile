@@ -30,13 +30,13 @@ LIBS_TEST = $(shell pkg-config --libs check 2>/dev/null) $(LIBS_APP) $(LIBS_EXEC
 
 COMMON_SRCS  = $(wildcard common/*.c)
 STORAGE_SRCS = $(wildcard storage/*.c)
-EXEC_SRCS    = $(filter-out executor/main.c executor/zygote.c,$(wildcard executor/*.c))
+EXEC_SRCS    = $(filter-out executor/main.c executor/warm.c,$(wildcard executor/*.c))
 APP_SRCS     = $(filter-out fcgi-app/main.c fcgi-app/health_check.c,$(wildcard fcgi-app/*.c))
 TEST_SRCS    = $(wildcard tests/unit/check_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-BINS  = $(BUILD)/code-interpreter $(BUILD)/executor $(BUILD)/health_check
+BINS  = $(BUILD)/code-interpreter $(BUILD)/executor $(BUILD)/executor-warm $(BUILD)/health_check
 TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
 .PHONY: all deps run test unit e2e soak bench lint clean compile_commands.json k8s-test
@@ -57,16 +57,19 @@ $(BUILD)/%.a:
 $(BUILD)/code-interpreter: $(call obj,fcgi-app/main.c) $(BUILD)/libapp.a $(BUILD)/libstorage.a $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_APP)
 
-# The zygote embeds CPython: only the executor binary links libpython (the
-# unit tests link libexecutor.a, which has no Python in it).
+$(BUILD)/executor: $(call obj,executor/main.c) $(BUILD)/libexecutor.a $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_EXEC)
+
+# The zygote's warm interpreter embeds CPython: executor-warm is the only
+# program that links libpython, and it links nothing of the executor server's.
 PYCONFIG  ?= /usr/bin/python3.11-config
 PY_CFLAGS  = $(patsubst -I%,-isystem %,$(filter -I%,$(shell $(PYCONFIG) --includes 2>/dev/null)))
 PY_LIBS    = $(shell $(PYCONFIG) --embed --ldflags 2>/dev/null)
 
-$(BUILD)/obj/executor/zygote.o: ALL_CFLAGS += $(PY_CFLAGS)
+$(BUILD)/obj/executor/warm.o: ALL_CFLAGS += $(PY_CFLAGS)
 
-$(BUILD)/executor: $(call obj,executor/main.c executor/zygote.c) $(BUILD)/libexecutor.a $(BUILD)/libcommon.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_EXEC) $(PY_LIBS)
+$(BUILD)/executor-warm: $(call obj,executor/warm.c) $(BUILD)/libexecutor.a $(BUILD)/libcommon.a
+	$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(shell pkg-config --libs libseccomp json-c 2>/dev/null) $(PY_LIBS)
 
 $(BUILD)/health_check: $(call obj,fcgi-app/health_check.c) $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell pkg-config --libs libcurl json-c)

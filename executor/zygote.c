@@ -1,24 +1,15 @@
-/* zygote: see zygote.h. The only file that embeds CPython; it is linked into the
- * executor binary only (not libexecutor.a), so unit tests never load Python.
- * The spawner (sandboxes) and the warm interpreter (runners), and the protocol
- * of both sockets, in zygote.h. */
+/* zygote: see zygote.h. The spawner: `executor zygote`, which starts the warm
+ * interpreter (executor/warm.c, a program of its own) and forks the sandboxes. */
 #include "zygote.h"
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <malloc.h>
+#include <limits.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -26,282 +17,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cgroup.h"
 #include "log.h"
-#include "runner.h"
 #include "sandbox.h"
-#include "sbx_seccomp.h"
 #include "util.h"
 
-#define INSIDE_WORKSPACE "/workspace"
-#define MODULE_NAME "_code_interpreter_runner"
-
-/* Set before numpy & co. are imported: their thread pools would not survive
- * fork(), and the zygote must be single-threaded when it forks. */
-static const char *const single_thread_env[] = {
-	"OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1",
-	"NUMEXPR_NUM_THREADS=1", "VECLIB_MAXIMUM_THREADS=1", "GOTO_NUM_THREADS=1",
-};
+extern char **environ;
 
 struct child {
 	pid_t pid;
 	int keep_fd; /* from sbx_spawn, closed once reaped */
 };
-
-static PyObject *runner_module; /* owned for the life of the process */
-
-/* ---- Python ------------------------------------------------------------- */
-
-/* Entry of each sandbox's runner (runner.c calls it in the forked child, after
- * descriptors and lockdown): re-arm what exec would have given python, then
- * runner.serve(True), which ends the process itself. */
-static void run_python(void *arg)
-{
-	(void)arg;
-	signal(SIGPIPE, SIG_IGN); /* as python's own start-up does */
-	signal(SIGXFSZ, SIG_IGN);
-	PyOS_AfterFork_Child(); /* locks, threading, os.register_at_fork hooks */
-	PyObject *r = PyObject_CallMethod(runner_module, "serve", "(O)", Py_True);
-	if (!r)
-		PyErr_Print();
-	Py_XDECREF(r);
-	_exit(1);
-}
-
-static int threads_of_self(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	if (!d)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-/* The process environment the interpreter starts with: the runner's fixed one
- * plus the single-thread settings (runner.settle puts the fixed one back). */
-static int set_environment(void)
-{
-	if (clearenv() != 0)
-		return -1;
-	for (const char *const *e = runner_fixed_env(); *e; e++)
-		if (putenv((char *)*e) != 0)
-			return -1;
-	for (size_t i = 0; i < sizeof(single_thread_env) / sizeof(single_thread_env[0]); i++)
-		if (putenv((char *)single_thread_env[i]) != 0)
-			return -1;
-	return 0;
-}
-
-static int py_status(PyStatus st, const char *what)
-{
-	if (!PyStatus_Exception(st))
-		return 0;
-	log_error("zygote: %s: %s%s%s", what, st.func ? st.func : "", st.func ? ": " : "",
-		  st.err_msg ? st.err_msg : "failed");
-	return -1;
-}
-
-/* ---- Python's arenas ------------------------------------------------------ */
-
-/* The warm interpreter's object arenas (1 MiB each) come out of one region
- * reserved up front, so that they sit side by side in one mapping that
- * compact_image can fold into 2 MiB pages (and fork copies one entry per 2
- * MiB); mmap'd one by one they land between the libraries, each a mapping of
- * its own. Once warm, the unused rest of the region is given back
- * (arena_region_close): later arenas, in the zygote and in every runner, are
- * mmap'd as usual, and a runner's address space holds no reservation beyond
- * what it uses (RLIMIT_AS counts it). Freed arenas of the region are only
- * returned to the kernel (MADV_DONTNEED), not reused. */
-#define ARENA_REGION ((size_t)256 << 20)
-static char *arena_base, *arena_next, *arena_end;
-
-static void *arena_alloc(void *ctx, size_t size)
-{
-	(void)ctx;
-	if (arena_next && (size_t)(arena_end - arena_next) >= size) {
-		void *p = arena_next;
-		arena_next += size;
-		return p;
-	}
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
-
-static void arena_free(void *ctx, void *ptr, size_t size)
-{
-	(void)ctx;
-	if ((char *)ptr >= arena_base && (char *)ptr < arena_end)
-		madvise(ptr, size, MADV_DONTNEED);
-	else
-		munmap(ptr, size);
-}
-
-/* Before Py_Initialize: reserves the region (2 MiB aligned) and installs the
- * allocator. Without the region Python's own allocator stays. */
-static void arena_region_open(void)
-{
-	const size_t huge = (size_t)2 << 20;
-	char *p = mmap(NULL, ARENA_REGION + huge, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return;
-	char *a = (char *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
-	if (a > p)
-		munmap(p, (size_t)(a - p));
-	munmap(a + ARENA_REGION, (size_t)(p + huge - a));
-	arena_base = arena_next = a;
-	arena_end = a + ARENA_REGION;
-	PyObjectArenaAllocator al = {NULL, arena_alloc, arena_free};
-	PyObject_SetArenaAllocator(&al);
-}
-
-/* Once warm: the region ends where its arenas end (rounded up to 2 MiB). */
-static void arena_region_close(void)
-{
-	if (!arena_base)
-		return;
-	const uintptr_t huge = (uintptr_t)2 << 20;
-	char *end = (char *)(((uintptr_t)arena_next + huge - 1) & ~(huge - 1));
-	if (end < arena_end)
-		munmap(end, (size_t)(arena_end - end));
-	arena_end = end;
-	arena_next = NULL; /* from now on: mmap */
-}
-
-/* Initialises the interpreter the way `python3 -s -B -u` starts (the runner's
- * command line when exec'd), with the hash seed of PYTHONHASHSEED=0. */
-static int py_start(const struct config *cfg)
-{
-	PyConfig pc;
-	PyConfig_InitPythonConfig(&pc);
-	pc.user_site_directory = 0; /* -s */
-	pc.write_bytecode = 0;      /* -B */
-	pc.buffered_stdio = 0;      /* -u */
-	pc.use_hash_seed = 1;
-	pc.hash_seed = 0;
-	pc.parse_argv = 0;
-	pc.install_signal_handlers = 1;
-	int rc = -1;
-	char *argv[] = {(char *)"<string>"};
-	if (py_status(PyConfig_SetBytesString(&pc, &pc.program_name, cfg->python), "program name") < 0 ||
-	    py_status(PyConfig_SetBytesString(&pc, &pc.executable, cfg->python), "executable") < 0 ||
-	    py_status(PyConfig_SetBytesArgv(&pc, 1, argv), "argv") < 0 ||
-	    py_status(Py_InitializeFromConfig(&pc), "initialisation") < 0)
-		goto out;
-	rc = 0;
-out:
-	PyConfig_Clear(&pc);
-	return rc;
-}
-
-/* Loads runner.py as a module, warms it (preloads, shims), sets the runners'
- * environment (runner.settle), freezes the heap for the garbage collector so
- * children do not write to every object. */
-static int py_warm(const struct config *cfg)
-{
-	char *path = xasprintf("%s/executor/python/runner.py", cfg->data_dir);
-	char *code = NULL;
-	int rc = -1;
-	PyObject *main_mod = PyImport_AddModule("__main__"); /* borrowed */
-	PyObject *globals = main_mod ? PyModule_GetDict(main_mod) : NULL; /* borrowed */
-	PyObject *p = PyUnicode_DecodeFSDefault(path);
-	PyObject *ws = PyUnicode_FromString(INSIDE_WORKSPACE);
-	PyObject *pre = PyUnicode_FromString(cfg->preload_modules);
-	PyObject *env = PyList_New(0);
-	for (const char *const *e = runner_fixed_env(); env && *e; e++) {
-		PyObject *s = PyUnicode_FromString(*e);
-		if (!s || PyList_Append(env, s) < 0) {
-			Py_XDECREF(s);
-			goto out;
-		}
-		Py_DECREF(s);
-	}
-	if (!globals || !p || !ws || !pre || !env ||
-	    PyDict_SetItemString(globals, "_runner_path", p) < 0 ||
-	    PyDict_SetItemString(globals, "_workspace", ws) < 0 ||
-	    PyDict_SetItemString(globals, "_preload", pre) < 0 ||
-	    PyDict_SetItemString(globals, "_environ", env) < 0)
-		goto out;
-	code = xasprintf(
-		"import importlib.util, sys, gc\n"
-		"_spec = importlib.util.spec_from_file_location('%s', _runner_path)\n"
-		"_m = importlib.util.module_from_spec(_spec)\n"
-		"sys.modules[_spec.name] = _m\n"
-		"_spec.loader.exec_module(_m)\n"
-		"_m.warm(_workspace, _preload)\n"
-		"_m.settle(_environ)\n"
-		"del _spec, _m, _runner_path, _workspace, _preload, _environ\n"
-		"gc.collect()\n"
-		"gc.freeze()\n",
-		MODULE_NAME);
-	if (PyRun_SimpleString(code) != 0)
-		goto out;
-	runner_module = PyImport_ImportModule(MODULE_NAME);
-	if (runner_module)
-		rc = 0;
-out:
-	if (rc < 0) {
-		if (PyErr_Occurred())
-			PyErr_Print();
-		log_error("zygote: warming the runner (%s) failed", path);
-	}
-	Py_XDECREF(p);
-	Py_XDECREF(ws);
-	Py_XDECREF(pre);
-	Py_XDECREF(env);
-	free(code);
-	free(path);
-	return rc;
-}
-
-/* ---- the image the sandboxes are forked from ---------------------------- */
-
-/* Makes the warm image cheap to fork: the heap's free chunks are merged back
- * (a child's malloc would otherwise walk, and copy, the zygote's free lists),
- * and every writable anonymous region is folded into 2 MiB pages where it
- * spans them, so fork and exit copy and drop one entry per 2 MiB instead of
- * 512. A child's first write still copies only 4 KiB. Best effort: a kernel
- * without MADV_COLLAPSE keeps small pages. */
-static void compact_image(void)
-{
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
-#endif
-	malloc_trim(0);
-	/* the trim leaves the merged free chunks unsorted; malloc sorts them into
-	 * their bins at the first request none fits exactly, writing to each: here
-	 * once, rather than in every runner (a page copied per chunk) */
-	void *volatile sort = malloc(64 << 10);
-	free(sort);
-	FILE *f = fopen("/proc/self/maps", "re");
-	if (!f)
-		return;
-	const uintptr_t huge = (uintptr_t)2 << 20;
-	size_t folded = 0;
-	char line[512];
-	while (fgets(line, sizeof(line), f)) {
-		uintptr_t lo, hi;
-		char perms[8], path[256] = "";
-		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %*s %*s %*s %255s", &lo, &hi, perms,
-			   path) < 3)
-			continue;
-		if (perms[1] != 'w' || (path[0] && strcmp(path, "[heap]") != 0))
-			continue;
-		uintptr_t a = (lo + huge - 1) & ~(huge - 1), b = hi & ~(huge - 1);
-		if (b <= a)
-			continue;
-		if (madvise((void *)a, b - a, MADV_HUGEPAGE) == 0 &&
-		    madvise((void *)a, b - a, MADV_COLLAPSE) == 0)
-			folded += b - a;
-	}
-	fclose(f);
-	log_debug("zygote: %zu MiB of the warm image in huge pages", folded >> 20);
-}
 
 /* ---- control socket ----------------------------------------------------- */
 
@@ -366,187 +91,6 @@ static void send_reply(int fd, pid_t pid, int pidfd)
 		;
 }
 
-/* ---- the warm interpreter: runners on request ----------------------------- */
-
-/* One request on the request socket: 1 with the five descriptors in from[] and
- * the sender's pid, 0 at EOF, -1 for a malformed message (dropped). */
-static int recv_runner_request(int fd, int from[5], pid_t *sender)
-{
-	char buf[32];
-	union {
-		char buf[CMSG_SPACE(5 * sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = {buf, sizeof(buf)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf)};
-	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return errno == EINTR ? -1 : 0;
-	if (n == 0)
-		return 0;
-	int nfds = 0, fds[5 + 1];
-	struct ucred cred = {0, 0, 0};
-	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET)
-			continue;
-		if (c->cmsg_type == SCM_RIGHTS) {
-			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t j = 0; j < k; j++) {
-				int f;
-				memcpy(&f, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
-				if (nfds < 6)
-					fds[nfds++] = f;
-				else
-					close(f);
-			}
-		} else if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(cred))) {
-			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-		}
-	}
-	if (nfds == 5 && cred.pid > 0 && !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
-	    (size_t)n == strlen(RUNNER_REQUEST) && memcmp(buf, RUNNER_REQUEST, (size_t)n) == 0) {
-		memcpy(from, fds, sizeof(int) * 5);
-		*sender = cred.pid;
-		return 1;
-	}
-	for (int j = 0; j < nfds; j++)
-		close(fds[j]);
-	log_error("zygote: malformed runner request dropped");
-	return -1;
-}
-
-/* Whether pid is pid 1 of a sandbox the spawner made: its child, pid 1 of a pid
- * namespace one level down (NSpid "<pid> 1"), running as the sandbox's root. */
-static int requester_ok(const struct config *cfg, pid_t pid, pid_t spawner)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	int ppid_ok = 0, ns_ok = 0, uid_ok = 0;
-	while (fgets(line, sizeof(line), f)) {
-		int a, b, c;
-		char extra;
-		if (sscanf(line, "PPid: %d", &a) == 1)
-			ppid_ok = a == (int)spawner;
-		else if (strncmp(line, "NSpid:", 6) == 0)
-			ns_ok = sscanf(line + 6, "%d %d %c", &a, &b, &extra) == 2 && a == (int)pid && b == 1;
-		else if (sscanf(line, "Uid: %d %d %d", &a, &b, &c) == 3)
-			uid_ok = a == cfg->sandbox_uid_base && b == a && c == a;
-	}
-	fclose(f);
-	if (!(ppid_ok && ns_ok && uid_ok))
-		log_error("zygote: runner request from pid %d, not a sandbox's pid 1: refused", (int)pid);
-	return ppid_ok && ns_ok && uid_ok;
-}
-
-/* In the runner (a fork of the warm interpreter that already sits in the
- * sandbox's pid namespace): the sandbox's cgroups, its other namespaces, then
- * runner_become. Never returns. */
-static _Noreturn void enter_sandbox(const struct config *cfg, pid_t sandbox, int pidfd,
-				    const int from[5])
-{
-	int memory = cgroup_join(cfg, sandbox);
-	if (memory < 0)
-		_exit(127);
-	sbx_set_memory_cgroup(memory == 1);
-	if (setns(pidfd, CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
-				 CLONE_NEWCGROUP) < 0 ||
-	    chdir("/") < 0)
-		_exit(127);
-	runner_become(cfg, 1, from);
-}
-
-/* Forks a runner into the namespaces of the sandbox whose pid 1 is sandbox.
- * The pid namespace only applies to children, and the runner must be the
- * server's child (so that the server reaps it): a vfork'd helper, born in the
- * sandbox's pid namespace and sharing our memory (nothing is copied), forks
- * the runner and exits at once; its orphan goes to the sandbox's pid 1.
- * 0, or -1 when our own pid namespace could not be restored (fatal). */
-static int make_runner(const struct config *cfg, int self_pidns, pid_t sandbox, const int from[5])
-{
-	int pidfd = (int)syscall(SYS_pidfd_open, sandbox, 0);
-	if (pidfd < 0) {
-		log_error("zygote: pidfd_open(%d): %s", (int)sandbox, strerror(errno));
-		return 0;
-	}
-	if (setns(pidfd, CLONE_NEWPID) < 0) {
-		log_error("zygote: entering the pid namespace of %d: %s", (int)sandbox, strerror(errno));
-		close(pidfd);
-		return 0;
-	}
-	pid_t helper = vfork();
-	if (helper == 0) {
-		pid_t runner = _Fork();
-		if (runner == 0)
-			enter_sandbox(cfg, sandbox, pidfd, from);
-		_exit(runner < 0 ? 1 : 0);
-	}
-	int saved = errno, status = 0;
-	if (setns(self_pidns, CLONE_NEWPID) < 0) {
-		log_error("zygote: restoring the pid namespace: %s", strerror(errno));
-		close(pidfd);
-		return -1;
-	}
-	if (helper < 0)
-		log_error("zygote: vfork: %s", strerror(saved));
-	else if (waitpid(helper, &status, 0) == helper && status != 0)
-		log_error("zygote: fork of a runner failed");
-	close(pidfd);
-	return 0;
-}
-
-/* The warm interpreter's life: Python, then runner requests until EOF. */
-static int warm_run(const struct config *cfg, int rq, pid_t spawner)
-{
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != spawner) {
-		log_error("zygote: spawner gone or PR_SET_PDEATHSIG failed");
-		return 1;
-	}
-	prctl(PR_SET_NAME, "zygote");
-	int64_t t0 = monotonic_ms();
-	arena_region_open();
-	if (set_environment() < 0 || py_start(cfg) < 0 || py_warm(cfg) < 0)
-		return 1;
-	arena_region_close();
-	int threads = threads_of_self();
-	if (threads != 1) {
-		log_error("zygote: %d threads after the preloads (%s); forking would be unsafe",
-			  threads, cfg->preload_modules);
-		return 1;
-	}
-	if (sbx_seccomp_prepare() < 0)
-		return 1;
-	compact_image();
-	runner_set_entry(run_python, NULL);
-	int one = 1;
-	int self_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
-	if (self_pidns < 0 || setsockopt(rq, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
-		log_error("zygote: request socket: %s", strerror(errno));
-		return 1;
-	}
-	log_info("zygote: warm in %lld ms (preloaded: %s)", (long long)(monotonic_ms() - t0),
-		 cfg->preload_modules[0] ? cfg->preload_modules : "nothing");
-	if (write_all(rq, "R", 1) < 0)
-		return 1;
-	for (;;) {
-		int from[5];
-		pid_t sender;
-		int r = recv_runner_request(rq, from, &sender);
-		if (r == 0)
-			return 0;
-		if (r < 0)
-			continue;
-		int rc = requester_ok(cfg, sender, spawner) ? make_runner(cfg, self_pidns, sender, from) : 0;
-		for (int i = 0; i < 5; i++)
-			close(from[i]);
-		if (rc < 0)
-			return 1;
-	}
-}
-
 /* ---- the spawner: sandboxes on request ------------------------------------ */
 
 /* Reaps exited children; 1 when the warm interpreter was one of them. */
@@ -596,21 +140,47 @@ static void spawn_one(const struct config *cfg, int ctl, int rq, struct child **
 		close(pidfd);
 }
 
-/* Starts the warm interpreter and waits for its "R". Its pid, or -1. */
-static pid_t start_warm(const struct config *cfg, int ctl, int *rq_out)
+/* The warm interpreter's program: executor-warm beside our own binary. */
+static char *warm_path(void)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return NULL;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	return xasprintf("%s/executor-warm", self);
+}
+
+/* Starts the warm interpreter, with the request socket as its fd 3, and waits
+ * for its "R". Its pid, or -1 (logged). */
+static pid_t start_warm(int *rq_out)
 {
 	int rq[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rq) < 0) {
-		log_error("zygote: socketpair: %s", strerror(errno));
+	char *path = warm_path();
+	if (!path || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rq) < 0) {
+		log_error("zygote: %s: %s", path ? "socketpair" : "own path", strerror(errno));
+		free(path);
 		return -1;
 	}
 	pid_t self = getpid();
 	pid_t warm = fork();
 	if (warm == 0) {
-		close(ctl);
-		close(rq[0]);
-		_exit(warm_run(cfg, rq[1], self));
+		/* dies with us from its first instruction on */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != self)
+			_exit(1);
+		if (rq[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(rq[1], 3) < 0)
+			_exit(1);
+		syscall(SYS_close_range, 4U, ~0U, 0U); /* ctl, rq[0] and the rest */
+		char *argv[] = {path, (char *)"--request-fd", (char *)"3", NULL};
+		execve(path, argv, environ);
+		log_error("zygote: exec %s: %s", path, strerror(errno));
+		_exit(1);
 	}
+	free(path);
 	close(rq[1]);
 	char c = 0;
 	if (warm < 0 || read(rq[0], &c, 1) != 1 || c != 'R') {
@@ -639,7 +209,7 @@ int zygote_run(const struct config *cfg, int ctl)
 	}
 	prctl(PR_SET_NAME, "spawner");
 	int rq = -1;
-	pid_t warm = start_warm(cfg, ctl, &rq);
+	pid_t warm = start_warm(&rq);
 	if (warm < 0)
 		return 1;
 

@@ -4,8 +4,8 @@
  *   pool's sandboxes: per request of the pool manager it runs the same ordered
  *   setup as `executor sandbox` (sbx_spawn) in a forked child, the sandbox's
  *   pid 1, which runs the executor server. Forking a small process is cheap.
- * - the warm interpreter (its child, forked before anything else) embeds
- *   CPython, imports APP_PRELOAD_MODULES once (single-threaded: BLAS/OpenMP
+ * - the warm interpreter (its child, `executor-warm`, executor/warm.c, a
+ *   program of its own beside the executor's) embeds CPython, imports APP_PRELOAD_MODULES once (single-threaded: BLAS/OpenMP
  *   pools limited to one thread) and makes each sandbox's runner when that
  *   sandbox's server asks: it forks the runner from itself straight into the
  *   server's namespaces and cgroups (setns), as a child of the server. It never
@@ -21,8 +21,8 @@
  * EOF on the socket, SIGTERM or the manager's death end the zygote and with it
  * every sandbox it made.
  *
- * Request socket (SOCK_SEQPACKET pair: the warm interpreter holds one end, the
- * spawner and every sandbox's pid 1 the other): RUNNER_REQUEST (runner.h) with
+ * Request socket (SOCK_SEQPACKET pair: the warm interpreter holds one end as
+ * its fd 3, the spawner and every sandbox's pid 1 the other): RUNNER_REQUEST (runner.h) with
  * the runner's five descriptors attached. The sender's pid comes from the kernel
  * (SO_PASSCRED); only pid 1 of a sandbox the spawner made, running as that
  * sandbox's root, is served. Nothing is ever answered on the socket: the runner
