@@ -1,7 +1,7 @@
 # runner: the warm Python runner the executor server starts ahead of time. Owns
 # the preload imports, the shims, and running one piece of code the way
 # `python3 script.py` would; protocol (fds 3 and 4) in executor/runner.h.
-# Run as a script (main), or imported by the zygote (executor/zygote.c), which
+# Run as a script (main), or imported by the zygote (executor/warm.c), which
 # calls warm() once and serve() in each sandbox's forked runner.
 import os
 import sys
