@@ -664,11 +664,26 @@ static pid_t sleeper(int *release_fd)
 	return pid;
 }
 
+/* Asserts that /proc/PID/cgroup names the group of sandbox id (what for: the
+ * message). */
+static void assert_in_group(pid_t pid, const char *id, const char *what)
+{
+	char path[64], needle[128], buf[4096];
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	FILE *f = fopen(path, "re");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	snprintf(needle, sizeof(needle), ":/" CG_PARENT "/%s\n", id);
+	ck_assert_msg(strstr(buf, needle), "%s: %s", what, buf);
+}
+
 START_TEST(test_cgroup_setup_and_remove)
 {
 	if (!is_root("test_cgroup_setup_and_remove"))
 		return;
-	char id[64], dir[PATH_MAX], needle[128], buf[4096];
+	char id[64], dir[PATH_MAX];
 	const char *limit_file;
 	snprintf(id, sizeof(id), "unit-%d", (int)getpid());
 	int release;
@@ -680,15 +695,7 @@ START_TEST(test_cgroup_setup_and_remove)
 	ck_assert_uint_eq(cgroup_oom_kills(&cfg, id), 0);
 
 	/* the pid is in the group, for each controller */
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-	FILE *f = fopen(path, "re");
-	ck_assert_ptr_nonnull(f);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	snprintf(needle, sizeof(needle), ":/" CG_PARENT "/%s\n", id);
-	ck_assert_msg(strstr(buf, needle), "pid not in its group: %s", buf);
+	assert_in_group(pid, id, "pid not in its group");
 	char pids_dir[PATH_MAX];
 	snprintf(pids_dir, sizeof(pids_dir), "/sys/fs/cgroup/pids/" CG_PARENT "/%s", id);
 	if (access(pids_dir, F_OK) == 0)
@@ -779,7 +786,7 @@ START_TEST(test_cgroup_join_follows_the_model)
 {
 	if (!is_root("test_cgroup_join_follows_the_model"))
 		return;
-	char id[64], needle[128], path[64], buf[4096];
+	char id[64];
 	snprintf(id, sizeof(id), "unit-join-%d", (int)getpid());
 	int release_model;
 	pid_t model = sleeper(&release_model);
@@ -805,14 +812,7 @@ START_TEST(test_cgroup_join_follows_the_model)
 	close(p[0]);
 	ck_assert_int_eq(got[0], 1);
 	ck_assert_int_eq(got[1], 0);
-	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)joiner);
-	FILE *f = fopen(path, "re");
-	ck_assert_ptr_nonnull(f);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	snprintf(needle, sizeof(needle), ":/" CG_PARENT "/%s\n", id);
-	ck_assert_msg(strstr(buf, needle), "joiner not in the model's group: %s", buf);
+	assert_in_group(joiner, id, "joiner not in the model's group");
 
 	/* removing the groups kills both: the joiner really is a member */
 	ck_assert_int_eq(cgroup_remove(&cfg, id), 0);
