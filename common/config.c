@@ -77,7 +77,7 @@ static const struct opt opts[] = {
 	OPT("APP_PYTHON", T_STR, python, "/usr/bin/python3", 0, 0,
 	    "the interpreter inside sandboxes"),
 	OPT("APP_ZYGOTE", T_INT, zygote, "1", 0, 1,
-	    "1: local sandboxes are forked from one warm interpreter (`executor zygote`); 0: each sandbox starts python itself"),
+	    "1: local sandboxes' runners are forked from one warm interpreter (`executor zygote`); 0: each sandbox starts python itself"),
 	OPT("APP_PRELOAD_MODULES", T_STR, preload_modules, "numpy,pandas", 0, 0,
 	    "modules the warm runner imports before a run"),
 	OPT("APP_SANDBOX_MEMORY_MB", T_U64_MB, sandbox_memory_bytes, "1024", 32, 1e7,
