@@ -281,15 +281,23 @@ static enum sb_outcome outcome(const struct run *x)
 	return SB_FAILED;
 }
 
+/* The run's final record and, in the same transaction, the release of its
+ * sandbox (one write instead of two); released on its own if that fails. */
 static void record(struct run *x)
 {
 	json_object *names = env_names(x->req);
 	struct db_file *inputs = xcalloc(x->req->n_files, sizeof(*inputs));
 	struct db_execution e;
 	describe(x, &e, names, inputs);
+	e.release = x->sandbox[0] ? x->sandbox : NULL;
 	/* outputs were marked used when they were stored, inputs when the run began */
-	if (db_execution_finish(x->app->db, &e) != DB_OK)
+	if (db_execution_finish(x->app->db, &e) != DB_OK) {
 		log_error("execution %s: its outcome could not be recorded", x->r->id);
+		if (e.release)
+			pool_release(x->app->db, e.release, x->app->notify_fd);
+	} else if (e.release) {
+		pool_released(x->app->notify_fd);
+	}
 	scoreboard_execution(outcome(x), e.finished_ms - e.started_ms);
 	free(inputs);
 	json_object_put(names);
@@ -356,7 +364,6 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	json_object_object_add(r->body, "files", json_object_get(x.files));
 release:
 	xc_release(&x.xc);
-	pool_release(app->db, x.sandbox, app->notify_fd);
 	if (st != CI_OK) {
 		x.status = "failed";
 		log_error("execution %s in %s: %s", r->id, x.sandbox, r->error);

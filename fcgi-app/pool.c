@@ -64,3 +64,8 @@ void pool_release(struct db *db, const char *id, int notify_fd)
 		log_error("sandbox %s: could not mark it used; the manager will reap it", id);
 	wake(notify_fd);
 }
+
+void pool_released(int notify_fd)
+{
+	wake(notify_fd);
+}

@@ -27,5 +27,8 @@ enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd
 int pool_endpoint(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap);
 /* Marks the sandbox used so the manager destroys it, and wakes the manager. */
 void pool_release(struct db *db, const char *id, int notify_fd);
+/* Wakes the manager after a release written by the caller itself (the
+ * execution's final record marks its sandbox used in the same transaction). */
+void pool_released(int notify_fd);
 
 #endif

@@ -785,6 +785,16 @@ enum db_status db_execution_finish(struct db *db, const struct db_execution *e)
 	}
 	if (insert_files(db, e->id, "output", e->outputs, e->n_outputs) != DB_OK)
 		goto out;
+	if (e->release) {
+		s = stmt(db, ST_SBX_SET_STATE);
+		if (!s)
+			goto out;
+		bind_text(s, 1, e->release);
+		bind_text(s, 2, "used");
+		sqlite3_bind_int64(s, 3, e->finished_ms);
+		if ((step = run(db, s, "sandbox release")) != SQLITE_DONE)
+			goto out;
+	}
 	rc = simple(db, ST_COMMIT);
 out:
 	if (rc != DB_OK) {

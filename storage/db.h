@@ -72,6 +72,8 @@ struct db_execution {
 	const char *error;       /* internal failure message, or NULL */
 	const struct db_file *inputs;  size_t n_inputs;
 	const struct db_file *outputs; size_t n_outputs;
+	const char *release;     /* finish: this sandbox becomes 'used' in the same
+				  * transaction (the pool's release); NULL: none */
 };
 /* Inserts the execution and its files in one transaction. */
 enum db_status db_execution_insert(struct db *db, const struct db_execution *e);
@@ -81,7 +83,9 @@ enum db_status db_execution_insert(struct db *db, const struct db_execution *e);
  * object had no row). Outputs are ignored. */
 enum db_status db_execution_begin(struct db *db, const struct db_execution *e, int64_t now_ms);
 /* Completes a begun run in one transaction: finished_ms, exit_code, status,
- * output sizes, sandbox, error, and its output files. */
+ * output sizes, sandbox, error, its output files and, with e->release, the
+ * release of its sandbox (state 'used'; a sandbox row already gone is no
+ * error). */
 enum db_status db_execution_finish(struct db *db, const struct db_execution *e);
 /* Marks one 'running' execution 'interrupted' (its worker died): DB_NOT_FOUND
  * when it was not running. */

@@ -542,6 +542,38 @@ START_TEST(test_sandbox_each_count_delete)
 }
 END_TEST
 
+/* The final record of a run releases its sandbox in the same transaction:
+ * both or neither. */
+START_TEST(test_finish_releases_the_sandbox_with_the_record)
+{
+	char id[64];
+	insert_ready("sb-1", 21, 100);
+	ck_assert_int_eq(db_sandbox_claim(db, 77, 200, id, sizeof(id)), DB_OK);
+	struct db_execution e = {.id = "11111111-2222-4333-8444-555555555555", .kind = "execute",
+				 .started_ms = 300, .finished_ms = 400, .exit_code = -1,
+				 .status = "running", .source_code = "pass", .sandbox = "sb-1",
+				 .release = "sb-1"};
+	ck_assert_int_eq(db_execution_begin(db, &e, 300), DB_OK);
+	ck_assert_query("SELECT state FROM sandboxes WHERE id = 'sb-1'", "claimed");
+
+	/* a record that fails (an unknown execution) releases nothing */
+	e.id = "99999999-2222-4333-8444-555555555555";
+	ck_assert_int_eq(db_execution_finish(db, &e), DB_ERROR);
+	ck_assert_query("SELECT state FROM sandboxes WHERE id = 'sb-1'", "claimed");
+
+	e.id = "11111111-2222-4333-8444-555555555555";
+	e.status = "ok";
+	e.exit_code = 0;
+	ck_assert_int_eq(db_execution_finish(db, &e), DB_OK);
+	ck_assert_query("SELECT status || '|' || finished_ms FROM executions", "ok|400");
+	ck_assert_query("SELECT state || '|' || updated_ms FROM sandboxes WHERE id = 'sb-1'", "used|400");
+
+	/* the sandbox row already gone (the manager reaped it): still recorded */
+	ck_assert_int_eq(db_sandbox_delete(db, "sb-1"), DB_OK);
+	ck_assert_int_eq(db_execution_finish(db, &e), DB_OK);
+}
+END_TEST
+
 START_TEST(test_package_install_recorded)
 {
 	ck_assert_int_eq(db_package_install_insert(db, &(struct db_package_install){
@@ -591,6 +623,7 @@ static Suite *db_suite(void)
 	tcase_add_test(tr, test_sandbox_claim_oldest_first);
 	tcase_add_test(tr, test_sandbox_claim_atomic_across_processes);
 	tcase_add_test(tr, test_sandbox_each_count_delete);
+	tcase_add_test(tr, test_finish_releases_the_sandbox_with_the_record);
 	tcase_add_test(tr, test_package_install_recorded);
 	suite_add_tcase(s, tr);
 	return s;
