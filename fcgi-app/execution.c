@@ -228,8 +228,10 @@ static void describe(struct run *x, struct db_execution *e, json_object *names, 
 
 /* Checks the input objects and records the run as 'running' with its inputs
  * marked used, all under the store's shared lock (see files.h): from here on
- * cleanup keeps them. CI_OK, CI_INVALID (unknown ids, r->detail), CI_UNAVAILABLE
- * (database locked) or CI_INTERNAL; no row is left unless CI_OK. */
+ * cleanup keeps them. The same transaction claims a ready sandbox when there
+ * is one (x->sandbox; empty: pool_claim waits for one). CI_OK, CI_INVALID
+ * (unknown ids, r->detail), CI_UNAVAILABLE (database locked) or CI_INTERNAL;
+ * no row is left unless CI_OK. */
 static enum ci_status begin_record(struct run *x)
 {
 	struct app *app = x->app;
@@ -255,7 +257,11 @@ static enum ci_status begin_record(struct run *x)
 		x->status = "running";
 		describe(x, &e, names, inputs);
 		x->status = final_status;
-		enum db_status dst = db_execution_begin(app->db, &e, now_ms());
+		int claimed = 0;
+		enum db_status dst = db_execution_begin_claim(app->db, &e, now_ms(), getpid(), x->sandbox,
+							      sizeof(x->sandbox), &claimed);
+		if (!claimed)
+			x->sandbox[0] = '\0';
 		st = dst == DB_OK ? CI_OK : dst == DB_BUSY ? CI_UNAVAILABLE : CI_INTERNAL;
 		free(inputs);
 		json_object_put(names);
@@ -296,7 +302,7 @@ static void record(struct run *x)
 		if (e.release)
 			pool_release(x->app->db, e.release, x->app->notify_fd);
 	} else if (e.release) {
-		pool_released(x->app->notify_fd);
+		pool_wake(x->app->notify_fd);
 	}
 	scoreboard_execution(outcome(x), e.finished_ms - e.started_ms);
 	free(inputs);
@@ -326,7 +332,10 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	 * successor marks the row interrupted */
 	scoreboard_exec_begin(r->id);
 
-	st = pool_claim(app->db, app->cfg, app->notify_fd, x.sandbox);
+	if (x.sandbox[0])
+		pool_wake(app->notify_fd); /* claimed with the record: the manager refills */
+	else
+		st = pool_claim(app->db, app->cfg, app->notify_fd, x.sandbox);
 	if (st != CI_OK) {
 		snprintf(r->error, sizeof(r->error), st == CI_UNAVAILABLE
 			 ? "no sandbox became available in time; try again" : "the sandbox pool failed");

@@ -26,7 +26,7 @@ int pool_endpoint(struct db *db, const struct config *cfg, const char *id, char 
 	return backend(cfg)->endpoint(db, cfg, id, out, cap);
 }
 
-static void wake(int notify_fd)
+void pool_wake(int notify_fd)
 {
 	char b = 1;
 	ssize_t w = write(notify_fd, &b, 1); /* full pipe: the manager is awake anyway */
@@ -40,7 +40,7 @@ enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd
 	for (;;) {
 		enum db_status st = db_sandbox_claim(db, getpid(), now_ms(), id, POOL_ID_MAX);
 		if (st == DB_OK) {
-			wake(notify_fd);
+			pool_wake(notify_fd);
 			return CI_OK;
 		}
 		if (st == DB_BUSY)
@@ -62,10 +62,5 @@ void pool_release(struct db *db, const char *id, int notify_fd)
 {
 	if (db_sandbox_set_state(db, id, "used", now_ms()) != DB_OK)
 		log_error("sandbox %s: could not mark it used; the manager will reap it", id);
-	wake(notify_fd);
-}
-
-void pool_released(int notify_fd)
-{
-	wake(notify_fd);
+	pool_wake(notify_fd);
 }

@@ -27,8 +27,8 @@ enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd
 int pool_endpoint(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap);
 /* Marks the sandbox used so the manager destroys it, and wakes the manager. */
 void pool_release(struct db *db, const char *id, int notify_fd);
-/* Wakes the manager after a release written by the caller itself (the
- * execution's final record marks its sandbox used in the same transaction). */
-void pool_released(int notify_fd);
+/* Wakes the manager after a claim or a release the caller wrote itself, with
+ * the execution's records (db_execution_begin_claim, db_execution_finish). */
+void pool_wake(int notify_fd);
 
 #endif

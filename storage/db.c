@@ -710,7 +710,10 @@ out:
 	return rc;
 }
 
-enum db_status db_execution_begin(struct db *db, const struct db_execution *e, int64_t now)
+/* db_execution_begin, and with claimer > 0 the claim of a ready sandbox in the
+ * same transaction (*claimed: 1, id in id_out; 0: none was ready). */
+static enum db_status begin(struct db *db, const struct db_execution *e, int64_t now,
+			    pid_t claimer, char *id_out, size_t id_cap, int *claimed)
 {
 	enum db_status rc = simple(db, ST_BEGIN);
 	sqlite3_stmt *s;
@@ -747,6 +750,14 @@ enum db_status db_execution_begin(struct db *db, const struct db_execution *e, i
 		if ((step = run(db, s, "object use")) != SQLITE_DONE)
 			goto out;
 	}
+	if (claimer > 0) {
+		enum db_status c = db_sandbox_claim(db, claimer, now, id_out, id_cap);
+		if (c != DB_OK && c != DB_NOT_FOUND) {
+			step = c == DB_BUSY ? SQLITE_BUSY : SQLITE_ERROR;
+			goto out;
+		}
+		*claimed = c == DB_OK;
+	}
 	rc = simple(db, ST_COMMIT);
 out:
 	if (rc != DB_OK) {
@@ -754,6 +765,21 @@ out:
 			rc = DB_BUSY;
 		rollback(db);
 	}
+	return rc;
+}
+
+enum db_status db_execution_begin(struct db *db, const struct db_execution *e, int64_t now)
+{
+	return begin(db, e, now, 0, NULL, 0, NULL);
+}
+
+enum db_status db_execution_begin_claim(struct db *db, const struct db_execution *e, int64_t now,
+					pid_t claimer, char *id_out, size_t id_cap, int *claimed)
+{
+	*claimed = 0;
+	enum db_status rc = begin(db, e, now, claimer, id_out, id_cap, claimed);
+	if (rc != DB_OK)
+		*claimed = 0;
 	return rc;
 }
 

@@ -82,6 +82,11 @@ enum db_status db_execution_insert(struct db *db, const struct db_execution *e);
  * and last_used_ms = now for each input object (inserted, size 0, when the
  * object had no row). Outputs are ignored. */
 enum db_status db_execution_begin(struct db *db, const struct db_execution *e, int64_t now_ms);
+/* db_execution_begin and, in the same transaction, db_sandbox_claim for claimer:
+ * *claimed is 1 with the sandbox id in id_out, or 0 when none was ready (the
+ * run is begun all the same; nothing is claimed when the result is not DB_OK). */
+enum db_status db_execution_begin_claim(struct db *db, const struct db_execution *e, int64_t now_ms,
+					pid_t claimer, char *id_out, size_t id_cap, int *claimed);
 /* Completes a begun run in one transaction: finished_ms, exit_code, status,
  * output sizes, sandbox, error, its output files and, with e->release, the
  * release of its sandbox (state 'used'; a sandbox row already gone is no

@@ -574,6 +574,34 @@ START_TEST(test_finish_releases_the_sandbox_with_the_record)
 }
 END_TEST
 
+/* The record of a run's start claims a ready sandbox in the same transaction:
+ * none ready still begins the run; a start that fails claims nothing. */
+START_TEST(test_begin_claims_a_ready_sandbox_with_the_record)
+{
+	char id[64] = "";
+	int claimed = -1;
+	struct db_execution e = {.id = "11111111-2222-4333-8444-555555555555", .kind = "execute",
+				 .started_ms = 300, .exit_code = -1, .status = "running",
+				 .source_code = "pass"};
+	ck_assert_int_eq(db_execution_begin_claim(db, &e, 300, 77, id, sizeof(id), &claimed), DB_OK);
+	ck_assert_int_eq(claimed, 0);
+	ck_assert_query("SELECT status FROM executions", "running");
+
+	insert_ready("sb-1", 21, 100);
+	/* the same execution id again: the insert fails, nothing is claimed */
+	ck_assert_int_eq(db_execution_begin_claim(db, &e, 400, 77, id, sizeof(id), &claimed), DB_ERROR);
+	ck_assert_int_eq(claimed, 0);
+	ck_assert_query("SELECT state FROM sandboxes WHERE id = 'sb-1'", "ready");
+
+	e.id = "22222222-2222-4333-8444-555555555555";
+	ck_assert_int_eq(db_execution_begin_claim(db, &e, 500, 77, id, sizeof(id), &claimed), DB_OK);
+	ck_assert_int_eq(claimed, 1);
+	ck_assert_str_eq(id, "sb-1");
+	ck_assert_query("SELECT state || '|' || claimer FROM sandboxes WHERE id = 'sb-1'", "claimed|77");
+	ck_assert_query("SELECT count(*) FROM executions", "2");
+}
+END_TEST
+
 START_TEST(test_package_install_recorded)
 {
 	ck_assert_int_eq(db_package_install_insert(db, &(struct db_package_install){
@@ -624,6 +652,7 @@ static Suite *db_suite(void)
 	tcase_add_test(tr, test_sandbox_claim_atomic_across_processes);
 	tcase_add_test(tr, test_sandbox_each_count_delete);
 	tcase_add_test(tr, test_finish_releases_the_sandbox_with_the_record);
+	tcase_add_test(tr, test_begin_claims_a_ready_sandbox_with_the_record);
 	tcase_add_test(tr, test_package_install_recorded);
 	suite_add_tcase(s, tr);
 	return s;
