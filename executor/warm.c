@@ -254,7 +254,7 @@ out:
 	return rc;
 }
 
-/* ---- the image the sandboxes are forked from ---------------------------- */
+/* ---- the image the runners are forked from ------------------------------ */
 
 /* Makes the warm image cheap to fork: the heap's free chunks are merged back
  * (a child's malloc would otherwise walk, and copy, the zygote's free lists),
