@@ -89,6 +89,15 @@ enum store_status store_open(struct store *st, const char *dir)
 		log_error("store: cannot open %s: %s", real, strerror(errno));
 		goto out;
 	}
+	/* the lock file now, not at the first lock: a process's open files stay
+	 * the same from its start (an fd that appears later looks like a leak) */
+	st->lockfd = openat(st->dirfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (st->lockfd < 0) {
+		log_error("store: cannot open %s/.lock: %s", real, strerror(errno));
+		close(st->dirfd);
+		st->dirfd = -1;
+		goto out;
+	}
 	st->dir = real;
 	real = NULL;
 	rc = STORE_OK;
@@ -113,13 +122,6 @@ void store_close(struct store *st)
 
 static int lock(struct store *st, int op, const char *what)
 {
-	if (st->lockfd < 0) {
-		st->lockfd = openat(st->dirfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-		if (st->lockfd < 0) {
-			log_error("store: cannot open %s/.lock: %s", st->dir, strerror(errno));
-			return -1;
-		}
-	}
 	while (flock(st->lockfd, op) < 0) {
 		if (errno != EINTR) {
 			log_error("store: %s lock on %s/.lock: %s", what, st->dir, strerror(errno));

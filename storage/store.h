@@ -22,10 +22,12 @@ enum store_status {
 struct store {
 	char *dir; /* owned; absolute path of the store directory */
 	int dirfd; /* owned; O_DIRECTORY|O_PATH-free handle on dir */
-	int lockfd; /* owned; the store's lock file, opened on first use (-1 before) */
+	int lockfd; /* owned; the store's lock file (.lock), opened by store_open: each
+		     * process opens its own store, a lock is per open file */
 };
 
-/* Opens (and creates, mode 0700) the store directory. Returns STORE_OK or STORE_IO. */
+/* Opens (and creates, mode 0700) the store directory and its lock file.
+ * Returns STORE_OK or STORE_IO. */
 enum store_status store_open(struct store *st, const char *dir);
 /* Releases what store_open acquired; safe on a zeroed or closed store. */
 void store_close(struct store *st);

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,8 @@ static int count_entries(const char *prefix)
 
 	ck_assert_ptr_nonnull(d);
 	while ((de = readdir(d)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    strcmp(de->d_name, ".lock") == 0) /* the store's own, from store_open */
 			continue;
 		if (!prefix || strncmp(de->d_name, prefix, strlen(prefix)) == 0)
 			n++;
@@ -90,6 +92,12 @@ START_TEST(test_open_creates_private_dir)
 	ck_assert_int_eq(sb.st_mode & 0777, 0700);
 	ck_assert_str_eq(st.dir, storedir);
 	ck_assert_int_eq(count_entries(NULL), 0);
+	/* the lock file is there from the start, private, and held open */
+	char lock[PATH_MAX];
+	snprintf(lock, sizeof(lock), "%s/.lock", storedir);
+	ck_assert_int_eq(stat(lock, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	ck_assert_int_ge(st.lockfd, 0);
 }
 END_TEST
 
