@@ -19,14 +19,10 @@ import argparse
 import http.client
 import json
 import os
-import secrets
-import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -124,6 +120,17 @@ def timed_bare(source, n):
     return lat
 
 
+def run_threads(loop, conc):
+    """Runs loop(0) .. loop(conc - 1) in threads; returns the seconds they took."""
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=loop, args=(i,)) for i in range(conc)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return time.monotonic() - t0
+
+
 def throughput_service(port, seconds, conc):
     done, errors = [0] * conc, [0] * conc
     stop = time.monotonic() + seconds
@@ -141,13 +148,8 @@ def throughput_service(port, seconds, conc):
             else:
                 errors[i] += 1
 
-    t0 = time.monotonic()
-    ts = [threading.Thread(target=loop, args=(i,)) for i in range(conc)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return sum(done) / (time.monotonic() - t0), sum(done), sum(errors)
+    elapsed = run_threads(loop, conc)
+    return sum(done) / elapsed, sum(done), sum(errors)
 
 
 def throughput_bare(seconds, conc=2):
@@ -159,13 +161,8 @@ def throughput_bare(seconds, conc=2):
             subprocess.run([PYTHON, "-c", HELLO], stdout=subprocess.DEVNULL, check=True)
             done[i] += 1
 
-    t0 = time.monotonic()
-    ts = [threading.Thread(target=loop, args=(i,)) for i in range(conc)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return sum(done) / (time.monotonic() - t0)
+    elapsed = run_threads(loop, conc)
+    return sum(done) / elapsed
 
 
 def pss_kb(pid):
@@ -204,44 +201,25 @@ def main():
                     help="extra APP_* setting for the service (e.g. APP_ZYGOTE=0)")
     args = ap.parse_args()
 
-    build = os.path.abspath(args.build)
-    tmp = tempfile.mkdtemp(prefix="ci-bench-")
-    os.chmod(tmp, 0o755)
-    port = e2e.free_port()
-    cgroup_parent = "ci-bench-" + secrets.token_hex(4)
-    db = os.path.join(tmp, "db", "ci.db")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
-    env.update({
-        "APP_HTTP_PORT": str(port),
-        "APP_RUN_DIR": os.path.join(tmp, "run"),
-        "APP_DB_PATH": db,
-        "APP_FILE_STORAGE_PATH": os.path.join(tmp, "objects"),
-        "APP_EXECUTOR_POOL_SIZE": str(POOL),
-        "APP_CGROUP_PARENT": cgroup_parent,
-        "APP_LOG_LEVEL": "warn",
-        "APP_DATA_DIR": REPO,
-    })
+    os.environ["E2E_BUILD"] = os.path.abspath(args.build)
+    os.environ.setdefault("E2E_PORT", "0")
+    from instance import Instance  # noqa: E402  (reads E2E_BUILD)
+
+    inst = Instance({"APP_LOG_LEVEL": "warn"}, pool=POOL)
+    # the service's own defaults: workers and APP_PRELOAD_MODULES
+    del inst.env["APP_WORKERS"], inst.env["APP_PRELOAD_MODULES"]
     for kv in args.env:
         k, _, v = kv.partition("=")
-        env[k] = v
-    log_path = os.path.join(tmp, "service.log")
+        inst.env[k] = v
+    env, port, db, log_path = inst.env, inst.port, inst.db, inst.log
     print("bench: %s; load average %s" % (
         " ".join("%s=%s" % (k, env[k]) for k in sorted(env) if k.startswith("APP_") and
-                 k not in ("APP_RUN_DIR", "APP_DB_PATH", "APP_FILE_STORAGE_PATH", "APP_DATA_DIR")),
+                 k not in ("APP_RUN_DIR", "APP_DB_PATH", "APP_FILE_STORAGE_PATH", "APP_DATA_DIR",
+                           "APP_PACKAGE_CACHE", "APP_PIP_FIND_LINKS")),
         " ".join(open("/proc/loadavg").read().split()[:3])), flush=True)
-    with open(log_path, "wb") as logf:
-        proc = subprocess.Popen([os.path.join(build, "code-interpreter")], env=env, stdout=logf,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=tmp)
     try:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 120:
-            try:
-                if e2e.get(port, "/healthz")[0] == 200:
-                    break
-            except (OSError, http.client.HTTPException):
-                pass
-            time.sleep(0.05)
+        inst.start("/healthz", timeout=120)
+        proc = inst.proc
         fill = wait_pool_full(db)
         if fill is None:
             print("bench: the pool never filled; see %s" % log_path)
@@ -288,15 +266,10 @@ def main():
               % (POOL, total / 1024, nproc, lighttpd / 1024, pool / 1024, (total - pool) / 1024))
         print("bench: load average now %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        e2e.remove_cgroup_parent(cgroup_parent)
-        if not e2e.leftover_mounts(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+        ok, lines = inst.stop()
+        if not ok:
+            print("\n".join(lines))
+        inst.remove()
     return 0
 
 

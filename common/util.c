@@ -291,3 +291,16 @@ int mkdir_p(const char *path, mode_t mode)
 	}
 	return 0;
 }
+
+size_t membuf_append(char *ptr, size_t size, size_t n, void *arg)
+{
+	struct membuf *b = arg;
+	size_t len = size * n;
+	if (b->len + len > b->max)
+		return 0;
+	b->data = xrealloc(b->data, b->len + len + 1);
+	memcpy(b->data + b->len, ptr, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return len;
+}

@@ -31,6 +31,16 @@ int utf8_valid(const char *s, size_t len);
 
 /* write()/read() until done; return 0 / bytes read, -1 on error (errno set). */
 int write_all(int fd, const void *buf, size_t len);
+
+/* A growing, NUL-terminated buffer that refuses to exceed max bytes. */
+struct membuf {
+	char *data; /* owned, NULL until the first append */
+	size_t len;
+	size_t max;
+};
+/* Appends size*n bytes (the signature of a libcurl write callback, arg = the
+ * membuf); returns the bytes taken: 0 when max would be exceeded. */
+size_t membuf_append(char *ptr, size_t size, size_t n, void *arg);
 ssize_t read_all(int fd, void *buf, size_t len);
 
 /* rm -rf without following symlinks, staying on one file system. 0 or -1. */

@@ -119,20 +119,6 @@ int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size)
 	return rc;
 }
 
-struct membuf { char *data; size_t len; size_t max; };
-
-static size_t write_mem(char *ptr, size_t size, size_t n, void *arg)
-{
-	struct membuf *b = arg;
-	size_t len = size * n;
-	if (b->len + len > b->max)
-		return 0;
-	b->data = xrealloc(b->data, b->len + len + 1);
-	memcpy(b->data + b->len, ptr, len);
-	b->len += len;
-	b->data[b->len] = '\0';
-	return len;
-}
 
 /* POST /what with a JSON body; *out gets the parsed JSON object. 0 or -1. */
 static int post_json(struct xc *c, const char *what, json_object *body, long timeout_ms, json_object **out)
@@ -149,7 +135,7 @@ static int post_json(struct xc *c, const char *what, json_object *body, long tim
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_mem);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, membuf_append);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	int rc = finish(c, curl_easy_perform(c->curl), what, 200);

@@ -213,24 +213,6 @@ int64_t k8s_backoff_ms(int attempt, double retry_after, int64_t max_ms)
 
 /* --- requests ------------------------------------------------------------ */
 
-struct membuf {
-	char *data;
-	size_t len;
-	size_t max;
-};
-
-static size_t write_mem(char *ptr, size_t size, size_t n, void *arg)
-{
-	struct membuf *b = arg;
-	size_t len = size * n;
-	if (b->len + len > b->max)
-		return 0;
-	b->data = xrealloc(b->data, b->len + len + 1);
-	memcpy(b->data + b->len, ptr, len);
-	b->len += len;
-	b->data[b->len] = '\0';
-	return len;
-}
 
 static size_t header_cb(char *ptr, size_t size, size_t n, void *arg)
 {
@@ -299,7 +281,7 @@ static enum k8s_rc call(struct k8s_client *k, const char *method, const char *pa
 			curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
 		}
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_mem);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, membuf_append);
 		curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
 		curl_easy_setopt(c, CURLOPT_HEADERDATA, &retry_after);

@@ -122,23 +122,9 @@ static void launch_failed(struct manager *m)
 	m->next_launch = monotonic_ms() + (100LL << (m->failures < 6 ? m->failures : 6));
 }
 
-/* APP_ZYGOTE=1: the zygote forks the sandbox; nothing until it is warm. */
-static void launch_from_zygote(struct manager *m)
+/* APP_ZYGOTE=1: the zygote forks the sandbox. Takes p[1]. */
+static void spawn_by_zygote(struct manager *m, const char *id, int p[2])
 {
-	if (m->zyg.pid <= 0) {
-		if (zc_start(&m->zyg, m->cfg) < 0)
-			launch_failed(m);
-		return;
-	}
-	if (!m->zyg.ready)
-		return;
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		log_error("pipe: %s", strerror(errno));
-		return;
-	}
-	char id[POOL_ID_MAX] = "sbx-";
-	random_hex(id + 4, 8);
 	pid_t pid = -1;
 	int pidfd = -1;
 	int rc = zc_spawn(&m->zyg, id, p[1], &pid, &pidfd);
@@ -155,19 +141,9 @@ static void launch_from_zygote(struct manager *m)
 	add_sandbox(m, id, pid, p[0], pidfd);
 }
 
-static void launch(struct manager *m)
+/* APP_ZYGOTE=0: an `executor sandbox` launcher of our own. Takes p[1]. */
+static void spawn_launcher(struct manager *m, char *id, int p[2])
 {
-	if (m->cfg->zygote) {
-		launch_from_zygote(m);
-		return;
-	}
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		log_error("pipe: %s", strerror(errno));
-		return;
-	}
-	char id[POOL_ID_MAX] = "sbx-";
-	random_hex(id + 4, 8);
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("fork: %s", strerror(errno));
@@ -190,6 +166,30 @@ static void launch(struct manager *m)
 	}
 	close(p[1]);
 	add_sandbox(m, id, pid, p[0], -1);
+}
+
+/* One new sandbox, with a fresh id and its ready pipe; with the zygote,
+ * nothing until it is warm. */
+static void launch(struct manager *m)
+{
+	if (m->cfg->zygote && m->zyg.pid <= 0) {
+		if (zc_start(&m->zyg, m->cfg) < 0)
+			launch_failed(m);
+		return;
+	}
+	if (m->cfg->zygote && !m->zyg.ready)
+		return;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		log_error("pipe: %s", strerror(errno));
+		return;
+	}
+	char id[POOL_ID_MAX] = "sbx-";
+	random_hex(id + 4, 8);
+	if (m->cfg->zygote)
+		spawn_by_zygote(m, id, p);
+	else
+		spawn_launcher(m, id, p);
 }
 
 static void fill(struct manager *m)

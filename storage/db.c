@@ -811,16 +811,9 @@ enum db_status db_execution_finish(struct db *db, const struct db_execution *e)
 	}
 	if (insert_files(db, e->id, "output", e->outputs, e->n_outputs) != DB_OK)
 		goto out;
-	if (e->release) {
-		s = stmt(db, ST_SBX_SET_STATE);
-		if (!s)
-			goto out;
-		bind_text(s, 1, e->release);
-		bind_text(s, 2, "used");
-		sqlite3_bind_int64(s, 3, e->finished_ms);
-		if ((step = run(db, s, "sandbox release")) != SQLITE_DONE)
-			goto out;
-	}
+	/* inside the transaction: its lock is held, no busy wait here */
+	if (e->release && db_sandbox_set_state(db, e->release, "used", e->finished_ms) == DB_ERROR)
+		goto out;
 	rc = simple(db, ST_COMMIT);
 out:
 	if (rc != DB_OK) {

@@ -623,16 +623,26 @@ START_TEST(imports_check_before_the_run_only)
 }
 END_TEST
 
-/* The answer comes from the runner (fds 3 and 4, framed); a runner that breaks
- * the protocol is killed and the execution fails instead of running. */
-START_TEST(imports_answered_by_the_runner)
+/* A stand-in runner.py with the given source in a fresh directory (S.dir/fake);
+ * returns the directory, for srv_spawn (the caller frees it). */
+static char *fake_runner(const char *source)
 {
 	char *dir = xasprintf("%s/fake", S.dir);
 	ck_assert_int_eq(mkdir(dir, 0755), 0);
 	char *py = xasprintf("%s/runner.py", dir);
 	FILE *fp = fopen(py, "w");
 	ck_assert_ptr_nonnull(fp);
-	fputs("import json, os\n"
+	fputs(source, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	free(py);
+	return dir;
+}
+
+/* The answer comes from the runner (fds 3 and 4, framed); a runner that breaks
+ * the protocol is killed and the execution fails instead of running. */
+START_TEST(imports_answered_by_the_runner)
+{
+	char *dir = fake_runner("import json, os\n"
 	      "def rd(n):\n"
 	      "    b = b''\n"
 	      "    while len(b) < n:\n"
@@ -650,8 +660,7 @@ START_TEST(imports_answered_by_the_runner)
 	      "os.write(4, len(out).to_bytes(4, 'big') + out)\n"
 	      "msg()\n"
 	      "os.close(4)\n"
-	      "os.read(3, 1)\n", fp);
-	fclose(fp);
+	      "os.read(3, 1)\n");
 	srv_spawn(dir, NULL);
 	char c = 0;
 	ck_assert_int_eq(read(S.ready_rd, &c, 1), 1);
@@ -687,7 +696,6 @@ START_TEST(imports_answered_by_the_runner)
 		ck_assert_int_eq(errno, ESRCH);
 	}
 	free(dir);
-	free(py);
 }
 END_TEST
 
@@ -754,15 +762,11 @@ START_TEST(runner_not_ready_is_503)
 {
 	/* A stand-in runner that opens a FIFO (telling us it runs) and never
 	 * reports ready. */
-	char *dir = xasprintf("%s/fake", S.dir);
-	ck_assert_int_eq(mkdir(dir, 0755), 0);
 	char *fifo = xasprintf("%s/started", S.dir);
 	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-	char *py = xasprintf("%s/runner.py", dir);
-	FILE *fp = fopen(py, "w");
-	ck_assert_ptr_nonnull(fp);
-	fprintf(fp, "import os\nfd = os.open('%s', os.O_WRONLY)\nos.read(3, 1)\n", fifo);
-	fclose(fp);
+	char *src = xasprintf("import os\nfd = os.open('%s', os.O_WRONLY)\nos.read(3, 1)\n", fifo);
+	char *dir = fake_runner(src);
+	free(src);
 	srv_spawn(dir, NULL);
 	int fd = open(fifo, O_RDONLY); /* returns once the runner runs; the socket listens by then */
 	ck_assert_int_ge(fd, 0);
@@ -775,19 +779,12 @@ START_TEST(runner_not_ready_is_503)
 	close(fd);
 	free(dir);
 	free(fifo);
-	free(py);
 }
 END_TEST
 
 START_TEST(runner_failure_is_fatal)
 {
-	char *dir = xasprintf("%s/fake", S.dir);
-	ck_assert_int_eq(mkdir(dir, 0755), 0);
-	char *py = xasprintf("%s/runner.py", dir);
-	FILE *fp = fopen(py, "w");
-	ck_assert_ptr_nonnull(fp);
-	fputs("import sys\nsys.stderr.write('boom')\nsys.exit(3)\n", fp);
-	fclose(fp);
+	char *dir = fake_runner("import sys\nsys.stderr.write('boom')\nsys.exit(3)\n");
 	srv_spawn(dir, NULL);
 	char c;
 	ck_assert_int_eq(read(S.ready_rd, &c, 1), 0); /* never "R" */
@@ -796,7 +793,6 @@ START_TEST(runner_failure_is_fatal)
 	S.pid = -1;
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0);
 	free(dir);
-	free(py);
 }
 END_TEST
 
