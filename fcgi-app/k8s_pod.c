@@ -3,6 +3,7 @@
  * 8000, and the limits of the service's configuration in its environment. */
 #include "k8s_pod.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -333,8 +334,11 @@ enum k8s_pod_state k8s_pod_classify(json_object *pod, char *why, size_t why_cap,
 			}
 		}
 	}
+	/* the address goes into the executor's URL: an IP literal, nothing else */
 	const char *pod_ip = k8s_get_str(pod, "status", "podIP");
-	if (phase && strcmp(phase, "Running") == 0 && ready && pod_ip && pod_ip[0]) {
+	unsigned char addr[sizeof(struct in6_addr)];
+	int ip_ok = pod_ip && (inet_pton(AF_INET, pod_ip, addr) == 1 || inet_pton(AF_INET6, pod_ip, addr) == 1);
+	if (phase && strcmp(phase, "Running") == 0 && ready && ip_ok) {
 		if (ip)
 			snprintf(ip, ip_cap, "%s", pod_ip);
 		return K8S_POD_READY;

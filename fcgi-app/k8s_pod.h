@@ -34,7 +34,7 @@ void k8s_json_merge(json_object *target, json_object *patch);
 
 enum k8s_pod_state {
 	K8S_POD_PENDING, /* not ready yet, may still become ready */
-	K8S_POD_READY,   /* Running, Ready condition True, has a podIP */
+	K8S_POD_READY,   /* Running, Ready condition True, podIP an IP literal */
 	K8S_POD_DOOMED,  /* will never be ready: delete and replace it */
 };
 /* Classifies a pod object. why (may be NULL) gets the reason for DOOMED (e.g.

@@ -145,6 +145,9 @@ START_TEST(classify_ready_needs_running_ready_and_ip)
 		"\"status\":\"False\"}]}}",
 		/* Ready but no IP */
 		"{\"status\":{\"phase\":\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}",
+		/* Ready, but the address is not an IP literal (it would become the URL's host) */
+		"{\"status\":{\"phase\":\"Running\",\"podIP\":\"evil.example/x?\",\"conditions\":[{\"type\":"
+		"\"Ready\",\"status\":\"True\"}]}}",
 		/* waiting for an ordinary reason */
 		"{\"status\":{\"phase\":\"Pending\",\"containerStatuses\":[{\"state\":{\"waiting\":{\"reason\":"
 		"\"ContainerCreating\"}}}]}}",
