@@ -32,6 +32,11 @@ int utf8_valid(const char *s, size_t len);
 /* write()/read() until done; return 0 / bytes read, -1 on error (errno set). */
 int write_all(int fd, const void *buf, size_t len);
 
+/* Sends len bytes of msg as one message on the unix socket fd with nfds (at
+ * most 8) descriptors attached (SCM_RIGHTS; none when nfds is 0), retrying on
+ * EINTR. 0 when the whole message went, or -1 (errno set). */
+int send_with_fds(int fd, const void *msg, size_t len, const int *fds, size_t nfds);
+
 /* A growing, NUL-terminated buffer that refuses to exceed max bytes. */
 struct membuf {
 	char *data; /* owned, NULL until the first append */

@@ -166,23 +166,7 @@ _Noreturn void runner_become(const struct config *cfg, int sandboxed, const int 
  * end. The pid, or -1 (logged). */
 static pid_t request_runner(int request_fd, const int from[5], int rdy[2])
 {
-	union {
-		char buf[CMSG_SPACE(5 * sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct iovec iov = {(void *)RUNNER_REQUEST, strlen(RUNNER_REQUEST)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(5 * sizeof(int));
-	memcpy(CMSG_DATA(c), from, 5 * sizeof(int));
-	ssize_t n;
-	while ((n = sendmsg(request_fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	if (n < 0) {
+	if (send_with_fds(request_fd, RUNNER_REQUEST, strlen(RUNNER_REQUEST), from, 5) < 0) {
 		log_error("runner: asking the zygote: %s", strerror(errno));
 		return -1;
 	}

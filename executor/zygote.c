@@ -71,24 +71,7 @@ static void send_reply(int fd, pid_t pid, int pidfd)
 	char msg[64];
 	int len = pidfd >= 0 ? snprintf(msg, sizeof(msg), "OK %d", (int)pid)
 			     : snprintf(msg, sizeof(msg), "ERR");
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct iovec iov = {msg, (size_t)len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (pidfd >= 0) {
-		mh.msg_control = u.buf;
-		mh.msg_controllen = sizeof(u.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
-	}
-	while (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
-		;
+	send_with_fds(fd, msg, (size_t)len, &pidfd, pidfd >= 0 ? 1 : 0);
 }
 
 /* ---- the spawner: sandboxes on request ------------------------------------ */
@@ -174,7 +157,7 @@ static pid_t start_warm(int *rq_out)
 			_exit(1);
 		if (rq[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(rq[1], 3) < 0)
 			_exit(1);
-		syscall(SYS_close_range, 4U, ~0U, 0U); /* ctl, rq[0] and the rest */
+		closefrom(4); /* ctl, rq[0] and the rest */
 		char *argv[] = {path, (char *)"--request-fd", (char *)"3", NULL};
 		execve(path, argv, environ);
 		log_error("zygote: exec %s: %s", path, strerror(errno));

@@ -82,23 +82,7 @@ int zc_on_readable(struct zygote_client *z)
 
 static int send_request(int fd, const char *id, int ready_wr)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	memset(&u, 0, sizeof(u));
-	struct iovec iov = {(void *)id, strlen(id)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &ready_wr, sizeof(int));
-	ssize_t n;
-	while ((n = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	return n == (ssize_t)strlen(id) ? 0 : -1;
+	return send_with_fds(fd, id, strlen(id), &ready_wr, 1);
 }
 
 /* The reply: "OK <pid>" with a pidfd, or "ERR". 1 ok, 0 refused, -1 broken. */

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "zygote_client.h"
 
 struct fake {
@@ -47,25 +48,14 @@ static void *fake_zygote(void *arg)
 		close(fd);
 	}
 	char msg[64];
-	struct msghdr out = {.msg_iov = &iov, .msg_iovlen = 1};
 	int pidfd = -1;
 	if (strcmp(f->reply, "OK") == 0) {
 		snprintf(msg, sizeof(msg), "OK %d", (int)getpid());
 		pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-		memset(&u, 0, sizeof(u));
-		out.msg_control = u.b;
-		out.msg_controllen = sizeof(u.b);
-		c = CMSG_FIRSTHDR(&out);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
 	} else {
 		snprintf(msg, sizeof(msg), "%s", f->reply);
 	}
-	iov.iov_base = msg;
-	iov.iov_len = strlen(msg);
-	sendmsg(f->fd, &out, MSG_NOSIGNAL);
+	send_with_fds(f->fd, msg, strlen(msg), &pidfd, pidfd >= 0 ? 1 : 0);
 	if (pidfd >= 0)
 		close(pidfd);
 	return NULL;
