@@ -77,8 +77,9 @@ int64_t monotonic_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
-static void random_bytes(unsigned char *buf, size_t n)
+void random_bytes(void *out, size_t n)
 {
+	unsigned char *buf = out;
 	size_t got = 0;
 	while (got < n) {
 		ssize_t r = getrandom(buf + got, n - got, 0);

@@ -18,6 +18,8 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int64_t now_ms(void);        /* CLOCK_REALTIME, epoch milliseconds */
 int64_t monotonic_ms(void);  /* CLOCK_MONOTONIC milliseconds */
 
+/* Fills out with n bytes from getrandom(); fatal when the kernel has none. */
+void random_bytes(void *out, size_t n);
 /* Writes a random UUID v4 (36 chars + NUL) from getrandom(). */
 void uuid4(char out[37]);
 /* Writes n random bytes as 2n lowercase hex chars + NUL. */

@@ -45,6 +45,41 @@ static const char *const single_thread_env[] = {
 
 static PyObject *runner_module; /* owned for the life of the process */
 
+/* ---- NumPy's global generator ------------------------------------------- */
+
+/* The state behind the capsule of an MT19937 BitGenerator: NumPy's C
+ * interface for extensions (numpy/random/bitgen.h, whose first member is the
+ * state) and its MT19937 state (numpy/random/src/mt19937/mt19937.h). Relied
+ * on only once np_generator_find has seen set_state write there. */
+#define MT19937_WORDS 624
+struct np_mt19937 {
+	uint32_t key[MT19937_WORDS];
+	int pos;
+};
+
+static struct np_mt19937 *np_global; /* in the warm image; NULL: reseed in Python */
+
+/* Once warm: where NumPy's global generator keeps its state. Reseeding it in
+ * C in each runner costs a page or two; NumPy's set_state, run in a forked
+ * runner, copies ~100 pages of the warm image. */
+static void np_generator_find(void)
+{
+	PyObject *cap = PyObject_CallMethod(runner_module, "numpy_generator", NULL);
+	if (cap && PyCapsule_IsValid(cap, "BitGenerator")) {
+		void **bitgen = PyCapsule_GetPointer(cap, "BitGenerator");
+		struct np_mt19937 *mt = bitgen ? *bitgen : NULL;
+		int same = mt && mt->pos == MT19937_WORDS;
+		for (uint32_t i = 0; same && i < MT19937_WORDS; i++)
+			same = mt->key[i] == i + 1;
+		np_global = same ? mt : NULL; /* the capsule's generator lives in numpy.random.mtrand */
+		if (!same)
+			log_warn("zygote: NumPy's MT19937 state is not where expected; runners reseed it in Python");
+	}
+	if (PyErr_Occurred())
+		PyErr_Clear();
+	Py_XDECREF(cap);
+}
+
 /* ---- Python ------------------------------------------------------------- */
 
 /* Entry of each sandbox's runner (runner.c calls it in the forked child, after
@@ -56,7 +91,12 @@ static void run_python(void *arg)
 	signal(SIGPIPE, SIG_IGN); /* as python's own start-up does */
 	signal(SIGXFSZ, SIG_IGN);
 	PyOS_AfterFork_Child(); /* locks, threading, os.register_at_fork hooks */
-	PyObject *r = PyObject_CallMethod(runner_module, "serve", "(O)", Py_True);
+	if (np_global) {
+		random_bytes(np_global->key, sizeof(np_global->key));
+		np_global->pos = MT19937_WORDS; /* the next draw regenerates from the key */
+	}
+	PyObject *r = PyObject_CallMethod(runner_module, "serve", "(OO)", Py_True,
+					  np_global ? Py_True : Py_False);
 	if (!r)
 		PyErr_Print();
 	Py_XDECREF(r);
@@ -442,6 +482,7 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 	arena_region_open();
 	if (set_environment() < 0 || py_start(cfg) < 0 || py_warm(cfg) < 0)
 		return 1;
+	np_generator_find();
 	arena_region_close();
 	int threads = threads_of_self();
 	if (threads != 1) {

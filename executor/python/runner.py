@@ -260,10 +260,31 @@ def settle(environ):
     os.environ.update(e.split("=", 1) for e in environ)
 
 
-def serve(forked=False):
+def numpy_generator():
+    """In the zygote, once warm: the BitGenerator capsule of NumPy's global
+    generator (numpy.random.mtrand._rand), its MT19937 state set to the key
+    1..624 at position 624 (set_state also drops a cached Gaussian), for the
+    zygote to check where that state lies and to refill it from the OS in
+    each runner; None without NumPy's global MT19937."""
+    mtrand = sys.modules.get("numpy.random.mtrand")
+    if mtrand is None:
+        return None
+    try:
+        import numpy
+        rs = mtrand._rand
+        if type(rs._bit_generator).__name__ != "MT19937":
+            return None
+        rs.set_state(("MT19937", numpy.arange(1, 625, dtype=numpy.uint32), 624))
+        return rs._bit_generator.capsule
+    except Exception:
+        return None
+
+
+def serve(forked=False, numpy_seeded=False):
     """The rest of a runner's life: ready, import checks, one execution, exit.
     forked: a runner forked from the zygote, which gets Python's SIGINT handler
-    back and its own draw of NumPy's global generator."""
+    back and its own draw of NumPy's global generator (numpy_seeded: the
+    zygote's C code has already drawn it)."""
     import json
     if forked:
         import signal
@@ -271,7 +292,7 @@ def serve(forked=False):
         # Forked from one zygote, every sandbox would draw the same numbers:
         # a whole new MT19937 state from the OS (what seed() would derive from
         # 128 bits, at under half the cost in a forked runner).
-        nprandom = sys.modules.get("numpy.random")
+        nprandom = None if numpy_seeded else sys.modules.get("numpy.random")
         if nprandom is not None:
             try:
                 words = sys.modules["numpy"].frombuffer(os.urandom(624 * 4), dtype="<u4")

@@ -69,9 +69,9 @@ class P11Warm(E2E):
 
     def test_a_runner_starts_with_few_page_copies(self):
         # what a fork of the warm image costs shows in its page faults by the
-        # time the code runs: ~700 here; compiling the seccomp filter in each
+        # time the code runs: ~660 here; compiling the seccomp filter in each
         # runner (~1,300) or leaving malloc's free chunks unsorted (~1,250)
-        # goes past 1,000.
+        # goes far past 1,000.
         # (No "import" in the code: the import check would add its own.)
         out = self.run_code('r = __builtins__["__imp" + "ort__"]("resource")\n'
                             'print(r.getrusage(r.RUSAGE_SELF).ru_minflt)')
