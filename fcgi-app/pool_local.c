@@ -192,17 +192,13 @@ static void launch(struct manager *m)
 		spawn_launcher(m, id, p);
 }
 
-static void fill(struct manager *m)
+/* Launches sandboxes until the pool has its size; have: the rows starting or
+ * ready (sweep's count), -1 when the table could not be read. */
+static void fill(struct manager *m, int have)
 {
-	if (m->stopping || monotonic_ms() < m->next_launch)
+	if (m->stopping || have < 0 || monotonic_ms() < m->next_launch)
 		return;
-	int count = 0;
-	if (db_sandbox_count(m->db, "starting", &count) != DB_OK)
-		return;
-	int ready = 0;
-	if (db_sandbox_count(m->db, "ready", &ready) != DB_OK)
-		return;
-	for (int have = count + ready; have < m->cfg->pool_size; have++)
+	for (; have < m->cfg->pool_size; have++)
 		launch(m);
 }
 
@@ -231,7 +227,10 @@ static void on_ready(struct manager *m, struct sandbox *s)
 	kill_sandbox(s, "failed to start");
 }
 
-struct sweep { struct manager *m; };
+struct sweep {
+	struct manager *m;
+	int pool; /* rows that count for the pool: starting or ready */
+};
 
 static void sweep_row(const struct db_sandbox *row, void *arg)
 {
@@ -254,12 +253,17 @@ static void sweep_row(const struct db_sandbox *row, void *arg)
 		if (db_sandbox_set_state(m->db, s->id, "ready", now_ms()) == DB_OK)
 			log_info("sandbox %s: readiness recorded late (the database was busy)", s->id);
 	}
+	if (strcmp(row->state, "starting") == 0 || strcmp(row->state, "ready") == 0)
+		((struct sweep *)arg)->pool++;
 }
 
-static void sweep(struct manager *m)
+/* One read of the sandboxes table per pass: what workers marked used or left
+ * claimed, and the pool's size for fill. The pool's count, or -1. */
+static int sweep(struct manager *m)
 {
-	struct sweep sw = {m};
-	db_sandbox_each(m->db, NULL, sweep_row, &sw);
+	struct sweep sw = {m, 0};
+	if (db_sandbox_each(m->db, NULL, sweep_row, &sw) != DB_OK)
+		sw.pool = -1;
 	int64_t limit = (int64_t)(m->cfg->sandbox_start_timeout * 1000);
 	for (size_t i = 0; i < m->n; i++) {
 		struct sandbox *s = &m->sb[i];
@@ -268,6 +272,7 @@ static void sweep(struct manager *m)
 			kill_sandbox(s, "start timeout");
 		}
 	}
+	return sw.pool;
 }
 
 static void reap(struct manager *m)
@@ -344,7 +349,7 @@ static int local_run(const struct config *cfg, int notify_fd)
 	if (sfd < 0 || !m.db)
 		goto out;
 	cleanup_leftovers(&m);
-	fill(&m);
+	fill(&m, sweep(&m));
 	while (!m.stopping || m.n > 0 || m.zyg.pid > 0) {
 		struct pollfd *pfd = xcalloc(2 * m.n + 3, sizeof(*pfd));
 		size_t *idx = xcalloc(2 * m.n + 3, sizeof(*idx));
@@ -404,8 +409,7 @@ static int local_run(const struct config *cfg, int notify_fd)
 		free(idx);
 		reap(&m);
 		if (!m.stopping) {
-			sweep(&m);
-			fill(&m);
+			fill(&m, sweep(&m));
 		}
 	}
 	rc = 0;
