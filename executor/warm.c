@@ -6,6 +6,10 @@
  * of the executor server's (libmicrohttpd and what it needs). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+/* the interpreter's os.register_at_fork lists (after_forkers_child) */
+#define Py_BUILD_CORE 1
+#include <internal/pycore_interp.h>
+#undef Py_BUILD_CORE
 
 #include <dirent.h>
 #include <errno.h>
@@ -80,6 +84,55 @@ static void np_generator_find(void)
 	Py_XDECREF(cap);
 }
 
+/* ---- the after-fork hooks ------------------------------------------------ */
+
+/* The interpreter's after_in_child hooks, all of them (what a fork by the code
+ * runs) and those a runner runs (runner.redundant_fork_hooks left out). */
+static PyObject *hooks_all, *hooks_runner;
+
+static int fork_hooks_prepare(void)
+{
+	PyInterpreterState *interp = PyInterpreterState_Get();
+	PyObject *skip = PyObject_CallMethod(runner_module, "redundant_fork_hooks", NULL);
+	if (!skip)
+		return -1;
+	int rc = 0;
+	PyObject *all = interp->after_forkers_child; /* a list, or NULL: none registered */
+	if (all && PyList_CheckExact(all)) {
+		PyObject *keep = PyList_New(0);
+		for (Py_ssize_t i = 0; keep && i < PyList_GET_SIZE(all); i++) {
+			PyObject *hook = PyList_GET_ITEM(all, i);
+			int redundant = PySequence_Contains(skip, hook);
+			if (redundant < 0 || (!redundant && PyList_Append(keep, hook) < 0))
+				Py_CLEAR(keep);
+		}
+		if (keep) {
+			Py_INCREF(all);
+			hooks_all = all;
+			hooks_runner = keep;
+			log_debug("zygote: a runner runs %zd of %zd after-fork hooks",
+				  PyList_GET_SIZE(keep), PyList_GET_SIZE(all));
+		} else {
+			rc = -1;
+		}
+	}
+	Py_DECREF(skip);
+	return rc;
+}
+
+/* In a runner: what os.fork() does in the child, with the runner's hooks. The
+ * list is put back for forks the code makes (a hook that registers another
+ * while running here registers it in the runner's list only). */
+static void after_fork(void)
+{
+	PyInterpreterState *interp = PyInterpreterState_Get();
+	if (hooks_runner)
+		interp->after_forkers_child = hooks_runner;
+	PyOS_AfterFork_Child(); /* locks, threading state, the hooks */
+	if (hooks_runner)
+		interp->after_forkers_child = hooks_all;
+}
+
 /* ---- Python ------------------------------------------------------------- */
 
 /* Entry of each sandbox's runner (runner.c calls it in the forked child, after
@@ -90,7 +143,7 @@ static void run_python(void *arg)
 	(void)arg;
 	signal(SIGPIPE, SIG_IGN); /* as python's own start-up does */
 	signal(SIGXFSZ, SIG_IGN);
-	PyOS_AfterFork_Child(); /* locks, threading, os.register_at_fork hooks */
+	after_fork();
 	if (np_global) {
 		random_bytes(np_global->key, sizeof(np_global->key));
 		np_global->pos = MT19937_WORDS; /* the next draw regenerates from the key */
@@ -483,6 +536,10 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 	if (set_environment() < 0 || py_start(cfg) < 0 || py_warm(cfg) < 0)
 		return 1;
 	np_generator_find();
+	if (fork_hooks_prepare() < 0) {
+		PyErr_Clear();
+		log_warn("zygote: the after-fork hooks could not be sorted; runners run them all");
+	}
 	arena_region_close();
 	int threads = threads_of_self();
 	if (threads != 1) {

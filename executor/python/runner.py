@@ -260,6 +260,25 @@ def settle(environ):
     os.environ.update(e.split("=", 1) for e in environ)
 
 
+def redundant_fork_hooks():
+    """In the zygote, once warm: the os.register_at_fork hooks (after_in_child)
+    a runner need not run. The zygote forks it from C, single-threaded, while
+    no Python code runs, so every lock of Python's is free: these only make
+    new ones (threading, logging, concurrent.futures), and cost a runner over
+    100 copied pages. Every other hook runs in each runner as after os.fork(),
+    random's reseeding among them."""
+    hooks = []
+    for module, name in (("threading", "_after_fork"),
+                         ("logging", "_after_at_fork_child_reinit_locks")):
+        hook = getattr(sys.modules.get(module), name, None)
+        if hook is not None:
+            hooks.append(hook)
+    lock = getattr(sys.modules.get("concurrent.futures.thread"), "_global_shutdown_lock", None)
+    if lock is not None:
+        hooks.append(lock._at_fork_reinit)
+    return hooks
+
+
 def numpy_generator():
     """In the zygote, once warm: the BitGenerator capsule of NumPy's global
     generator (numpy.random.mtrand._rand), its MT19937 state set to the key
