@@ -35,6 +35,7 @@ import run as e2e  # noqa: E402  (free_port, get, descendants, read_proc, ...)
 PYTHON = "/usr/bin/python3"
 POOL = 8
 HELLO = 'print("hello world")'
+ROUNDS = 4  # each side-by-side figure: service and bare in turn, this many times
 NUMPY = ("import numpy as np, pandas as pd; df = pd.DataFrame({'a': np.arange(100)}); "
          "print(int(df.a.sum()))")
 
@@ -129,6 +130,19 @@ def run_threads(loop, conc):
     for t in ts:
         t.join()
     return time.monotonic() - t0
+
+
+def interleaved(rounds, service, bare, settle):
+    """Runs service() and bare() in turn, rounds times each, and returns the
+    lists of their results: a machine whose speed drifts during the run (other
+    tenants, frequency) weighs on both sides alike. settle() before each bare
+    turn lets the pool refill outside of it."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(service())
+        settle()
+        b.append(bare())
+    return a, b
 
 
 def throughput_service(port, seconds, conc):
@@ -233,19 +247,19 @@ def main():
         c = Client(port)
         rows = []
 
-        # 1. hello world
+        # 1. hello world, 2. numpy + pandas: service and bare in turn, in
+        # ROUNDS slices each
         for _ in range(3):
             c.execute(HELLO)
-        wait_pool_full(db)
-        lat, err = timed_service(c, HELLO, args.requests, "hello world\n")
-        bare = timed_bare(HELLO, args.bare_runs)
-        rows.append(("hello world", lat, err, bare))
-
-        # 2. numpy + pandas
-        wait_pool_full(db)
-        lat, err = timed_service(c, NUMPY, args.requests, "4950\n")
-        bare = timed_bare(NUMPY, max(5, args.bare_runs // 3))
-        rows.append(("numpy+pandas", lat, err, bare))
+        for name, source, expect, bare_runs in (
+                ("hello world", HELLO, "hello world\n", args.bare_runs),
+                ("numpy+pandas", NUMPY, "4950\n", max(ROUNDS, args.bare_runs // 3))):
+            wait_pool_full(db)
+            svc, bare = interleaved(
+                ROUNDS, lambda: timed_service(c, source, args.requests // ROUNDS, expect),
+                lambda: timed_bare(source, bare_runs // ROUNDS), lambda: wait_pool_full(db))
+            rows.append((name, [x for lat, _ in svc for x in lat], sum(e for _, e in svc),
+                         [x for b in bare for x in b]))
 
         for name, lat, err, bare in rows:
             b50 = statistics.median(bare)
@@ -253,13 +267,18 @@ def main():
                   " | ratio p50 service/bare %.3f" % (name, ms(pct(lat, 50)), ms(pct(lat, 99)), len(lat),
                                                       err, ms(b50), len(bare), pct(lat, 50) / b50))
 
-        # 3. throughput
+        # 3. throughput, in turns too (the bare side for half as long)
         wait_pool_full(db)
-        rate, n, errors = throughput_service(port, args.seconds, 8)
-        bare_rate = throughput_bare(min(args.seconds, 10))
+        svc, bare = interleaved(
+            ROUNDS, lambda: throughput_service(port, args.seconds / ROUNDS, 8),
+            lambda: throughput_bare(min(args.seconds, 10) / ROUNDS), lambda: wait_pool_full(db))
+        rate = sum(r for r, _, _ in svc) / ROUNDS
+        n, errors = sum(k for _, k, _ in svc), sum(e for _, _, e in svc)
+        bare_rate = sum(bare) / ROUNDS
         print("throughput    service %.1f exec/s at concurrency 8 for %.0f s (%d ok, %d errors) | "
-              "bare python3 %.1f runs/s two at a time | ratio %.2f"
-              % (rate, args.seconds, n, errors, bare_rate, rate / bare_rate))
+              "bare python3 %.1f runs/s two at a time | ratio %.2f (per round: %s)"
+              % (rate, args.seconds, n, errors, bare_rate, rate / bare_rate,
+                 " ".join("%.2f" % (a[0] / b) for a, b in zip(svc, bare))))
 
         print("memory        PSS at rest, pool of %d: service total %.1f MB (%d processes, incl. "
               "lighttpd %.1f MB) | added by the pool %.1f MB | service without the pool %.1f MB"

@@ -349,6 +349,48 @@ out:
 
 /* ---- the image the runners are forked from ------------------------------ */
 
+/* Whether path is one of Python's extension modules (name.cpython-*.so). */
+static int is_extension_module(const char *path)
+{
+	const char *base = strrchr(path, '/');
+	size_t n = strlen(path);
+	return base && strstr(base, ".cpython-") && n > 3 && strcmp(path + n - 3, ".so") == 0;
+}
+
+/* Fewer mappings to copy at each fork and drop at each exit: the relocation
+ * read-only part (RELRO) of each extension module is made writable again, so
+ * that the kernel merges it with the module's data right after it (one
+ * mapping instead of two, ~90 fewer with numpy and pandas, a tenth of a
+ * runner's fork and exit). Only extension modules: the zygote never runs
+ * their code again, and a runner's code can write anywhere in its own memory
+ * anyway (ctypes); the zygote's own program, libc and libpython keep RELRO. */
+static void merge_relro(void)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return;
+	char line[512], prev_path[256] = "", prev_perms[8] = "";
+	uintptr_t prev_lo = 0, prev_hi = 0;
+	int merged = 0;
+	while (fgets(line, sizeof(line), f)) {
+		uintptr_t lo, hi;
+		char perms[8], path[256] = "";
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %*s %*s %*s %255s", &lo, &hi, perms,
+			   path) < 3)
+			continue;
+		if (strcmp(perms, "rw-p") == 0 && strcmp(prev_perms, "r--p") == 0 && prev_hi == lo &&
+		    strcmp(prev_path, path) == 0 && is_extension_module(path) &&
+		    mprotect((void *)prev_lo, prev_hi - prev_lo, PROT_READ | PROT_WRITE) == 0)
+			merged++;
+		prev_lo = lo;
+		prev_hi = hi;
+		memcpy(prev_perms, perms, sizeof(perms));
+		memcpy(prev_path, path, sizeof(path));
+	}
+	fclose(f);
+	log_debug("zygote: RELRO of %d extension modules merged with their data", merged);
+}
+
 /* Makes the warm image cheap to fork: the heap's free chunks are merged back
  * (a child's malloc would otherwise walk, and copy, the zygote's free lists),
  * and every writable anonymous region is folded into 2 MiB pages where it
@@ -549,6 +591,7 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 	}
 	if (sbx_seccomp_prepare() < 0)
 		return 1;
+	merge_relro();
 	compact_image();
 	runner_set_entry(run_python, NULL);
 	int one = 1;

@@ -78,6 +78,49 @@ class P11Warm(E2E):
                             'print(r.getrusage(r.RUSAGE_SELF).ru_minflt)')
         self.assertLess(int(out["stdout"]), 630)
 
+    def test_extension_modules_relro_is_merged_with_their_data(self):
+        # made writable in the zygote, so that it is one mapping with the data
+        # (fewer mappings per fork and exit); libpython and libc keep RELRO
+        v = self.run_probe(r"""
+import json, struct
+maps = []
+for line in open('/proc/self/maps'):
+    f = line.split()
+    if len(f) > 5 and f[5].startswith('/'):
+        lo, hi = (int(x, 16) for x in f[0].split('-'))
+        maps.append((lo, hi, f[1], int(f[2], 16), f[5]))
+def relro(path):
+    try:
+        f = open(path, 'rb')
+    except OSError:  # the zygote's own program: a host path
+        return None
+    with f:
+        head = f.read(64)
+        if head[:4] != b'\x7fELF':
+            return None
+        phoff, = struct.unpack_from('<Q', head, 32)
+        size, count = struct.unpack_from('<HH', head, 54)
+        f.seek(phoff)
+        table = f.read(size * count)
+    for i in range(count):
+        kind, _, _, vaddr = struct.unpack_from('<IIQQ', table, i * size)
+        if kind == 0x6474e552:
+            return vaddr
+perms = {}
+for path in sorted({m[4] for m in maps}):
+    base = min(lo for lo, _, _, off, p in maps if p == path and off == 0)
+    at = relro(path)
+    if at is not None:
+        perms[path.rsplit('/', 1)[-1]] = [m[2] for m in maps if m[4] == path and m[0] <= base + at < m[1]][0]
+print(json.dumps(perms))
+""")
+        perms = v
+        modules = {n: p for n, p in perms.items() if ".cpython-" in n}
+        self.assertGreater(len(modules), 30)  # numpy's and pandas'
+        self.assertEqual({n for n, p in modules.items() if p != "rw-p"}, set())
+        self.assertEqual([p for n, p in perms.items() if n.startswith(("libpython", "libc."))],
+                         ["r--p", "r--p"])
+
     def test_a_fork_by_the_code_runs_every_after_fork_hook(self):
         # the runner skips threading's (the zygote forks it single-threaded);
         # a fork the code makes must not
