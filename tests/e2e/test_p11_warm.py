@@ -78,9 +78,10 @@ class P11Warm(E2E):
                             'print(r.getrusage(r.RUSAGE_SELF).ru_minflt)')
         self.assertLess(int(out["stdout"]), 630)
 
-    def test_extension_modules_relro_is_merged_with_their_data(self):
-        # made writable in the zygote, so that it is one mapping with the data
-        # (fewer mappings per fork and exit); libpython and libc keep RELRO
+    def test_extension_modules_are_mapped_in_two_parts(self):
+        # in the zygote, each extension module's headers join its code and its
+        # RELRO its data (fewer mappings per fork and exit); libpython and libc
+        # keep read-only headers and RELRO
         v = self.run_probe(r"""
 import json, struct
 maps = []
@@ -106,20 +107,22 @@ def relro(path):
         kind, _, _, vaddr = struct.unpack_from('<IIQQ', table, i * size)
         if kind == 0x6474e552:
             return vaddr
-perms = {}
+def perms_at(path, address):
+    return [m[2] for m in maps if m[4] == path and m[0] <= address < m[1]][0]
+perms = {}  # file: [headers, RELRO]
 for path in sorted({m[4] for m in maps}):
     base = min(lo for lo, _, _, off, p in maps if p == path and off == 0)
     at = relro(path)
     if at is not None:
-        perms[path.rsplit('/', 1)[-1]] = [m[2] for m in maps if m[4] == path and m[0] <= base + at < m[1]][0]
+        perms[path.rsplit('/', 1)[-1]] = [perms_at(path, base), perms_at(path, base + at)]
 print(json.dumps(perms))
 """)
         perms = v
         modules = {n: p for n, p in perms.items() if ".cpython-" in n}
         self.assertGreater(len(modules), 30)  # numpy's and pandas'
-        self.assertEqual({n for n, p in modules.items() if p != "rw-p"}, set())
+        self.assertEqual({n for n, p in modules.items() if p != ["r-xp", "rw-p"]}, set())
         self.assertEqual([p for n, p in perms.items() if n.startswith(("libpython", "libc."))],
-                         ["r--p", "r--p"])
+                         [["r--p", "r--p"], ["r--p", "r--p"]])
 
     def test_a_fork_by_the_code_runs_every_after_fork_hook(self):
         # the runner skips threading's (the zygote forks it single-threaded);
