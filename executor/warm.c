@@ -349,12 +349,33 @@ out:
 
 /* ---- the image the runners are forked from ------------------------------ */
 
-/* Whether path is one of Python's extension modules (name.cpython-*.so). */
-static int is_extension_module(const char *path)
+/* The files mapped before Python started: this program and what it is linked
+ * with (libc, libpython, ...); what the preloads load comes after. */
+static char **own_files;
+static size_t own_count;
+
+static void own_files_note(void)
 {
-	const char *base = strrchr(path, '/');
-	size_t n = strlen(path);
-	return base && strstr(base, ".cpython-") && n > 3 && strcmp(path + n - 3, ".so") == 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512], path[256];
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %*s %*s %*s %*s %255s", path) != 1 || path[0] != '/')
+			continue;
+		if (own_count && strcmp(own_files[own_count - 1], path) == 0)
+			continue;
+		own_files = xrealloc(own_files, (own_count + 1) * sizeof(*own_files));
+		own_files[own_count++] = xstrdup(path);
+	}
+	if (f)
+		fclose(f);
+}
+
+static int own_file(const char *path)
+{
+	for (size_t i = 0; i < own_count; i++)
+		if (strcmp(own_files[i], path) == 0)
+			return 1;
+	return 0;
 }
 
 /* One mapping of /proc/self/maps. */
@@ -372,15 +393,15 @@ static int continues(const struct mapping *a, const struct mapping *b)
 	       strcmp(a->path, b->path) == 0;
 }
 
-/* Fewer mappings to copy at each fork and drop at each exit (a tenth of a
- * runner's cost per hundred): each extension module's read-only parts join
- * the mapping next to them, as a linker laid modules out before separate-code
- * segments: its headers and constants become executable with its code, its
- * relocations (RELRO) writable with its data; four or five mappings become
- * two (~200 fewer with numpy and pandas). Only extension modules: the zygote
- * never runs their code again, and a runner's code can write and run anything
- * in its own memory anyway (ctypes); the zygote's own program, libc and
- * libpython keep their layout. */
+/* Fewer mappings to copy at each fork and drop at each exit: each library the
+ * preloads loaded (extension modules and what they link: ~90 with numpy and
+ * pandas) has its read-only parts join the mapping next to them, as linkers
+ * laid libraries out before separate-code segments: headers and constants
+ * become executable with the code, the relocations (RELRO) writable with the
+ * data; four or five mappings become two (~270 fewer). Not this program's own
+ * files (libc, libpython, ...): the zygote never runs the preloads' code
+ * again, and the code a runner runs can write and run anything in its own
+ * memory anyway (ctypes). */
 static void merge_module_mappings(void)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
@@ -392,7 +413,7 @@ static void merge_module_mappings(void)
 	while (fgets(line, sizeof(line), f)) {
 		struct mapping x = {0};
 		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %llx %*s %*s %255s", &x.lo, &x.hi,
-			   x.perms, &x.offset, x.path) < 5 || !is_extension_module(x.path))
+			   x.perms, &x.offset, x.path) < 5 || x.path[0] != '/' || own_file(x.path))
 			continue;
 		if (n == cap) {
 			cap = cap ? 2 * cap : 256;
@@ -416,7 +437,7 @@ static void merge_module_mappings(void)
 			merged++;
 	}
 	free(m);
-	log_debug("zygote: %d read-only mappings of extension modules merged", merged);
+	log_debug("zygote: %d read-only mappings of the preloads' libraries merged", merged);
 }
 
 /* Makes the warm image cheap to fork: the heap's free chunks are merged back
@@ -602,6 +623,7 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 	}
 	prctl(PR_SET_NAME, "zygote");
 	int64_t t0 = monotonic_ms();
+	own_files_note();
 	arena_region_open();
 	if (set_environment() < 0 || py_start(cfg) < 0 || py_warm(cfg) < 0)
 		return 1;

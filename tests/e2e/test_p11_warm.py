@@ -79,9 +79,9 @@ class P11Warm(E2E):
         self.assertLess(int(out["stdout"]), 630)
 
     def test_extension_modules_are_mapped_in_two_parts(self):
-        # in the zygote, each extension module's headers join its code and its
-        # RELRO its data (fewer mappings per fork and exit); libpython and libc
-        # keep read-only headers and RELRO
+        # in the zygote, the headers of each library the preloads loaded join
+        # its code and its RELRO its data (fewer mappings per fork and exit);
+        # libpython and libc, the zygote's own, keep read-only headers and RELRO
         v = self.run_probe(r"""
 import json, struct
 maps = []
