@@ -44,7 +44,12 @@ struct sbx {
 	int ready_fd;
 	int runner_fd; /* the zygote's request socket, or -1 (the server forks) */
 	int sync_rd, sync_wr; /* launcher -> child: maps written, cgroups joined */
+	int root_fd;          /* the child's: the prepared root (O_PATH), or -1 */
 };
+
+/* The spawner's prepared root (sbx_root_prepare), or NULL: each sandbox builds
+ * its own. */
+static char *prepared_root;
 
 /* ------------------------------------------------- helpers of the child */
 
@@ -278,11 +283,9 @@ static void step_packages(const struct sbx *s)
 static void step_scratch(const struct sbx *s)
 {
 	char opts[128];
-	setup_make_dir("root/workspace", 0755);
 	snprintf(opts, sizeof(opts), "size=%llu,mode=0755,uid=%d,gid=%d",
 		 (unsigned long long)s->cfg->sandbox_workspace_bytes, SANDBOX_USER, SANDBOX_USER);
 	mount_tmpfs("root/workspace", MS_NOSUID | MS_NODEV, opts);
-	setup_make_dir("root/tmp", 01777);
 	snprintf(opts, sizeof(opts), "size=%llu,mode=1777",
 		 (unsigned long long)s->cfg->sandbox_tmp_bytes);
 	mount_tmpfs("root/tmp", MS_NOSUID | MS_NODEV, opts);
@@ -310,10 +313,15 @@ static void step_dev(const struct sbx *s)
 		if (symlink(links[i][0], links[i][1]) < 0)
 			setup_die("symlink", links[i][1]);
 	setup_make_dir("root/dev/shm", 01777);
-	mount_tmpfs("root/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777");
 	if (mount(NULL, "root/dev", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
 		  NULL) < 0)
 		setup_die("remount read-only", "/dev");
+}
+
+/* The sandbox's own /dev/shm. */
+static void step_shm(void)
+{
+	mount_tmpfs("root/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777");
 }
 
 /* A proc of our own pid namespace. Mounted while the host's proc is still in
@@ -321,7 +329,6 @@ static void step_dev(const struct sbx *s)
  * unobstructed one is already visible. */
 static void step_proc(void)
 {
-	setup_make_dir("root/proc", 0555);
 	if (mount("proc", "root/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		setup_die("mount proc", NULL);
 }
@@ -329,11 +336,45 @@ static void step_proc(void)
 /* The socket directory, the only host directory the sandbox can write to. */
 static void step_socket_dir(void)
 {
-	setup_make_dir("root/run", 0755);
-	setup_make_dir("root/run/executor", 0700);
 	if (mount("sock", "root/run/executor", NULL, MS_BIND, NULL) < 0)
 		setup_die("bind mount", "sock");
 	remount_one("root/run/executor", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
+
+/* The mount points of what each sandbox mounts for itself. */
+static void step_mount_points(void)
+{
+	setup_make_dir("root/workspace", 0755);
+	setup_make_dir("root/tmp", 01777);
+	setup_make_dir("root/proc", 0555);
+	setup_make_dir("root/run", 0755);
+	setup_make_dir("root/run/executor", 0700);
+}
+
+/* At `root` (relative to the cwd), what every sandbox's root has: the system's
+ * directories, /etc, the runner, the package cache, /dev and the mount points
+ * of the rest. */
+static void build_root(const struct sbx *s)
+{
+	step_root_tmpfs();
+	step_system(s);
+	step_etc(s);
+	step_runner(s);
+	step_packages(s);
+	step_dev(s);
+	step_mount_points();
+}
+
+/* `root` as a copy of the spawner's prepared root (read-only, and locked so:
+ * it comes from a namespace of a more privileged user namespace). */
+static void step_root_copy(struct sbx *s)
+{
+	char src[64];
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", s->root_fd);
+	if (mount(src, "root", NULL, MS_BIND | MS_REC, NULL) < 0)
+		setup_die("bind mount", "the prepared root");
+	close(s->root_fd);
+	s->root_fd = -1;
 }
 
 /* Loopback up; it is the only interface of a new network namespace. */
@@ -454,19 +495,21 @@ static int child_main(struct sbx *s)
 	 * root-owned (possibly 0700) directories above it. */
 	if (chdir(s->dir) < 0)
 		setup_die("chdir", s->dir);
+	s->root_fd = -1;
+	if (prepared_root && (s->root_fd = open(prepared_root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		setup_die("open", prepared_root);
 #ifdef SBX_SMOKE_HOOK
 	smoke_save();
 #endif
 	step_wait_for_launcher(s);
 	setup_become_root(&s->sync_rd);
 	step_namespaces_late();
-	step_root_tmpfs();
-	step_system(s);
-	step_etc(s);
-	step_runner(s);
-	step_packages(s);
+	if (s->root_fd >= 0)
+		step_root_copy(s);
+	else
+		build_root(s);
 	step_scratch(s);
-	step_dev(s);
+	step_shm();
 	step_proc();
 	step_socket_dir();
 	setup_pivot();
@@ -497,6 +540,20 @@ static int launch_fail(const char *step, const char *what)
 	return 1;
 }
 
+/* The package cache's site-packages, made here (as host root) so that every
+ * sandbox, started before the first install or not, mounts it. */
+static int make_package_dir(const struct config *cfg)
+{
+	if (!cfg->package_install)
+		return 0;
+	char sub[PATH_MAX];
+	uid_t user = (uid_t)(cfg->sandbox_uid_base + SANDBOX_USER);
+	path_join(sub, sizeof(sub), cfg->package_cache, "site-packages");
+	if ((mkdir_p(sub, 0755) < 0 && errno != EEXIST) || chown(sub, user, user) < 0)
+		return launch_fail("package cache", sub);
+	return 0;
+}
+
 /* Creates run_dir/sandboxes/ID with root/ and sock/ (owned by the host uid
  * that sandbox root maps to, 0700). Fails when the directory exists. */
 static int make_dirs(struct sbx *s, const char *dir, int *made)
@@ -517,15 +574,7 @@ static int make_dirs(struct sbx *s, const char *dir, int *made)
 	}
 	if (!realpath(dir, s->dir))
 		return launch_fail("realpath", dir);
-	/* the package cache, made here (as host root) so that every sandbox,
-	 * started before the first install or not, mounts it */
-	if (s->cfg->package_install) {
-		uid_t user = (uid_t)(s->cfg->sandbox_uid_base + SANDBOX_USER);
-		path_join(sub, sizeof(sub), s->cfg->package_cache, "site-packages");
-		if ((mkdir_p(sub, 0755) < 0 && errno != EEXIST) || chown(sub, user, user) < 0)
-			return launch_fail("package cache", sub);
-	}
-	return 0;
+	return prepared_root ? 0 : make_package_dir(s->cfg);
 }
 
 /* Waits for the sandbox, killing it on SIGTERM/SIGINT/SIGHUP. Exit status. */
@@ -659,6 +708,39 @@ static int check_id(const struct config *cfg, const char *id, char *dir, size_t 
 		log_error("sandbox launcher: the local sandbox needs root (uid/gid maps, cgroups)");
 		return 1;
 	}
+	return 0;
+}
+
+int sbx_root_prepare(const struct config *cfg)
+{
+	char dir[PATH_MAX];
+	struct sbx s = {.cfg = cfg, .root_fd = -1, .sync_rd = -1, .sync_wr = -1};
+	int n = snprintf(dir, sizeof(dir), "%s/zygote", cfg->run_dir);
+	if (n < 0 || (size_t)n >= sizeof(dir) - 8) {
+		log_error("zygote: APP_RUN_DIR=%s is too long", cfg->run_dir);
+		return -1;
+	}
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return launch_fail("a mount namespace of its own for", "the spawner");
+	/* (mounts an earlier spawner made there were in its own namespace, gone with it) */
+	if ((mkdir_p(dir, 0700) < 0 && errno != EEXIST) || !realpath(dir, s.dir))
+		return launch_fail("mkdir", dir);
+	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0 || chdir(s.dir) < 0 || (mkdir("root", 0700) < 0 && errno != EEXIST) ||
+	    make_package_dir(cfg) != 0) {
+		if (cwd >= 0)
+			close(cwd);
+		return launch_fail("prepare", s.dir);
+	}
+	setup_set_name("zygote: the sandboxes' root");
+	build_root(&s); /* a failed step ends the spawner */
+	remount_one("root", MS_RDONLY | MS_NOSUID | MS_NODEV);
+	setup_set_name("sandbox setup");
+	if (fchdir(cwd) < 0)
+		log_warn("zygote: back to the working directory: %s", strerror(errno));
+	close(cwd);
+	prepared_root = xasprintf("%s/root", s.dir);
+	log_debug("zygote: the sandboxes' root prepared in %s", prepared_root);
 	return 0;
 }
 

@@ -19,6 +19,15 @@
  * status for main(). */
 int sbx_launch(const struct config *cfg, const char *id, int ready_fd);
 
+/* The zygote's spawner, once before its first sbx_spawn: moves the caller into
+ * a mount namespace of its own in which the read-only part of every sandbox's
+ * root (system directories, /etc, runner, package cache, /dev) is built once,
+ * at APP_RUN_DIR/zygote/root; each sandbox then binds a copy of it (one mount
+ * call) instead of building its own (some forty). A failed mount step ends the
+ * caller, as it would end every sandbox. 0, or -1 (logged; sandboxes build
+ * their own). */
+int sbx_root_prepare(const struct config *cfg);
+
 /* The zygote's variant (executor/zygote.c): the same steps, but the caller is
  * the sandbox's parent instead of a launcher of its own, and the server asks
  * the zygote for its runner on runner_fd (see zygote.h) instead of forking it.

@@ -80,7 +80,10 @@ void setup_pivot(void)
 		setup_die("detach old root", NULL);
 	if (chdir("/") < 0)
 		setup_die("chdir", "/");
-	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+	/* with the flags a root copied from a more privileged namespace has locked */
+	if (mount(NULL, "/", NULL,
+		  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | setup_locked_flags("/"),
+		  NULL) < 0)
 		setup_die("remount / read-only", NULL);
 }
 

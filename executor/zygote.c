@@ -195,6 +195,8 @@ int zygote_run(const struct config *cfg, int ctl)
 	pid_t warm = start_warm(&rq);
 	if (warm < 0)
 		return 1;
+	if (sbx_root_prepare(cfg) < 0)
+		log_warn("zygote: each sandbox builds its own root");
 
 	sigset_t set;
 	sigemptyset(&set);

@@ -139,6 +139,20 @@ print(json.dumps(perms))
             "print(os.read(r, 10).decode())\n")
         self.assertEqual(out["stdout"], "new\n", out)
 
+    def test_the_read_only_root_is_shared_and_the_scratch_space_is_not(self):
+        # the spawner builds the root once; each sandbox binds a copy of it
+        # (read-only, locked so) and mounts its own /workspace, /tmp, /dev/shm
+        probe = ("import os, json\n"
+                 "print(json.dumps({p: [os.stat(p).st_dev, bool(os.statvfs(p).f_flag & os.ST_RDONLY)]\n"
+                 "                  for p in ('/', '/etc', '/dev', '/workspace', '/tmp', '/dev/shm')}))")
+        a, b = self.run_probe(probe), self.run_probe(probe)
+        for path in ("/", "/etc", "/dev"):
+            self.assertEqual(a[path], b[path], path)
+            self.assertTrue(a[path][1], path + " is writable")
+        for path in ("/workspace", "/tmp", "/dev/shm"):
+            self.assertNotEqual(a[path][0], b[path][0], path)
+            self.assertFalse(a[path][1], path + " is read-only")
+
     def test_each_run_gets_its_own_namespaces(self):
         probe = ("import os, json\n"
                  "print(json.dumps({n: os.readlink('/proc/self/ns/' + n) for n in "
