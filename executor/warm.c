@@ -207,6 +207,7 @@ static int py_status(PyStatus st, const char *what)
  * returned to the kernel (MADV_DONTNEED), not reused. */
 #define ARENA_REGION ((size_t)256 << 20)
 static char *arena_base, *arena_next, *arena_end;
+static char *fresh_lo, *fresh_hi; /* the last arena mapped outside the region */
 
 static void *arena_alloc(void *ctx, size_t size)
 {
@@ -217,7 +218,11 @@ static void *arena_alloc(void *ctx, size_t size)
 		return p;
 	}
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	fresh_lo = p;
+	fresh_hi = (char *)p + size;
+	return p;
 }
 
 static void arena_free(void *ctx, void *ptr, size_t size)
@@ -482,6 +487,29 @@ static void compact_image(void)
 	log_debug("zygote: %zu MiB of the warm image in huge pages", folded >> 20);
 }
 
+/* Last, once the image is laid out: every free block of Python's small-object
+ * allocator taken (~1 MiB), size class by size class, until a class's next
+ * block comes from a new arena (mapped, never touched). A runner's new objects
+ * then go to pages the zygote never wrote, a page of zeros each, instead of
+ * copies of pages of the warm image (~50 fewer per runner). */
+static void fill_free_blocks(void)
+{
+	size_t taken = 0;
+	for (size_t size = 16; size <= 512; size += 16) {
+		for (;;) {
+			char *p = PyObject_Malloc(size);
+			if (!p)
+				return;
+			if (p >= fresh_lo && p < fresh_hi) {
+				PyObject_Free(p);
+				break;
+			}
+			taken += size; /* kept for the life of the zygote */
+		}
+	}
+	log_debug("zygote: %zu KiB of free small blocks taken", taken >> 10);
+}
+
 /* ---- the warm interpreter: runners on request ----------------------------- */
 
 /* One request on the request socket: 1 with the five descriptors in from[] and
@@ -643,6 +671,7 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 		return 1;
 	merge_module_mappings();
 	compact_image();
+	fill_free_blocks();
 	runner_set_entry(run_python, NULL);
 	int one = 1;
 	int self_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
