@@ -63,6 +63,44 @@ struct np_mt19937 {
 
 static struct np_mt19937 *np_global; /* in the warm image; NULL: reseed in Python */
 
+/* random.Random's state (CPython's Modules/_randommodule.c), relied on only
+ * once random_generator_find has seen setstate write there. */
+struct py_mt19937 {
+	PyObject_HEAD
+	int index;
+	uint32_t state[MT19937_WORDS];
+};
+
+static struct py_mt19937 *py_global; /* random._inst; NULL: its after-fork hook reseeds it */
+static PyObject *py_global_seed;     /* that hook (random._inst.seed), left to C */
+
+/* Whether key[i] == i + 1 for all i. */
+static int key_is_count(const uint32_t *key)
+{
+	for (uint32_t i = 0; i < MT19937_WORDS; i++)
+		if (key[i] != i + 1)
+			return 0;
+	return 1;
+}
+
+/* Once warm: where random's global generator keeps its state, so that a
+ * runner refills it in C rather than running random's after-fork hook. */
+static void random_generator_find(void)
+{
+	PyObject *inst = PyObject_CallMethod(runner_module, "random_generator", NULL);
+	if (inst && inst != Py_None) {
+		struct py_mt19937 *mt = (struct py_mt19937 *)inst;
+		if (mt->index == MT19937_WORDS && key_is_count(mt->state) &&
+		    (py_global_seed = PyObject_GetAttrString(inst, "seed")) != NULL)
+			py_global = mt; /* random keeps its _inst alive */
+		else
+			log_warn("zygote: random's MT19937 state is not where expected; runners reseed it in Python");
+	}
+	if (PyErr_Occurred())
+		PyErr_Clear();
+	Py_XDECREF(inst);
+}
+
 /* Once warm: where NumPy's global generator keeps its state. Reseeding it in
  * C in each runner costs a page or two; NumPy's set_state, run in a forked
  * runner, copies ~100 pages of the warm image. */
@@ -72,9 +110,7 @@ static void np_generator_find(void)
 	if (cap && PyCapsule_IsValid(cap, "BitGenerator")) {
 		void **bitgen = PyCapsule_GetPointer(cap, "BitGenerator");
 		struct np_mt19937 *mt = bitgen ? *bitgen : NULL;
-		int same = mt && mt->pos == MT19937_WORDS;
-		for (uint32_t i = 0; same && i < MT19937_WORDS; i++)
-			same = mt->key[i] == i + 1;
+		int same = mt && mt->pos == MT19937_WORDS && key_is_count(mt->key);
 		np_global = same ? mt : NULL; /* the capsule's generator lives in numpy.random.mtrand */
 		if (!same)
 			log_warn("zygote: NumPy's MT19937 state is not where expected; runners reseed it in Python");
@@ -94,8 +130,10 @@ static int fork_hooks_prepare(void)
 {
 	PyInterpreterState *interp = PyInterpreterState_Get();
 	PyObject *skip = PyObject_CallMethod(runner_module, "redundant_fork_hooks", NULL);
-	if (!skip)
+	if (!skip || (py_global_seed && PyList_Append(skip, py_global_seed) < 0)) {
+		Py_XDECREF(skip);
 		return -1;
+	}
 	int rc = 0;
 	PyObject *all = interp->after_forkers_child; /* a list, or NULL: none registered */
 	if (all && PyList_CheckExact(all)) {
@@ -144,9 +182,13 @@ static void run_python(void *arg)
 	signal(SIGPIPE, SIG_IGN); /* as python's own start-up does */
 	signal(SIGXFSZ, SIG_IGN);
 	after_fork();
+	if (py_global) {
+		random_bytes(py_global->state, sizeof(py_global->state));
+		py_global->index = MT19937_WORDS; /* the next draw regenerates the state */
+	}
 	if (np_global) {
 		random_bytes(np_global->key, sizeof(np_global->key));
-		np_global->pos = MT19937_WORDS; /* the next draw regenerates from the key */
+		np_global->pos = MT19937_WORDS;
 	}
 	PyObject *r = PyObject_CallMethod(runner_module, "serve", "(OO)", Py_True,
 					  np_global ? Py_True : Py_False);
@@ -656,6 +698,7 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 	if (set_environment() < 0 || py_start(cfg) < 0 || py_warm(cfg) < 0)
 		return 1;
 	np_generator_find();
+	random_generator_find();
 	if (fork_hooks_prepare() < 0) {
 		PyErr_Clear();
 		log_warn("zygote: the after-fork hooks could not be sorted; runners run them all");

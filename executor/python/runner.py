@@ -279,6 +279,20 @@ def redundant_fork_hooks():
     return hooks
 
 
+def random_generator():
+    """In the zygote, once warm: random's global generator (random._inst), its
+    state set to the key 1..624 at position 624 and no Gaussian cached, for the
+    zygote to check where that state lies and to refill it from the OS in each
+    runner instead of running random's after-fork hook; None when it is not a
+    plain random.Random."""
+    import random
+    inst = getattr(random, "_inst", None)
+    if type(inst) is not random.Random:
+        return None
+    inst.setstate((3, tuple(range(1, 625)) + (624,), None))
+    return inst
+
+
 def numpy_generator():
     """In the zygote, once warm: the BitGenerator capsule of NumPy's global
     generator (numpy.random.mtrand._rand), its MT19937 state set to the key
