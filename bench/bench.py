@@ -13,7 +13,10 @@ APP_PRELOAD_MODULES, waits until the pool is full, and measures side by side:
      bare `python3 -c` runs per second two at a time;
   4. PSS (/proc/PID/smaps_rollup) of the service, lighttpd and the warm pool at
      rest, and the PSS the pool adds.
-Prints each figure and each ratio. Not a test: it asserts nothing.
+Figures 1-3 are taken in turns (service, bare, service, bare, ...: ROUNDS each)
+so that a machine whose speed drifts weighs on both sides alike; the throughput
+line also prints each round's ratio. Prints each figure and each ratio. Not a
+test: it asserts nothing.
 """
 import argparse
 import http.client
