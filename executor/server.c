@@ -880,8 +880,13 @@ int server_run(const struct server_options *o)
 	if (started < 0)
 		goto out;
 	runner_ok = 1;
-	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-				     MHD_USE_POLL | MHD_USE_ERROR_LOG,
+	/* A local sandbox serves one worker, one request after another, and is
+	 * thrown away after its execution: one thread serves it (a thread per
+	 * connection would cost each sandbox a thread more). A pod's server keeps
+	 * a thread per connection (probes arrive while code runs). */
+	unsigned threads = o->sandboxed ? 0 : MHD_USE_THREAD_PER_CONNECTION;
+	d = MHD_start_daemon(threads | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+				     MHD_USE_ERROR_LOG,
 			     0, NULL, NULL, handle, &s,
 			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD complains */
 			     MHD_OPTION_LISTEN_SOCKET, lfd,

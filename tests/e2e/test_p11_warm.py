@@ -154,6 +154,15 @@ print(json.dumps(perms))
             self.assertNotEqual(a[path][0], b[path][0], path)
             self.assertFalse(a[path][1], path + " is read-only")
 
+    def test_pid_1_serves_the_run_with_one_thread(self):
+        # a local sandbox's server has one HTTP thread, not one per connection
+        v = self.run_probe(
+            "import os, json\n"
+            "print(json.dumps(sorted(open('/proc/1/task/%s/comm' % t).read().strip()\n"
+            "                        for t in os.listdir('/proc/1/task'))))")
+        self.assertEqual(len(v), 2, v)
+        self.assertIn("MHD-single", v)
+
     def test_each_run_gets_its_own_namespaces(self):
         probe = ("import os, json\n"
                  "print(json.dumps({n: os.readlink('/proc/self/ns/' + n) for n in "
