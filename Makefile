@@ -30,7 +30,7 @@ LIBS_TEST = $(shell pkg-config --libs check 2>/dev/null) $(LIBS_APP) $(LIBS_EXEC
 
 COMMON_SRCS  = $(wildcard common/*.c)
 STORAGE_SRCS = $(wildcard storage/*.c)
-EXEC_SRCS    = $(filter-out executor/main.c executor/warm.c,$(wildcard executor/*.c))
+EXEC_SRCS    = $(filter-out executor/main.c executor/warm.c executor/warm_image.c,$(wildcard executor/*.c))
 APP_SRCS     = $(filter-out fcgi-app/main.c fcgi-app/health_check.c,$(wildcard fcgi-app/*.c))
 TEST_SRCS    = $(wildcard tests/unit/check_*.c)
 
@@ -66,9 +66,9 @@ PYCONFIG  ?= /usr/bin/python3.11-config
 PY_CFLAGS  = $(patsubst -I%,-isystem %,$(filter -I%,$(shell $(PYCONFIG) --includes 2>/dev/null)))
 PY_LIBS    = $(shell $(PYCONFIG) --embed --ldflags 2>/dev/null)
 
-$(BUILD)/obj/executor/warm.o: ALL_CFLAGS += $(PY_CFLAGS)
+$(BUILD)/obj/executor/warm.o $(BUILD)/obj/executor/warm_image.o: ALL_CFLAGS += $(PY_CFLAGS)
 
-$(BUILD)/executor-warm: $(call obj,executor/warm.c) $(BUILD)/libexecutor.a $(BUILD)/libcommon.a
+$(BUILD)/executor-warm: $(call obj,executor/warm.c executor/warm_image.c) $(BUILD)/libexecutor.a $(BUILD)/libcommon.a
 	$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(shell pkg-config --libs libseccomp json-c 2>/dev/null) $(PY_LIBS)
 
 $(BUILD)/health_check: $(call obj,fcgi-app/health_check.c) $(BUILD)/libcommon.a
