@@ -495,6 +495,9 @@ static int child_main(struct sbx *s)
 	 * root-owned (possibly 0700) directories above it. */
 	if (chdir(s->dir) < 0)
 		setup_die("chdir", s->dir);
+	/* opened here, in our mount namespace (a descriptor of the spawner's would
+	 * name its mount, which we may not bind), and before the uid change (the
+	 * run directory may be 0700) */
 	s->root_fd = -1;
 	if (prepared_root && (s->root_fd = open(prepared_root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 		setup_die("open", prepared_root);

@@ -88,6 +88,38 @@ void image_arenas_close(void)
 
 /* ---- the image the runners are forked from ------------------------------ */
 
+/* One mapping of /proc/self/maps; path "" for anonymous memory. */
+struct mapping {
+	uintptr_t lo, hi;
+	unsigned long long offset;
+	char perms[8];
+	char path[256];
+};
+
+/* Every mapping of this process, in address order (*n of them; free()). */
+static struct mapping *maps_read(size_t *n)
+{
+	struct mapping *m = NULL;
+	size_t cap = 0;
+	*n = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[512];
+	while (f && fgets(line, sizeof(line), f)) {
+		struct mapping x = {0};
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %llx %*s %*s %255s", &x.lo, &x.hi,
+			   x.perms, &x.offset, x.path) < 4)
+			continue;
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 256;
+			m = xrealloc(m, cap * sizeof(*m));
+		}
+		m[(*n)++] = x;
+	}
+	if (f)
+		fclose(f);
+	return m;
+}
+
 /* The files mapped before Python started: this program and what it is linked
  * with (libc, libpython, ...); what the preloads load comes after. */
 static char **own_files;
@@ -95,18 +127,15 @@ static size_t own_count;
 
 void image_note_own_files(void)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[512], path[256];
-	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%*s %*s %*s %*s %*s %255s", path) != 1 || path[0] != '/')
-			continue;
-		if (own_count && strcmp(own_files[own_count - 1], path) == 0)
+	size_t n;
+	struct mapping *m = maps_read(&n);
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].path[0] != '/' || (own_count && strcmp(own_files[own_count - 1], m[i].path) == 0))
 			continue;
 		own_files = xrealloc(own_files, (own_count + 1) * sizeof(*own_files));
-		own_files[own_count++] = xstrdup(path);
+		own_files[own_count++] = xstrdup(m[i].path);
 	}
-	if (f)
-		fclose(f);
+	free(m);
 }
 
 static int own_file(const char *path)
@@ -116,14 +145,6 @@ static int own_file(const char *path)
 			return 1;
 	return 0;
 }
-
-/* One mapping of /proc/self/maps. */
-struct mapping {
-	uintptr_t lo, hi;
-	unsigned long long offset;
-	char perms[8];
-	char path[256];
-};
 
 /* Whether b continues a: the same file, next in memory and in the file. */
 static int continues(const struct mapping *a, const struct mapping *b)
@@ -143,27 +164,11 @@ static int continues(const struct mapping *a, const struct mapping *b)
  * memory anyway (ctypes). */
 void image_merge_mappings(void)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	if (!f)
-		return;
-	struct mapping *m = NULL;
-	size_t n = 0, cap = 0;
-	char line[512];
-	while (fgets(line, sizeof(line), f)) {
-		struct mapping x = {0};
-		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %llx %*s %*s %255s", &x.lo, &x.hi,
-			   x.perms, &x.offset, x.path) < 5 || x.path[0] != '/' || own_file(x.path))
-			continue;
-		if (n == cap) {
-			cap = cap ? 2 * cap : 256;
-			m = xrealloc(m, cap * sizeof(*m));
-		}
-		m[n++] = x;
-	}
-	fclose(f);
+	size_t n;
+	struct mapping *m = maps_read(&n);
 	int merged = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(m[i].perms, "r--p") != 0)
+		if (strcmp(m[i].perms, "r--p") != 0 || m[i].path[0] != '/' || own_file(m[i].path))
 			continue;
 		const struct mapping *prev = i > 0 && continues(&m[i - 1], &m[i]) ? &m[i - 1] : NULL;
 		const struct mapping *next = i + 1 < n && continues(&m[i], &m[i + 1]) ? &m[i + 1] : NULL;
@@ -196,28 +201,20 @@ void image_compact(void)
 	 * once, rather than in every runner (a page copied per chunk) */
 	void *volatile sort = malloc(64 << 10);
 	free(sort);
-	FILE *f = fopen("/proc/self/maps", "re");
-	if (!f)
-		return;
 	const uintptr_t huge = (uintptr_t)2 << 20;
-	size_t folded = 0;
-	char line[512];
-	while (fgets(line, sizeof(line), f)) {
-		uintptr_t lo, hi;
-		char perms[8], path[256] = "";
-		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %*s %*s %*s %255s", &lo, &hi, perms,
-			   path) < 3)
+	size_t folded = 0, n;
+	struct mapping *m = maps_read(&n);
+	for (size_t i = 0; i < n; i++) {
+		if (m[i].perms[1] != 'w' || (m[i].path[0] && strcmp(m[i].path, "[heap]") != 0))
 			continue;
-		if (perms[1] != 'w' || (path[0] && strcmp(path, "[heap]") != 0))
-			continue;
-		uintptr_t a = (lo + huge - 1) & ~(huge - 1), b = hi & ~(huge - 1);
+		uintptr_t a = (m[i].lo + huge - 1) & ~(huge - 1), b = m[i].hi & ~(huge - 1);
 		if (b <= a)
 			continue;
 		if (madvise((void *)a, b - a, MADV_HUGEPAGE) == 0 &&
 		    madvise((void *)a, b - a, MADV_COLLAPSE) == 0)
 			folded += b - a;
 	}
-	fclose(f);
+	free(m);
 	log_debug("zygote: %zu MiB of the warm image in huge pages", folded >> 20);
 }
 
@@ -229,6 +226,7 @@ void image_compact(void)
 void image_take_free_blocks(void)
 {
 	size_t taken = 0;
+	fresh_lo = fresh_hi = NULL; /* only an arena mapped from here on is new */
 	for (size_t size = 16; size <= 512; size += 16) {
 		for (;;) {
 			char *p = PyObject_Malloc(size);

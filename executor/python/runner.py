@@ -266,7 +266,8 @@ def redundant_fork_hooks():
     no Python code runs, so every lock of Python's is free: these only make
     new ones (threading, logging, concurrent.futures), and cost a runner over
     100 copied pages. Every other hook runs in each runner as after os.fork(),
-    random's reseeding among them."""
+    but random's reseeding, which the zygote's C code does when it found
+    random's state (random_generator)."""
     hooks = []
     for module, name in (("threading", "_after_fork"),
                          ("logging", "_after_at_fork_child_reinit_locks")):
