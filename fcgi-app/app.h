@@ -12,6 +12,7 @@ struct app {
 	struct db *db;            /* owned, this process only */
 	struct store store;       /* owned */
 	int notify_fd;            /* write end of the pool manager's pipe */
+	int ready_fd;             /* the pool's announcements of ready sandboxes */
 };
 
 #endif

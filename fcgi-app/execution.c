@@ -336,7 +336,7 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	if (x.sandbox[0])
 		pool_wake(app->notify_fd); /* claimed with the record: the manager refills */
 	else
-		st = pool_claim(app->db, app->cfg, app->notify_fd, x.sandbox);
+		st = pool_claim(app->db, app->cfg, app->notify_fd, app->ready_fd, x.sandbox);
 	if (st != CI_OK) {
 		snprintf(r->error, sizeof(r->error), st == CI_UNAVAILABLE
 			 ? "no sandbox became available in time; try again" : "the sandbox pool failed");

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -39,6 +40,7 @@ struct master {
 	const struct config *cfg;
 	int listen_fd;
 	int notify[2];
+	int ready_fd;       /* eventfd: the pool manager's announcements to workers */
 	struct child *kids;
 	size_t n_kids;
 	char lighttpd_conf[512];
@@ -169,18 +171,19 @@ static void spawn(struct master *m, enum role role, int slot)
 		if (role == ROLE_WORKER) {
 			close(m->notify[0]);
 			scoreboard_set_slot(slot);
-			rc = worker_run(m->cfg, m->listen_fd, m->notify[1]);
+			rc = worker_run(m->cfg, m->listen_fd, m->notify[1], m->ready_fd);
 		} else if (role == ROLE_CLEANUP) {
 			log_set_role("cleanup");
 			close(m->listen_fd);
 			close(m->notify[0]);
 			close(m->notify[1]);
+			close(m->ready_fd);
 			rc = cleanup_run(m->cfg);
 		} else if (role == ROLE_POOL) {
 			log_set_role("pool");
 			close(m->listen_fd);
 			close(m->notify[1]);
-			rc = pool_manager_run(m->cfg, m->notify[0]);
+			rc = pool_manager_run(m->cfg, m->notify[0], m->ready_fd);
 		} else {
 			sigset_t none;
 			sigemptyset(&none);
@@ -252,7 +255,7 @@ static void wait_for(struct master *m, enum role role, int sfd)
 
 int master_run(const struct config *cfg)
 {
-	struct master m = {.cfg = cfg, .listen_fd = -1, .notify = {-1, -1}};
+	struct master m = {.cfg = cfg, .listen_fd = -1, .notify = {-1, -1}, .ready_fd = -1};
 	log_set_role("master");
 	if (prepare_dirs(cfg) < 0 || migrate(cfg) < 0)
 		return 1;
@@ -268,6 +271,11 @@ int master_run(const struct config *cfg)
 		return 1;
 	if (pipe2(m.notify, O_NONBLOCK | O_CLOEXEC) < 0 || open_socket(&m) < 0)
 		return 1;
+	m.ready_fd = eventfd(0, EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC);
+	if (m.ready_fd < 0) {
+		log_error("eventfd: %s", strerror(errno));
+		return 1;
+	}
 	if (cfg->start_lighttpd && write_lighttpd_conf(&m) < 0)
 		return 1;
 

@@ -2,6 +2,8 @@
  * every backend; the manager is the backend's (pool_local.c, pool_k8s.c). */
 #include "pool.h"
 
+#include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -16,9 +18,9 @@ static const struct pool_backend *backend(const struct config *cfg)
 	return strcmp(cfg->backend, "kubernetes") == 0 ? &pool_k8s_backend : &pool_local_backend;
 }
 
-int pool_manager_run(const struct config *cfg, int notify_fd)
+int pool_manager_run(const struct config *cfg, int notify_fd, int ready_fd)
 {
-	return backend(cfg)->run(cfg, notify_fd);
+	return backend(cfg)->run(cfg, notify_fd, ready_fd);
 }
 
 int pool_endpoint(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap)
@@ -33,10 +35,29 @@ void pool_wake(int notify_fd)
 	(void)w;
 }
 
-enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd, char id[POOL_ID_MAX])
+void pool_announce(int ready_fd)
+{
+	uint64_t one = 1;
+	ssize_t w = write(ready_fd, &one, sizeof(one)); /* only fails at 2^64 - 1 */
+	(void)w;
+}
+
+/* Sleeps until a sandbox is announced or wait_ms pass; 1 when this worker took
+ * an announcement (a semaphore's unit: one waiter per sandbox tries the
+ * claim), 0 otherwise. */
+static int await_announcement(int ready_fd, int wait_ms)
+{
+	struct pollfd p = {ready_fd, POLLIN, 0};
+	uint64_t unit;
+	if (poll(&p, 1, wait_ms) <= 0)
+		return 0;
+	return read(ready_fd, &unit, sizeof(unit)) == (ssize_t)sizeof(unit);
+}
+
+enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd, int ready_fd,
+			  char id[POOL_ID_MAX])
 {
 	int64_t deadline = monotonic_ms() + (int64_t)(cfg->claim_timeout * 1000);
-	long wait_ms = 2;
 	for (;;) {
 		enum db_status st = db_sandbox_claim(db, getpid(), now_ms(), id, POOL_ID_MAX);
 		if (st == DB_OK) {
@@ -49,12 +70,16 @@ enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd
 			return CI_INTERNAL;
 		if (monotonic_ms() >= deadline)
 			return CI_UNAVAILABLE;
-		/* no ready sandbox: the manager is starting some (a few ms each with
-		 * the zygote); back off briefly, never past a sandbox's start time */
-		struct timespec ts = {0, wait_ms * 1000000L};
-		nanosleep(&ts, NULL);
-		if (wait_ms < 8)
-			wait_ms *= 2;
+		/* no ready sandbox: the manager is starting some and announces each
+		 * one it marks ready; there are never fewer announcements than ready
+		 * sandboxes. Retried every 64 ms all the same, for an announcement
+		 * taken by a worker that died before its claim. */
+		int64_t until = monotonic_ms() + 64;
+		if (until > deadline)
+			until = deadline;
+		int64_t left;
+		while ((left = until - monotonic_ms()) > 0 && !await_announcement(ready_fd, (int)left))
+			;
 	}
 }
 

@@ -3,7 +3,9 @@
  * ready, destroys each one after its single use, and removes what a previous
  * run left.
  * Workers claim and release sandboxes through SQLite and wake the manager with
- * a byte on the notify pipe. A sandbox is never handed out twice. */
+ * a byte on the notify pipe; the manager announces each sandbox it marks ready
+ * on the ready eventfd (a semaphore), on which workers waiting for one sleep.
+ * A sandbox is never handed out twice. */
 #ifndef POOL_H
 #define POOL_H
 
@@ -16,12 +18,15 @@
 #define POOL_ID_MAX 40
 
 /* The pool manager's main loop; returns when SIGTERM has been handled and every
- * sandbox is gone. notify_fd is the read end of the workers' pipe. */
-int pool_manager_run(const struct config *cfg, int notify_fd);
+ * sandbox is gone. notify_fd is the read end of the workers' pipe, ready_fd
+ * the eventfd it announces ready sandboxes on. */
+int pool_manager_run(const struct config *cfg, int notify_fd, int ready_fd);
 
-/* Worker side. Claims a ready sandbox, waiting up to cfg->claim_timeout;
- * CI_UNAVAILABLE when none became ready in time, CI_INTERNAL on database errors. */
-enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd, char id[POOL_ID_MAX]);
+/* Worker side. Claims a ready sandbox, waiting up to cfg->claim_timeout on
+ * ready_fd's announcements; CI_UNAVAILABLE when none became ready in time,
+ * CI_INTERNAL on database errors. */
+enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd, int ready_fd,
+			  char id[POOL_ID_MAX]);
 /* Where the claimed sandbox's executor server listens: a unix socket path
  * (local) or "http://IP:8000" (pod), into out. 0, or -1. */
 int pool_endpoint(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap);
@@ -30,5 +35,7 @@ void pool_release(struct db *db, const char *id, int notify_fd);
 /* Wakes the manager after a claim or a release the caller wrote itself, with
  * the execution's records (db_execution_begin_claim, db_execution_finish). */
 void pool_wake(int notify_fd);
+/* Manager side: one more sandbox recorded ready (after its commit). */
+void pool_announce(int ready_fd);
 
 #endif

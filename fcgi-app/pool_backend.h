@@ -11,7 +11,7 @@
 struct pool_backend {
 	const char *name;
 	/* The manager loop: see pool_manager_run. */
-	int (*run)(const struct config *cfg, int notify_fd);
+	int (*run)(const struct config *cfg, int notify_fd, int ready_fd);
 	/* See pool_endpoint. */
 	int (*endpoint)(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap);
 };

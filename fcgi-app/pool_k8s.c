@@ -44,6 +44,7 @@ struct manager {
 	int64_t next_launch;  /* monotonic ms: back-off after failures */
 	int64_t next_watch;   /* monotonic ms: when to (re)start the watch */
 	int need_relist;
+	int ready_fd;         /* announces each pod marked ready (pool.h) */
 };
 
 static struct pod *find(struct manager *m, const char *name)
@@ -190,6 +191,7 @@ static void update(struct manager *m, json_object *pod)
 		char ep[128];
 		snprintf(ep, sizeof(ep), strchr(ip, ':') ? "http://[%s]:%d" : "http://%s:%d", ip, K8S_EXECUTOR_PORT);
 		if (db_sandbox_set_ready(m->db, p->name, ep, now_ms()) == DB_OK) {
+			pool_announce(m->ready_fd);
 			p->ready = 1;
 			m->failures = 0;
 			log_debug("pod %s: ready at %s in %lld ms", p->name, ep,
@@ -341,9 +343,9 @@ static void shutdown_pods(struct manager *m)
 	}
 }
 
-static int k8s_run(const struct config *cfg, int notify_fd)
+static int k8s_run(const struct config *cfg, int notify_fd, int ready_fd)
 {
-	struct manager m = {.cfg = cfg};
+	struct manager m = {.cfg = cfg, .ready_fd = ready_fd};
 	int rc = 1;
 	char err[256];
 	sigset_t mask;

@@ -39,6 +39,8 @@ struct sandbox {
 	int64_t started_ms; /* monotonic */
 	int pidfd;          /* zygote's sandboxes: kill and watch through it; else -1 */
 	int exited;         /* the pidfd said so: forget it */
+	int pending;        /* asked of the zygote, not answered yet: no process known */
+	uint64_t seq;       /* the order it was asked in: the zygote answers in it */
 };
 
 struct manager {
@@ -50,6 +52,8 @@ struct manager {
 	int failures;         /* consecutive sandboxes that never became ready */
 	int64_t next_launch;  /* monotonic ms; back-off after failures */
 	struct zygote_client zyg; /* APP_ZYGOTE=1 */
+	uint64_t asked;           /* requests sent to the zygote so far */
+	int ready_fd;             /* announces each sandbox marked ready (pool.h) */
 };
 
 static struct sandbox *find_pid(struct manager *m, pid_t pid)
@@ -73,11 +77,13 @@ static void kill_sandbox(struct sandbox *s, const char *why)
 	if (s->killed)
 		return;
 	log_debug("sandbox %s: destroying (%s)", s->id, why);
+	s->killed = 1;
+	if (s->pending)
+		return; /* no process yet: killed when the zygote answers */
 	if (s->pidfd >= 0)
 		syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
 	else
 		kill(s->pid, SIGKILL);
-	s->killed = 1;
 }
 
 /* Removes every trace of a sandbox whose launcher has been reaped. */
@@ -96,6 +102,7 @@ static void forget(struct manager *m, struct sandbox *s)
 	*s = m->sb[--m->n];
 }
 
+/* Tracks a new sandbox; its row is recorded once its pid is known. */
 static struct sandbox *add_sandbox(struct manager *m, const char *id, pid_t pid, int ready_fd,
 				   int pidfd)
 {
@@ -110,10 +117,15 @@ static struct sandbox *add_sandbox(struct manager *m, const char *id, pid_t pid,
 	s->ready_fd = ready_fd;
 	s->pidfd = pidfd;
 	s->started_ms = monotonic_ms();
-	if (db_sandbox_insert(m->db, id, pid, now_ms()) != DB_OK)
-		kill_sandbox(s, "not recorded");
-	log_debug("sandbox %s: launching (pid %d)", id, (int)pid);
 	return s;
+}
+
+/* Its row, 'starting', once its pid is known. */
+static void record(struct manager *m, struct sandbox *s)
+{
+	log_debug("sandbox %s: launching (pid %d)", s->id, (int)s->pid);
+	if (db_sandbox_insert(m->db, s->id, s->pid, now_ms()) != DB_OK)
+		kill_sandbox(s, "not recorded");
 }
 
 static void launch_failed(struct manager *m)
@@ -122,23 +134,85 @@ static void launch_failed(struct manager *m)
 	m->next_launch = monotonic_ms() + (100LL << (m->failures < 6 ? m->failures : 6));
 }
 
-/* APP_ZYGOTE=1: the zygote forks the sandbox. Takes p[1]. */
+/* APP_ZYGOTE=1: asks the zygote to fork the sandbox; its answer comes to
+ * on_zygote_answer. Takes p[1]. */
 static void spawn_by_zygote(struct manager *m, const char *id, int p[2])
 {
-	pid_t pid = -1;
-	int pidfd = -1;
-	int rc = zc_spawn(&m->zyg, id, p[1], &pid, &pidfd);
+	int rc = zc_request(&m->zyg, id, p[1]);
 	close(p[1]);
 	if (rc < 0) {
 		close(p[0]);
-		char dir[512];
-		if (sbx_dir(m->cfg, id, dir, sizeof(dir)) == 0)
-			remove_tree(dir);
-		cgroup_remove(m->cfg, id);
 		launch_failed(m);
 		return;
 	}
-	add_sandbox(m, id, pid, p[0], pidfd);
+	struct sandbox *s = add_sandbox(m, id, -1, p[0], -1);
+	s->pending = 1;
+	s->seq = m->asked++;
+}
+
+/* The sandbox the zygote's next answer is about: the oldest pending one. */
+static struct sandbox *oldest_pending(struct manager *m)
+{
+	struct sandbox *oldest = NULL;
+	for (size_t i = 0; i < m->n; i++)
+		if (m->sb[i].pending && (!oldest || m->sb[i].seq < oldest->seq))
+			oldest = &m->sb[i];
+	return oldest;
+}
+
+/* Reads the zygote's answers: each gives the oldest pending sandbox its
+ * process, or fails it (reap() then removes what was made for it). */
+static void on_zygote_answer(struct manager *m)
+{
+	for (;;) {
+		pid_t pid = -1;
+		int pidfd = -1;
+		int r = zc_reply(&m->zyg, &pid, &pidfd);
+		if (r == ZC_NONE || r == ZC_BROKEN)
+			return; /* broken: lose_pending() fails the rest */
+		struct sandbox *s = oldest_pending(m);
+		if (!s) { /* cannot happen: one request per pending sandbox */
+			if (r == ZC_OK) {
+				syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+				close(pidfd);
+			}
+			continue;
+		}
+		s->pending = 0;
+		if (r == ZC_REFUSED) {
+			log_error("sandbox %s: the zygote could not set it up (see its log)", s->id);
+			s->exited = 1;
+			launch_failed(m);
+			continue;
+		}
+		s->pid = pid;
+		s->pidfd = pidfd;
+		if (s->killed) {
+			s->killed = 0;
+			kill_sandbox(s, "destroyed while it started");
+		} else {
+			record(m, s);
+		}
+	}
+}
+
+/* Once the zygote is reaped, the sandboxes it had not answered for never come
+ * (the ones it made die with it): they are forgotten. Not before: killed but
+ * not yet dead, it may still be making a directory or a cgroup for one. */
+static void lose_pending(struct manager *m)
+{
+	if (m->zyg.pid > 0)
+		return;
+	int lost = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->sb[i].pending) {
+			m->sb[i].pending = 0;
+			m->sb[i].exited = 1;
+			lost++;
+		}
+	}
+	if (lost)
+		log_info("zygote: gone before it answered for %d sandboxes; they are forgotten", lost);
 }
 
 /* APP_ZYGOTE=0: an `executor sandbox` launcher of our own. Takes p[1]. */
@@ -165,7 +239,7 @@ static void spawn_launcher(struct manager *m, char *id, int p[2])
 		_exit(127);
 	}
 	close(p[1]);
-	add_sandbox(m, id, pid, p[0], -1);
+	record(m, add_sandbox(m, id, pid, p[0], -1));
 }
 
 /* One new sandbox, with a fresh id and its ready pipe; with the zygote,
@@ -193,12 +267,13 @@ static void launch(struct manager *m)
 }
 
 /* Launches sandboxes until the pool has its size; have: the rows starting or
- * ready (sweep's count), -1 when the table could not be read. */
+ * ready (sweep's count), -1 when the table could not be read. The sandboxes
+ * the zygote has not answered for yet have no row: they count too. */
 static void fill(struct manager *m, int have)
 {
 	if (m->stopping || have < 0 || monotonic_ms() < m->next_launch)
 		return;
-	for (; have < m->cfg->pool_size; have++)
+	for (have += m->zyg.pending; have < m->cfg->pool_size; have++)
 		launch(m);
 }
 
@@ -212,7 +287,8 @@ static void on_ready(struct manager *m, struct sandbox *s)
 		s->ready = 1;
 		m->failures = 0;
 		/* if the database is busy, sweep_row records it on a later pass */
-		db_sandbox_set_state(m->db, s->id, "ready", now_ms());
+		if (db_sandbox_set_state(m->db, s->id, "ready", now_ms()) == DB_OK)
+			pool_announce(m->ready_fd);
 		log_debug("sandbox %s: ready in %lld ms", s->id, (long long)(monotonic_ms() - s->started_ms));
 		return;
 	}
@@ -250,8 +326,10 @@ static void sweep_row(const struct db_sandbox *row, void *arg)
 			kill_sandbox(s, "its worker is gone");
 	} else if (strcmp(row->state, "starting") == 0 && s->ready && !s->killed) {
 		/* ready, but the database was busy when on_ready recorded it */
-		if (db_sandbox_set_state(m->db, s->id, "ready", now_ms()) == DB_OK)
+		if (db_sandbox_set_state(m->db, s->id, "ready", now_ms()) == DB_OK) {
+			pool_announce(m->ready_fd);
 			log_info("sandbox %s: readiness recorded late (the database was busy)", s->id);
+		}
 	}
 	if (strcmp(row->state, "starting") == 0 || strcmp(row->state, "ready") == 0)
 		((struct sweep *)arg)->pool++;
@@ -272,6 +350,7 @@ static int sweep(struct manager *m)
 			kill_sandbox(s, "start timeout");
 		}
 	}
+	zc_overdue(&m->zyg);
 	return sw.pool;
 }
 
@@ -289,6 +368,7 @@ static void reap(struct manager *m)
 		if (s)
 			forget(m, s);
 	}
+	lose_pending(m);
 	for (size_t i = 0; i < m->n;) {
 		if (m->sb[i].exited)
 			forget(m, &m->sb[i]); /* moves the last one here */
@@ -333,9 +413,9 @@ static void cleanup_leftovers(struct manager *m)
 	db_sandbox_delete_all(m->db);
 }
 
-static int local_run(const struct config *cfg, int notify_fd)
+static int local_run(const struct config *cfg, int notify_fd, int ready_fd)
 {
-	struct manager m = {.cfg = cfg};
+	struct manager m = {.cfg = cfg, .ready_fd = ready_fd};
 	int rc = 1;
 	zc_init(&m.zyg);
 	sigset_t mask;
@@ -357,7 +437,7 @@ static int local_run(const struct config *cfg, int notify_fd)
 		pfd[np++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		pfd[np++] = (struct pollfd){.fd = notify_fd, .events = POLLIN};
 		for (size_t i = 0; i < m.n; i++) {
-			if (m.sb[i].ready_fd >= 0) {
+			if (m.sb[i].ready_fd >= 0 && !m.sb[i].pending) {
 				idx[np] = i;
 				pfd[np++] = (struct pollfd){.fd = m.sb[i].ready_fd, .events = POLLIN};
 			}
@@ -370,7 +450,7 @@ static int local_run(const struct config *cfg, int notify_fd)
 			}
 		}
 		nfds_t zyg_at = np;
-		if (m.zyg.fd >= 0 && !m.zyg.ready)
+		if (m.zyg.fd >= 0 && (!m.zyg.ready || m.zyg.pending > 0))
 			pfd[np++] = (struct pollfd){.fd = m.zyg.fd, .events = POLLIN};
 		int n = poll(pfd, np, 1000);
 		if (n < 0 && errno != EINTR) {
@@ -386,8 +466,12 @@ static int local_run(const struct config *cfg, int notify_fd)
 		for (nfds_t k = first_pidfd; n > 0 && k < zyg_at; k++)
 			if (pfd[k].revents)
 				m.sb[idx[k]].exited = 1;
-		if (n > 0 && zyg_at < np && pfd[zyg_at].revents && zc_on_readable(&m.zyg) < 0)
-			launch_failed(&m);
+		if (n > 0 && zyg_at < np && pfd[zyg_at].revents) {
+			if (m.zyg.ready)
+				on_zygote_answer(&m);
+			else if (zc_on_readable(&m.zyg) < 0)
+				launch_failed(&m);
+		}
 		if (n > 0 && pfd[1].revents) {
 			char buf[256];
 			while (read(notify_fd, buf, sizeof(buf)) > 0)

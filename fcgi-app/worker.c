@@ -123,7 +123,7 @@ static void finish_orphaned_execution(struct app *app)
 	}
 }
 
-int worker_run(const struct config *cfg, int listen_fd, int notify_fd)
+int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready_fd)
 {
 	log_set_role("worker");
 	struct sigaction sa = {.sa_handler = on_term};
@@ -135,7 +135,7 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
-	struct app app = {.cfg = cfg, .notify_fd = notify_fd};
+	struct app app = {.cfg = cfg, .notify_fd = notify_fd, .ready_fd = ready_fd};
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		log_fatal("curl_global_init failed");
 	app.db = db_open(cfg->db_path);

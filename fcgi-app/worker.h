@@ -7,6 +7,6 @@
 #include "config.h"
 
 /* Serves until SIGTERM; returns the exit status. */
-int worker_run(const struct config *cfg, int listen_fd, int notify_fd);
+int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready_fd);
 
 #endif

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +15,6 @@
 #include "log.h"
 #include "util.h"
 
-#define REPLY_TIMEOUT_MS 30000
 #define MSG_MAX 128
 
 extern char **environ;
@@ -85,47 +83,7 @@ static int send_request(int fd, const char *id, int ready_wr)
 	return send_with_fds(fd, id, strlen(id), &ready_wr, 1);
 }
 
-/* The reply: "OK <pid>" with a pidfd, or "ERR". 1 ok, 0 refused, -1 broken. */
-static int recv_reply(int fd, pid_t *pid, int *pidfd)
-{
-	struct pollfd p = {fd, POLLIN, 0};
-	int r;
-	while ((r = poll(&p, 1, REPLY_TIMEOUT_MS)) < 0 && errno == EINTR)
-		;
-	if (r <= 0)
-		return -1;
-	char msg[MSG_MAX];
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct iovec iov = {msg, sizeof(msg) - 1};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf)};
-	ssize_t n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	if (n <= 0)
-		return -1;
-	msg[n] = '\0';
-	int got = -1;
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-	    c->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(&got, CMSG_DATA(c), sizeof(int));
-	if (strcmp(msg, "ERR") == 0 && got < 0)
-		return 0;
-	char *end;
-	long v = strncmp(msg, "OK ", 3) == 0 ? strtol(msg + 3, &end, 10) : -1;
-	if (got < 0 || v <= 0 || *end) {
-		if (got >= 0)
-			close(got);
-		return -1;
-	}
-	*pid = (pid_t)v;
-	*pidfd = got;
-	return 1;
-}
-
-int zc_spawn(struct zygote_client *z, const char *id, int ready_wr, pid_t *pid, int *pidfd)
+int zc_request(struct zygote_client *z, const char *id, int ready_wr)
 {
 	if (z->fd < 0 || !z->ready)
 		return -1;
@@ -134,17 +92,59 @@ int zc_spawn(struct zygote_client *z, const char *id, int ready_wr, pid_t *pid, 
 		zc_kill(z);
 		return -1;
 	}
-	int r = recv_reply(z->fd, pid, pidfd);
-	if (r < 0) {
-		log_error("zygote: no valid answer for sandbox %s; restarting it", id);
-		zc_kill(z);
-		return -1;
-	}
-	if (r == 0) {
-		log_error("sandbox %s: the zygote could not set it up (see its log)", id);
-		return -1;
-	}
+	if (z->pending++ == 0)
+		z->waiting_since_ms = monotonic_ms();
 	return 0;
+}
+
+/* One reply: "OK <pid>" with a pidfd, or "ERR". */
+int zc_reply(struct zygote_client *z, pid_t *pid, int *pidfd)
+{
+	if (z->fd < 0 || z->pending == 0)
+		return ZC_NONE;
+	char msg[MSG_MAX];
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {msg, sizeof(msg) - 1};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	ssize_t n = recvmsg(z->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return ZC_NONE;
+	int got = -1;
+	struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+	    c->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&got, CMSG_DATA(c), sizeof(int));
+	msg[n > 0 ? n : 0] = '\0';
+	char *end = NULL;
+	long v = strncmp(msg, "OK ", 3) == 0 ? strtol(msg + 3, &end, 10) : -1;
+	int refused = strcmp(msg, "ERR") == 0 && got < 0;
+	if (!refused && (got < 0 || v <= 0 || *end)) {
+		if (got >= 0)
+			close(got);
+		log_error("zygote: no valid answer to a request; restarting it");
+		zc_kill(z);
+		return ZC_BROKEN;
+	}
+	if (--z->pending > 0)
+		z->waiting_since_ms = monotonic_ms();
+	if (refused)
+		return ZC_REFUSED;
+	*pid = (pid_t)v;
+	*pidfd = got;
+	return ZC_OK;
+}
+
+int zc_overdue(struct zygote_client *z)
+{
+	if (z->pending == 0 || monotonic_ms() - z->waiting_since_ms < ZC_ANSWER_TIMEOUT_MS)
+		return 0;
+	log_error("zygote: no answer in %d s; restarting it", ZC_ANSWER_TIMEOUT_MS / 1000);
+	zc_kill(z);
+	return 1;
 }
 
 void zc_kill(struct zygote_client *z)
@@ -155,6 +155,7 @@ void zc_kill(struct zygote_client *z)
 		close(z->fd); /* nothing more to hear from it; zc_reaped ends the rest */
 	z->fd = -1;
 	z->ready = 0;
+	z->pending = 0; /* the caller fails what it still waited for */
 }
 
 int zc_reaped(struct zygote_client *z, pid_t pid)

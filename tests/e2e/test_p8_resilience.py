@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import client
-from support import BUILD, DB_PATH, E2E, MASTER_PID, sha256
+from support import BUILD, CGROUP_PARENT, DB_PATH, E2E, MASTER_PID, RUN_DIR, sha256
 
 
 def stat(pid):
@@ -57,6 +57,14 @@ def service_children():
     pools = [p for p in same if children(p)]
     workers = [p for p in same if p not in pools]
     return workers, pools
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def alive(pid):
@@ -158,6 +166,39 @@ class P8Resilience(E2E):
         wait_until(lambda: not [p for p in old if alive(p)], 10)
         left = [p for p in old if alive(p)]
         self.assertEqual(left, [], "sandbox processes of the killed pool manager survive")
+
+
+    def test_killed_spawner_mid_burst_is_restarted_and_leaves_nothing(self):
+        """The zygote's spawner dies while the manager waits for its answers
+        (requests sent, not answered): those sandboxes are forgotten, the rest
+        die with it, the pool is refilled by a new zygote, and no directory,
+        cgroup or row outlives its sandbox."""
+        spawners = [p for p in descendants(MASTER_PID) if comm(p) == "spawner"]
+        self.assertEqual(len(spawners), 1, "expected one spawner: %s" % spawners)
+        old = descendants(spawners[0])
+        with ThreadPoolExecutor(8) as ex:
+            futs = [ex.submit(client.execute, 'print("hello world")', timeout=60) for _ in range(24)]
+            wait_until(lambda: any(f.done() for f in futs), 30, step=0.01)
+            os.kill(spawners[0], signal.SIGKILL)
+            answers = [f.result() for f in futs]
+        for r in answers:  # each got an answer: a run, or a JSON error
+            self.assertTrue(r.status == 200 or (r.status >= 500 and r.json_ok), (r.status, r.body[:300]))
+        self.assertHello()
+        self.assertTrue(wait_until(lambda: not [p for p in old if alive(p)], 20),
+                        "processes of the killed spawner survive")
+
+        def consistent():
+            with sqlite3.connect("file:%s?mode=ro" % DB_PATH, uri=True, timeout=5) as c:
+                rows = {r[0] for r in c.execute("SELECT id FROM sandboxes")}
+                ready = c.execute("SELECT count(*) FROM sandboxes WHERE state = 'ready'").fetchone()[0]
+            dirs = set(os.listdir(os.path.join(RUN_DIR, "sandboxes")))
+            groups = set()
+            for ctl in ("memory", "pids", "unified"):
+                d = os.path.join("/sys/fs/cgroup", ctl, CGROUP_PARENT)
+                if os.path.isdir(d):
+                    groups |= {e for e in os.listdir(d) if e.startswith("sbx-")}
+            return ready == 2 and rows == dirs and groups <= rows and (rows, dirs, groups)
+        self.assertTrue(wait_until(consistent, 30), "pool not refilled, or traces of dead sandboxes left")
 
 
 class P8NoCapacity(E2E):

@@ -1,11 +1,11 @@
 /* check_zygote_client: unit tests of the pool manager's side of the zygote
  * protocol (zygote_client.c) against a fake zygote on the other end of a
  * SOCK_SEQPACKET pair: readiness, a granted sandbox (pid and pidfd), a refused
- * one, and malformed answers (which must make the client give the zygote up). */
+ * one, several requests answered in order, no answer yet, an overdue answer and
+ * malformed answers (the last two must make the client give the zygote up). */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +24,7 @@ struct fake {
 	int got_fd;         /* 1 when a descriptor came with the request */
 };
 
+/* Answers one request; run on a thread, or inline once the request is sent. */
 static void *fake_zygote(void *arg)
 {
 	struct fake *f = arg;
@@ -61,9 +62,8 @@ static void *fake_zygote(void *arg)
 	return NULL;
 }
 
-/* A client connected to a fake zygote answering reply; returns what spawn did. */
-static int spawn_against(const char *reply, struct fake *f, struct zygote_client *z, pid_t *pid,
-			 int *pidfd)
+/* A ready client connected to a fake zygote (f->fd, the caller closes it). */
+static void connect_fake(struct fake *f, struct zygote_client *z, const char *reply)
 {
 	int sv[2];
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
@@ -73,15 +73,27 @@ static int spawn_against(const char *reply, struct fake *f, struct zygote_client
 	zc_init(z);
 	z->fd = sv[0];
 	z->ready = 1; /* pid stays -1: zc_kill must not signal anything */
-	pthread_t t;
-	ck_assert_int_eq(pthread_create(&t, NULL, fake_zygote, f), 0);
+}
+
+static void request(struct zygote_client *z, const char *id)
+{
 	int p[2];
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-	int rc = zc_spawn(z, "sbx-0123456789abcdef", p[1], pid, pidfd);
-	pthread_join(t, NULL);
+	ck_assert_int_eq(zc_request(z, id, p[1]), 0);
 	close(p[0]);
 	close(p[1]);
-	close(sv[1]);
+}
+
+/* One request answered by a fake zygote with reply: what zc_reply made of it. */
+static int spawn_against(const char *reply, struct fake *f, struct zygote_client *z, pid_t *pid,
+			 int *pidfd)
+{
+	connect_fake(f, z, reply);
+	request(z, "sbx-0123456789abcdef");
+	ck_assert_int_eq(z->pending, 1);
+	fake_zygote(f);
+	int rc = zc_reply(z, pid, pidfd);
+	close(f->fd);
 	return rc;
 }
 
@@ -121,7 +133,8 @@ START_TEST(granted)
 	struct zygote_client z;
 	pid_t pid = -1;
 	int pidfd = -1;
-	ck_assert_int_eq(spawn_against("OK", &f, &z, &pid, &pidfd), 0);
+	ck_assert_int_eq(spawn_against("OK", &f, &z, &pid, &pidfd), ZC_OK);
+	ck_assert_int_eq(z.pending, 0);
 	ck_assert_str_eq(f.got_id, "sbx-0123456789abcdef");
 	ck_assert_int_eq(f.got_fd, 1);
 	ck_assert_int_eq(pid, getpid());
@@ -139,8 +152,9 @@ START_TEST(refused)
 	struct zygote_client z;
 	pid_t pid = -1;
 	int pidfd = -1;
-	ck_assert_int_eq(spawn_against("ERR", &f, &z, &pid, &pidfd), -1);
+	ck_assert_int_eq(spawn_against("ERR", &f, &z, &pid, &pidfd), ZC_REFUSED);
 	ck_assert_int_eq(pidfd, -1);
+	ck_assert_int_eq(z.pending, 0);
 	ck_assert_int_eq(z.ready, 1); /* a failed setup is not the zygote's fault */
 	close(z.fd);
 }
@@ -155,11 +169,62 @@ START_TEST(malformed)
 		struct zygote_client z;
 		pid_t pid = -1;
 		int pidfd = -1;
-		ck_assert_int_eq(spawn_against(bad[i], &f, &z, &pid, &pidfd), -1);
+		ck_assert_int_eq(spawn_against(bad[i], &f, &z, &pid, &pidfd), ZC_BROKEN);
 		ck_assert_int_eq(pidfd, -1);
 		ck_assert_int_eq(z.ready, 0); /* given up: the manager restarts it */
 		ck_assert_int_eq(z.fd, -1);
+		ck_assert_int_eq(z.pending, 0); /* the manager fails what it waited for */
 	}
+}
+END_TEST
+
+START_TEST(answers_in_order)
+{
+	/* three requests sent before any answer; the answers come one by one,
+	 * and none is waited for */
+	struct fake f;
+	struct zygote_client z;
+	connect_fake(&f, &z, "OK");
+	pid_t pid = -1;
+	int pidfd = -1;
+	ck_assert_int_eq(zc_reply(&z, &pid, &pidfd), ZC_NONE); /* nothing asked */
+	request(&z, "sbx-1");
+	request(&z, "sbx-2");
+	request(&z, "sbx-3");
+	ck_assert_int_eq(z.pending, 3);
+	ck_assert_int_eq(zc_reply(&z, &pid, &pidfd), ZC_NONE); /* not answered yet */
+	ck_assert_int_eq(z.pending, 3);
+	static const char *const ids[] = {"sbx-1", "sbx-2", "sbx-3"};
+	static const char *const replies[] = {"OK", "ERR", "OK"};
+	static const int want[] = {ZC_OK, ZC_REFUSED, ZC_OK};
+	for (int i = 0; i < 3; i++) {
+		f.reply = replies[i];
+		fake_zygote(&f);
+		ck_assert_str_eq(f.got_id, ids[i]);
+		pidfd = -1;
+		ck_assert_int_eq(zc_reply(&z, &pid, &pidfd), want[i]);
+		ck_assert_int_eq(z.pending, 2 - i);
+		if (pidfd >= 0)
+			close(pidfd);
+	}
+	ck_assert_int_eq(zc_overdue(&z), 0);
+	close(f.fd);
+	close(z.fd);
+}
+END_TEST
+
+START_TEST(overdue)
+{
+	struct fake f;
+	struct zygote_client z;
+	connect_fake(&f, &z, "OK");
+	request(&z, "sbx-1");
+	ck_assert_int_eq(zc_overdue(&z), 0); /* just asked */
+	z.waiting_since_ms -= ZC_ANSWER_TIMEOUT_MS + 1;
+	ck_assert_int_eq(zc_overdue(&z), 1);
+	ck_assert_int_eq(z.fd, -1);
+	ck_assert_int_eq(z.pending, 0);
+	close(f.fd);
 }
 END_TEST
 
@@ -167,9 +232,8 @@ START_TEST(not_ready)
 {
 	struct zygote_client z;
 	zc_init(&z);
-	pid_t pid;
-	int pidfd;
-	ck_assert_int_eq(zc_spawn(&z, "sbx-1", 0, &pid, &pidfd), -1);
+	ck_assert_int_eq(zc_request(&z, "sbx-1", 0), -1);
+	ck_assert_int_eq(z.pending, 0);
 	ck_assert_int_eq(zc_reaped(&z, 12345), 0);
 }
 END_TEST
@@ -183,6 +247,8 @@ static Suite *zygote_client_suite(void)
 	tcase_add_test(tc, granted);
 	tcase_add_test(tc, refused);
 	tcase_add_test(tc, malformed);
+	tcase_add_test(tc, answers_in_order);
+	tcase_add_test(tc, overdue);
 	tcase_add_test(tc, not_ready);
 	suite_add_tcase(s, tc);
 	return s;
