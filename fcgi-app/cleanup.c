@@ -15,6 +15,7 @@
 
 #define BATCH 256
 #define EXEC_BATCH 500
+#define CHECKPOINT_MS 1000 /* the WAL's copy back into the database (db.h) */
 
 struct victim { char id[STORE_ID_LEN + 1]; uint64_t size; int deleted; };
 
@@ -173,16 +174,23 @@ int cleanup_run(const struct config *cfg)
 		goto out;
 	int64_t interval = (int64_t)(cfg->cleanup_interval * 1000);
 	int64_t next = monotonic_ms() + interval;
+	int ckpt_failed = 0;
 	for (;;) {
 		int64_t wait = next - monotonic_ms();
 		struct pollfd p = {.fd = sfd, .events = POLLIN};
-		int n = poll(&p, 1, wait > 0 ? (int)(wait > 60000 ? 60000 : wait) : 0);
+		int n = poll(&p, 1, wait > 0 ? (int)(wait > CHECKPOINT_MS ? CHECKPOINT_MS : wait) : 0);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (n > 0) {
 			rc = 0; /* SIGTERM or SIGINT */
 			break;
 		}
+		/* logged once per run of failures, not every second */
+		enum db_status ck = db_checkpoint(db, NULL);
+		if (ck == DB_ERROR && !ckpt_failed)
+			log_warn("cleanup: checkpoint failed; connections checkpoint past %d WAL pages",
+				 DB_WAL_BACKSTOP_PAGES);
+		ckpt_failed = ck == DB_ERROR;
 		if (monotonic_ms() < next)
 			continue;
 		struct cleanup_report r;

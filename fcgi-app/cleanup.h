@@ -3,7 +3,8 @@
  * flight: see files.h), execution records older than APP_AUDIT_RETENTION,
  * temp files a crash left in the store, and object files without a row (a
  * crash between a cleanup's row delete and its unlink). Runs in a child of the
- * master every APP_CLEANUP_INTERVAL, or once by `code-interpreter cleanup`. */
+ * master every APP_CLEANUP_INTERVAL, or once by `code-interpreter cleanup`.
+ * The child also checkpoints the database's WAL every second (db.h). */
 #ifndef CLEANUP_H
 #define CLEANUP_H
 

@@ -282,11 +282,29 @@ struct db *db_open(const char *path)
 		log_db(db, "PRAGMA synchronous");
 		goto out;
 	}
+	/* the cleanup process checkpoints (db.h); SQLite's default, at 1000
+	 * pages, would have a worker fsync twice in the middle of a request
+	 * every fifty or so executions */
+	sqlite3_wal_autocheckpoint(db->h, DB_WAL_BACKSTOP_PAGES);
 	ok = 1;
 out:
 	if (!ok)
 		db_close(&db);
 	return db;
+}
+
+enum db_status db_checkpoint(struct db *db, int *wal_pages)
+{
+	int log = 0, done = 0;
+	int rc = sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+	if (wal_pages)
+		*wal_pages = log;
+	if (rc == SQLITE_OK)
+		return DB_OK;
+	if (status_of(rc) == DB_BUSY)
+		return DB_BUSY; /* another checkpoint runs: not an error */
+	log_db(db, "checkpoint");
+	return DB_ERROR;
 }
 
 void db_close(struct db **pdb)

@@ -1,7 +1,10 @@
 /* db: the SQLite record (APP_DB_PATH): executions with their files, file objects,
  * and the sandbox pool. Owns every SQL statement of the service; no other module
  * speaks SQL. One connection per process, opened after fork, never carried across
- * fork. WAL mode, busy timeout, foreign keys on. */
+ * fork. WAL mode, busy timeout, foreign keys on. Checkpoints are the cleanup
+ * process's (db_checkpoint, every second): a connection checkpoints itself
+ * only once the WAL passes DB_WAL_BACKSTOP_PAGES, so that the fsyncs of a
+ * checkpoint stay off the requests' path. */
 #ifndef DB_H
 #define DB_H
 
@@ -17,9 +20,16 @@ enum db_status {
 
 struct db; /* opaque */
 
+#define DB_WAL_BACKSTOP_PAGES 10000 /* 40 MB: only if nobody checkpointed */
+
 /* Opens (creating) the database, sets WAL, busy_timeout 5000 ms, foreign_keys.
  * Returns NULL on failure (logged). */
 struct db *db_open(const char *path);
+
+/* Copies what the WAL holds back into the database (a passive checkpoint:
+ * never waits for readers or writers; two fsyncs when there was anything to
+ * copy). *wal_pages: the WAL's size in pages, when not NULL. */
+enum db_status db_checkpoint(struct db *db, int *wal_pages);
 /* Closes and sets *db to NULL; safe on NULL. */
 void db_close(struct db **db);
 

@@ -122,3 +122,22 @@ class P7Records(E2E):
         with db() as c:
             self.assertGreaterEqual(c.execute("PRAGMA user_version").fetchone()[0], 1)
             self.assertEqual(c.execute("PRAGMA journal_mode").fetchone()[0].lower(), "wal")
+
+
+class P7Checkpoints(E2E):
+    def test_the_wal_is_copied_back_by_the_cleanup_process_within_seconds(self):
+        """Requests' connections leave checkpoints (and their fsyncs) to the
+        cleanup process, which runs one every second: a record reaches the
+        database file itself soon after the run, with no request doing it."""
+        before = os.stat(DB_PATH).st_mtime_ns
+        self.run_code("print('checkpointed')")
+        deadline = time.monotonic() + 10
+        while os.stat(DB_PATH).st_mtime_ns == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertNotEqual(os.stat(DB_PATH).st_mtime_ns, before, "the database file was not written")
+        # every record is in the main file: an immutable reader ignores the WAL
+        count = "SELECT count(*) FROM executions"
+        with sqlite3.connect("file:%s?immutable=1" % DB_PATH, uri=True) as c:
+            in_file = c.execute(count).fetchone()[0]
+        with db() as c:
+            self.assertEqual(in_file, c.execute(count).fetchone()[0])

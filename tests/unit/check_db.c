@@ -333,6 +333,30 @@ static void insert_ready(const char *id, pid_t pid, int64_t created)
 	ck_assert_int_eq(db_sandbox_set_state(db, id, "ready", created + 1), DB_OK);
 }
 
+/* A connection leaves checkpoints to the cleanup process: its commits let the
+ * WAL grow past SQLite's default 1000 pages (where a commit would checkpoint
+ * and fsync), and db_checkpoint copies all of it back. */
+START_TEST(test_checkpoints_are_left_to_db_checkpoint)
+{
+	char id[80];
+	int pages = 0;
+	for (int i = 0; i < 600; i++) {
+		snprintf(id, sizeof(id), "%064d", i);
+		ck_assert_int_eq(db_object_touch(db, id, 1, 1000 + i), DB_OK);
+	}
+	ck_assert_int_eq(db_checkpoint(db, &pages), DB_OK);
+	ck_assert_int_gt(pages, 1000);
+	ck_assert_int_lt(pages, DB_WAL_BACKSTOP_PAGES);
+	char *n = query("SELECT count(*) FROM file_objects");
+	ck_assert_str_eq(n, "600");
+	free(n);
+	/* all copied back: the next commit starts the WAL over */
+	ck_assert_int_eq(db_object_touch(db, id, 1, 5000), DB_OK);
+	ck_assert_int_eq(db_checkpoint(db, &pages), DB_OK);
+	ck_assert_int_lt(pages, 10);
+}
+END_TEST
+
 START_TEST(test_sandbox_insert_and_state)
 {
 	int n = -1;
@@ -648,6 +672,7 @@ static Suite *db_suite(void)
 	tcase_add_test(tr, test_execution_files_cascade);
 	tcase_add_test(tr, test_object_touch);
 	tcase_add_test(tr, test_sandbox_insert_and_state);
+	tcase_add_test(tr, test_checkpoints_are_left_to_db_checkpoint);
 	tcase_add_test(tr, test_sandbox_claim_oldest_first);
 	tcase_add_test(tr, test_sandbox_claim_atomic_across_processes);
 	tcase_add_test(tr, test_sandbox_each_count_delete);
