@@ -298,11 +298,60 @@ static int set_value(const char *dir, const char *file, const char *value)
 	return 0;
 }
 
-/* Creates dir (removing a stale group of the same name first). 0 or -1. */
-static int make_group(const char *dir, const char *suffix)
+/* The parent groups this process has made (and, on v2, enabled the memory and
+ * pids controllers under): made once, not once per sandbox. */
+static char made_parents[3][PATH_MAX];
+
+static int parent_made(const char *parent)
 {
+	for (int i = 0; i < 3; i++)
+		if (strcmp(made_parents[i], parent) == 0)
+			return 1;
+	return 0;
+}
+
+static void parent_remember(const char *parent, int made)
+{
+	for (int i = 0; i < 3; i++) {
+		if (made ? made_parents[i][0] == '\0' : strcmp(made_parents[i], parent) == 0) {
+			snprintf(made_parents[i], sizeof(made_parents[i]), "%s", made ? parent : "");
+			return;
+		}
+	}
+}
+
+/* Makes the parent group (on v2, v2_root given: with memory and pids enabled
+ * for its children). 0; 1 when the controllers cannot be enabled; -1. */
+static int make_parent(const char *parent, const char *v2_root, const struct config *cfg)
+{
+	if (mkdir_p(parent, 0755) < 0) {
+		log_error("cgroup: mkdir %s: %s", parent, strerror(errno));
+		return -1;
+	}
+	if (v2_root && v2_enable(v2_root, cfg->cgroup_parent) < 0)
+		return 1;
+	parent_remember(parent, 1);
+	return 0;
+}
+
+/* Creates dir in parent (removing a stale group of the same name first); the
+ * parent is made first when this process has not made it yet, or it has gone
+ * since. 0; 1 when the v2 controllers cannot be enabled; -1 (logged). */
+static int make_group(const char *parent, const char *dir, const char *suffix, const char *v2_root,
+		      const struct config *cfg)
+{
+	int rc;
+	if (!parent_made(parent) && (rc = make_parent(parent, v2_root, cfg)) != 0)
+		return rc;
 	if (mkdir(dir, 0755) == 0)
 		return 0;
+	if (errno == ENOENT) { /* the parent was removed since: make it again */
+		parent_remember(parent, 0);
+		if ((rc = make_parent(parent, v2_root, cfg)) != 0)
+			return rc;
+		if (mkdir(dir, 0755) == 0)
+			return 0;
+	}
 	if (errno == EEXIST) {
 		log_warn("cgroup: %s left over, removing it", dir);
 		if (remove_group(dir, suffix) == 0 && mkdir(dir, 0755) == 0)
@@ -311,6 +360,10 @@ static int make_group(const char *dir, const char *suffix)
 	log_error("cgroup: mkdir %s: %s", dir, strerror(errno));
 	return -1;
 }
+
+/* Whether the kernel offers a swap limit (memory.memsw.* on v1,
+ * memory.swap.max on v2): learnt from the first group, -1 until then. */
+static int swap_file = -1;
 
 int cgroup_setup(const struct config *cfg, const char *id, pid_t pid)
 {
@@ -336,22 +389,20 @@ int cgroup_setup(const struct config *cfg, const char *id, pid_t pid)
 		if (group_path(parent, sizeof(parent), l.v2_root, cfg, NULL) < 0 ||
 		    group_path(dir, sizeof(dir), l.v2_root, cfg, id) < 0)
 			return -1;
-		if (mkdir_p(parent, 0755) < 0) {
-			log_error("cgroup: mkdir %s: %s", parent, strerror(errno));
+		int made = make_group(parent, dir, suffix, l.v2_root, cfg);
+		if (made < 0)
 			return -1;
-		}
-		if (v2_enable(l.v2_root, cfg->cgroup_parent) < 0) {
+		if (made == 1) {
 			/* e.g. a container's cgroup namespace root that holds processes */
 			log_warn("cgroup: cannot enable memory and pids under %s: %s; only rlimits apply",
 				 parent, strerror(errno));
 			return 0;
 		}
-		if (make_group(dir, suffix) < 0)
-			return -1;
 		char swap[PATH_MAX + 32];
-		if (pathf(swap, sizeof(swap), "%s/memory.swap.max", dir) < 0 ||
-		    set_value(dir, "memory.max", mem) < 0 ||
-		    (file_exists(swap) && set_value(dir, "memory.swap.max", "0") < 0) ||
+		if (swap_file < 0)
+			swap_file = pathf(swap, sizeof(swap), "%s/memory.swap.max", dir) == 0 && file_exists(swap);
+		if (set_value(dir, "memory.max", mem) < 0 ||
+		    (swap_file && set_value(dir, "memory.swap.max", "0") < 0) ||
 		    set_value(dir, "pids.max", pids) < 0 ||
 		    set_value(dir, "cgroup.procs", pidstr) < 0)
 			goto fail;
@@ -362,22 +413,24 @@ int cgroup_setup(const struct config *cfg, const char *id, pid_t pid)
 	rc = 0;
 	if (l.v1_pids) {
 		if (group_path(parent, sizeof(parent), V1_PIDS, cfg, NULL) < 0 ||
-		    group_path(dir, sizeof(dir), V1_PIDS, cfg, id) < 0 || mkdir_p(parent, 0755) < 0 ||
-		    make_group(dir, suffix) < 0)
+		    group_path(dir, sizeof(dir), V1_PIDS, cfg, id) < 0 ||
+		    make_group(parent, dir, suffix, NULL, cfg) < 0)
 			goto fail;
 		if (set_value(dir, "pids.max", pids) < 0 || set_value(dir, "cgroup.procs", pidstr) < 0)
 			goto fail;
 	}
 	if (l.v1_memory) {
 		if (group_path(parent, sizeof(parent), V1_MEMORY, cfg, NULL) < 0 ||
-		    group_path(dir, sizeof(dir), V1_MEMORY, cfg, id) < 0 || mkdir_p(parent, 0755) < 0 ||
-		    make_group(dir, suffix) < 0)
+		    group_path(dir, sizeof(dir), V1_MEMORY, cfg, id) < 0 ||
+		    make_group(parent, dir, suffix, NULL, cfg) < 0)
 			goto fail;
 		char memsw[PATH_MAX + 32];
+		if (swap_file < 0)
+			swap_file = pathf(memsw, sizeof(memsw), "%s/memory.memsw.limit_in_bytes", dir) == 0 &&
+				    file_exists(memsw);
 		/* memsw must stay >= limit: set the limit first; equal means no swap */
-		if (pathf(memsw, sizeof(memsw), "%s/memory.memsw.limit_in_bytes", dir) < 0 ||
-		    set_value(dir, "memory.limit_in_bytes", mem) < 0 ||
-		    (file_exists(memsw) && set_value(dir, "memory.memsw.limit_in_bytes", mem) < 0) ||
+		if (set_value(dir, "memory.limit_in_bytes", mem) < 0 ||
+		    (swap_file && set_value(dir, "memory.memsw.limit_in_bytes", mem) < 0) ||
 		    set_value(dir, "cgroup.procs", pidstr) < 0)
 			goto fail;
 		rc = 1;

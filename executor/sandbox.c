@@ -557,26 +557,42 @@ static int make_package_dir(const struct config *cfg)
 	return 0;
 }
 
+/* run_dir/sandboxes resolved, once per process (the zygote's spawner makes
+ * every sandbox in it). NULL (logged) when it cannot be made or resolved. */
+static const char *sandboxes_dir(const struct config *cfg)
+{
+	static char resolved[PATH_MAX];
+	if (resolved[0])
+		return resolved;
+	char sub[PATH_MAX];
+	snprintf(sub, sizeof(sub), "%s/sandboxes", cfg->run_dir);
+	if (mkdir_p(sub, 0755) < 0 || !realpath(sub, resolved)) {
+		launch_fail("sandboxes directory", sub);
+		resolved[0] = '\0';
+		return NULL;
+	}
+	return resolved;
+}
+
 /* Creates run_dir/sandboxes/ID with root/ and sock/ (owned by the host uid
  * that sandbox root maps to, 0700). Fails when the directory exists. */
-static int make_dirs(struct sbx *s, const char *dir, int *made)
+static int make_dirs(struct sbx *s, int *made)
 {
 	char sub[PATH_MAX];
 	uid_t owner = (uid_t)s->cfg->sandbox_uid_base;
-	snprintf(sub, sizeof(sub), "%s/sandboxes", s->cfg->run_dir);
-	if (mkdir_p(sub, 0755) < 0)
-		return launch_fail("mkdir", sub);
-	if (mkdir(dir, 0711) < 0)
-		return launch_fail("mkdir", dir);
+	const char *parent = sandboxes_dir(s->cfg);
+	if (!parent)
+		return 1;
+	path_join(s->dir, sizeof(s->dir), parent, s->id);
+	if (mkdir(s->dir, 0711) < 0)
+		return launch_fail("mkdir", s->dir);
 	*made = 1;
 	static const char *const subs[] = {"root", "sock"};
 	for (int i = 0; i < 2; i++) {
-		path_join(sub, sizeof(sub), dir, subs[i]);
+		path_join(sub, sizeof(sub), s->dir, subs[i]);
 		if (mkdir(sub, 0700) < 0 || chown(sub, owner, owner) < 0 || chmod(sub, 0700) < 0)
 			return launch_fail("mkdir", sub);
 	}
-	if (!realpath(dir, s->dir))
-		return launch_fail("realpath", dir);
 	return prepared_root ? 0 : make_package_dir(s->cfg);
 }
 
@@ -621,13 +637,13 @@ static int supervise(pid_t child, const sigset_t *set)
  * *child is the sandbox's pid 1 and *sync_wr the descriptor the caller keeps
  * open while it lives (its hang-up tells the child the parent died before the
  * death signal was re-armed). 0, or -1 (logged; nothing is left running). */
-static int spawn(struct sbx *s, const char *dir, pid_t *child_out, int *sync_wr_out)
+static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out)
 {
 	const struct config *cfg = s->cfg;
 	pid_t child = -1;
 	int rc = -1, made_dir = 0;
 
-	if (make_dirs(s, dir, &made_dir) != 0)
+	if (make_dirs(s, &made_dir) != 0)
 		goto out;
 	int sync[2];
 	if (pipe2(sync, O_CLOEXEC) < 0) {
@@ -690,19 +706,19 @@ out:
 		close(s->sync_rd);
 	s->sync_rd = s->sync_wr = -1;
 	if (made_dir)
-		remove_tree(dir);
+		remove_tree(s->dir);
 	return rc;
 }
 
 /* The checks of step 1: 0, or the exit status for a bad id or path. */
-static int check_id(const struct config *cfg, const char *id, char *dir, size_t cap)
+static int check_id(const struct config *cfg, const char *id)
 {
-	char sock[PATH_MAX];
+	char dir[PATH_MAX], sock[PATH_MAX];
 	if (!sbx_id_valid(id)) {
 		log_error("sandbox launcher: invalid id");
 		return 2;
 	}
-	if (sbx_dir(cfg, id, dir, cap) < 0 || sbx_socket_path(cfg, id, sock, sizeof(sock)) < 0 ||
+	if (sbx_dir(cfg, id, dir, sizeof(dir)) < 0 || sbx_socket_path(cfg, id, sock, sizeof(sock)) < 0 ||
 	    strlen(sock) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		log_error("sandbox launcher: socket path under APP_RUN_DIR=%s is too long", cfg->run_dir);
 		return 2;
@@ -752,23 +768,21 @@ int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, int runner
 {
 	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .runner_fd = runner_fd,
 			.sync_rd = -1, .sync_wr = -1};
-	char dir[PATH_MAX];
-	if (check_id(cfg, id, dir, sizeof(dir)) != 0)
+	if (check_id(cfg, id) != 0)
 		return -1;
-	return spawn(&s, dir, pid, keep_fd);
+	return spawn(&s, pid, keep_fd);
 }
 
 int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
 {
 	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .runner_fd = -1, .sync_rd = -1,
 			.sync_wr = -1};
-	char dir[PATH_MAX];
 	pid_t parent = getppid();
 	pid_t child = -1;
 	int keep = -1;
 
 	/* 1. checks */
-	int bad = check_id(cfg, id, dir, sizeof(dir));
+	int bad = check_id(cfg, id);
 	if (bad)
 		return bad;
 	/* 2. die with the pool manager */
@@ -788,7 +802,7 @@ int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return launch_fail("sigprocmask", NULL);
 	/* 3, 5-8. directories, namespaces, cgroups, maps, go */
-	if (spawn(&s, dir, &child, &keep) < 0)
+	if (spawn(&s, &child, &keep) < 0)
 		return 1;
 	if (ready_fd >= 0)
 		close(ready_fd); /* the sandbox holds it: EOF there means it died */

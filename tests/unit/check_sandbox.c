@@ -716,6 +716,37 @@ START_TEST(test_cgroup_setup_and_remove)
 }
 END_TEST
 
+/* The parent group is made once per process; when it has gone since (an
+ * operator or a restarted manager removed it), the next setup makes it again. */
+START_TEST(test_cgroup_parent_made_again_when_gone)
+{
+	if (!is_root("test_cgroup_parent_made_again_when_gone"))
+		return;
+	char id[64], dir[PATH_MAX];
+	const char *limit_file;
+	for (int round = 0; round < 2; round++) {
+		snprintf(id, sizeof(id), "unit-parent-%d-%d", (int)getpid(), round);
+		int release;
+		pid_t pid = sleeper(&release);
+		ck_assert_int_eq(cgroup_setup(&cfg, id, pid), 1);
+		ck_assert_int_eq(memory_group(id, dir, sizeof(dir), &limit_file), 0);
+		assert_in_group(pid, id, "pid not in its group");
+		ck_assert_int_eq(cgroup_remove(&cfg, id), 0);
+		ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+		close(release);
+		/* the parent groups go too: the second round must make them again */
+		static const char *const roots[] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids",
+						    "/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
+		for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+			char parent[PATH_MAX];
+			snprintf(parent, sizeof(parent), "%s/" CG_PARENT, roots[i]);
+			ck_assert_msg(rmdir(parent) == 0 || errno == ENOENT, "rmdir %s: %s", parent,
+				      strerror(errno));
+		}
+	}
+}
+END_TEST
+
 START_TEST(test_cgroup_memory_limit_kills)
 {
 	if (!is_root("test_cgroup_memory_limit_kills"))
@@ -883,6 +914,7 @@ static Suite *sandbox_suite(void)
 	tcase_add_checked_fixture(cg, setup, cgroup_teardown);
 	tcase_set_timeout(cg, 30);
 	tcase_add_test(cg, test_cgroup_setup_and_remove);
+	tcase_add_test(cg, test_cgroup_parent_made_again_when_gone);
 	tcase_add_test(cg, test_cgroup_join_follows_the_model);
 	tcase_add_test(cg, test_cgroup_memory_limit_kills);
 	tcase_add_test(cg, test_cgroup_remove_all);
