@@ -776,22 +776,33 @@ static int listen_tcp(const char *host, int port)
 	return fd;
 }
 
-/* Waits for readiness and signals. Returns 0 on SIGTERM/SIGINT, 1 when the
+/* Waits for readiness and signals, and with d (an HTTP server without a
+ * thread of its own) serves HTTP too. Returns 0 on SIGTERM/SIGINT, 1 when the
  * runner failed to become ready. */
-static int main_loop(struct server *s, int sfd)
+static int main_loop(struct server *s, int sfd, struct MHD_Daemon *d)
 {
 	int64_t t0 = monotonic_ms();
+	const union MHD_DaemonInfo *info = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+	if (d && !info) {
+		log_error("the HTTP server has no epoll descriptor");
+		return 1;
+	}
 	for (;;) {
-		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
+		struct pollfd p[3] = {{.fd = sfd, .events = POLLIN},
+				      {.fd = info ? info->epoll_fd : -1, .events = POLLIN},
 				      {.fd = s->runner.ready_fd, .events = POLLIN}};
-		nfds_t n = s->runner.ready_fd >= 0 ? 2 : 1;
-		if (poll(p, n, -1) < 0) {
+		nfds_t n = s->runner.ready_fd >= 0 ? 3 : 2;
+		int timeout = -1;
+		MHD_UNSIGNED_LONG_LONG ms;
+		if (d && MHD_get_timeout(d, &ms) == MHD_YES)
+			timeout = ms < INT_MAX ? (int)ms : INT_MAX;
+		if (poll(p, n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", strerror(errno));
 			return 1;
 		}
-		if (n == 2 && p[1].revents) {
+		if (n == 3 && p[2].revents) {
 			int r = runner_read_ready(&s->runner);
 			if (r < 0) {
 				char *why = runner_stderr_so_far(&s->runner);
@@ -823,6 +834,8 @@ static int main_loop(struct server *s, int sfd)
 				return 0;
 			}
 		}
+		if (d)
+			MHD_run(d); /* an execution runs to its end in here */
 	}
 }
 
@@ -881,12 +894,14 @@ int server_run(const struct server_options *o)
 		goto out;
 	runner_ok = 1;
 	/* A local sandbox serves one worker, one request after another, and is
-	 * thrown away after its execution: one thread serves it (a thread per
-	 * connection would cost each sandbox a thread more). A pod's server keeps
-	 * a thread per connection (probes arrive while code runs). */
-	unsigned threads = o->sandboxed ? 0 : MHD_USE_THREAD_PER_CONNECTION;
-	d = MHD_start_daemon(threads | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-				     MHD_USE_ERROR_LOG,
+	 * thrown away after its execution (SIGKILL, not SIGTERM): its only thread
+	 * serves HTTP between signals (a thread of its own would cost each sandbox
+	 * a thread). A pod's server keeps a thread per connection: probes and
+	 * SIGTERM arrive while code runs. */
+	unsigned threads = o->sandboxed ? MHD_USE_EPOLL
+					: MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+						  MHD_USE_POLL;
+	d = MHD_start_daemon(threads | MHD_USE_ERROR_LOG,
 			     0, NULL, NULL, handle, &s,
 			     MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD complains */
 			     MHD_OPTION_LISTEN_SOCKET, lfd,
@@ -901,7 +916,7 @@ int server_run(const struct server_options *o)
 		goto out;
 	}
 	lfd = -1; /* MHD closes it */
-	rc = main_loop(&s, sfd);
+	rc = main_loop(&s, sfd, o->sandboxed ? d : NULL);
 out:
 	if (runner_ok)
 		runner_kill(&s.runner); /* a running execution ends now */
