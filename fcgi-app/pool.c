@@ -74,13 +74,18 @@ enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd
 		 * one it marks ready; there are never fewer announcements than ready
 		 * sandboxes. Retried every 64 ms all the same, for an announcement
 		 * taken by a worker that died before its claim. */
-		int64_t until = monotonic_ms() + 64;
-		if (until > deadline)
-			until = deadline;
-		int64_t left;
-		while ((left = until - monotonic_ms()) > 0 && !await_announcement(ready_fd, (int)left))
-			;
+		int64_t left = deadline - monotonic_ms();
+		pool_await(ready_fd, left < POOL_RETRY_MS ? (int)left : POOL_RETRY_MS);
 	}
+}
+
+int pool_await(int ready_fd, int max_ms)
+{
+	int64_t until = monotonic_ms() + max_ms, left;
+	while ((left = until - monotonic_ms()) > 0)
+		if (await_announcement(ready_fd, (int)left))
+			return 1;
+	return 0;
 }
 
 void pool_release(struct db *db, const char *id, int notify_fd)

@@ -35,7 +35,12 @@ void pool_release(struct db *db, const char *id, int notify_fd);
 /* Wakes the manager after a claim or a release the caller wrote itself, with
  * the execution's records (db_execution_begin_claim, db_execution_finish). */
 void pool_wake(int notify_fd);
-/* Manager side: one more sandbox recorded ready (after its commit). */
+/* Manager side: one more sandbox recorded ready (after its commit); a worker
+ * gives back an announcement it took but made no claim for. */
 void pool_announce(int ready_fd);
+/* Worker side: waits up to max_ms for an announcement and takes it: 1, then
+ * the caller tries a claim (or gives it back); 0 at the time limit. */
+int pool_await(int ready_fd, int max_ms);
+#define POOL_RETRY_MS 64 /* a claim is retried this often without announcement */
 
 #endif

@@ -158,6 +158,19 @@ START_TEST(ready_before_the_wait)
 }
 END_TEST
 
+START_TEST(await_takes_one_announcement)
+{
+	ck_assert_int_eq(pool_await(ready_fd, 20), 0); /* none: back after the limit */
+	pool_announce(ready_fd);
+	pool_announce(ready_fd);
+	ck_assert_int_eq(pool_await(ready_fd, 1000), 1);
+	ck_assert_int_eq(pool_await(ready_fd, 1000), 1);
+	int64_t t0 = monotonic_ms();
+	ck_assert_int_eq(pool_await(ready_fd, 50), 0); /* both taken */
+	ck_assert_int_ge(monotonic_ms() - t0, 50);
+}
+END_TEST
+
 static Suite *pool_suite(void)
 {
 	Suite *s = suite_create("pool");
@@ -166,6 +179,7 @@ static Suite *pool_suite(void)
 	tcase_add_test(tc, woken_by_the_announcement);
 	tcase_add_test(tc, stale_announcements_do_not_spin);
 	tcase_add_test(tc, ready_before_the_wait);
+	tcase_add_test(tc, await_takes_one_announcement);
 	suite_add_tcase(s, tc);
 	return s;
 }
