@@ -26,7 +26,39 @@ extern char **environ;
 struct child {
 	pid_t pid;
 	int keep_fd; /* from sbx_spawn, closed once reaped */
+	int net_fd;  /* its network namespace, or -1 */
 };
+
+/* The network namespaces of sandboxes that ended, let go of together: the
+ * kernel tears down the namespaces that die together in one pass, whose
+ * fixed costs (a walk of the TCP tables, network device teardown) are paid per
+ * pass, not per namespace. An empty namespace is held at most NETNS_HOLD_MS. */
+#define NETNS_BATCH 32
+#define NETNS_HOLD_MS 1000
+
+struct dying {
+	int fd[NETNS_BATCH];
+	int n;
+	int64_t since_ms; /* monotonic: when the first one was held */
+};
+
+static void let_go(struct dying *d)
+{
+	for (int i = 0; i < d->n; i++)
+		close(d->fd[i]);
+	d->n = 0;
+}
+
+static void hold(struct dying *d, int fd)
+{
+	if (fd < 0)
+		return;
+	if (d->n == 0)
+		d->since_ms = monotonic_ms();
+	d->fd[d->n++] = fd;
+	if (d->n == NETNS_BATCH)
+		let_go(d);
+}
 
 /* ---- control socket ----------------------------------------------------- */
 
@@ -77,7 +109,7 @@ static void send_reply(int fd, pid_t pid, int pidfd)
 /* ---- the spawner: sandboxes on request ------------------------------------ */
 
 /* Reaps exited children; 1 when the warm interpreter was one of them. */
-static int reap(struct child *kids, size_t *n, pid_t warm)
+static int reap(struct child *kids, size_t *n, pid_t warm, struct dying *d)
 {
 	int warm_gone = 0;
 	for (;;) {
@@ -88,6 +120,7 @@ static int reap(struct child *kids, size_t *n, pid_t warm)
 		for (size_t i = 0; i < *n; i++) {
 			if (kids[i].pid == p) {
 				close(kids[i].keep_fd);
+				hold(d, kids[i].net_fd);
 				kids[i] = kids[--*n];
 				break;
 			}
@@ -115,7 +148,9 @@ static void spawn_one(const struct config *cfg, int ctl, int rq, struct child **
 			*cap = *cap ? *cap * 2 : 16;
 			*kids = xrealloc(*kids, *cap * sizeof(**kids));
 		}
-		(*kids)[(*n)++] = (struct child){pid, keep};
+		char ns[64];
+		snprintf(ns, sizeof(ns), "/proc/%d/ns/net", (int)pid);
+		(*kids)[(*n)++] = (struct child){pid, keep, open(ns, O_RDONLY | O_CLOEXEC)};
 	}
 	close(ready_fd);
 	send_reply(ctl, pid, pidfd);
@@ -213,11 +248,17 @@ int zygote_run(const struct config *cfg, int ctl)
 		return 1;
 	}
 	struct child *kids = NULL;
+	struct dying dying = {.n = 0};
 	size_t n = 0, cap = 0;
 	int rc = 0;
 	for (;;) {
 		struct pollfd p[2] = {{.fd = ctl, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0) {
+		int64_t held = dying.n ? monotonic_ms() - dying.since_ms : 0;
+		int timeout = dying.n ? (held < NETNS_HOLD_MS ? (int)(NETNS_HOLD_MS - held) : 0) : -1;
+		int ready = poll(p, 2, timeout);
+		if (dying.n && monotonic_ms() - dying.since_ms >= NETNS_HOLD_MS)
+			let_go(&dying);
+		if (ready < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("zygote: poll: %s", strerror(errno));
@@ -230,7 +271,7 @@ int zygote_run(const struct config *cfg, int ctl)
 			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				if (si.ssi_signo != SIGCHLD)
 					stop = 1;
-			if (reap(kids, &n, warm)) {
+			if (reap(kids, &n, warm, &dying)) {
 				log_error("zygote: the warm interpreter died");
 				warm = -1;
 				rc = 1;
@@ -253,7 +294,10 @@ int zygote_run(const struct config *cfg, int ctl)
 	for (size_t i = 0; i < n; i++) {
 		waitpid(kids[i].pid, NULL, 0);
 		close(kids[i].keep_fd);
+		if (kids[i].net_fd >= 0)
+			close(kids[i].net_fd);
 	}
+	let_go(&dying);
 	if (warm > 0)
 		waitpid(warm, NULL, 0);
 	free(kids);

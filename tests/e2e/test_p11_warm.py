@@ -6,8 +6,58 @@ straight into the sandbox's namespaces, as pid 1's only child, with the
 preloads already imported."""
 
 import os
+import time
 
-from support import E2E, RUN_DIR
+from support import E2E, MASTER_PID, RUN_DIR
+
+
+def comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except OSError:
+        return 0
+
+
+def spawner_pid():
+    """The zygote's spawner of the service under test."""
+    for d in os.listdir("/proc"):
+        if d.isdigit() and comm(int(d)) == "spawner":
+            p = int(d)
+            while p > 1 and p != MASTER_PID:
+                p = ppid(p)
+            if p == MASTER_PID:
+                return int(d)
+    raise AssertionError("no spawner under the master")
+
+
+def held_network_namespaces(spawner):
+    """Network namespaces the spawner holds for sandboxes that have ended: its
+    descriptors of namespaces no process of its children is in."""
+    fds = set()
+    for fd in os.listdir("/proc/%d/fd" % spawner):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (spawner, fd))
+        except OSError:
+            continue
+        if target.startswith("net:["):
+            fds.add(target)
+    live = set()
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                live.add(os.readlink("/proc/%s/ns/net" % d))
+            except OSError:
+                pass
+    return fds - live
 
 
 def rss_anon_kb(status_text):
@@ -170,3 +220,20 @@ print(json.dumps(perms))
         a, b = self.run_probe(probe), self.run_probe(probe)
         for name in a:
             self.assertNotEqual(a[name], b[name], name)
+
+    def test_ended_sandboxes_network_namespaces_are_let_go_together(self):
+        """The spawner holds the network namespaces of ended sandboxes (the
+        kernel then tears them down together, paying the fixed costs once), for
+        at most a second: none is held long after the runs stop."""
+        spawner = spawner_pid()
+        for _ in range(3):
+            self.assertHello()
+        deadline = time.monotonic() + 10
+        while not held_network_namespaces(spawner) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertTrue(held_network_namespaces(spawner), "no ended sandbox's namespace is held")
+        deadline = time.monotonic() + 3
+        while held_network_namespaces(spawner) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(held_network_namespaces(spawner), set(), "held after the runs stopped")
+
