@@ -253,6 +253,7 @@ LOCAL_ONLY = {
     "test_open_files_without_end": "RLIMIT_NOFILE comes with lockdown, which the double does not apply",
     "test_worker_killed_mid_request": "checks a local sandbox directory",
     "test_killed_pool_manager": "checks local sandbox processes",
+    "test_killed_spawner": "the zygote's spawner is the local backend's",
     "test_no_process_started_by_the_code": "a pod's processes die with the pod (pid 1 there); the double's do not",
     "test_timed_out_run_leaves_no_process": "a pod's processes die with the pod (pid 1 there); the double's do not",
     "test_nothing_from_one_run_is_visible_to_the_next": "a pod has its own /tmp and pid namespace; the double's "
