@@ -26,6 +26,15 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def comm(pid):
+    """The process's name, or None once it is gone."""
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def read_log():
     try:
         with open(LOG, "rb") as f:

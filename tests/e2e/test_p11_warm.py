@@ -8,15 +8,7 @@ preloads already imported."""
 import os
 import time
 
-from support import E2E, MASTER_PID, RUN_DIR
-
-
-def comm(pid):
-    try:
-        with open("/proc/%d/comm" % pid) as f:
-            return f.read().strip()
-    except OSError:
-        return None
+from support import E2E, MASTER_PID, RUN_DIR, comm
 
 
 def ppid(pid):

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import client
-from support import BUILD, CGROUP_PARENT, DB_PATH, E2E, MASTER_PID, RUN_DIR, sha256
+from support import BUILD, CGROUP_PARENT, DB_PATH, E2E, MASTER_PID, RUN_DIR, comm, sha256
 
 
 def stat(pid):
@@ -57,14 +57,6 @@ def service_children():
     pools = [p for p in same if children(p)]
     workers = [p for p in same if p not in pools]
     return workers, pools
-
-
-def comm(pid):
-    try:
-        with open("/proc/%d/comm" % pid) as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 def alive(pid):
