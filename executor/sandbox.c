@@ -3,6 +3,7 @@
  * after which the executor server runs as pid 1 inside. */
 #include "sandbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -45,6 +46,7 @@ struct sbx {
 	int runner_fd; /* the zygote's request socket, or -1 (the server forks) */
 	int sync_rd, sync_wr; /* launcher -> child: maps written, cgroups joined */
 	int root_fd;          /* the child's: the prepared root (O_PATH), or -1 */
+	int shared_root;      /* building the spawner's root, shared by every sandbox */
 };
 
 /* The spawner's prepared root (sbx_root_prepare), or NULL: each sandbox builds
@@ -190,6 +192,67 @@ static void path_join(char *out, size_t cap, const char *a, const char *b)
 	}
 }
 
+/* Copies a host regular file's bytes to rel (0644). */
+static void copy_file(const char *src, const char *rel)
+{
+	int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
+		setup_die("open", src);
+	int out = open(rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (out < 0)
+		setup_die("create", rel);
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write_all(out, buf, (size_t)n) < 0)
+			setup_die("write", rel);
+	if (n < 0 || fchmod(out, 0644) < 0)
+		setup_die("copy", src);
+	close(in);
+	close(out);
+}
+
+/* Copies a host entry to rel: a symlink as the same symlink, a file's bytes, a
+ * directory with what it holds. Only what anyone may read on the host (others'
+ * read, and search for a directory), as a bind would show it to the sandbox's
+ * user; never through a symlink. A missing entry is skipped. */
+static void copy_entry(const char *src, const char *rel, int depth)
+{
+	struct stat st;
+	if (lstat(src, &st) < 0) {
+		if (errno == ENOENT)
+			return;
+		setup_die("lstat", src);
+	}
+	if (S_ISLNK(st.st_mode)) {
+		copy_symlink(src, rel);
+		return;
+	}
+	if (!(st.st_mode & S_IROTH))
+		return;
+	if (S_ISREG(st.st_mode)) {
+		copy_file(src, rel);
+		return;
+	}
+	if (!S_ISDIR(st.st_mode) || !(st.st_mode & S_IXOTH) || depth >= 8)
+		return;
+	setup_make_dir(rel, 0755);
+	DIR *d = opendir(src);
+	if (!d)
+		setup_die("opendir", src);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char from[PATH_MAX], to[PATH_MAX];
+		path_join(from, sizeof(from), src, e->d_name);
+		path_join(to, sizeof(to), rel, e->d_name);
+		copy_entry(from, to, depth + 1);
+	}
+	closedir(d);
+}
+
 /* ------------------------------------------------------ the child's steps */
 
 /* The launcher's "go" says whether a memory cgroup limit is in force. */
@@ -211,10 +274,12 @@ static void step_namespaces_late(void)
 		setup_die("make mounts private", NULL);
 }
 
-/* The new root: a small tmpfs over the sandbox's `root` directory. */
-static void step_root_tmpfs(void)
+/* The new root: a small tmpfs over the sandbox's `root` directory (the
+ * shared one holds copies of /etc's whitelist). */
+static void step_root_tmpfs(const struct sbx *s)
 {
-	mount_tmpfs("root", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755");
+	mount_tmpfs("root", MS_NOSUID | MS_NODEV,
+		    s->shared_root ? "size=16m,nr_inodes=16384,mode=0755" : "size=1m,nr_inodes=4096,mode=0755");
 }
 
 /* /usr, and /lib*, /bin, /sbin as the host has them (usually symlinks). */
@@ -230,7 +295,10 @@ static void step_system(const struct sbx *s)
 	}
 }
 
-/* /etc: a whitelist from the host, read-only, plus files written here. */
+/* /etc: a whitelist from the host, read-only, plus files written here. The
+ * spawner's shared root copies the whitelist, once (a mount per entry would be
+ * copied into, and torn down with, every sandbox); a sandbox that builds its
+ * own root binds it. */
 static void step_etc(const struct sbx *s)
 {
 	static const char *const host[] = {
@@ -242,7 +310,10 @@ static void step_etc(const struct sbx *s)
 		char src[64], rel[64];
 		snprintf(src, sizeof(src), "/etc/%s", host[i]);
 		snprintf(rel, sizeof(rel), "root/etc/%s", host[i]);
-		bind_or_link(s, src, rel, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+		if (s->shared_root)
+			copy_entry(src, rel, 0);
+		else
+			bind_or_link(s, src, rel, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
 	}
 	setup_write_text("root/etc/passwd",
 		   "root:x:0:0:root:/root:/bin/sh\n"
@@ -356,7 +427,7 @@ static void step_mount_points(void)
  * of the rest. */
 static void build_root(const struct sbx *s)
 {
-	step_root_tmpfs();
+	step_root_tmpfs(s);
 	step_system(s);
 	step_etc(s);
 	step_runner(s);
@@ -733,7 +804,7 @@ static int check_id(const struct config *cfg, const char *id)
 int sbx_root_prepare(const struct config *cfg)
 {
 	char dir[PATH_MAX];
-	struct sbx s = {.cfg = cfg, .root_fd = -1, .sync_rd = -1, .sync_wr = -1};
+	struct sbx s = {.cfg = cfg, .root_fd = -1, .sync_rd = -1, .sync_wr = -1, .shared_root = 1};
 	int n = snprintf(dir, sizeof(dir), "%s/zygote", cfg->run_dir);
 	if (n < 0 || (size_t)n >= sizeof(dir) - 8) {
 		log_error("zygote: APP_RUN_DIR=%s is too long", cfg->run_dir);

@@ -5,6 +5,7 @@ from the warm interpreter); the runner is forked from the warm interpreter
 straight into the sandbox's namespaces, as pid 1's only child, with the
 preloads already imported."""
 
+import hashlib
 import os
 import time
 
@@ -228,4 +229,25 @@ print(json.dumps(perms))
         while held_network_namespaces(spawner) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertEqual(held_network_namespaces(spawner), set(), "held after the runs stopped")
+
+    def test_etc_is_copied_into_the_shared_root_not_mounted(self):
+        """The spawner copies /etc's whitelist into the shared root once (a
+        mount per entry would be copied into every sandbox): same content as
+        the host's, nothing the host keeps from others (/etc/ssl/private)."""
+        v = self.run_probe(
+            "import os, json, hashlib\n"
+            "mounts = [l.split()[4] for l in open('/proc/self/mountinfo')]\n"
+            "f = '/etc/ssl/certs/ca-certificates.crt'\n"
+            "certs = sorted(os.listdir('/etc/ssl/certs')) if os.path.isdir('/etc/ssl/certs') else []\n"
+            "print(json.dumps({'mounts': [m for m in mounts if m.startswith('/etc')], 'certs': certs,\n"
+            "    'sha': hashlib.sha256(open(f, 'rb').read()).hexdigest() if os.path.exists(f) else None,\n"
+            "    'private': os.path.exists('/etc/ssl/private')}))")
+        self.assertEqual(v["mounts"], [])
+        host = "/etc/ssl/certs"
+        self.assertEqual(v["certs"], sorted(os.listdir(host)) if os.path.isdir(host) else [])
+        crt = os.path.join(host, "ca-certificates.crt")
+        if os.path.exists(crt):
+            with open(crt, "rb") as f:
+                self.assertEqual(v["sha"], hashlib.sha256(f.read()).hexdigest())
+        self.assertFalse(v["private"])
 
