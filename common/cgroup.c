@@ -310,14 +310,11 @@ static int parent_made(const char *parent)
 	return 0;
 }
 
-static void parent_remember(const char *parent, int made)
+static void parent_remember(const char *parent)
 {
-	for (int i = 0; i < 3; i++) {
-		if (made ? made_parents[i][0] == '\0' : strcmp(made_parents[i], parent) == 0) {
-			snprintf(made_parents[i], sizeof(made_parents[i]), "%s", made ? parent : "");
-			return;
-		}
-	}
+	for (int i = 0; i < 3 && !parent_made(parent); i++)
+		if (made_parents[i][0] == '\0')
+			snprintf(made_parents[i], sizeof(made_parents[i]), "%s", parent);
 }
 
 /* Makes the parent group (on v2, v2_root given: with memory and pids enabled
@@ -330,7 +327,7 @@ static int make_parent(const char *parent, const char *v2_root, const struct con
 	}
 	if (v2_root && v2_enable(v2_root, cfg->cgroup_parent) < 0)
 		return 1;
-	parent_remember(parent, 1);
+	parent_remember(parent);
 	return 0;
 }
 
@@ -346,7 +343,6 @@ static int make_group(const char *parent, const char *dir, const char *suffix, c
 	if (mkdir(dir, 0755) == 0)
 		return 0;
 	if (errno == ENOENT) { /* the parent was removed since: make it again */
-		parent_remember(parent, 0);
 		if ((rc = make_parent(parent, v2_root, cfg)) != 0)
 			return rc;
 		if (mkdir(dir, 0755) == 0)

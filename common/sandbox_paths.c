@@ -17,6 +17,12 @@ int sbx_id_valid(const char *id)
 	return 1;
 }
 
+int sbx_parent_dir(const struct config *cfg, char *out, size_t cap)
+{
+	int n = snprintf(out, cap, "%s/sandboxes", cfg->run_dir);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 int sbx_dir(const struct config *cfg, const char *id, char *out, size_t cap)
 {
 	if (!sbx_id_valid(id))

@@ -12,6 +12,10 @@
 /* True when id is a valid sandbox id: [0-9a-zA-Z_-]{1,64}. */
 int sbx_id_valid(const char *id);
 
+/* Writes cfg->run_dir "/sandboxes" (where every sandbox's directory is) into
+ * out. 0, or -1 when it does not fit. */
+int sbx_parent_dir(const struct config *cfg, char *out, size_t cap);
+
 /* Host paths of one sandbox, all under cfg->run_dir/sandboxes/ID. */
 /* Writes cfg->run_dir "/sandboxes/" id into out. 0, or -1 when it does not fit
  * or id is not valid. */

@@ -636,8 +636,8 @@ static const char *sandboxes_dir(const struct config *cfg)
 	if (resolved[0])
 		return resolved;
 	char sub[PATH_MAX];
-	snprintf(sub, sizeof(sub), "%s/sandboxes", cfg->run_dir);
-	if (mkdir_p(sub, 0755) < 0 || !realpath(sub, resolved)) {
+	if (sbx_parent_dir(cfg, sub, sizeof(sub)) < 0 || mkdir_p(sub, 0755) < 0 ||
+	    !realpath(sub, resolved)) {
 		launch_fail("sandboxes directory", sub);
 		resolved[0] = '\0';
 		return NULL;

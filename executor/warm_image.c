@@ -241,4 +241,3 @@ void image_take_free_blocks(void)
 	}
 	log_debug("zygote: %zu KiB of free small blocks taken", taken >> 10);
 }
-

@@ -253,10 +253,9 @@ int zygote_run(const struct config *cfg, int ctl)
 	int rc = 0;
 	for (;;) {
 		struct pollfd p[2] = {{.fd = ctl, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-		int64_t held = dying.n ? monotonic_ms() - dying.since_ms : 0;
-		int timeout = dying.n ? (held < NETNS_HOLD_MS ? (int)(NETNS_HOLD_MS - held) : 0) : -1;
-		int ready = poll(p, 2, timeout);
-		if (dying.n && monotonic_ms() - dying.since_ms >= NETNS_HOLD_MS)
+		int64_t left = dying.since_ms + NETNS_HOLD_MS - monotonic_ms();
+		int ready = poll(p, 2, dying.n == 0 ? -1 : left > 0 ? (int)left : 0);
+		if (dying.n && monotonic_ms() >= dying.since_ms + NETNS_HOLD_MS)
 			let_go(&dying);
 		if (ready < 0) {
 			if (errno == EINTR)

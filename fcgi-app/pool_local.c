@@ -381,8 +381,7 @@ static void reap(struct manager *m)
 static const char *sandboxes_dir(const struct config *cfg)
 {
 	static char dir[512];
-	int n = snprintf(dir, sizeof(dir), "%s/sandboxes", cfg->run_dir);
-	if (n < 0 || (size_t)n >= sizeof(dir)) {
+	if (sbx_parent_dir(cfg, dir, sizeof(dir)) < 0) {
 		log_error("APP_RUN_DIR is too long");
 		return NULL;
 	}

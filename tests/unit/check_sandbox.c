@@ -592,6 +592,9 @@ START_TEST(test_sandbox_paths)
 	char buf[256];
 	ck_assert_int_eq(sbx_dir(&cfg, "abc-1_Z", buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "/run/code-interpreter-unittest/sandboxes/abc-1_Z");
+	ck_assert_int_eq(sbx_parent_dir(&cfg, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "/run/code-interpreter-unittest/sandboxes");
+	ck_assert_int_eq(sbx_parent_dir(&cfg, buf, 10), -1);
 	ck_assert_int_eq(sbx_socket_path(&cfg, "abc", buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "/run/code-interpreter-unittest/sandboxes/abc/sock/executor.sock");
 	ck_assert_int_eq(sbx_dir(&cfg, "abc", buf, 10), -1);
