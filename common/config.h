@@ -46,8 +46,10 @@ struct config {
 	char *package_map;            /* JSON file of module -> distribution overrides, or "" */
 	char *pip_index_url;          /* "" for pip's default */
 	char *pip_find_links;         /* "" for none; a directory or URL */
-	double package_install_timeout; /* seconds one pip run may take */
-	uint64_t package_install_bytes; /* size of the install's staging /tmp */
+	double package_install_timeout; /* seconds all installs of one request may take */
+	uint64_t package_install_bytes; /* the install sandbox's memory limit and /tmp size */
+	int package_install_concurrency; /* pip runs at once on this machine */
+	uint64_t package_cache_bytes;   /* size limit of the package cache */
 	/* storage */
 	char *file_storage_path;
 	char *db_path;

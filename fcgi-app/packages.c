@@ -20,10 +20,10 @@
 
 #include "db.h"
 #include "log.h"
+#include "package_names.h"
 #include "util.h"
 
 #define MAX_PACKAGES 16     /* distributions installed for one run at most */
-#define NAME_MAX_LEN 100
 #define TAIL_LINES 8
 #define TAIL_BYTES 1500
 
@@ -32,68 +32,8 @@ extern char **environ;
 struct want {
 	char *requirement; /* owned */
 	char *module;      /* owned, NULL for a pip line */
-	char norm[NAME_MAX_LEN + 1];
+	char norm[PKG_NAME_MAX + 1];
 };
-
-static int name_char(int c)
-{
-	return isalnum(c) || c == '.' || c == '_' || c == '-';
-}
-
-int pkg_spec_valid(const char *spec)
-{
-	size_t n = 0;
-	if (!isalnum((unsigned char)spec[0]))
-		return 0;
-	while (name_char((unsigned char)spec[n]))
-		n++;
-	if (n > NAME_MAX_LEN)
-		return 0;
-	const char *p = spec + n;
-	if (*p == '[') {
-		const char *end = strchr(p, ']');
-		if (!end)
-			return 0;
-		for (const char *q = p + 1; q < end; q++)
-			if (!name_char((unsigned char)*q) && *q != ',')
-				return 0;
-		p = end + 1;
-	}
-	if (*p == '\0')
-		return 1;
-	if (!strchr("<>=!~", *p) || strlen(p) > 100)
-		return 0;
-	for (; *p; p++)
-		if (!isalnum((unsigned char)*p) && !strchr("<>=!~.,*+_-", *p))
-			return 0;
-	return 1;
-}
-
-int pkg_normalize(const char *spec, char *out, size_t cap)
-{
-	size_t o = 0;
-	for (const char *p = spec; name_char((unsigned char)*p); p++) {
-		int sep = *p == '-' || *p == '_' || *p == '.';
-		if (sep && o > 0 && out[o - 1] == '-')
-			continue;
-		if (o + 1 >= cap)
-			return -1;
-		out[o++] = sep ? '-' : (char)tolower((unsigned char)*p);
-	}
-	out[o] = '\0';
-	return o > 0 ? 0 : -1;
-}
-
-static int module_valid(const char *m)
-{
-	size_t n = strlen(m);
-	if (n == 0 || n > NAME_MAX_LEN || isdigit((unsigned char)m[0]))
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)m[i]) && m[i] != '_')
-			return 0;
-	return 1;
-}
 
 /* The module -> distribution map: the shipped file, then APP_PACKAGE_MAP's
  * entries on top. Caller puts it; never NULL. */
@@ -126,7 +66,7 @@ static json_object *load_map(const struct config *cfg)
 /* Adds a wanted distribution unless it is there already or the list is full. */
 static void want_add(struct want *w, size_t *n, const char *requirement, const char *module)
 {
-	char norm[NAME_MAX_LEN + 1];
+	char norm[PKG_NAME_MAX + 1];
 	if (*n >= MAX_PACKAGES || pkg_normalize(requirement, norm, sizeof(norm)) < 0)
 		return;
 	for (size_t i = 0; i < *n; i++)
@@ -152,7 +92,7 @@ static int installed(const char *site, const char *norm, char *version, size_t c
 		static const char suffix[] = ".dist-info";
 		if (len <= sizeof(suffix) - 1 || strcmp(e->d_name + len - (sizeof(suffix) - 1), suffix) != 0)
 			continue;
-		char name[NAME_MAX + 1], have[NAME_MAX_LEN + 1];
+		char name[NAME_MAX + 1], have[PKG_NAME_MAX + 1];
 		snprintf(name, sizeof(name), "%.*s", (int)(len - (sizeof(suffix) - 1)), e->d_name);
 		char *dash = strrchr(name, '-');
 		if (!dash)
@@ -396,7 +336,7 @@ void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, 
 	json_object *map = json_object_array_length(missing) > 0 ? load_map(app->cfg) : NULL;
 	for (size_t i = 0; i < json_object_array_length(missing); i++) {
 		const char *mod = json_object_get_string(json_object_array_get_idx(missing, i));
-		if (!mod || !module_valid(mod) || module_in_cache(site, mod))
+		if (!mod || !pkg_module_valid(mod) || module_in_cache(site, mod))
 			continue;
 		json_object *d;
 		const char *dist = json_object_object_get_ex(map, mod, &d) && json_object_is_type(d, json_type_string)

@@ -11,6 +11,7 @@
 
 #include "app.h"
 #include "executor_client.h"
+#include "package_names.h"
 
 struct pkg_outcome {
 	char *source_code; /* owned: the code to run (pip lines removed), NULL: unchanged */
@@ -24,13 +25,5 @@ struct pkg_outcome {
 void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, const char *source,
 		      struct pkg_outcome *out);
 void pkg_outcome_release(struct pkg_outcome *o);
-
-/* Exposed for the unit tests. */
-/* True when spec is a requirement we hand to pip: NAME[extras][specifiers],
- * no URL, path, option or marker. */
-int pkg_spec_valid(const char *spec);
-/* Writes the normalized distribution name of spec (lowercase, runs of -_. as
- * one '-') into out. 0, or -1 when it does not fit. */
-int pkg_normalize(const char *spec, char *out, size_t cap);
 
 #endif

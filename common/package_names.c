@@ -1,0 +1,78 @@
+/* package_names: see package_names.h. */
+#include "package_names.h"
+
+#include <ctype.h>
+#include <string.h>
+
+static int name_char(int c)
+{
+	return isalnum(c) || c == '.' || c == '_' || c == '-';
+}
+
+int pkg_spec_valid(const char *spec)
+{
+	size_t n = 0;
+	if (!isalnum((unsigned char)spec[0]))
+		return 0;
+	while (name_char((unsigned char)spec[n]))
+		n++;
+	if (n > PKG_NAME_MAX)
+		return 0;
+	const char *p = spec + n;
+	if (*p == '[') {
+		const char *end = strchr(p, ']');
+		if (!end)
+			return 0;
+		for (const char *q = p + 1; q < end; q++)
+			if (!name_char((unsigned char)*q) && *q != ',')
+				return 0;
+		p = end + 1;
+	}
+	if (*p == '\0')
+		return 1;
+	if (!strchr("<>=!~", *p) || strlen(p) > 100)
+		return 0;
+	for (; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("<>=!~.,*+_-", *p))
+			return 0;
+	return 1;
+}
+
+int pkg_normalize(const char *spec, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (const char *p = spec; name_char((unsigned char)*p); p++) {
+		int sep = *p == '-' || *p == '_' || *p == '.';
+		if (sep && o > 0 && out[o - 1] == '-')
+			continue;
+		if (o + 1 >= cap)
+			return -1;
+		out[o++] = sep ? '-' : (char)tolower((unsigned char)*p);
+	}
+	if (o == 0)
+		return -1;
+	out[o] = '\0';
+	return 0;
+}
+
+int pkg_module_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > PKG_NAME_MAX || isdigit((unsigned char)name[0]))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && name[i] != '_')
+			return 0;
+	return 1;
+}
+
+int pkg_dir_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > PKG_DIR_NAME_MAX || !isalnum((unsigned char)name[0]))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)name[i]) && !strchr("._+!-", name[i]))
+			return 0;
+	return 1;
+}
