@@ -12,8 +12,11 @@
  *        {"op": "imports", "source_code": str}  the import check
  *          (executor/python/imports.py, run in the runner; never the code):
  *          answered on fd 4, any number of times before the execution;
- *        {"op": "execute", "source_code": str, "env": {str: str}}  runs the
- *          code; the runner closes fds 3 and 4 first and reads nothing more.
+ *        {"op": "execute", "source_code": str, "env": {str: str},
+ *         "packages": [str]}  runs the code with each package cache directory
+ *          named (INSTALL_INSIDE_PACKAGES/<name>, names checked by the server)
+ *          appended to sys.path in order; the runner closes fds 3 and 4 first
+ *          and reads nothing more.
  *      EOF at a message boundary (EOF alone): exit 0 without running anything;
  *      anything else (a cut message, an unknown op): exit 2.
  *   4  ready pipe: the byte "R" once the preloads and shims are in place; then

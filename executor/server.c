@@ -30,6 +30,7 @@
 #include <microhttpd.h>
 
 #include "log.h"
+#include "package_names.h"
 #include "runner.h"
 #include "util.h"
 #include "workspace.h"
@@ -41,6 +42,8 @@
 #define MAX_STREAM_CAP ((uint64_t)256 << 20) /* json-c strings are int-sized */
 #define JSON_OUT (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define IMPORTS_TIMEOUT_MS 10000         /* the runner's answer to an import check */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum exec_state { EXEC_IDLE, EXEC_RUNNING, EXEC_DONE };
 
@@ -244,9 +247,33 @@ static const char *check_env(json_object *env)
 	return NULL;
 }
 
+/* The cache directories a run's sys.path gets (see docs/executor-protocol.md):
+ * an array of at most PKG_MAX_PER_RUN distinct names valid per
+ * pkg_dir_name_valid. NULL when acceptable, else the reason. */
+static const char *check_packages(json_object *pkgs)
+{
+	if (!json_object_is_type(pkgs, json_type_array))
+		return "packages must be an array of strings";
+	size_t n = json_object_array_length(pkgs);
+	if (n > PKG_MAX_PER_RUN)
+		return "packages: too many entries (at most " STR(PKG_MAX_PER_RUN) ")";
+	for (size_t i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(pkgs, i);
+		if (!json_object_is_type(v, json_type_string))
+			return "packages must be an array of strings";
+		const char *name = json_object_get_string(v);
+		if ((size_t)json_object_get_string_len(v) != strlen(name) || !pkg_dir_name_valid(name))
+			return "packages: not a package cache directory name";
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(name, json_object_get_string(json_object_array_get_idx(pkgs, j))) == 0)
+				return "packages: duplicate entry";
+	}
+	return NULL;
+}
+
 /* Validates the body of POST /execute. On success returns NULL, *out gets the
- * request for the runner ({"source_code", "env"}; the caller puts it) and
- * *timeout the time limit; otherwise returns the reason. */
+ * request for the runner ({"source_code", "env", "packages"}; the caller puts
+ * it) and *timeout the time limit; otherwise returns the reason. */
 static const char *parse_execute(const struct config *cfg, const char *body, size_t len,
 				 json_object **out, double *timeout)
 {
@@ -261,7 +288,7 @@ static const char *parse_execute(const struct config *cfg, const char *body, siz
 	size_t end = json_tokener_get_parse_end(tok);
 	json_tokener_free(tok);
 	const char *err = NULL;
-	json_object *src = NULL, *env = NULL;
+	json_object *src = NULL, *env = NULL, *pkgs = NULL;
 	*timeout = cfg->execution_timeout;
 	if (!root || jerr != json_tokener_success) {
 		err = "the body is not valid JSON";
@@ -300,8 +327,12 @@ static const char *parse_execute(const struct config *cfg, const char *body, siz
 				goto out;
 			}
 			*timeout = t > cfg->max_execution_timeout ? cfg->max_execution_timeout : t;
+		} else if (strcmp(key, "packages") == 0) {
+			if ((err = check_packages(val)) != NULL)
+				goto out;
+			pkgs = val;
 		} else {
-			err = "unknown field (expected source_code, env, timeout)";
+			err = "unknown field (expected source_code, env, timeout, packages)";
 			goto out;
 		}
 	}
@@ -312,6 +343,7 @@ static const char *parse_execute(const struct config *cfg, const char *body, siz
 	*out = json_object_new_object();
 	json_object_object_add(*out, "source_code", json_object_get(src));
 	json_object_object_add(*out, "env", env ? json_object_get(env) : json_object_new_object());
+	json_object_object_add(*out, "packages", pkgs ? json_object_get(pkgs) : json_object_new_array());
 out:
 	json_object_put(root);
 	return err;

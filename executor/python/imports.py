@@ -9,7 +9,8 @@
 #   python3 -I imports.py [PATH ...] < code  ->  one JSON object on stdout
 #   {"missing": ["cv2"], "pip": ["a", "b==1.2"], "source_code": "..."}
 # PATH entries are searched as well as the interpreter's own sys.path (the
-# workspace, the package cache).
+# runner passes the workspace only: what only the package cache provides is
+# reported missing).
 import ast
 import importlib.util
 import json

@@ -12,8 +12,10 @@ if sys.path and sys.path[0] == _HERE:
     sys.path.pop(0)
 
 _WORKSPACE = "/workspace"
-# The package cache, read-only (executor/install.h); it may have gained
-# packages since this runner started.
+# The package cache's dists/, read-only (executor/install.h): one directory per
+# installed distribution, NAME-VERSION. It cannot be listed (mode 0711) and is
+# never on sys.path itself: a run gets the directories the execute request
+# names (docs/executor-protocol.md), and nothing else of the cache.
 _PACKAGES = "/opt/code-interpreter/packages"
 _REQUEST_FD = 3
 _READY_FD = 4  # also the reply pipe: the answers to "imports" requests
@@ -99,13 +101,16 @@ def _write_message(obj):
 def _check_imports(source):
     """imports.check on the code, in this process, leaving nothing behind that
     the code could see: sys.path, sys.modules and sys.path_importer_cache are
-    put back as they were (_run lists the workspace and the cache anew anyway). Any
-    failure answers "nothing missing", the code unchanged."""
+    put back as they were (_run lists the workspace anew anyway). Only the
+    workspace is searched besides our own sys.path: a module that only the
+    package cache provides is missing, and the service decides which cached
+    distribution's directory the run gets for it. Any failure answers
+    "nothing missing", the code unchanged."""
     path = list(sys.path)
     modules = set(sys.modules)
     importers = set(sys.path_importer_cache)
     try:
-        return _IMPORTS.check(source, [_WORKSPACE, _PACKAGES])
+        return _IMPORTS.check(source, [_WORKSPACE])
     except BaseException:
         return {"missing": [], "pip": [], "source_code": source}
     finally:
@@ -188,19 +193,22 @@ def _report(exc, tb):
             pass
 
 
-def _run(source, env):
+def _run(source, env, packages):
+    """Runs the code; packages: names of directories under the package cache
+    (checked by the server), appended to sys.path in that order."""
     import linecache
     import types
 
     os.environ.update(env)
     os.chdir(_WORKSPACE)
     sys.path.insert(0, _WORKSPACE)
-    if _PACKAGES not in sys.path and os.path.isdir(_PACKAGES):
-        sys.path.append(_PACKAGES)
-    # The two directories that change after the zygote started are listed anew
-    # (importlib.invalidate_caches would visit the finder of every package the
-    # preloads imported, most of a millisecond in a forked runner).
-    for p in (_WORKSPACE, _PACKAGES):
+    # The directories that may have changed since the zygote started are
+    # listed anew (importlib.invalidate_caches would visit the finder of every
+    # package the preloads imported, most of a millisecond in a forked runner).
+    sys.path_importer_cache.pop(_WORKSPACE, None)
+    for name in packages:
+        p = _PACKAGES + "/" + name
+        sys.path.append(p)
         sys.path_importer_cache.pop(p, None)
     sys.argv = ["<string>"]
     filename = "<string>"
@@ -355,7 +363,7 @@ def serve(forked=False, numpy_seeded=False):
     os.close(_REQUEST_FD)
     os.close(_READY_FD)
     try:
-        status = _run(source, req.get("env") or {})
+        status = _run(source, req.get("env") or {}, req.get("packages") or ())
     except Exception as e:  # the runner's own setup, not the code
         sys.stderr.write("runner: cannot run the code: %s\n" % (e,))
         status = 1

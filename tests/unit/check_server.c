@@ -567,6 +567,151 @@ START_TEST(bad_bodies_refused)
 }
 END_TEST
 
+#define CACHE_INSIDE "/opt/code-interpreter/packages"
+
+/* "packages" must be an array of at most PKG_MAX_PER_RUN distinct cache
+ * directory names (pkg_dir_name_valid); every other shape is a 400 that does
+ * not use up the execution. */
+START_TEST(packages_bad_shapes_refused)
+{
+	srv_start();
+	char *many = xstrdup("[");
+	for (int i = 0; i < 17; i++) {
+		char *t = xasprintf("%s%s\"ci-p%d-1.0\"", many, i ? ", " : "", i);
+		free(many);
+		many = t;
+	}
+	char *closed = xasprintf("%s]", many);
+	free(many);
+	many = closed;
+	char name201[202];
+	memset(name201, 'a', 201);
+	name201[201] = '\0';
+	char *bad[] = {
+		xstrdup("\"ci-a-1.0\""),
+		xstrdup("{\"ci-a-1.0\": 1}"),
+		xstrdup("null"),
+		xstrdup("1"),
+		xstrdup("[1]"),
+		xstrdup("[null]"),
+		xstrdup("[[\"ci-a-1.0\"]]"),
+		xstrdup("[\"ci-a-1.0\", {}]"),
+		xstrdup("[\"\"]"),
+		xstrdup("[\".\"]"),
+		xstrdup("[\"..\"]"),
+		xstrdup("[\"../etc\"]"),
+		xstrdup("[\"ci-a-1.0/../..\"]"),
+		xstrdup("[\"a/b\"]"),
+		xstrdup("[\"/abs\"]"),
+		xstrdup("[\"-a\"]"),
+		xstrdup("[\".hidden\"]"),
+		xstrdup("[\"a b\"]"),
+		xstrdup("[\"a\\u0000b\"]"),
+		xstrdup("[\"caf\\u00e9\"]"),
+		xstrdup("[\"ci-a-1.0\", \"ci-b-1.0\", \"ci-a-1.0\"]"),
+		xasprintf("[\"%s\"]", name201),
+		xstrdup(many),
+	};
+	free(many);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		char *body = xasprintf("{\"source_code\": \"print(1)\", \"packages\": %s}", bad[i]);
+		json_object *r;
+		long st = execute_raw(body, &r);
+		ck_assert_msg(st == 400, "%s: %ld", body, st);
+		const char *e = str(r, "error");
+		ck_assert_msg(strstr(e, "packages") != NULL, "%s: %s", body, e);
+		json_object_put(r);
+		free(body);
+		free(bad[i]);
+	}
+	/* none of them used up the execution; 16 names, one of 200 bytes, pass */
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "source_code", json_object_new_string(
+		"import sys\nprint(len([p for p in sys.path if p.startswith('" CACHE_INSIDE "')]),\n"
+		"      max(len(p) for p in sys.path) - len('" CACHE_INSIDE "/'))"));
+	json_object *pkgs = json_object_new_array();
+	name201[200] = '\0';
+	json_object_array_add(pkgs, json_object_new_string(name201));
+	for (int i = 1; i < 16; i++) {
+		char n[32];
+		snprintf(n, sizeof(n), "ci-p%d-1.0", i);
+		json_object_array_add(pkgs, json_object_new_string(n));
+	}
+	json_object_object_add(req, "packages", pkgs);
+	json_object *r;
+	long st = execute_raw(json_object_to_json_string(req), &r);
+	json_object_put(req);
+	ck_assert_msg(st == 200, "%ld %s", st, json_object_to_json_string(r));
+	ck_assert_str_eq(str(r, "stdout"), "16 200\n");
+	json_object_put(r);
+}
+END_TEST
+
+/* What a run's code prints about sys.path: [sys.path, the cached finders'
+ * keys under the cache], after an import that visits every entry. */
+static const char sys_path_probe[] =
+	"import sys, json\n"
+	"try:\n    import ci_absent_zz_mod\nexcept ImportError:\n    pass\n"
+	"print(json.dumps([sys.path, sorted(k for k in sys.path_importer_cache\n"
+	"                                   if k.startswith('" CACHE_INSIDE "'))]))\n";
+
+static json_object *sys_path_of_run(const char *packages)
+{
+	json_object *code = json_object_new_string(sys_path_probe);
+	char *body = xasprintf("{\"source_code\": %s%s%s}", json_object_to_json_string(code),
+			       packages ? ", \"packages\": " : "", packages ? packages : "");
+	json_object_put(code);
+	json_object *r;
+	long st = execute_raw(body, &r);
+	ck_assert_msg(st == 200, "%ld %s", st, json_object_to_json_string(r));
+	ck_assert_msg(num(r, "exit_code") == 0, "%s", str(r, "stderr"));
+	json_object *out = json_tokener_parse(str(r, "stdout"));
+	ck_assert_msg(out != NULL, "%s", str(r, "stdout"));
+	json_object_put(r);
+	free(body);
+	return out;
+}
+
+static const char *nth(json_object *arr, size_t i)
+{
+	return json_object_get_string(json_object_array_get_idx(arr, i));
+}
+
+/* A run given two cache directories has them at the end of sys.path, in the
+ * order given, after every entry a run without them has; nothing of the
+ * bare cache directory is on sys.path or has a finder. */
+START_TEST(packages_on_sys_path_in_order)
+{
+	srv_start();
+	json_object *plain = sys_path_of_run(NULL);
+	int st = srv_stop();
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(S.ready_rd);
+	S.ready_rd = -1;
+	srv_start();
+	json_object *with = sys_path_of_run("[\"ci-b-2.0\", \"ci-a-1.0\"]");
+
+	json_object *p0 = json_object_array_get_idx(plain, 0), *p1 = json_object_array_get_idx(with, 0);
+	size_t n0 = json_object_array_length(p0), n1 = json_object_array_length(p1);
+	ck_assert_uint_eq(n1, n0 + 2);
+	ck_assert_str_eq(nth(p1, 0), S.ws);
+	for (size_t i = 0; i < n0; i++) {
+		ck_assert_str_eq(nth(p1, i), nth(p0, i));
+		ck_assert_msg(strncmp(nth(p0, i), CACHE_INSIDE, strlen(CACHE_INSIDE)) != 0, "%s", nth(p0, i));
+	}
+	ck_assert_str_eq(nth(p1, n0), CACHE_INSIDE "/ci-b-2.0");
+	ck_assert_str_eq(nth(p1, n0 + 1), CACHE_INSIDE "/ci-a-1.0");
+	/* finders: none under the cache without packages, only the two with */
+	ck_assert_uint_eq(json_object_array_length(json_object_array_get_idx(plain, 1)), 0);
+	json_object *f = json_object_array_get_idx(with, 1);
+	ck_assert_uint_eq(json_object_array_length(f), 2);
+	ck_assert_str_eq(nth(f, 0), CACHE_INSIDE "/ci-a-1.0");
+	ck_assert_str_eq(nth(f, 1), CACHE_INSIDE "/ci-b-2.0");
+	json_object_put(plain);
+	json_object_put(with);
+}
+END_TEST
+
 START_TEST(second_execute_conflict)
 {
 	srv_start();
@@ -987,6 +1132,8 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, invalid_utf8_repaired);
 	tcase_add_test(tc, env_reaches_code_only);
 	tcase_add_test(tc, bad_bodies_refused);
+	tcase_add_test(tc, packages_bad_shapes_refused);
+	tcase_add_test(tc, packages_on_sys_path_in_order);
 	tcase_add_test(tc, second_execute_conflict);
 	tcase_add_test(tc, imports_check_before_the_run_only);
 	tcase_add_test(tc, imports_answered_by_the_runner);

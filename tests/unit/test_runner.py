@@ -1,0 +1,135 @@
+"""Unit tests for executor/python/runner.py's use of the package cache: what a
+run's sys.path gets from the execute request's "packages" (those directories,
+in order, after the interpreter's own entries; never the bare cache; nothing
+touched of the cache without them) and what the import check searches (the
+workspace, never the cache). The cache is a temporary directory put in place
+of /opt/code-interpreter/packages; each case runs in a fresh interpreter,
+since a run changes its process (cwd, __main__, sys.path). Run by
+tests/unit/run.sh with python3 -m unittest."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.dont_write_bytecode = True
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "executor", "python")
+
+# argv: runner dir, cache, workspace, op, request (JSON). Prints one JSON line
+# after whatever the code printed: the calls that touched the cache and, for
+# "imports", the answer and whether sys.path came back unchanged.
+DRIVER = r"""
+import json, os, sys
+here, cache, ws, op, req = sys.argv[1:6]
+req = json.loads(req)
+sys.path.insert(0, here)
+import imports
+import runner  # drops its own directory from sys.path[0]
+runner._IMPORTS = imports
+runner._PACKAGES = cache
+runner._WORKSPACE = ws
+touched = []
+real_isdir, real_exists = os.path.isdir, os.path.exists
+def isdir(p):
+    touched.append(["isdir", str(p)])
+    return real_isdir(p)
+def exists(p):
+    touched.append(["exists", str(p)])
+    return real_exists(p)
+os.path.isdir, os.path.exists = isdir, exists
+def hook(event, args):
+    if event in ("os.listdir", "os.scandir", "open") and args and isinstance(args[0], str):
+        touched.append([event, args[0]])
+sys.addaudithook(hook)
+out = {}
+if op == "imports":
+    before = list(sys.path)
+    out["answer"] = runner._check_imports(req["source_code"])
+    out["path_kept"] = sys.path == before
+else:
+    out["status"] = runner._run(req["source_code"], req.get("env") or {}, req.get("packages") or ())
+    sys.stdout.flush()
+out["touched"] = [t for t in touched if t[1] == cache or t[1].startswith(cache + "/")]
+sys.stdout.write("\n" + json.dumps(out) + "\n")
+"""
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class CacheOnSysPath(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.cache = os.path.join(self.tmp.name, "packages")
+        self.ws = os.path.join(self.tmp.name, "ws")
+        os.mkdir(self.ws)
+        # two distributions, one module in both; a module at the cache's top
+        # level (what a shared site-packages had) and one shadowing the stdlib
+        write(os.path.join(self.cache, "ci-a-1.0", "ci_a_mod.py"), "A = 'a'\n")
+        write(os.path.join(self.cache, "ci-a-1.0", "ci_both.py"), "WHO = 'a'\n")
+        write(os.path.join(self.cache, "ci-a-1.0", "colorsys.py"), "WHO = 'evil'\n")
+        write(os.path.join(self.cache, "ci-b-2.0", "ci_b_mod.py"), "B = 'b'\n")
+        write(os.path.join(self.cache, "ci-b-2.0", "ci_both.py"), "WHO = 'b'\n")
+        write(os.path.join(self.cache, "ci_top.py"), "TOP = 1\n")
+        write(os.path.join(self.cache, "ci_top_pkg", "__init__.py"), "")
+        write(os.path.join(self.ws, "ws_mod.py"), "W = 1\n")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def drive(self, op, req):
+        p = subprocess.run([sys.executable, "-s", "-B", "-c", DRIVER, HERE, self.cache, self.ws, op,
+                            json.dumps(req)], capture_output=True, cwd=self.tmp.name, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        text = p.stdout.decode()
+        cut = text.rstrip("\n").rfind("\n")
+        return text[:cut], json.loads(text[cut:]), p.stderr.decode()
+
+    def test_the_named_directories_come_last_in_the_order_given(self):
+        code = ("import sys, json, colorsys, ci_a_mod, ci_b_mod, ci_both\n"
+                "print(json.dumps([sys.path, ci_both.WHO, hasattr(colorsys, 'WHO')]))\n")
+        out, res, err = self.drive("execute", {"source_code": code, "packages": ["ci-b-2.0", "ci-a-1.0"]})
+        self.assertEqual(res["status"], 0, err)
+        path, who, shadowed = json.loads(out)
+        self.assertEqual(path[0], self.ws)
+        self.assertEqual(path[-2:], [self.cache + "/ci-b-2.0", self.cache + "/ci-a-1.0"])
+        self.assertEqual([p for p in path if p.startswith(self.cache)], path[-2:])
+        self.assertEqual(who, "b")          # the first named wins
+        self.assertFalse(shadowed)          # the stdlib stays first
+
+    def test_the_bare_cache_is_never_on_sys_path(self):
+        code = ("import sys, json\n"
+                "try:\n    import ci_top\n    top = 'imported'\nexcept ImportError:\n    top = 'missing'\n"
+                "try:\n    import ci_top_pkg\n    pkg = 'imported'\nexcept ImportError:\n    pkg = 'missing'\n"
+                "print(json.dumps([top, pkg, sys.path, list(sys.path_importer_cache)]))\n")
+        for packages in ([], ["ci-a-1.0"]):
+            out, res, err = self.drive("execute", {"source_code": code, "packages": packages})
+            self.assertEqual(res["status"], 0, err)
+            top, pkg, path, finders = json.loads(out)
+            self.assertEqual([top, pkg], ["missing", "missing"], packages)
+            self.assertNotIn(self.cache, path)
+            self.assertNotIn(self.cache, finders)
+            self.assertEqual([p for p in path if p.startswith(self.cache)],
+                             [self.cache + "/" + n for n in packages])
+
+    def test_a_run_without_packages_touches_nothing_of_the_cache(self):
+        code = "try:\n    import ci_absent_zz\nexcept ImportError:\n    print('absent')\n"
+        for req in ({"source_code": code}, {"source_code": code, "packages": []}):
+            out, res, err = self.drive("execute", req)
+            self.assertEqual((out, res["status"]), ("absent\n", 0), err)
+            self.assertEqual(res["touched"], [])
+
+    def test_the_import_check_searches_the_workspace_not_the_cache(self):
+        code = "import os, ws_mod, ci_top, ci_top_pkg.sub, ci_a_mod\n"
+        _, res, err = self.drive("imports", {"source_code": code})
+        self.assertEqual(res["answer"]["missing"], ["ci_top", "ci_top_pkg", "ci_a_mod"], err)
+        self.assertTrue(res["path_kept"])
+        self.assertEqual(res["touched"], [])
+
+
+if __name__ == "__main__":
+    unittest.main()
