@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "db.h"
 #include "log.h"
+#include "package_cache.h"
 #include "pool.h"
 #include "scoreboard.h"
 #include "store.h"
@@ -83,6 +84,9 @@ static int migrate(const struct config *cfg)
 	int interrupted = 0;
 	if (st == DB_OK && db_executions_interrupt_all(db, now_ms(), &interrupted) == DB_OK && interrupted)
 		log_warn("%d executions were left running by an earlier run; marked interrupted", interrupted);
+	/* no install runs yet: what staging holds is from a crash */
+	if (st == DB_OK && cfg->package_install && strcmp(cfg->backend, "local") == 0)
+		pkgcache_startup(cfg, db);
 	db_close(&db);
 	return st == DB_OK ? 0 : -1;
 }

@@ -1,17 +1,18 @@
-/* packages: see packages.h. One lock file per distribution under
- * APP_PACKAGE_CACHE/.locks; "installed" means a matching *.dist-info directory
- * in APP_PACKAGE_CACHE/site-packages. */
+/* packages: see packages.h. A request's installs share one deadline; each
+ * distribution is installed under a lock of its own name and within one of
+ * APP_PACKAGE_INSTALL_CONCURRENCY turns (package_cache.h); "installed" means a
+ * package_dists row whose directory holds the distribution's metadata. */
 #include "packages.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,19 +21,27 @@
 
 #include "db.h"
 #include "log.h"
-#include "package_names.h"
+#include "package_cache.h"
 #include "util.h"
 
-#define MAX_PACKAGES 16     /* distributions installed for one run at most */
 #define TAIL_LINES 8
 #define TAIL_BYTES 1500
+#define OUTPUT_KEEP 65536      /* the last bytes of pip's output kept */
+#define INSTALLER_GRACE_MS 30000 /* beyond its timeout, for the installer's own setup and teardown */
 
 extern char **environ;
 
+/* One distribution a run needs: asked for by `!pip install` lines or by
+ * imports that map to it. */
 struct want {
-	char *requirement; /* owned */
-	char *module;      /* owned, NULL for a pip line */
-	char norm[PKG_NAME_MAX + 1];
+	char *requirement;                  /* owned: what pip is given */
+	char norm[PKG_NAME_MAX + 1];        /* normalized name */
+	char pin[128];                      /* the version of a NAME==VERSION requirement, or "" */
+	int by_requirement;                 /* extras or other specifiers: reuse only what was installed for it */
+	const char *modules[PKG_MAX_PER_RUN]; /* borrowed: the imports that need it */
+	size_t n_modules;
+	char dir[PKG_DIR_NAME_MAX + 1];     /* the cache directory serving it, "" until found */
+	char metadata[256];                 /* its *.dist-info inside dir */
 };
 
 /* The module -> distribution map: the shipped file, then APP_PACKAGE_MAP's
@@ -63,72 +72,6 @@ static json_object *load_map(const struct config *cfg)
 	return map;
 }
 
-/* Adds a wanted distribution unless it is there already or the list is full. */
-static void want_add(struct want *w, size_t *n, const char *requirement, const char *module)
-{
-	char norm[PKG_NAME_MAX + 1];
-	if (*n >= MAX_PACKAGES || pkg_normalize(requirement, norm, sizeof(norm)) < 0)
-		return;
-	for (size_t i = 0; i < *n; i++)
-		if (strcmp(w[i].norm, norm) == 0)
-			return;
-	w[*n].requirement = xstrdup(requirement);
-	w[*n].module = module ? xstrdup(module) : NULL;
-	memcpy(w[*n].norm, norm, sizeof(norm));
-	(*n)++;
-}
-
-/* Whether site-packages holds a dist-info of the distribution; its version
- * goes to version. */
-static int installed(const char *site, const char *norm, char *version, size_t cap)
-{
-	DIR *d = opendir(site);
-	if (!d)
-		return 0;
-	int found = 0;
-	struct dirent *e;
-	while (!found && (e = readdir(d))) {
-		size_t len = strlen(e->d_name);
-		static const char suffix[] = ".dist-info";
-		if (len <= sizeof(suffix) - 1 || strcmp(e->d_name + len - (sizeof(suffix) - 1), suffix) != 0)
-			continue;
-		char name[NAME_MAX + 1], have[PKG_NAME_MAX + 1];
-		snprintf(name, sizeof(name), "%.*s", (int)(len - (sizeof(suffix) - 1)), e->d_name);
-		char *dash = strrchr(name, '-');
-		if (!dash)
-			continue;
-		*dash = '\0';
-		if (pkg_normalize(name, have, sizeof(have)) == 0 && strcmp(have, norm) == 0) {
-			snprintf(version, cap, "%s", dash + 1);
-			found = 1;
-		}
-	}
-	closedir(d);
-	return found;
-}
-
-/* Whether site-packages has a top-level module or package of that name (a
- * pip line, or another distribution, may have brought it). */
-static int module_in_cache(const char *site, const char *mod)
-{
-	DIR *d = opendir(site);
-	if (!d)
-		return 0;
-	size_t n = strlen(mod);
-	int found = 0;
-	struct dirent *e;
-	while (!found && (e = readdir(d))) {
-		const char *rest = e->d_name + n;
-		if (strncmp(e->d_name, mod, n) != 0)
-			continue;
-		size_t rl = strlen(rest);
-		found = rl == 0 || strcmp(rest, ".py") == 0 ||
-			(rest[0] == '.' && rl > 3 && strcmp(rest + rl - 3, ".so") == 0);
-	}
-	closedir(d);
-	return found;
-}
-
 /* The last lines of pip's output, each indented, at most TAIL_BYTES. */
 static char *tail_of(const char *text)
 {
@@ -148,15 +91,44 @@ static char *tail_of(const char *text)
 	return utf8_repair(text + start, len - start, &repaired);
 }
 
-/* Runs `executor install --id ID -- requirement`; its output (the last
- * 64 KiB) goes to *output. Exit status, 124 on timeout, -1 when it could not
- * be started. */
-static int run_installer(const struct config *cfg, const char *requirement, char **output)
+
+/* The last line of pip's output that starts with "ERROR:", or else its last
+ * line, UTF-8 repaired and at most 300 bytes. Caller frees. */
+static char *last_error_line(const char *text)
 {
-	char id[24] = "pkg-";
+	const char *best = NULL, *last = NULL;
+	for (const char *line = text; line && *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		if (len > 0) {
+			last = line;
+			if (strncmp(line, "ERROR:", 6) == 0)
+				best = line;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	const char *pick = best ? best : last;
+	if (!pick)
+		return xstrdup("(no output)");
+	size_t len = strcspn(pick, "\n");
+	if (len > 300)
+		len = 300;
+	size_t repaired;
+	return utf8_repair(pick, len, &repaired);
+}
+
+/* Runs `executor install` for the requirement into staging, at most
+ * timeout_ms; pip's output (its last OUTPUT_KEEP bytes) goes to *output.
+ * The installer's exit status: 124 when its time passed, -1 when it could not
+ * be started or had to be killed. */
+static int run_installer(const struct config *cfg, const char *staging, const char *requirement,
+			 int64_t timeout_ms, char **output)
+{
+	char id[24] = "pkg-", seconds[32];
 	random_hex(id + 4, 8);
-	int p[2];
+	snprintf(seconds, sizeof(seconds), "%.3f", (double)timeout_ms / 1000.0);
 	*output = xstrdup("");
+	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -1;
 	pid_t pid = fork();
@@ -169,30 +141,46 @@ static int run_installer(const struct config *cfg, const char *requirement, char
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (null < 0 || dup2(null, 0) < 0 || dup2(p[1], 1) < 0 || dup2(p[1], 2) < 0)
 			_exit(127);
-		char *argv[] = {cfg->executor_bin, (char *)"install", (char *)"--id", id, (char *)"--",
-				(char *)requirement, NULL};
+		char *argv[] = {cfg->executor_bin, (char *)"install", (char *)"--id", id,
+				(char *)"--staging", (char *)staging, (char *)"--timeout", seconds,
+				(char *)"--", (char *)requirement, NULL};
 		execve(cfg->executor_bin, argv, environ);
 		_exit(127);
 	}
 	close(p[1]);
-	size_t cap = 65536, len = 0;
-	char *buf = xmalloc(cap + 1);
+	int64_t hard_deadline = monotonic_ms() + timeout_ms + INSTALLER_GRACE_MS;
+	size_t len = 0;
+	char *buf = xmalloc(OUTPUT_KEEP + 1);
 	char chunk[4096];
+	int killed = 0;
 	for (;;) {
-		ssize_t r = read(p[0], chunk, sizeof(chunk));
+		int64_t left = hard_deadline - monotonic_ms();
+		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+		int r = left > 0 ? poll(&pfd, 1, (int)(left > 60000 ? 60000 : left)) : 0;
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
+		if (r == 0 && left <= 0) {
+			log_error("packages: the installer of %s did not end; killed", requirement);
+			kill(pid, SIGKILL);
+			killed = 1;
 			break;
-		if ((size_t)r > cap - len) { /* keep the end */
-			size_t drop = (size_t)r - (cap - len);
+		}
+		if (r <= 0)
+			continue;
+		ssize_t n = read(p[0], chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if ((size_t)n > OUTPUT_KEEP - len) { /* keep the end */
+			size_t drop = (size_t)n - (OUTPUT_KEEP - len);
 			if (drop > len)
 				drop = len;
 			memmove(buf, buf + drop, len - drop);
 			len -= drop;
 		}
-		size_t take = (size_t)r < cap - len ? (size_t)r : cap - len;
-		memcpy(buf + len, chunk + ((size_t)r - take), take);
+		size_t take = (size_t)n < OUTPUT_KEEP - len ? (size_t)n : OUTPUT_KEEP - len;
+		memcpy(buf + len, chunk + ((size_t)n - take), take);
 		len += take;
 	}
 	close(p[0]);
@@ -203,102 +191,287 @@ static int run_installer(const struct config *cfg, const char *requirement, char
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return -1;
+	if (killed)
+		return -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* Installs one wanted distribution unless it is (or meanwhile became)
- * installed; returns a note for stderr when it failed, else NULL. */
-static char *ensure(struct app *app, const char *execution_id, const struct want *w)
+/* Appends one line (printf-style) to *notes. */
+__attribute__((format(printf, 2, 3))) static void note_add(char **notes, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *line = NULL;
+	if (vasprintf(&line, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	char *s = xasprintf("%s%s\n", *notes ? *notes : "", line);
+	free(line);
+	free(*notes);
+	*notes = s;
+}
+
+/* " (needed by `import MOD`)" for a want with modules, "" for a pip line. */
+static char *needed_by(const struct want *w)
+{
+	return w->n_modules ? xasprintf(" (needed by `import %s`)", w->modules[0]) : xstrdup("");
+}
+
+static void note_failure(char **notes, const struct want *w, const char *why)
+{
+	char *by = needed_by(w);
+	note_add(notes, "Package install failed: %s%s: %s", w->requirement, by, why);
+	free(by);
+}
+
+static void note_deadline(char **notes, const struct config *cfg, const struct want *w)
+{
+	char why[160];
+	snprintf(why, sizeof(why), "the installs of this request took longer than "
+		 "APP_PACKAGE_INSTALL_TIMEOUT (%g s)", cfg->package_install_timeout);
+	note_failure(notes, w, why);
+}
+
+/* Whether the cached directory dir still holds metadata (an operator may
+ * have removed it): 1 or 0. */
+static int dir_intact(const struct config *cfg, const char *dir, const char *metadata)
+{
+	char path[PATH_MAX], file[PATH_MAX];
+	struct stat st;
+	if (pkgcache_dir_path(cfg, dir, path, sizeof(path)) < 0)
+		return 0;
+	int n = snprintf(file, sizeof(file), "%s/%s", path, metadata);
+	return n > 0 && (size_t)n < sizeof(file) && lstat(file, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Serves w from the cache when a directory was installed for it, recording
+ * its use by the run (which keeps it from eviction). 1 when w->dir is set. */
+static int from_cache(struct app *app, const char *execution_id, struct want *w)
+{
+	struct db_package_dist row;
+	for (int tries = 0; tries < 3; tries++) {
+		if (db_package_dist_find(app->db, w->norm, w->pin[0] ? w->pin : NULL,
+					 w->by_requirement ? w->requirement : NULL, &row) != DB_OK)
+			return 0;
+		if (!dir_intact(app->cfg, row.dir, row.metadata)) {
+			if (db_package_evict(app->db, row.dir, "missing", 1, now_ms()) == DB_OK)
+				log_warn("packages: %s was recorded but is not in the cache", row.dir);
+			continue;
+		}
+		enum db_status st = db_package_dist_use(app->db, execution_id, row.dir, now_ms());
+		if (st == DB_NOT_FOUND)
+			continue; /* evicted meanwhile: look again */
+		if (st != DB_OK)
+			return 0;
+		snprintf(w->dir, sizeof(w->dir), "%s", row.dir);
+		snprintf(w->metadata, sizeof(w->metadata), "%s", row.metadata);
+		return 1;
+	}
+	return 0;
+}
+
+/* Serves a bare-name want from a directory already chosen for this run that
+ * brought the distribution as a dependency. 1 when w->dir is set. */
+static int from_chosen(const struct config *cfg, struct want *w, const struct want *all, size_t n)
+{
+	if (w->pin[0] || w->by_requirement)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX], version[128];
+		if (&all[i] == w || !all[i].dir[0] || pkgcache_dir_path(cfg, all[i].dir, path, sizeof(path)) < 0)
+			continue;
+		if (pkgcache_find_metadata(path, w->norm, w->metadata, sizeof(w->metadata), version,
+					   sizeof(version)) == 0) {
+			snprintf(w->dir, sizeof(w->dir), "%s", all[i].dir);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Publishes staging as the cache directory of w (version given) and
+ * records it with its use by the run. 0, or -1 (staging is left to the
+ * caller). */
+static int publish(struct app *app, const char *execution_id, struct want *w, const char *staging,
+		   const char *version)
 {
 	const struct config *cfg = app->cfg;
-	char *site = xasprintf("%s/site-packages", cfg->package_cache);
-	char *locks = xasprintf("%s/.locks", cfg->package_cache);
-	char *lock_path = xasprintf("%s/%s.lock", locks, w->norm);
-	char version[128] = "";
-	char *note = NULL, *output = NULL;
-	int fd = -1;
+	char dir[PKG_DIR_NAME_MAX + 1], path[PATH_MAX];
+	int n;
+	if (w->by_requirement) { /* one directory per requirement: a name of its own */
+		char id[9] = "";
+		random_hex(id, 4);
+		n = snprintf(dir, sizeof(dir), "%s-%s_%s", w->norm, version, id);
+	} else {
+		n = snprintf(dir, sizeof(dir), "%s-%s", w->norm, version);
+	}
+	if (n < 0 || (size_t)n >= sizeof(dir) || !pkg_dir_name_valid(dir))
+		return -1;
+	uint64_t size = 0;
+	int rc = pkgcache_publish(cfg, staging, dir, &size);
+	if (rc == 1) {
+		/* the same name and version was published before: use it when it
+		 * has a row, else it is an orphan to replace */
+		struct db_package_dist row;
+		if (db_package_dist_get(app->db, dir, &row) == DB_OK &&
+		    db_package_dist_use(app->db, execution_id, dir, now_ms()) == DB_OK) {
+			snprintf(w->dir, sizeof(w->dir), "%s", dir);
+			snprintf(w->metadata, sizeof(w->metadata), "%s", row.metadata);
+			pkgcache_remove(cfg, staging);
+			return 0;
+		}
+		if (pkgcache_dir_path(cfg, dir, path, sizeof(path)) < 0 || pkgcache_remove(cfg, path) < 0)
+			return -1;
+		db_package_eviction_orphan(app->db, dir, now_ms());
+		rc = pkgcache_publish(cfg, staging, dir, &size);
+	}
+	if (rc != 0)
+		return -1;
+	struct db_package_dist row = {.size_bytes = size, .installed_ms = now_ms()};
+	snprintf(row.dir, sizeof(row.dir), "%s", dir);
+	snprintf(row.package, sizeof(row.package), "%s", w->norm);
+	snprintf(row.version, sizeof(row.version), "%s", version);
+	snprintf(row.requirement, sizeof(row.requirement), "%s", w->requirement);
+	snprintf(row.metadata, sizeof(row.metadata), "%s", w->metadata);
+	if (db_package_dist_insert(app->db, &row, execution_id) != DB_OK) {
+		if (pkgcache_dir_path(cfg, dir, path, sizeof(path)) == 0)
+			pkgcache_remove(cfg, path);
+		return -1;
+	}
+	snprintf(w->dir, sizeof(w->dir), "%s", dir);
+	return 0;
+}
 
-	if (installed(site, w->norm, version, sizeof(version)))
+/* Why pip failed, in one line. Caller frees. */
+static char *failure_reason(const struct want *w, int rc, const char *output)
+{
+	if (rc == 0)
+		return xasprintf("pip installed no distribution named %s", w->norm);
+	if (strstr(output, "No matching distribution found") || strstr(output, "Could not find a version that satisfies"))
+		return xasprintf("only wheels are installed and %s has none for this platform", w->norm);
+	char *line = last_error_line(output);
+	char *why = rc < 0 ? xasprintf("the installer failed: %s", line)
+			   : xasprintf("pip exited with status %d: %s", rc, line);
+	free(line);
+	return why;
+}
+
+/* Installs w (unless another request did meanwhile) before deadline_ms;
+ * sets w->dir or adds a note. Every pip run is a package_installs row. */
+static void install(struct app *app, const char *execution_id, struct want *w, int64_t deadline_ms,
+		    char **notes)
+{
+	const struct config *cfg = app->cfg;
+	char staging[PATH_MAX] = "", metadata[256] = "", version[128] = "";
+	char *output = NULL;
+	int turn = -1;
+	int lock = pkgcache_lock(cfg, w->norm, deadline_ms);
+	if (lock < 0) {
+		if (errno == ETIMEDOUT)
+			note_deadline(notes, cfg, w);
+		else
+			note_failure(notes, w, "the package cache is not usable");
+		return;
+	}
+	if (from_cache(app, execution_id, w)) /* installed while we waited */
 		goto out;
-	if (mkdir_p(locks, 0700) < 0 ||
-	    (fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
-		note = xasprintf("Package install failed: %s: the package cache %s is not usable (%s).",
-				 w->requirement, cfg->package_cache, strerror(errno));
+	if ((turn = pkgcache_turn(cfg, deadline_ms)) < 0) {
+		note_deadline(notes, cfg, w);
 		goto out;
 	}
-	while (flock(fd, LOCK_EX) < 0)
-		if (errno != EINTR)
-			break;
-	/* another run may have installed it while we waited */
-	if (installed(site, w->norm, version, sizeof(version)))
+	int64_t left = deadline_ms - monotonic_ms();
+	if (left <= 0) {
+		note_deadline(notes, cfg, w);
 		goto out;
+	}
+	if (pkgcache_staging_make(cfg, staging, sizeof(staging)) < 0) {
+		staging[0] = '\0';
+		note_failure(notes, w, "the package cache is not usable");
+		goto out;
+	}
 	int64_t started = now_ms(), t0 = monotonic_ms();
-	int rc = run_installer(cfg, w->requirement, &output);
+	int rc = run_installer(cfg, staging, w->requirement, left, &output);
 	int64_t took = monotonic_ms() - t0;
-	int ok = rc == 0 && installed(site, w->norm, version, sizeof(version));
+	close(turn);
+	turn = -1;
+	int found = rc == 0 && pkgcache_find_metadata(staging, w->norm, metadata, sizeof(metadata), version,
+						       sizeof(version)) == 0;
+	if (found)
+		snprintf(w->metadata, sizeof(w->metadata), "%s", metadata);
+	int ok = found && publish(app, execution_id, w, staging, version) == 0;
+	if (ok)
+		staging[0] = '\0'; /* it is the cache's now */
 	char *tail = tail_of(output);
 	struct db_package_install rec = {
 		.package = w->norm,
 		.requirement = w->requirement,
-		.module = w->module,
+		.module = w->n_modules ? w->modules[0] : NULL,
 		.version = ok ? version : NULL,
 		.status = ok ? "ok" : rc == 124 ? "timeout" : "failed",
 		.started_ms = started,
 		.duration_ms = took,
 		.log_tail = tail,
 		.execution_id = execution_id,
+		.dir = ok ? w->dir : NULL,
 	};
 	if (db_package_install_insert(app->db, &rec) != DB_OK)
 		log_error("packages: the install of %s could not be recorded", w->requirement);
 	log_info("packages: %s %s in %lld ms%s%s", ok ? "installed" : "could not install", w->requirement,
-		 (long long)took, ok ? ", version " : "", ok ? version : "");
-	if (!ok) {
-		char why[64];
-		if (rc == 0)
-			snprintf(why, sizeof(why), "pip installed no distribution of that name");
-		else if (rc == 124)
-			snprintf(why, sizeof(why), "pip took longer than %g s", cfg->package_install_timeout);
-		else
-			snprintf(why, sizeof(why), "pip exited with status %d", rc);
-		char *mod = w->module ? xasprintf(" (needed by `import %s`)", w->module) : xstrdup("");
-		note = xasprintf("Package install failed: %s%s: %s. pip's last lines:\n%s", w->requirement, mod,
-				 why, tail);
-		free(mod);
-	}
+		 (long long)took, ok ? " as " : "", ok ? w->dir : "");
 	free(tail);
-out:
-	if (fd >= 0)
-		close(fd); /* releases the lock */
-	free(output);
-	free(site);
-	free(locks);
-	free(lock_path);
-	return note;
-}
-
-static void note_add(char **notes, const char *line)
-{
-	char *s = xasprintf("%s%s\n", *notes ? *notes : "", line);
-	free(*notes);
-	*notes = s;
-}
-
-static void install_one(struct app *app, const char *execution_id, const struct want *w, char **notes)
-{
-	char *note = ensure(app, execution_id, w);
-	if (note) {
-		note_add(notes, note);
-		free(note);
+	if (ok) {
+		pkgcache_evict(cfg, app->db);
+	} else if (rc == 124) {
+		note_deadline(notes, cfg, w);
+	} else if (found) {
+		note_failure(notes, w, "the package cache could not take it");
+	} else {
+		char *why = failure_reason(w, rc, output);
+		note_failure(notes, w, why);
+		free(why);
 	}
+out:
+	if (staging[0])
+		pkgcache_remove(cfg, staging);
+	if (turn >= 0)
+		close(turn);
+	close(lock); /* releases the lock */
+	free(output);
+}
+
+/* The want for a distribution (found or added); NULL when the list is full
+ * or the requirement has no name. */
+static struct want *want_get(struct want *w, size_t *n, const char *requirement)
+{
+	char norm[PKG_NAME_MAX + 1];
+	if (pkg_normalize(requirement, norm, sizeof(norm)) < 0)
+		return NULL;
+	for (size_t i = 0; i < *n; i++)
+		if (strcmp(w[i].norm, norm) == 0)
+			return &w[i];
+	if (*n >= PKG_MAX_PER_RUN)
+		return NULL;
+	struct want *x = &w[(*n)++];
+	memset(x, 0, sizeof(*x));
+	x->requirement = xstrdup(requirement);
+	memcpy(x->norm, norm, sizeof(norm));
+	/* after the name: nothing, "==VERSION", or anything else (extras, ranges) */
+	const char *rest = requirement + strspn(requirement, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+	if (strncmp(rest, "==", 2) == 0 && rest[2] && !strpbrk(rest + 2, "=<>!~,*"))
+		snprintf(x->pin, sizeof(x->pin), "%s", rest + 2);
+	else
+		x->by_requirement = *rest != '\0';
+	return x;
 }
 
 void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, const char *source,
 		      struct pkg_outcome *out)
 {
+	const struct config *cfg = app->cfg;
 	memset(out, 0, sizeof(*out));
 	/* local sandboxes only (README: pods do not mount this cache); code
 	 * without either word can neither import nor ask pip: no check */
-	if (!app->cfg->package_install || strcmp(app->cfg->backend, "local") != 0 ||
+	if (!cfg->package_install || strcmp(cfg->backend, "local") != 0 ||
 	    (!strstr(source, "import") && !strstr(source, "pip")))
 		return;
 	json_object *resp = NULL, *missing, *pip, *code;
@@ -315,49 +488,72 @@ void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, 
 	}
 	if (json_object_array_length(pip) > 0)
 		out->source_code = xstrdup(json_object_get_string(code));
-	struct want w[MAX_PACKAGES];
+	struct want w[PKG_MAX_PER_RUN];
 	size_t n = 0;
 	for (size_t i = 0; i < json_object_array_length(pip); i++) {
 		const char *spec = json_object_get_string(json_object_array_get_idx(pip, i));
-		if (spec && pkg_spec_valid(spec)) {
-			want_add(w, &n, spec, NULL);
-		} else {
-			char *line = xasprintf("Package install refused: %.200s: only NAME[extras][==version] "
-					       "requirements are installed.", spec ? spec : "");
-			note_add(&out->notes, line);
-			free(line);
-		}
+		if (!spec || !pkg_spec_valid(spec))
+			note_add(&out->notes, "Package install refused: %.200s: only NAME[extras][==version] "
+				 "requirements are installed.", spec ? spec : "");
+		else if (!want_get(w, &n, spec))
+			note_add(&out->notes, "Package install refused: %.200s: one run installs at most %d "
+				 "distributions.", spec, PKG_MAX_PER_RUN);
 	}
-	/* the pip lines first: what they bring is not installed again below */
-	for (size_t i = 0; i < n; i++)
-		install_one(app, execution_id, &w[i], &out->notes);
-	size_t first_module = n;
-	char *site = xasprintf("%s/site-packages", app->cfg->package_cache);
-	json_object *map = json_object_array_length(missing) > 0 ? load_map(app->cfg) : NULL;
+	json_object *map = json_object_array_length(missing) > 0 ? load_map(cfg) : NULL;
 	for (size_t i = 0; i < json_object_array_length(missing); i++) {
 		const char *mod = json_object_get_string(json_object_array_get_idx(missing, i));
-		if (!mod || !pkg_module_valid(mod) || module_in_cache(site, mod))
+		if (!mod || !pkg_module_valid(mod))
 			continue;
 		json_object *d;
 		const char *dist = json_object_object_get_ex(map, mod, &d) && json_object_is_type(d, json_type_string)
 				   ? json_object_get_string(d) : mod;
-		if (pkg_spec_valid(dist))
-			want_add(w, &n, dist, mod);
+		struct want *x = pkg_spec_valid(dist) ? want_get(w, &n, dist) : NULL;
+		if (x && x->n_modules < PKG_MAX_PER_RUN)
+			x->modules[x->n_modules++] = mod;
+	}
+	/* what the cache has, then what came as a dependency of that, then
+	 * installs (each one may bring what a later want needs) */
+	int64_t deadline = monotonic_ms() + (int64_t)(cfg->package_install_timeout * 1000.0);
+	for (size_t i = 0; i < n; i++)
+		from_cache(app, execution_id, &w[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (w[i].dir[0] || from_chosen(cfg, &w[i], w, n))
+			continue;
+		if (monotonic_ms() >= deadline)
+			note_deadline(&out->notes, cfg, &w[i]);
+		else
+			install(app, execution_id, &w[i], deadline, &out->notes);
+	}
+	/* a run's sys.path gets a directory only for a module its distribution
+	 * declares (or for a pip line) */
+	for (size_t i = 0; i < n; i++) {
+		char path[PATH_MAX];
+		int wanted = w[i].dir[0] && w[i].n_modules == 0;
+		for (size_t m = 0; w[i].dir[0] && m < w[i].n_modules; m++) {
+			if (pkgcache_dir_path(cfg, w[i].dir, path, sizeof(path)) == 0 &&
+			    pkgcache_provides(path, w[i].metadata, w[i].modules[m]))
+				wanted = 1;
+			else
+				note_add(&out->notes, "Package not used: %s does not provide the module %s "
+					 "(needed by `import %s`)", w[i].norm, w[i].modules[m], w[i].modules[m]);
+		}
+		int dup = 0;
+		for (size_t k = 0; k < out->n_dirs; k++)
+			dup |= strcmp(out->dirs[k], w[i].dir) == 0;
+		if (wanted && !dup)
+			out->dirs[out->n_dirs++] = xstrdup(w[i].dir);
 	}
 	json_object_put(map);
 	json_object_put(resp);
-	free(site);
-	for (size_t i = first_module; i < n; i++)
-		install_one(app, execution_id, &w[i], &out->notes);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		free(w[i].requirement);
-		free(w[i].module);
-	}
 }
 
 void pkg_outcome_release(struct pkg_outcome *o)
 {
 	free(o->source_code);
 	free(o->notes);
-	o->source_code = o->notes = NULL;
+	for (size_t i = 0; i < o->n_dirs; i++)
+		free(o->dirs[i]);
+	memset(o, 0, sizeof(*o));
 }

@@ -49,6 +49,17 @@ enum stmt_id {
 	ST_EXEC_INTERRUPT_ALL,
 	ST_EXEC_DELETE_BEFORE,
 	ST_PKG_INSERT,
+	ST_PKG_DIST_FIND,
+	ST_PKG_DIST_GET,
+	ST_PKG_DIST_TOUCH,
+	ST_PKG_USE_INSERT,
+	ST_PKG_DIST_INSERT,
+	ST_PKG_DISTS_SIZE,
+	ST_PKG_EVICT_CANDIDATE,
+	ST_PKG_EVICTION_RECORD,
+	ST_PKG_DIST_DELETE,
+	ST_PKG_EVICTION_ORPHAN,
+	ST_PKG_DIST_EACH,
 	ST_COUNT_
 };
 
@@ -120,7 +131,38 @@ static const char *const stmt_sql[ST_COUNT_] = {
 		" WHERE started_ms < ?1 AND status <> 'running' ORDER BY started_ms LIMIT ?2)",
 	[ST_PKG_INSERT] =
 		"INSERT INTO package_installs (package, requirement, module, version, status, started_ms,"
-		" duration_ms, log_tail, execution_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		" duration_ms, log_tail, execution_id, dir) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[ST_PKG_DIST_FIND] =
+		"SELECT dir, package, version, requirement, metadata, size_bytes, installed_ms, last_used_ms"
+		" FROM package_dists WHERE package = ?1 AND (?2 IS NULL OR version = ?2)"
+		" AND (?3 IS NULL OR requirement = ?3) ORDER BY installed_ms DESC, rowid DESC LIMIT 1",
+	[ST_PKG_DIST_GET] =
+		"SELECT dir, package, version, requirement, metadata, size_bytes, installed_ms, last_used_ms"
+		" FROM package_dists WHERE dir = ?1",
+	[ST_PKG_DIST_TOUCH] =
+		"UPDATE package_dists SET last_used_ms = max(last_used_ms, ?2) WHERE dir = ?1",
+	[ST_PKG_USE_INSERT] =
+		"INSERT OR IGNORE INTO execution_packages (execution_id, dir) VALUES (?1, ?2)",
+	[ST_PKG_DIST_INSERT] =
+		"INSERT OR REPLACE INTO package_dists (dir, package, version, requirement, metadata,"
+		" size_bytes, installed_ms, last_used_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+	[ST_PKG_DISTS_SIZE] = "SELECT coalesce(sum(size_bytes), 0) FROM package_dists",
+	/* what no running execution has on its sys.path, least recently used first */
+	[ST_PKG_EVICT_CANDIDATE] =
+		"SELECT dir FROM package_dists d WHERE NOT EXISTS"
+		" (SELECT 1 FROM execution_packages p JOIN executions e ON e.id = p.execution_id"
+		"  WHERE p.dir = d.dir AND e.status = 'running')"
+		" ORDER BY last_used_ms, installed_ms, rowid LIMIT 1",
+	[ST_PKG_EVICTION_RECORD] =
+		"INSERT INTO package_evictions (dir, package, version, size_bytes, last_used_ms, evicted_ms, reason)"
+		" SELECT dir, package, version, size_bytes, last_used_ms, ?2, ?3 FROM package_dists d"
+		" WHERE dir = ?1 AND (?4 OR NOT EXISTS"
+		" (SELECT 1 FROM execution_packages p JOIN executions e ON e.id = p.execution_id"
+		"  WHERE p.dir = d.dir AND e.status = 'running'))",
+	[ST_PKG_DIST_DELETE] = "DELETE FROM package_dists WHERE dir = ?1",
+	[ST_PKG_EVICTION_ORPHAN] =
+		"INSERT INTO package_evictions (dir, evicted_ms, reason) VALUES (?1, ?2, 'orphan')",
+	[ST_PKG_DIST_EACH] = "SELECT dir FROM package_dists ORDER BY dir",
 };
 
 struct db {
@@ -1110,5 +1152,223 @@ enum db_status db_package_install_insert(struct db *db, const struct db_package_
 	sqlite3_bind_int64(s, 7, p->duration_ms);
 	bind_text(s, 8, p->log_tail ? p->log_tail : "");
 	bind_text(s, 9, p->execution_id);
+	bind_text(s, 10, p->dir);
 	return status_of(run(db, s, "package install insert"));
+}
+
+/* Copies column i (text) into out, "" for NULL; -1 when it does not fit. */
+static int column_copy(sqlite3_stmt *s, int i, char *out, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	int n = snprintf(out, cap, "%s", t ? (const char *)t : "");
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* Steps s (a package_dists query bound by the caller) once into out. */
+static enum db_status dist_row(struct db *db, sqlite3_stmt *s, const char *package, struct db_package_dist *out)
+{
+	enum db_status rc = DB_ERROR;
+	int step = sqlite3_step(s);
+	if (step == SQLITE_DONE) {
+		rc = DB_NOT_FOUND;
+	} else if (step != SQLITE_ROW) {
+		log_db(db, "package dist find");
+		rc = status_of(step);
+	} else {
+		memset(out, 0, sizeof(*out));
+		if (column_copy(s, 0, out->dir, sizeof(out->dir)) < 0 ||
+		    column_copy(s, 1, out->package, sizeof(out->package)) < 0 ||
+		    column_copy(s, 2, out->version, sizeof(out->version)) < 0 ||
+		    column_copy(s, 3, out->requirement, sizeof(out->requirement)) < 0 ||
+		    column_copy(s, 4, out->metadata, sizeof(out->metadata)) < 0) {
+			log_error("db: package_dists row of %s is too long", package);
+		} else {
+			out->size_bytes = (uint64_t)sqlite3_column_int64(s, 5);
+			out->installed_ms = sqlite3_column_int64(s, 6);
+			out->last_used_ms = sqlite3_column_int64(s, 7);
+			rc = DB_OK;
+		}
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+enum db_status db_package_dist_find(struct db *db, const char *package, const char *version,
+				    const char *requirement, struct db_package_dist *out)
+{
+	sqlite3_stmt *s = stmt(db, ST_PKG_DIST_FIND);
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, package);
+	bind_text(s, 2, version);
+	bind_text(s, 3, requirement);
+	return dist_row(db, s, package, out);
+}
+
+enum db_status db_package_dist_get(struct db *db, const char *dir, struct db_package_dist *out)
+{
+	sqlite3_stmt *s = stmt(db, ST_PKG_DIST_GET);
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, dir);
+	return dist_row(db, s, dir, out);
+}
+
+/* Inside a transaction: dir used by execution_id (when not NULL) at now.
+ * DB_NOT_FOUND when dir has no row. */
+static enum db_status dist_use(struct db *db, const char *execution_id, const char *dir, int64_t now)
+{
+	sqlite3_stmt *s = stmt(db, ST_PKG_DIST_TOUCH);
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, dir);
+	sqlite3_bind_int64(s, 2, now);
+	int step = run(db, s, "package dist touch");
+	if (step != SQLITE_DONE)
+		return status_of(step);
+	if (sqlite3_changes(db->h) == 0)
+		return DB_NOT_FOUND;
+	if (!execution_id)
+		return DB_OK;
+	if (!(s = stmt(db, ST_PKG_USE_INSERT)))
+		return DB_ERROR;
+	bind_text(s, 1, execution_id);
+	bind_text(s, 2, dir);
+	return status_of(run(db, s, "execution package insert"));
+}
+
+/* Ends a transaction begun by the caller: commit when rc is DB_OK (or
+ * DB_NOT_FOUND, which changed nothing), else roll back. */
+static enum db_status finish_tx(struct db *db, enum db_status rc)
+{
+	if (rc == DB_OK || rc == DB_NOT_FOUND) {
+		enum db_status c = simple(db, ST_COMMIT);
+		if (c == DB_OK)
+			return rc;
+		rc = c;
+	}
+	rollback(db);
+	return rc;
+}
+
+enum db_status db_package_dist_use(struct db *db, const char *execution_id, const char *dir, int64_t now)
+{
+	enum db_status rc = simple(db, ST_BEGIN);
+	if (rc != DB_OK)
+		return rc;
+	return finish_tx(db, dist_use(db, execution_id, dir, now));
+}
+
+enum db_status db_package_dist_insert(struct db *db, const struct db_package_dist *d, const char *execution_id)
+{
+	enum db_status rc = simple(db, ST_BEGIN);
+	if (rc != DB_OK)
+		return rc;
+	sqlite3_stmt *s = stmt(db, ST_PKG_DIST_INSERT);
+	if (!s)
+		return finish_tx(db, DB_ERROR);
+	bind_text(s, 1, d->dir);
+	bind_text(s, 2, d->package);
+	bind_text(s, 3, d->version);
+	bind_text(s, 4, d->requirement);
+	bind_text(s, 5, d->metadata);
+	sqlite3_bind_int64(s, 6, clamp_u64(d->size_bytes));
+	sqlite3_bind_int64(s, 7, d->installed_ms);
+	rc = status_of(run(db, s, "package dist insert"));
+	if (rc == DB_OK)
+		rc = dist_use(db, execution_id, d->dir, d->installed_ms);
+	return finish_tx(db, rc);
+}
+
+enum db_status db_package_dists_size(struct db *db, uint64_t *bytes)
+{
+	sqlite3_stmt *s = stmt(db, ST_PKG_DISTS_SIZE);
+	if (!s)
+		return DB_ERROR;
+	int step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		*bytes = (uint64_t)sqlite3_column_int64(s, 0);
+	else
+		log_db(db, "package dists size");
+	sqlite3_reset(s);
+	return step == SQLITE_ROW ? DB_OK : status_of(step);
+}
+
+enum db_status db_package_evict_candidate(struct db *db, char *dir, size_t cap)
+{
+	sqlite3_stmt *s = stmt(db, ST_PKG_EVICT_CANDIDATE);
+	if (!s)
+		return DB_ERROR;
+	int step = sqlite3_step(s);
+	enum db_status rc = step == SQLITE_DONE ? DB_NOT_FOUND : step == SQLITE_ROW ? DB_OK : status_of(step);
+	if (step == SQLITE_ROW && column_copy(s, 0, dir, cap) < 0)
+		rc = DB_ERROR;
+	else if (rc != DB_OK && rc != DB_NOT_FOUND)
+		log_db(db, "package evict candidate");
+	sqlite3_reset(s);
+	return rc;
+}
+
+enum db_status db_package_evict(struct db *db, const char *dir, const char *reason, int even_in_use, int64_t now)
+{
+	enum db_status rc = simple(db, ST_BEGIN);
+	if (rc != DB_OK)
+		return rc;
+	sqlite3_stmt *s = stmt(db, ST_PKG_EVICTION_RECORD);
+	if (!s)
+		return finish_tx(db, DB_ERROR);
+	bind_text(s, 1, dir);
+	sqlite3_bind_int64(s, 2, now);
+	bind_text(s, 3, reason);
+	sqlite3_bind_int(s, 4, even_in_use != 0);
+	rc = status_of(run(db, s, "package eviction record"));
+	if (rc == DB_OK && sqlite3_changes(db->h) == 0)
+		rc = DB_NOT_FOUND; /* no row, or in use */
+	if (rc == DB_OK) {
+		if (!(s = stmt(db, ST_PKG_DIST_DELETE)))
+			return finish_tx(db, DB_ERROR);
+		bind_text(s, 1, dir);
+		rc = status_of(run(db, s, "package dist delete"));
+	}
+	return finish_tx(db, rc);
+}
+
+enum db_status db_package_eviction_orphan(struct db *db, const char *dir, int64_t now)
+{
+	sqlite3_stmt *s = stmt(db, ST_PKG_EVICTION_ORPHAN);
+	if (!s)
+		return DB_ERROR;
+	bind_text(s, 1, dir);
+	sqlite3_bind_int64(s, 2, now);
+	return status_of(run(db, s, "package eviction orphan"));
+}
+
+enum db_status db_package_dist_each(struct db *db, void (*fn)(const char *dir, void *arg), void *arg)
+{
+	sqlite3_stmt *s = stmt(db, ST_PKG_DIST_EACH);
+	if (!s)
+		return DB_ERROR;
+	char **dirs = NULL;
+	size_t n = 0, cap = 0;
+	int step;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(s, 0);
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			dirs = xrealloc(dirs, cap * sizeof(*dirs));
+		}
+		dirs[n++] = xstrdup(t ? (const char *)t : "");
+	}
+	enum db_status rc = step == SQLITE_DONE ? DB_OK : status_of(step);
+	if (rc != DB_OK)
+		log_db(db, "package dist list");
+	sqlite3_reset(s);
+	/* copied first: fn may change the table */
+	for (size_t i = 0; i < n; i++) {
+		if (rc == DB_OK)
+			fn(dirs[i], arg);
+		free(dirs[i]);
+	}
+	free(dirs);
+	return rc;
 }

@@ -146,8 +146,48 @@ struct db_package_install {
 	int64_t duration_ms;
 	const char *log_tail;     /* pip's last lines (NULL: "") */
 	const char *execution_id; /* the run that asked, or NULL */
+	const char *dir;          /* the directory published under dists/, or NULL */
 };
 /* Records one pip invocation. Strings are borrowed for the call. */
 enum db_status db_package_install_insert(struct db *db, const struct db_package_install *p);
+
+/* --- the package cache: one directory per distribution ------------------- */
+struct db_package_dist {
+	char dir[201];          /* directory under $APP_PACKAGE_CACHE/dists */
+	char package[101];      /* normalized distribution name */
+	char version[128];
+	char requirement[256];  /* what pip was given for it */
+	char metadata[256];     /* its *.dist-info directory inside dir */
+	uint64_t size_bytes;    /* disk use of the directory */
+	int64_t installed_ms, last_used_ms;
+};
+/* The newest cached distribution of package, with that version (NULL: any)
+ * and installed for that requirement (NULL: any). DB_NOT_FOUND when none. */
+enum db_status db_package_dist_find(struct db *db, const char *package, const char *version,
+				    const char *requirement, struct db_package_dist *out);
+/* The row of dir. DB_NOT_FOUND when none. */
+enum db_status db_package_dist_get(struct db *db, const char *dir, struct db_package_dist *out);
+/* In one transaction: dir's last use is now and, when execution_id is not
+ * NULL, that (running) execution uses it, which keeps it from eviction.
+ * DB_NOT_FOUND when dir has no row (evicted meanwhile). */
+enum db_status db_package_dist_use(struct db *db, const char *execution_id, const char *dir, int64_t now);
+/* Records a published directory (replacing a row of the same dir) and, in
+ * the same transaction, its use by execution_id (NULL: none). */
+enum db_status db_package_dist_insert(struct db *db, const struct db_package_dist *d, const char *execution_id);
+/* The sum of size_bytes of every cached distribution. */
+enum db_status db_package_dists_size(struct db *db, uint64_t *bytes);
+/* The least recently used directory that no running execution uses.
+ * DB_NOT_FOUND when every one is in use (or there is none). */
+enum db_status db_package_evict_candidate(struct db *db, char *dir, size_t cap);
+/* In one transaction: a package_evictions row for dir (reason: 'cache full',
+ * 'missing') and its package_dists row removed; DB_NOT_FOUND when it has no
+ * row or, unless even_in_use, a running execution uses it (nothing changed).
+ * The caller removes the directory afterwards. */
+enum db_status db_package_evict(struct db *db, const char *dir, const char *reason, int even_in_use, int64_t now);
+/* Records the removal of a directory that had no row ('orphan'). */
+enum db_status db_package_eviction_orphan(struct db *db, const char *dir, int64_t now);
+/* Calls fn for the dir of every package_dists row (copied first: fn may
+ * change the table). */
+enum db_status db_package_dist_each(struct db *db, void (*fn)(const char *dir, void *arg), void *arg);
 
 #endif

@@ -4,9 +4,16 @@ builds itself (wheels.py; no index, no network): a first run installs, a
 second does not call pip, module names that differ from their distribution go
 through the map, `!pip install` lines work, a failed install is reported and
 the code still runs, the code has no network right after an install, and 8
-concurrent runs install a package once."""
+concurrent runs install a package once. The cache is no way in: an sdist is
+never built (no package code runs at install), a module that a wheel ships
+beside its own is never served to a run that did not import that wheel, two
+installs that share a dependency do not write into each other's files, the
+cache is evicted least recently used first above APP_PACKAGE_CACHE_MB, and a
+request's installs end at its deadline."""
+import hashlib
 import json
 import os
+import socket
 import threading
 import time
 import unittest
@@ -38,6 +45,25 @@ class P10Packages(E2E):
         wheels.build(wh, "ci-piponly", "2.0", {"ci_piponly_mod.py": "Y = 2\n"})
         wheels.build(wh, "ci-net", "1.0", {"ci_net.py": "N = 1\n"})
         wheels.build(wh, "ci-conc", "1.0", {"ci_conc.py": "C = 'conc'\n"})
+        # an sdist whose build backend tries the network and the cache
+        cls.listener = socket.socket()
+        cls.listener.bind(("127.0.0.1", 0))
+        cls.listener.listen(8)
+        cls.listener.setblocking(False)
+        cls.marker = "ci-sdist-was-built-" + os.urandom(4).hex()
+        wheels.build_sdist(wh, "ci-sdist", "1.0", SDIST_BACKEND % {
+            "port": cls.listener.getsockname()[1], "marker": cls.marker})
+        # a wheel that ships another distribution's top-level module beside its own
+        wheels.build(wh, "ci-shadowing", "1.0", {"ci_shadowing.py": "OWN = 1\n",
+                                                  "ci_shadowed/__init__.py": "WHO = 'attacker'\n",
+                                                  "ci_stowaway.py": "WHO = 'attacker'\n"})
+        wheels.build(wh, "ci-shadowed", "1.0", {"ci_shadowed/__init__.py": "WHO = 'real'\n"})
+        # two distributions that need the same dependency
+        cls.shared = {"ci_shared/__init__.py": "", **{"ci_shared/part%d.py" % i: "DATA = %r\n" % os.urandom(3000).hex()
+                                                    for i in range(20)}}
+        wheels.build(wh, "ci-shared", "1.0", cls.shared)
+        wheels.build(wh, "ci-left", "1.0", {"ci_left.py": "SIDE = 'left'\n"}, requires=["ci-shared"])
+        wheels.build(wh, "ci-right", "1.0", {"ci_right.py": "SIDE = 'right'\n"}, requires=["ci-shared"])
         os.chmod(wh, 0o755)
         for f in os.listdir(wh):
             os.chmod(os.path.join(wh, f), 0o644)
@@ -50,6 +76,7 @@ class P10Packages(E2E):
 
     @classmethod
     def tearDownClass(cls):
+        cls.listener.close()
         cls.ctx.__exit__(None, None, None)
         ok, lines = cls.inst.stop()
         cls.inst.remove()
@@ -92,8 +119,9 @@ class P10Packages(E2E):
         out = self.run_code("try:\n    import ci_no_such_thing\nexcept ImportError as e:\n    print('fallback', e.name)\n"
                             "print('after')\n")
         self.assertEqual(out["stdout"], "fallback ci_no_such_thing\nafter\n")
-        self.assertIn("Package install failed: ci_no_such_thing (needed by `import ci_no_such_thing`)", out["stderr"])
-        self.assertIn("No matching distribution found for ci_no_such_thing", out["stderr"])
+        self.assertTrue(out["stderr"].startswith(
+            "Package install failed: ci_no_such_thing (needed by `import ci_no_such_thing`): only wheels are "
+            "installed and ci-no-such-thing has none for this platform\n"), out["stderr"])
         rows = installs(self.inst, "ci-no-such-thing")
         self.assertEqual(len(rows), 1)
         self.assertEqual(rows[0][0], "failed")
@@ -145,6 +173,187 @@ class P10Packages(E2E):
         rows = installs(self.inst, "ci-conc")
         self.assertEqual([r[0] for r in rows], ["ok"], "installed %d times" % len(rows))
 
+    def test_an_sdist_is_never_built_so_its_code_never_runs(self):
+        out = self.run_code("try:\n    import ci_sdist\nexcept ImportError:\n    print('still ran')\n")
+        self.assertEqual(out["stdout"], "still ran\n")
+        self.assertTrue(out["stderr"].startswith(
+            "Package install failed: ci_sdist (needed by `import ci_sdist`): only wheels are installed and "
+            "ci-sdist has none for this platform\n"), out["stderr"])
+        rows = installs(self.inst, "ci-sdist")
+        self.assertEqual([r[0] for r in rows], ["failed"])
+        found = [os.path.join(d, f) for d, _, fs in os.walk(self.inst.tmp) for f in fs if self.marker in f]
+        self.assertEqual(found, [], "the build backend ran")
+        try:
+            conn, _ = self.listener.accept()
+            conn.close()
+            self.fail("the build backend reached the host's network")
+        except BlockingIOError:
+            pass
+
+    def test_a_module_another_wheel_ships_is_never_served_to_a_run_that_did_not_import_it(self):
+        out = self.run_code("import ci_shadowing\nprint(ci_shadowing.OWN)\n")
+        self.assertEqual(out["stdout"], "1\n")
+        # a later run imports the module the first wheel also shipped: the real one comes
+        out = self.run_code("import ci_shadowed\nprint(ci_shadowed.WHO)\n")
+        self.assertEqual(out["stdout"], "real\n", out["stderr"])
+        self.assertEqual([r[0] for r in installs(self.inst, "ci-shadowed")], ["ok"])
+        # a module no distribution of its own provides is not served at all
+        out = self.run_code("try:\n    import ci_stowaway\n    print(ci_stowaway.WHO)\n"
+                            "except ImportError:\n    print('not served')\n")
+        self.assertEqual(out["stdout"], "not served\n")
+        # and a run's sys.path has only what it imported; the cache cannot be listed
+        out = self.run_probe("import ci_shadowed, sys, os, json\n"
+                             "try:\n    os.listdir('/opt/code-interpreter/packages')\n    listed = 'listed'\n"
+                             "except PermissionError:\n    listed = 'denied'\n"
+                             "print(json.dumps([listed, [p for p in sys.path if p.startswith('/opt/code-interpreter/packages')]]))\n")
+        self.assertEqual(out, ["denied", ["/opt/code-interpreter/packages/ci-shadowed-1.0"]])
+
+    def test_two_concurrent_installs_sharing_a_dependency_both_import_intact_files(self):
+        probe = ("import ci_%s, ci_shared, hashlib, os, json\n"
+                 "d = os.path.dirname(ci_shared.__file__)\n"
+                 "print(json.dumps([ci_%s.SIDE, {f: hashlib.sha256(open(os.path.join(d, f), 'rb').read()).hexdigest()"
+                 " for f in sorted(os.listdir(d)) if f.endswith('.py')}]))\n")
+        results = {}
+
+        def one(side):
+            results[side] = client.execute(probe % (side, side), timeout=60)
+
+        threads = [threading.Thread(target=one, args=(side,)) for side in ("left", "right")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        want = {os.path.basename(k): hashlib.sha256(v.encode()).hexdigest() for k, v in self.shared.items()}
+        for side in ("left", "right"):
+            r = results.get(side)
+            self.assertIsNotNone(r, side)
+            self.assertEqual(r.status, 200, r.body[:500])
+            self.assertEqual(r.json["exit_code"], 0, r.json["stderr"])
+            self.assertEqual(json.loads(r.json["stdout"].splitlines()[-1]), [side, want])
+            self.assertEqual([x[0] for x in installs(self.inst, "ci-" + side)], ["ok"])
+        dirs = db_rows(self.inst.db, "SELECT dir FROM package_dists WHERE package IN ('ci-left', 'ci-right')"
+                       " ORDER BY dir")
+        self.assertEqual(dirs, [("ci-left-1.0",), ("ci-right-1.0",)])
+
+
+SDIST_BACKEND = """
+import os, socket
+def _attack():
+    for d in ("/opt/code-interpreter/packages", "/opt/code-interpreter/staging", "/tmp"):
+        try:
+            open(os.path.join(d, "%(marker)s"), "w").write("x")
+        except OSError:
+            pass
+    try:
+        socket.create_connection(("127.0.0.1", %(port)d), timeout=2).close()
+    except OSError:
+        pass
+def get_requires_for_build_wheel(config_settings=None):
+    _attack()
+    return []
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    _attack()
+    raise RuntimeError("not a real package")
+"""
+
+
+class P10CacheLimit(E2E):
+    def test_a_cache_over_its_limit_evicts_the_least_recently_used(self):
+        inst = Instance({"APP_PACKAGE_CACHE_MB": "1"}, workers=1, pool=1)
+        for name in ("a", "b", "c"):
+            wheels.build(inst.tmp + "/wheels", "ci-big-" + name, "1.0",
+                         {"ci_big_%s/__init__.py" % name: "NAME = %r\n" % name,
+                          "ci_big_%s/blob.bin" % name: os.urandom(400 * 1024)})
+        try:
+            inst.start()
+            with inst.current():
+                for name in ("a", "b", "a", "c"):  # b is the least recently used when c comes
+                    out = self.run_code("import ci_big_%s\nprint(ci_big_%s.NAME)\n" % (name, name))
+                    self.assertEqual(out["stdout"], name + "\n", out["stderr"])
+                self.assertEqual(db_rows(inst.db, "SELECT dir, reason FROM package_evictions"),
+                                 [("ci-big-b-1.0", "cache full")])
+                self.assertEqual(db_rows(inst.db, "SELECT dir FROM package_dists ORDER BY dir"),
+                                 [("ci-big-a-1.0",), ("ci-big-c-1.0",)])
+                self.assertEqual(sorted(os.listdir(inst.tmp + "/packages/dists")), ["ci-big-a-1.0", "ci-big-c-1.0"])
+                # an evicted distribution is installed again when asked for
+                out = self.run_code("import ci_big_b\nprint(ci_big_b.NAME)\n")
+                self.assertEqual(out["stdout"], "b\n", out["stderr"])
+                self.assertEqual(len(installs(inst, "ci-big-b")), 2)
+        finally:
+            ok, lines = inst.stop()
+            inst.remove()
+        self.assertTrue(ok, "\n".join(lines))
+
+
+class StallingIndex:
+    """A package index that accepts connections and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.conns = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def url(self):
+        return "http://127.0.0.1:%d/simple/" % self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class P10Deadline(E2E):
+    def test_installs_that_pass_the_deadline_end_with_it_and_release_worker_and_sandbox(self):
+        index = StallingIndex()
+        inst = Instance({"APP_PACKAGE_INSTALL_TIMEOUT": "3", "APP_PIP_INDEX_URL": index.url(),
+                         "APP_PIP_FIND_LINKS": ""}, workers=2, pool=2)
+        try:
+            inst.start()
+            with inst.current():
+                results = [None, None]
+
+                def one(i):
+                    t0 = time.monotonic()
+                    r = client.execute("try:\n    import ci_slow\nexcept ImportError:\n    print('ran')\n",
+                                       timeout=30)
+                    results[i] = (r, time.monotonic() - t0)
+
+                # two requests for the same package: one installs, the other waits on its lock
+                threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(60)
+                for r, took in results:
+                    self.assertEqual(r.status, 200, r.body[:500])
+                    self.assertEqual(r.json["stdout"], "ran\n")
+                    self.assertTrue(r.json["stderr"].startswith(
+                        "Package install failed: ci_slow (needed by `import ci_slow`): the installs of this "
+                        "request took longer than APP_PACKAGE_INSTALL_TIMEOUT (3 s)\n"), r.json["stderr"])
+                    self.assertLess(took, 15, "the deadline was not kept")
+                self.assertEqual([r[0] for r in installs(inst, "ci-slow")], ["timeout"])
+                # worker and sandbox released: both workers serve again, nothing claimed is left
+                self.assertHello()
+                self.assertHello()
+                self.assertEqual(db_rows(inst.db, "SELECT count(*) FROM sandboxes WHERE state = 'claimed'"), [(0,)])
+                self.assertEqual(os.listdir(inst.tmp + "/packages/staging"), [])
+        finally:
+            ok, lines = inst.stop()
+            inst.remove()
+            index.close()
+        self.assertTrue(ok, "\n".join(lines))
+
 
 class P10Off(E2E):
     def test_package_install_off_leaves_imports_and_pip_lines_alone(self):
@@ -159,7 +368,7 @@ class P10Off(E2E):
                 out = self.run_code("!pip install ci-plain\n", expect_exit=1)
                 self.assertIn("SyntaxError", out["stderr"])
             self.assertEqual(db_rows(inst.db, "SELECT count(*) FROM package_installs")[0][0], 0)
-            self.assertFalse(os.path.exists(inst.tmp + "/packages/site-packages"))
+            self.assertFalse(os.path.exists(inst.tmp + "/packages/dists"))
         finally:
             ok, lines = inst.stop()
             inst.remove()

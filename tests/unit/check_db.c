@@ -117,7 +117,8 @@ START_TEST(test_migrate_from_zero_and_idempotent)
 	ck_assert_int_ge(strtol(v, NULL, 10), 1);
 	ck_assert_query("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema"
 			" WHERE type = 'table' ORDER BY name)",
-			"execution_files,executions,file_objects,package_installs,sandboxes");
+			"execution_files,execution_packages,executions,file_objects,package_dists,"
+			"package_evictions,package_installs,sandboxes");
 	ck_assert_int_eq(db_execution_insert(db, &(struct db_execution){
 		.id = "e1", .kind = "execute", .status = "ok", .source_code = "",
 	}), DB_OK);
@@ -646,6 +647,81 @@ START_TEST(test_package_install_recorded)
 }
 END_TEST
 
+static void insert_dist(const char *dir, const char *package, const char *version, const char *requirement,
+			uint64_t size, int64_t at, const char *execution_id)
+{
+	struct db_package_dist d = {.size_bytes = size, .installed_ms = at};
+	snprintf(d.dir, sizeof(d.dir), "%s", dir);
+	snprintf(d.package, sizeof(d.package), "%s", package);
+	snprintf(d.version, sizeof(d.version), "%s", version);
+	snprintf(d.requirement, sizeof(d.requirement), "%s", requirement);
+	snprintf(d.metadata, sizeof(d.metadata), "%s-%s.dist-info", package, version);
+	ck_assert_int_eq(db_package_dist_insert(db, &d, execution_id), DB_OK);
+}
+
+/* Which cached directory serves a requirement: a bare name the newest of any
+ * version, NAME==V that version, anything else only what was installed for
+ * exactly that requirement. */
+START_TEST(test_package_dist_found_by_name_version_or_requirement)
+{
+	struct db_package_dist d;
+	insert_dist("b-1.0", "b", "1.0", "b", 10, 100, NULL);
+	insert_dist("b-2.0", "b", "2.0", "b==2.0", 20, 200, NULL);
+	insert_dist("b-2.0_0a0b0c0d", "b", "2.0", "b[x]>=2", 30, 300, NULL);
+	ck_assert_int_eq(db_package_dist_find(db, "b", NULL, NULL, &d), DB_OK);
+	ck_assert_str_eq(d.dir, "b-2.0_0a0b0c0d");
+	ck_assert_int_eq(db_package_dist_find(db, "b", "1.0", NULL, &d), DB_OK);
+	ck_assert_str_eq(d.dir, "b-1.0");
+	ck_assert_str_eq(d.metadata, "b-1.0.dist-info");
+	ck_assert_int_eq(db_package_dist_find(db, "b", NULL, "b[x]>=2", &d), DB_OK);
+	ck_assert_str_eq(d.dir, "b-2.0_0a0b0c0d");
+	ck_assert_int_eq(db_package_dist_find(db, "b", NULL, "b>=3", &d), DB_NOT_FOUND);
+	ck_assert_int_eq(db_package_dist_find(db, "c", NULL, NULL, &d), DB_NOT_FOUND);
+	ck_assert_int_eq(db_package_dist_get(db, "b-2.0", &d), DB_OK);
+	ck_assert_uint_eq(d.size_bytes, 20);
+	uint64_t total = 0;
+	ck_assert_int_eq(db_package_dists_size(db, &total), DB_OK);
+	ck_assert_uint_eq(total, 60);
+}
+END_TEST
+
+/* Eviction: least recently used first, never what a running execution uses,
+ * each removal a package_evictions row in the same transaction. */
+START_TEST(test_package_eviction_skips_what_running_executions_use)
+{
+	char dir[256];
+	struct db_execution e = {.id = "11111111-2222-4333-8444-555555555555", .kind = "execute",
+				 .started_ms = 50, .exit_code = -1, .status = "running", .source_code = "import a"};
+	ck_assert_int_eq(db_execution_begin(db, &e, 50), DB_OK);
+	insert_dist("a-1.0", "a", "1.0", "a", 10, 100, e.id); /* in use */
+	insert_dist("b-1.0", "b", "1.0", "b", 10, 200, NULL);
+	insert_dist("c-1.0", "c", "1.0", "c", 10, 300, NULL);
+	ck_assert_int_eq(db_package_dist_use(db, NULL, "b-1.0", 400), DB_OK); /* b used last */
+	ck_assert_int_eq(db_package_dist_use(db, e.id, "nope-1.0", 400), DB_NOT_FOUND);
+	ck_assert_int_eq(db_package_evict_candidate(db, dir, sizeof(dir)), DB_OK);
+	ck_assert_str_eq(dir, "c-1.0");
+	ck_assert_int_eq(db_package_evict(db, "a-1.0", "cache full", 0, 500), DB_NOT_FOUND);
+	ck_assert_int_eq(db_package_evict(db, "c-1.0", "cache full", 0, 500), DB_OK);
+	ck_assert_int_eq(db_package_evict(db, "c-1.0", "cache full", 0, 500), DB_NOT_FOUND);
+	ck_assert_int_eq(db_package_evict_candidate(db, dir, sizeof(dir)), DB_OK);
+	ck_assert_str_eq(dir, "b-1.0");
+	ck_assert_int_eq(db_package_evict(db, "b-1.0", "cache full", 0, 600), DB_OK);
+	ck_assert_int_eq(db_package_evict_candidate(db, dir, sizeof(dir)), DB_NOT_FOUND);
+	ck_assert_query("SELECT group_concat(dir || '/' || reason || '/' || last_used_ms || '/' || evicted_ms, '|')"
+			" FROM (SELECT * FROM package_evictions ORDER BY id)",
+			"c-1.0/cache full/300/500|b-1.0/cache full/400/600");
+	/* once the run has finished its directory may go */
+	e.status = "ok";
+	e.finished_ms = 700;
+	ck_assert_int_eq(db_execution_finish(db, &e), DB_OK);
+	ck_assert_int_eq(db_package_evict_candidate(db, dir, sizeof(dir)), DB_OK);
+	ck_assert_str_eq(dir, "a-1.0");
+	ck_assert_int_eq(db_package_eviction_orphan(db, "x-1.0", 800), DB_OK);
+	ck_assert_query("SELECT reason || '/' || coalesce(package, '-') FROM package_evictions WHERE dir = 'x-1.0'",
+			"orphan/-");
+}
+END_TEST
+
 static Suite *db_suite(void)
 {
 	Suite *s = suite_create("db");
@@ -679,6 +755,8 @@ static Suite *db_suite(void)
 	tcase_add_test(tr, test_finish_releases_the_sandbox_with_the_record);
 	tcase_add_test(tr, test_begin_claims_a_ready_sandbox_with_the_record);
 	tcase_add_test(tr, test_package_install_recorded);
+	tcase_add_test(tr, test_package_dist_found_by_name_version_or_requirement);
+	tcase_add_test(tr, test_package_eviction_skips_what_running_executions_use);
 	suite_add_tcase(s, tr);
 	return s;
 }
