@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sandbox_paths.h"
 #include "util.h"
 
 #define V1_MEMORY "/sys/fs/cgroup/memory"
@@ -142,16 +143,17 @@ static int parent_ok(const char *p)
 	return strstr(p, "..") == NULL && strstr(p, "//") == NULL;
 }
 
+/* An install sandbox's group name: CGROUP_INSTALL_PREFIX and a sandbox id. */
+static int is_install_group(const char *id)
+{
+	size_t n = strlen(CGROUP_INSTALL_PREFIX);
+	return strncmp(id, CGROUP_INSTALL_PREFIX, n) == 0 && sbx_id_valid(id + n);
+}
+
+/* A group name of ours: a sandbox id, or an install sandbox's. */
 static int id_ok(const char *id)
 {
-	size_t n = strlen(id);
-	if (n < 1 || n > 64)
-		return 0;
-	for (const char *c = id; *c; c++)
-		if (!(('a' <= *c && *c <= 'z') || ('A' <= *c && *c <= 'Z') ||
-		      ('0' <= *c && *c <= '9') || *c == '_' || *c == '-'))
-			return 0;
-	return 1;
+	return sbx_id_valid(id) || is_install_group(id);
 }
 
 /* Formats <root>/<parent>[/<id>] into out. 0, or -1 when it does not fit. */
@@ -254,23 +256,25 @@ static int remove_group(const char *dir, const char *suffix)
 	return -1;
 }
 
-/* Enables +memory +pids for the children of every level from the v2 root down
- * to the parent group (the root itself may not have them enabled yet). */
-static int v2_enable(const char *root, const char *parent)
+/* Enables the controllers (NULL-terminated) for the children of every level
+ * from the v2 root down to the parent group (the root itself may not have them
+ * enabled yet). 0, or -1 with errno. */
+static int v2_enable(const char *root, const char *parent, const char *const *controllers)
 {
 	char path[PATH_MAX], level[PATH_MAX];
 	if (pathf(level, sizeof(level), "%s", root) < 0)
 		return -1;
 	const char *rest = parent;
 	for (;;) {
-		char cur[512];
+		char cur[512], plus[32];
 		if (pathf(path, sizeof(path), "%s/cgroup.subtree_control", level) < 0 ||
 		    read_small(path, cur, sizeof(cur)) < 0)
 			return -1;
-		if (!has_word(cur, "memory") && write_file(path, "+memory") < 0)
-			return -1;
-		if (!has_word(cur, "pids") && write_file(path, "+pids") < 0)
-			return -1;
+		for (const char *const *c = controllers; *c; c++) {
+			snprintf(plus, sizeof(plus), "+%s", *c);
+			if (!has_word(cur, *c) && write_file(path, plus) < 0)
+				return -1;
+		}
 		if (!*rest)
 			return 0;
 		const char *slash = strchr(rest, '/');
@@ -325,7 +329,8 @@ static int make_parent(const char *parent, const char *v2_root, const struct con
 		log_error("cgroup: mkdir %s: %s", parent, strerror(errno));
 		return -1;
 	}
-	if (v2_root && v2_enable(v2_root, cfg->cgroup_parent) < 0)
+	static const char *const memory_pids[] = {"memory", "pids", NULL};
+	if (v2_root && v2_enable(v2_root, cfg->cgroup_parent, memory_pids) < 0)
 		return 1;
 	parent_remember(parent);
 	return 0;
@@ -361,7 +366,28 @@ static int make_group(const char *parent, const char *dir, const char *suffix, c
  * memory.swap.max on v2): learnt from the first group, -1 until then. */
 static int swap_file = -1;
 
-int cgroup_setup(const struct config *cfg, const char *id, pid_t pid)
+/* The v2 cpu limit of the group at dir, where the cpu controller can be
+ * enabled (it may be missing, or refused while real-time processes run outside
+ * the root group): then nothing is limited. 0, or -1 (logged). */
+static int v2_cpu_limit(const char *v2_root, const char *dir, const struct config *cfg, long quota_us)
+{
+	static const char *const cpu[] = {"cpu", NULL};
+	char path[PATH_MAX + 32], value[64];
+	if (pathf(path, sizeof(path), "%s/cpu.max", dir) < 0)
+		return -1;
+	if (!file_exists(path) && v2_enable(v2_root, cfg->cgroup_parent, cpu) < 0) {
+		log_debug("cgroup: no cpu controller under %s/%s (%s); no cpu limit", v2_root,
+			  cfg->cgroup_parent, strerror(errno));
+		return 0;
+	}
+	if (!file_exists(path))
+		return 0;
+	snprintf(value, sizeof(value), "%ld 100000", quota_us);
+	return set_value(dir, "cpu.max", value);
+}
+
+int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_limits *limits,
+		 pid_t pid)
 {
 	struct cg_layout l = detect();
 	char dir[PATH_MAX], parent[PATH_MAX], suffix[300];
@@ -377,8 +403,8 @@ int cgroup_setup(const struct config *cfg, const char *id, pid_t pid)
 		return 0;
 	}
 	snprintf(suffix, sizeof(suffix), ":/%s/%s", cfg->cgroup_parent, id);
-	snprintf(mem, sizeof(mem), "%" PRIu64, cfg->sandbox_memory_bytes);
-	snprintf(pids, sizeof(pids), "%d", cfg->sandbox_pids);
+	snprintf(mem, sizeof(mem), "%" PRIu64, limits->memory_bytes);
+	snprintf(pids, sizeof(pids), "%d", limits->pids);
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
 
 	if (l.kind == CG_V2) {
@@ -400,6 +426,8 @@ int cgroup_setup(const struct config *cfg, const char *id, pid_t pid)
 		if (set_value(dir, "memory.max", mem) < 0 ||
 		    (swap_file && set_value(dir, "memory.swap.max", "0") < 0) ||
 		    set_value(dir, "pids.max", pids) < 0 ||
+		    (limits->cpu_quota_us > 0 &&
+		     v2_cpu_limit(l.v2_root, dir, cfg, limits->cpu_quota_us) < 0) ||
 		    set_value(dir, "cgroup.procs", pidstr) < 0)
 			goto fail;
 		return 1;
@@ -545,8 +573,12 @@ void cgroup_remove_all(const struct config *cfg)
 			if (e->d_type != DT_DIR || !id_ok(e->d_name))
 				continue;
 			char dir[PATH_MAX + 80], suffix[300];
-			if (pathf(dir, sizeof(dir), "%s/%s", parent, e->d_name) == 0 &&
-			    pathf(suffix, sizeof(suffix), ":/%s/%s", cfg->cgroup_parent, e->d_name) == 0)
+			if (pathf(dir, sizeof(dir), "%s/%s", parent, e->d_name) < 0 ||
+			    pathf(suffix, sizeof(suffix), ":/%s/%s", cfg->cgroup_parent, e->d_name) < 0)
+				continue;
+			if (is_install_group(e->d_name))
+				rmdir(dir); /* EBUSY while its install runs */
+			else
 				remove_group(dir, suffix);
 		}
 		closedir(d);

@@ -1,8 +1,11 @@
-/* cgroup: per-sandbox control groups for memory and process limits. Supports
- * cgroup v2 (a unified hierarchy with the memory and pids controllers enabled,
- * at /sys/fs/cgroup or /sys/fs/cgroup/unified) and cgroup v1 (memory and pids
- * controllers under /sys/fs/cgroup/<controller>). Owns the directories
- * <controller root>/<cfg->cgroup_parent>/<sandbox id>; never touches others. */
+/* cgroup: per-sandbox control groups for memory, process and CPU limits.
+ * Supports cgroup v2 (a unified hierarchy with the memory and pids controllers
+ * enabled, at /sys/fs/cgroup or /sys/fs/cgroup/unified; cpu where it can be
+ * enabled) and cgroup v1 (memory and pids controllers under
+ * /sys/fs/cgroup/<controller>). Owns the directories
+ * <controller root>/<cfg->cgroup_parent>/<name>; never touches others. A name
+ * is a sandbox id ([0-9a-zA-Z_-]{1,64}) or "install.<sandbox id>" (an install
+ * sandbox's: the dot keeps it from ever equalling a sandbox id). */
 #ifndef CGROUP_H
 #define CGROUP_H
 
@@ -11,13 +14,26 @@
 
 #include "config.h"
 
-/* Creates the sandbox's groups, sets memory (and swap) and pids limits from cfg and
- * moves pid into them. Returns 1 when the memory limit is in force (and the pids
+/* The group name of install sandbox ID is CGROUP_INSTALL_PREFIX "ID". */
+#define CGROUP_INSTALL_PREFIX "install."
+
+/* The limits of one group. */
+struct cgroup_limits {
+	uint64_t memory_bytes; /* memory; swap is not allowed on top of it */
+	int pids;              /* processes and threads */
+	/* CPU time per 100 ms period in microseconds (v2 cpu.max; 100000 is one
+	 * CPU), applied where the cpu controller can be enabled; 0: no limit */
+	long cpu_quota_us;
+};
+
+/* Creates the groups of name (see above), sets the limits and moves pid into
+ * them. Returns 1 when the memory limit is in force (and the pids
  * limit wherever the kernel has that controller), 0 when the kernel offers no
  * usable memory controller (rlimits remain; a v1 pids group may still apply),
  * -1 on a failure that must stop the sandbox (what it created is removed).
  * A leftover group of the same id is killed and replaced. */
-int cgroup_setup(const struct config *cfg, const char *id, pid_t pid);
+int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_limits *limits,
+		 pid_t pid);
 /* Moves the calling process into the sandbox groups that process model is in,
  * as the kernel names them in /proc/<model>/cgroup (only groups of ours under
  * cfg->cgroup_parent). Returns what cgroup_setup returned for model's sandbox:
@@ -29,7 +45,9 @@ int cgroup_join(const struct config *cfg, pid_t model);
 uint64_t cgroup_oom_kills(const struct config *cfg, const char *id);
 /* Kills whatever still runs in the sandbox's groups and removes them. 0 or -1. */
 int cgroup_remove(const struct config *cfg, const char *id);
-/* Removes every sandbox group under cfg->cgroup_parent (start-up cleanup). */
+/* Removes every sandbox group under cfg->cgroup_parent, killing what runs in
+ * them (start-up cleanup); an install sandbox's group only when it is empty
+ * (an install in progress belongs to a worker, not to the pool). */
 void cgroup_remove_all(const struct config *cfg);
 
 #endif

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include "config.h"
 #include "install.h"
 #include "log.h"
+#include "package_names.h"
 #include "sandbox.h"
 #include "server.h"
 #include "util.h"
@@ -52,14 +54,23 @@ static const char usage_text[] =
 	"      control socket N (same setup as `executor sandbox`; each runner is\n"
 	"      forked from the warm interpreter into its sandbox).\n"
 	"\n"
-	"  executor install --id ID REQUIREMENT\n"
-	"      Install one pip requirement into $APP_PACKAGE_CACHE/site-packages (as\n"
-	"      root; a worker does this when code imports a missing package): pip runs\n"
-	"      in an install sandbox of its own (user, pid, mount, ipc and uts\n"
-	"      namespaces; the host's network for the index; write access only to the\n"
-	"      cache; /tmp of APP_PACKAGE_INSTALL_MB), locked down as the sandbox user,\n"
-	"      killed after APP_PACKAGE_INSTALL_TIMEOUT seconds (exit 124). pip's\n"
-	"      output goes to stdout/stderr; the exit status is pip's.\n"
+	"  executor install --id ID --staging DIR --timeout SECONDS -- REQUIREMENT\n"
+	"      Install one pip requirement (NAME[extras][specifiers], wheels only) into\n"
+	"      DIR (as root; the service does this when code imports a missing package).\n"
+	"      DIR: an absolute path of an existing, empty, real directory directly in\n"
+	"      $APP_PACKAGE_CACHE/staging; it is made the sandbox user's (mode 0700),\n"
+	"      never removed here: the caller publishes it. pip runs in an install\n"
+	"      sandbox, built like `executor sandbox` with other options: user, pid,\n"
+	"      mount, ipc, uts and cgroup namespaces; a network namespace with loopback\n"
+	"      only when pip needs no network (APP_PIP_INDEX_URL empty and\n"
+	"      APP_PIP_FIND_LINKS a directory: --no-index), else the host's network (the\n"
+	"      index URL reaches pip only as PIP_INDEX_URL in its environment); its own\n"
+	"      cgroup (APP_PACKAGE_INSTALL_MB, APP_SANDBOX_PIDS, one CPU on cgroup v2);\n"
+	"      the read-only system root; /tmp of APP_PACKAGE_INSTALL_MB; DIR the only\n"
+	"      writable host directory; pip locked down as the sandbox user. ID is\n"
+	"      [0-9a-zA-Z_-]{1,64} (the sandbox lives in $APP_RUN_DIR/installs/ID);\n"
+	"      SECONDS > 0, at most 86400, after which the sandbox is killed. pip's\n"
+	"      output goes to stdout/stderr.\n"
 	"\n"
 	"  executor --help\n"
 	"\n"
@@ -70,7 +81,11 @@ static const char usage_text[] =
 	"  1    a setup step or the server failed (the log names the step and errno)\n"
 	"  2    usage or configuration error\n"
 	"  sandbox only: otherwise the server's own exit status, or 128+S when the\n"
-	"  sandbox's pid 1 was killed by signal S\n";
+	"  sandbox's pid 1 was killed by signal S\n"
+	"  install: pip's exit status (128+S when signal S ended it, or stopped the\n"
+	"  install: SIGTERM, SIGINT, SIGHUP); 124 when SECONDS passed (the sandbox\n"
+	"  was killed); 1 a setup step failed; 2 usage (also a bad DIR or\n"
+	"  REQUIREMENT)\n";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -185,19 +200,41 @@ static int cmd_zygote(int argc, char **argv)
 	return rc;
 }
 
+/* Parses a whole decimal number of seconds in (0, max]. 0 or -1. */
+static int parse_seconds(const char *s, double max, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 static int cmd_install(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"id", required_argument, NULL, 'i'},
+		{"staging", required_argument, NULL, 's'},
+		{"timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *id = NULL;
+	const char *id = NULL, *staging = NULL;
+	double timeout = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			id = optarg;
+			break;
+		case 's':
+			staging = optarg;
+			break;
+		case 't':
+			if (parse_seconds(optarg, 86400, &timeout) < 0)
+				return usage_error("--timeout %s: expected seconds, > 0 and at most 86400", optarg);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -207,14 +244,20 @@ static int cmd_install(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1)
-		return usage_error("%s", "install: exactly one requirement is expected");
+		return usage_error("%s", "install: exactly one requirement is expected (after --)");
 	if (!id || !sbx_id_valid(id))
 		return usage_error("--id %s: expected [0-9a-zA-Z_-]{1,64}", id ? id : "(missing)");
+	if (!staging || staging[0] != '/')
+		return usage_error("--staging %s: expected an absolute path", staging ? staging : "(missing)");
+	if (timeout <= 0)
+		return usage_error("%s", "--timeout is required");
+	if (!pkg_spec_valid(argv[optind]))
+		return usage_error("%.200s: expected a requirement NAME[extras][specifiers]", argv[optind]);
 	log_set_role("install");
 	struct config cfg;
 	if (load_config(&cfg) < 0)
 		return EXIT_USAGE;
-	int rc = install_run(&cfg, id, argv[optind]);
+	int rc = install_run(&cfg, id, staging, timeout, argv[optind]);
 	config_release(&cfg);
 	return rc;
 }

@@ -1,6 +1,8 @@
 /* sandbox: see sandbox.h. The launcher (host root) and, in one ordered list of
  * steps, the setup of one sandbox's namespaces, root file system and network,
- * after which the executor server runs as pid 1 inside. */
+ * after which the executor server (a run's sandbox) or the install's command
+ * runs as pid 1 inside. An install sandbox is a struct sbx with `install` set:
+ * each step that differs asks it, there is no second list. */
 #include "sandbox.h"
 
 #include <dirent.h>
@@ -24,6 +26,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -41,13 +44,26 @@
 struct sbx {
 	const struct config *cfg;
 	const char *id;
+	const struct sbx_install *install; /* an install sandbox's options; NULL: a run's */
 	char dir[PATH_MAX]; /* canonical host path of the sandbox directory */
+	char group[96];     /* its cgroup: the id, or CGROUP_INSTALL_PREFIX "id" */
 	int ready_fd;
 	int runner_fd; /* the zygote's request socket, or -1 (the server forks) */
 	int sync_rd, sync_wr; /* launcher -> child: maps written, cgroups joined */
 	int root_fd;          /* the child's: the prepared root (O_PATH), or -1 */
 	int shared_root;      /* building the spawner's root, shared by every sandbox */
+	/* an install's: the staging directory the launcher prepared (checked again
+	 * by the child), and the child's descriptors (O_PATH) of it and find-links */
+	dev_t staging_dev;
+	ino_t staging_ino;
+	int staging_fd, find_links_fd;
 };
+
+/* An install sandbox in the host's network namespace (else its own: loopback). */
+static int host_network(const struct sbx *s)
+{
+	return s->install && s->install->host_network;
+}
 
 /* The spawner's prepared root (sbx_root_prepare), or NULL: each sandbox builds
  * its own. */
@@ -321,10 +337,21 @@ static void step_etc(const struct sbx *s)
 		   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", 0644);
 	setup_write_text("root/etc/group", "root:x:0:\nsandbox:x:1000:\nnogroup:x:65534:\n", 0644);
 	setup_write_text("root/etc/hosts", "127.0.0.1 localhost sandbox\n::1 localhost ip6-localhost\n", 0644);
-	setup_write_text("root/etc/resolv.conf", "", 0644);
-	setup_write_text("root/etc/nsswitch.conf",
-		   "passwd: files\ngroup: files\nshadow: files\nhosts: files\n"
-		   "networks: files\nprotocols: files\nservices: files\n", 0644);
+	/* names resolve only where there is a network to ask: an install's on the
+	 * host's network (a run, and an install with a local find-links only,
+	 * have loopback) */
+	struct stat st;
+	if (host_network(s) && stat("/etc/resolv.conf", &st) == 0 && S_ISREG(st.st_mode))
+		bind_path(s, "/etc/resolv.conf", "root/etc/resolv.conf",
+			  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+	else
+		setup_write_text("root/etc/resolv.conf", "", 0644);
+#define NSSWITCH(hosts)                                                               \
+	"passwd: files\ngroup: files\nshadow: files\nhosts: " hosts "\nnetworks: files\n" \
+	"protocols: files\nservices: files\n"
+	setup_write_text("root/etc/nsswitch.conf", host_network(s) ? NSSWITCH("files dns") : NSSWITCH("files"),
+			 0644);
+#undef NSSWITCH
 }
 
 /* The Python runner, read-only at /opt/code-interpreter/python. */
@@ -337,23 +364,32 @@ static void step_runner(const struct sbx *s)
 	bind_path(s, src, "root" INSIDE_RUNNER, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
 }
 
-/* The package cache's site-packages, read-only at
- * /opt/code-interpreter/packages (the runner puts it on sys.path). Not
- * noexec: extension modules are mapped executable. */
+/* The package cache's dists/ (one directory per distribution), read-only at
+ * INSTALL_INSIDE_PACKAGES (the runner puts the directories of the
+ * distributions a run imports on sys.path). Not noexec: extension modules are
+ * mapped executable. */
 static void step_packages(const struct sbx *s)
 {
 	char src[PATH_MAX];
 	struct stat st;
-	path_join(src, sizeof(src), s->cfg->package_cache, "site-packages");
+	path_join(src, sizeof(src), s->cfg->package_cache, "dists");
 	if (stat(src, &st) < 0 || !S_ISDIR(st.st_mode))
 		return; /* installs are off and never happened */
 	bind_path(s, src, "root" INSTALL_INSIDE_PACKAGES, MS_RDONLY | MS_NOSUID | MS_NODEV);
 }
 
-/* Private, size-limited /workspace (the sandbox user's) and /tmp. */
+/* Private, size-limited /workspace (the sandbox user's) and /tmp; an install
+ * has only /tmp, of APP_PACKAGE_INSTALL_MB (pip downloads and unpacks there;
+ * it is charged to the memory cgroup anyway). */
 static void step_scratch(const struct sbx *s)
 {
 	char opts[128];
+	if (s->install) {
+		snprintf(opts, sizeof(opts), "size=%llu,mode=1777",
+			 (unsigned long long)s->cfg->package_install_bytes);
+		mount_tmpfs("root/tmp", MS_NOSUID | MS_NODEV, opts);
+		return;
+	}
 	snprintf(opts, sizeof(opts), "size=%llu,mode=0755,uid=%d,gid=%d",
 		 (unsigned long long)s->cfg->sandbox_workspace_bytes, SANDBOX_USER, SANDBOX_USER);
 	mount_tmpfs("root/workspace", MS_NOSUID | MS_NODEV, opts);
@@ -412,28 +448,54 @@ static void step_socket_dir(void)
 	remount_one("root/run/executor", MS_NOSUID | MS_NODEV | MS_NOEXEC);
 }
 
-/* The mount points of what each sandbox mounts for itself. */
-static void step_mount_points(void)
+/* An install's host directories, bound with the descriptors the child opened
+ * before its uid change: the staging directory read-write (pip's --target),
+ * the only host directory the install can write to, and find-links read-only. */
+static void step_install_dirs(struct sbx *s)
 {
-	setup_make_dir("root/workspace", 0755);
+	char src[64];
+	snprintf(src, sizeof(src), "/proc/self/fd/%d", s->staging_fd);
+	bind_path(s, src, "root" INSTALL_INSIDE_STAGING, MS_NOSUID | MS_NODEV);
+	close(s->staging_fd);
+	s->staging_fd = -1;
+	if (s->find_links_fd >= 0) {
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", s->find_links_fd);
+		bind_path(s, src, "root" INSTALL_INSIDE_FIND_LINKS,
+			  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+		close(s->find_links_fd);
+		s->find_links_fd = -1;
+	}
+}
+
+/* The mount points of what each sandbox mounts for itself. */
+static void step_mount_points(const struct sbx *s)
+{
 	setup_make_dir("root/tmp", 01777);
 	setup_make_dir("root/proc", 0555);
+	if (s->install) {
+		setup_make_dir("root/opt", 0755);
+		setup_make_dir("root/opt/code-interpreter", 0755);
+		return;
+	}
+	setup_make_dir("root/workspace", 0755);
 	setup_make_dir("root/run", 0755);
 	setup_make_dir("root/run/executor", 0700);
 }
 
 /* At `root` (relative to the cwd), what every sandbox's root has: the system's
- * directories, /etc, the runner, the package cache, /dev and the mount points
- * of the rest. */
+ * directories, /etc, /dev and the mount points of the rest; a run's also the
+ * runner and the package cache. */
 static void build_root(const struct sbx *s)
 {
 	step_root_tmpfs(s);
 	step_system(s);
 	step_etc(s);
-	step_runner(s);
-	step_packages(s);
+	if (!s->install) {
+		step_runner(s);
+		step_packages(s);
+	}
 	step_dev(s);
-	step_mount_points();
+	step_mount_points(s);
 }
 
 /* `root` as a copy of the spawner's prepared root (read-only, and locked so:
@@ -466,7 +528,8 @@ static void step_loopback(void)
 }
 
 /* stdin from /dev/null, no inherited descriptor but stdout, stderr, the
- * ready pipe and the zygote's request socket, and a small known environment (APP_* kept for the server). */
+ * ready pipe and the zygote's request socket, and a small known environment
+ * (APP_* kept for a run's server; an install's command gets only its own). */
 static void step_process(const struct sbx *s)
 {
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -496,7 +559,7 @@ static void step_process(const struct sbx *s)
 	char **keep = xcalloc(n + 1, sizeof(char *));
 	size_t k = 0;
 	for (char **e = environ; *e; e++)
-		if (strncmp(*e, "APP_", 4) == 0)
+		if (!s->install && strncmp(*e, "APP_", 4) == 0)
 			keep[k++] = xstrdup(*e);
 	if (clearenv() != 0)
 		setup_die("clearenv", NULL);
@@ -551,7 +614,51 @@ static void smoke_run(const struct sbx *s)
 }
 #endif
 
-/* pid 1 of the sandbox: the steps in order, then the executor server. */
+/* An install's host directories, opened before the uid change (their parents
+ * may be root's and closed to others); the staging directory must be the one
+ * the launcher prepared, never a symlink. */
+static void open_install_dirs(struct sbx *s)
+{
+	const struct sbx_install *o = s->install;
+	struct stat st;
+	s->staging_fd = open(o->staging, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (s->staging_fd < 0 || fstat(s->staging_fd, &st) < 0)
+		setup_die("open", o->staging);
+	if (st.st_dev != s->staging_dev || st.st_ino != s->staging_ino) {
+		errno = ESTALE;
+		setup_die("the staging directory was replaced:", o->staging);
+	}
+	if (o->find_links &&
+	    (s->find_links_fd = open(o->find_links, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+		setup_die("open", o->find_links);
+}
+
+/* pid 1 of an install sandbox: its command as a locked-down child, reaping
+ * whatever else ends up here. The command's exit status, or 128+S. */
+static int run_command(const struct sbx *s)
+{
+	const struct sbx_install *o = s->install;
+	pid_t pid = fork();
+	if (pid < 0)
+		setup_die("fork", NULL);
+	if (pid == 0) {
+		if (sbx_lockdown(s->cfg, 1) < 0)
+			_exit(1);
+		execve(o->argv[0], (char *const *)(void *)o->argv, (char *const *)(void *)o->envp);
+		setup_die("exec", o->argv[0]);
+	}
+	for (;;) {
+		int status;
+		pid_t r = wait(&status);
+		if (r < 0 && errno != EINTR)
+			setup_die("wait", NULL);
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	}
+}
+
+/* pid 1 of the sandbox: the steps in order, then the executor server (a
+ * run's) or the command (an install's). */
 static int child_main(struct sbx *s)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -569,8 +676,11 @@ static int child_main(struct sbx *s)
 	/* opened here, in our mount namespace (a descriptor of the spawner's would
 	 * name its mount, which we may not bind), and before the uid change (the
 	 * run directory may be 0700) */
-	s->root_fd = -1;
-	if (prepared_root && (s->root_fd = open(prepared_root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+	s->root_fd = s->staging_fd = s->find_links_fd = -1;
+	if (s->install)
+		open_install_dirs(s);
+	else if (prepared_root &&
+		 (s->root_fd = open(prepared_root, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 		setup_die("open", prepared_root);
 #ifdef SBX_SMOKE_HOOK
 	smoke_save();
@@ -585,10 +695,16 @@ static int child_main(struct sbx *s)
 	step_scratch(s);
 	step_shm();
 	step_proc();
-	step_socket_dir();
+	if (s->install)
+		step_install_dirs(s);
+	else
+		step_socket_dir();
 	setup_pivot();
-	step_loopback();
+	if (!host_network(s))
+		step_loopback();
 	step_process(s);
+	if (s->install)
+		return run_command(s);
 #ifdef SBX_SMOKE_HOOK
 	smoke_run(s);
 #endif
@@ -614,44 +730,74 @@ static int launch_fail(const char *step, const char *what)
 	return 1;
 }
 
-/* The package cache's site-packages, made here (as host root) so that every
- * sandbox, started before the first install or not, mounts it. */
+/* The package cache's dists/ and staging/, made here (as host root) so that
+ * every sandbox, started before the first install or not, mounts dists/. Both
+ * host root's, 0711: a run may enter a directory whose name it was given, never
+ * list the cache; only the service publishes into dists/. */
 static int make_package_dir(const struct config *cfg)
 {
+	static const char *const subs[] = {"dists", "staging"};
 	if (!cfg->package_install)
 		return 0;
-	char sub[PATH_MAX];
-	uid_t user = (uid_t)(cfg->sandbox_uid_base + SANDBOX_USER);
-	path_join(sub, sizeof(sub), cfg->package_cache, "site-packages");
-	if ((mkdir_p(sub, 0755) < 0 && errno != EEXIST) || chown(sub, user, user) < 0)
-		return launch_fail("package cache", sub);
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		char sub[PATH_MAX];
+		path_join(sub, sizeof(sub), cfg->package_cache, subs[i]);
+		if ((mkdir_p(sub, 0711) < 0 && errno != EEXIST) || chown(sub, 0, 0) < 0 ||
+		    chmod(sub, 0711) < 0)
+			return launch_fail("package cache", sub);
+	}
 	return 0;
 }
 
-/* run_dir/sandboxes resolved, once per process (the zygote's spawner makes
- * every sandbox in it). NULL (logged) when it cannot be made or resolved. */
-static const char *sandboxes_dir(const struct config *cfg)
+/* run_dir/sandboxes (or run_dir/installs for an install) resolved, once per
+ * process (the zygote's spawner makes every sandbox in it). NULL (logged) when
+ * it cannot be made or resolved. The installs are not in sandboxes/, whose
+ * leftovers the pool manager removes. */
+static const char *sandboxes_dir(const struct config *cfg, int install)
 {
-	static char resolved[PATH_MAX];
-	if (resolved[0])
-		return resolved;
+	static char resolved[2][PATH_MAX];
+	char *r = resolved[install ? 1 : 0];
+	if (r[0])
+		return r;
 	char sub[PATH_MAX];
-	if (sbx_parent_dir(cfg, sub, sizeof(sub)) < 0 || mkdir_p(sub, 0755) < 0 ||
-	    !realpath(sub, resolved)) {
+	int n = install ? snprintf(sub, sizeof(sub), "%s/installs", cfg->run_dir)
+			: sbx_parent_dir(cfg, sub, sizeof(sub));
+	if (n < 0 || (size_t)n >= sizeof(sub) || mkdir_p(sub, 0755) < 0 || !realpath(sub, r)) {
 		launch_fail("sandboxes directory", sub);
-		resolved[0] = '\0';
+		r[0] = '\0';
 		return NULL;
 	}
-	return resolved;
+	return r;
+}
+
+/* An install's staging directory: the sandbox user's, 0700, so that pip can
+ * write into it and nobody else into the sandbox's files. Remembered (device,
+ * inode) for the child to check. 0, or 1 (logged). */
+static int prepare_staging(struct sbx *s)
+{
+	uid_t user = (uid_t)(s->cfg->sandbox_uid_base + SANDBOX_USER);
+	struct stat st;
+	int fd = open(s->install->staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || fchown(fd, user, user) < 0 || fchmod(fd, 0700) < 0) {
+		launch_fail("staging directory", s->install->staging);
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	s->staging_dev = st.st_dev;
+	s->staging_ino = st.st_ino;
+	close(fd);
+	return 0;
 }
 
 /* Creates run_dir/sandboxes/ID with root/ and sock/ (owned by the host uid
- * that sandbox root maps to, 0700). Fails when the directory exists. */
+ * that sandbox root maps to, 0700), or for an install run_dir/installs/ID with
+ * root/. Fails when the directory exists. */
 static int make_dirs(struct sbx *s, int *made)
 {
 	char sub[PATH_MAX];
 	uid_t owner = (uid_t)s->cfg->sandbox_uid_base;
-	const char *parent = sandboxes_dir(s->cfg);
+	const char *parent = sandboxes_dir(s->cfg, s->install != NULL);
 	if (!parent)
 		return 1;
 	path_join(s->dir, sizeof(s->dir), parent, s->id);
@@ -659,30 +805,59 @@ static int make_dirs(struct sbx *s, int *made)
 		return launch_fail("mkdir", s->dir);
 	*made = 1;
 	static const char *const subs[] = {"root", "sock"};
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < (s->install ? 1 : 2); i++) {
 		path_join(sub, sizeof(sub), s->dir, subs[i]);
 		if (mkdir(sub, 0700) < 0 || chown(sub, owner, owner) < 0 || chmod(sub, 0700) < 0)
 			return launch_fail("mkdir", sub);
 	}
+	if (s->install)
+		return prepare_staging(s);
 	return prepared_root ? 0 : make_package_dir(s->cfg);
 }
 
-/* Waits for the sandbox, killing it on SIGTERM/SIGINT/SIGHUP. Exit status. */
-static int supervise(pid_t child, const sigset_t *set)
+/* Waits for the sandbox's pid 1 and returns its exit status (128+S when
+ * signal S ended it). Kills it on SIGTERM, SIGINT or SIGHUP (*stopped is then
+ * that signal) and, given a deadline (CLOCK_MONOTONIC), once that passes
+ * (*stopped is then -1); else *stopped is 0. -1 when waiting failed (logged;
+ * the sandbox killed). */
+static int supervise(pid_t child, const sigset_t *set, const struct timespec *deadline,
+		     int *stopped)
 {
-	int stopping = 0;
+	*stopped = 0;
 	for (;;) {
 		siginfo_t si;
-		int sig = sigwaitinfo(set, &si);
+		int sig;
+		if (deadline && *stopped == 0) {
+			struct timespec now, left;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left.tv_sec = deadline->tv_sec - now.tv_sec;
+			left.tv_nsec = deadline->tv_nsec - now.tv_nsec;
+			if (left.tv_nsec < 0) {
+				left.tv_sec--;
+				left.tv_nsec += 1000000000L;
+			}
+			errno = EAGAIN;
+			sig = left.tv_sec < 0 ? -1 : sigtimedwait(set, &si, &left);
+		} else {
+			sig = sigwaitinfo(set, &si);
+		}
 		if (sig < 0) {
-			if (errno == EINTR)
+			int err = errno;
+			if (err == EINTR)
 				continue;
 			kill(child, SIGKILL);
-			return launch_fail("sigwaitinfo", NULL);
+			if (err == EAGAIN) { /* the deadline */
+				*stopped = -1;
+				continue;
+			}
+			errno = err;
+			launch_fail("sigwaitinfo", NULL);
+			return -1;
 		}
 		if (sig != SIGCHLD) {
 			log_info("sandbox launcher: signal %d, killing the sandbox", sig);
-			stopping = 1;
+			if (*stopped == 0)
+				*stopped = sig;
 			kill(child, SIGKILL);
 			continue;
 		}
@@ -690,29 +865,36 @@ static int supervise(pid_t child, const sigset_t *set)
 		pid_t r = waitpid(child, &status, WNOHANG);
 		if (r == 0 || (r < 0 && errno == EINTR))
 			continue;
-		if (r < 0)
-			return launch_fail("waitpid", NULL);
-		if (stopping)
-			return 0;
+		if (r < 0) {
+			launch_fail("waitpid", NULL);
+			return -1;
+		}
 		if (WIFEXITED(status))
 			return WEXITSTATUS(status);
 		if (WIFSIGNALED(status)) {
-			log_warn("sandbox launcher: sandbox killed by signal %d", WTERMSIG(status));
+			if (*stopped == 0)
+				log_warn("sandbox launcher: sandbox killed by signal %d", WTERMSIG(status));
 			return 128 + WTERMSIG(status);
 		}
 	}
 }
 
-/* Steps 3 and 5-8 of a sandbox's start, shared by the launcher and the zygote:
- * host directories, the namespaces, cgroups, uid/gid maps, "go". On success
- * *child is the sandbox's pid 1 and *sync_wr the descriptor the caller keeps
- * open while it lives (its hang-up tells the child the parent died before the
- * death signal was re-armed). 0, or -1 (logged; nothing is left running). */
+/* Steps 3 and 5-8 of a sandbox's start, shared by the launcher, the zygote and
+ * the install launcher: host directories, the namespaces, cgroups, uid/gid
+ * maps, "go". On success *child is the sandbox's pid 1 and *sync_wr the
+ * descriptor the caller keeps open while it lives (its hang-up tells the child
+ * the parent died before the death signal was re-armed). A run's directory is
+ * then the pool manager's to remove, an install's the caller's. 0, or -1
+ * (logged; nothing is left running, the directory is removed). */
 static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out)
 {
 	const struct config *cfg = s->cfg;
 	pid_t child = -1;
 	int rc = -1, made_dir = 0;
+	/* a run's limits, or an install's: its own memory limit, one CPU */
+	struct cgroup_limits limits = {cfg->sandbox_memory_bytes, cfg->sandbox_pids, 0};
+	if (s->install)
+		limits = (struct cgroup_limits){cfg->package_install_bytes, cfg->sandbox_pids, 100000};
 
 	if (make_dirs(s, &made_dir) != 0)
 		goto out;
@@ -727,8 +909,8 @@ static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out)
 	 * sits in its cgroups). Raw clone: like fork, on the same stack. */
 	fflush(NULL);
 	child = (pid_t)syscall(SYS_clone,
-			       CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET |
-				       CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD,
+			       CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+				       (host_network(s) ? 0 : CLONE_NEWNET) | SIGCHLD,
 			       NULL, NULL, NULL, NULL);
 	if (child < 0) {
 		launch_fail("clone", NULL);
@@ -739,10 +921,10 @@ static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out)
 	close(s->sync_rd);
 	s->sync_rd = -1;
 	/* cgroups, before the child runs anything */
-	int cg = cgroup_setup(cfg, s->id, child);
+	int cg = cgroup_setup(cfg, s->group, &limits, child);
 	if (cg < 0) {
 		errno = EIO;
-		launch_fail("cgroup_setup", s->id);
+		launch_fail("cgroup_setup", s->group);
 		goto out;
 	}
 	/* uid/gid maps: sandbox root and the sandbox user */
@@ -764,7 +946,7 @@ static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out)
 	*sync_wr_out = s->sync_wr;
 	s->sync_wr = -1;
 	child = -1;
-	made_dir = 0; /* once started, the pool manager removes it */
+	made_dir = 0;
 	rc = 0;
 out:
 	if (child > 0) {
@@ -779,6 +961,31 @@ out:
 	if (made_dir)
 		remove_tree(s->dir);
 	return rc;
+}
+
+/* Step 2: die with the parent (the pool manager, or the worker that runs an
+ * install). 0, or 1 (logged). */
+static int die_with_parent(void)
+{
+	pid_t parent = getppid();
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return launch_fail("PR_SET_PDEATHSIG", NULL);
+	if (getppid() != parent) {
+		log_error("sandbox launcher: parent already gone");
+		return 1;
+	}
+	return 0;
+}
+
+/* Step 4: signals are taken with sigwaitinfo; the child unblocks them. */
+static int block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	return sigprocmask(SIG_BLOCK, set, NULL) < 0 ? launch_fail("sigprocmask", NULL) : 0;
 }
 
 /* The checks of step 1: 0, or the exit status for a bad id or path. */
@@ -841,6 +1048,7 @@ int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, int runner
 			.sync_rd = -1, .sync_wr = -1};
 	if (check_id(cfg, id) != 0)
 		return -1;
+	snprintf(s.group, sizeof(s.group), "%s", id);
 	return spawn(&s, pid, keep_fd);
 }
 
@@ -848,37 +1056,79 @@ int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
 {
 	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .runner_fd = -1, .sync_rd = -1,
 			.sync_wr = -1};
-	pid_t parent = getppid();
 	pid_t child = -1;
-	int keep = -1;
+	int keep = -1, stopped;
+	sigset_t set;
 
 	/* 1. checks */
 	int bad = check_id(cfg, id);
 	if (bad)
 		return bad;
-	/* 2. die with the pool manager */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		return launch_fail("PR_SET_PDEATHSIG", NULL);
-	if (getppid() != parent) {
-		log_error("sandbox launcher: parent already gone");
+	snprintf(s.group, sizeof(s.group), "%s", id);
+	/* 2. die with the pool manager; 4. signals */
+	if (die_with_parent() != 0 || block_signals(&set) != 0)
 		return 1;
-	}
-	/* 4. signals are taken with sigwaitinfo; the child unblocks them */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return launch_fail("sigprocmask", NULL);
 	/* 3, 5-8. directories, namespaces, cgroups, maps, go */
 	if (spawn(&s, &child, &keep) < 0)
 		return 1;
 	if (ready_fd >= 0)
 		close(ready_fd); /* the sandbox holds it: EOF there means it died */
 	/* 9. wait */
-	int rc = supervise(child, &set);
+	int rc = supervise(child, &set, NULL, &stopped);
 	close(keep);
+	if (rc < 0)
+		return 1;
+	return stopped ? 0 : rc; /* stopped on request */
+}
+
+int sbx_install(const struct config *cfg, const struct sbx_install *o)
+{
+	struct sbx s = {.cfg = cfg, .id = o->id, .install = o, .ready_fd = -1, .runner_fd = -1,
+			.sync_rd = -1, .sync_wr = -1};
+	pid_t child = -1;
+	int keep = -1, stopped = 0, rc = 1;
+	sigset_t set;
+	struct timespec deadline;
+
+	/* 1. checks */
+	if (!sbx_id_valid(o->id)) {
+		log_error("install launcher: invalid id");
+		return 2;
+	}
+	if (geteuid() != 0) {
+		log_error("install launcher: the install sandbox needs root (uid/gid maps, cgroups)");
+		return 1;
+	}
+	snprintf(s.group, sizeof(s.group), CGROUP_INSTALL_PREFIX "%s", o->id);
+	setup_set_name("install sandbox");
+	/* 2. die with the worker; 4. signals */
+	if (die_with_parent() != 0 || block_signals(&set) != 0)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	double whole = (double)(time_t)o->timeout;
+	deadline.tv_sec += (time_t)whole;
+	deadline.tv_nsec += (long)((o->timeout - whole) * 1e9);
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	/* 3, 5-8. directories, namespaces, cgroups, maps, go */
+	if (spawn(&s, &child, &keep) == 0) {
+		/* 9. wait, until the deadline */
+		rc = supervise(child, &set, &deadline, &stopped);
+		close(keep);
+		if (rc < 0) {
+			rc = 1;
+		} else if (stopped < 0) {
+			fprintf(stderr, "install: pip did not finish within %g seconds; stopped\n", o->timeout);
+			rc = 124;
+		} else if (stopped > 0) {
+			rc = 128 + stopped;
+		}
+		remove_tree(s.dir);
+	}
+	/* pid 1 is gone, and with it the pid namespace: what the group still
+	 * holds are processes on their way out */
+	cgroup_remove(cfg, s.group);
 	return rc;
 }

@@ -1,8 +1,11 @@
-/* sandbox: the local sandbox launcher (`executor sandbox --id ID --ready-fd N`).
- * Owns the ordered setup of one sandbox: cgroups, namespaces (user, pid, mount,
- * net, ipc, uts, cgroup), uid/gid maps, the minimal read-only root, /workspace,
- * /tmp, /proc, /dev, loopback, rlimits; then it runs the executor server as pid 1
- * inside. Any failed step is fatal. It never runs user code itself. */
+/* sandbox: the local sandbox launcher (`executor sandbox --id ID --ready-fd N`)
+ * and the install sandbox's (`executor install`). Owns the ordered setup of one
+ * sandbox: cgroups, namespaces (user, pid, mount, net, ipc, uts, cgroup),
+ * uid/gid maps, the minimal read-only root, /workspace, /tmp, /proc, /dev,
+ * loopback, rlimits; then, as pid 1 inside, the executor server (a run's
+ * sandbox) or the locked-down command (an install's). Both kinds are the same
+ * steps with different options, never a copy. Any failed step is fatal. It
+ * never runs user code itself. */
 #ifndef SANDBOX_H
 #define SANDBOX_H
 
@@ -37,6 +40,41 @@ int sbx_root_prepare(const struct config *cfg);
  * nothing is left). */
 int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, int runner_fd, pid_t *pid,
 	      int *keep_fd);
+
+/* The options of an install sandbox (executor/install.c fills them in). */
+struct sbx_install {
+	/* [0-9a-zA-Z_-]{1,64}: the directory APP_RUN_DIR/installs/ID (removed at
+	 * the end) and the cgroup CGROUP_INSTALL_PREFIX "ID" (cgroup.h) */
+	const char *id;
+	/* an empty host directory the caller checked: made the sandbox user's
+	 * (0700) and bound read-write at INSTALL_INSIDE_STAGING (install.h), the
+	 * only host directory the sandbox can write to; never removed here */
+	const char *staging;
+	/* a host directory bound read-only at INSTALL_INSIDE_FIND_LINKS, or NULL */
+	const char *find_links;
+	/* 1: the host's network namespace, its /etc/resolv.conf and DNS in
+	 * nsswitch.conf; 0: a network namespace of its own (loopback only) */
+	int host_network;
+	double timeout; /* seconds, from the start, until the sandbox is killed */
+	/* the command pid 1 runs as its child, locked down as user code is
+	 * (sbx_lockdown(cfg, 1)): argv[0] a path inside; envp all its environment */
+	const char *const *argv;
+	const char *const *envp;
+};
+
+/* Runs o->argv in an install sandbox: the steps of a run's sandbox with
+ * these options: the same namespaces (the network's as o->host_network says),
+ * its own cgroup (memory APP_PACKAGE_INSTALL_MB, pids APP_SANDBOX_PIDS, one CPU
+ * on cgroup v2), the same read-only system directories, /etc and /dev but
+ * neither the runner nor the package cache, /tmp a tmpfs of
+ * APP_PACKAGE_INSTALL_MB. The command's stdout and stderr are the caller's. The
+ * sandbox dies with the caller's parent. Waits for the command, then removes
+ * the sandbox's directory and cgroup. Returns the exit status for main(): the
+ * command's (128+S when signal S ended it), 124 when the timeout passed (the
+ * sandbox killed, and a line on stderr saying so), 128+S when signal S
+ * (SIGTERM, SIGINT, SIGHUP) stopped it, 1 when a setup step failed (logged),
+ * 2 for an invalid id. */
+int sbx_install(const struct config *cfg, const struct sbx_install *o);
 
 /* Locks the calling process down for user code, in this order: clear
  * supplementary groups and empty the bounding and ambient capability sets

@@ -1,7 +1,11 @@
 /* check_sandbox: unit tests of the sandbox lock-down (sbx_lockdown, the seccomp
- * filter, rlimits), the sandbox paths and the cgroups (cgroup_setup/remove).
- * Every lock-down happens in a forked child; escape attempts must fail. */
+ * filter, rlimits), the sandbox paths, the cgroups (cgroup_setup/remove) and
+ * the install sandbox (`executor install`, run as the built binary) with the
+ * run sandbox's package mount. Every lock-down happens in a forked child;
+ * escape attempts must fail. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,22 +21,27 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgroup.h"
 #include "config.h"
+#include "install.h"
 #include "sandbox.h"
 #include "sbx_seccomp.h"
+#include "util.h"
 
 #define CG_PARENT "code-interpreter-unittest"
 
 static struct config cfg;
+static struct cgroup_limits run_limits; /* a run sandbox's, from cfg */
 static int started_as_root;
 
 static void load(char *const *extra)
@@ -52,6 +61,7 @@ static void load(char *const *extra)
 	env[n] = NULL;
 	char err[256];
 	ck_assert_msg(config_load(&cfg, env, err, sizeof(err)) == 0, "config: %s", err);
+	run_limits = (struct cgroup_limits){cfg.sandbox_memory_bytes, cfg.sandbox_pids, 0};
 }
 
 /* AddressSanitizer reserves terabytes of address space: under it, RLIMIT_AS
@@ -447,8 +457,34 @@ static int try_i386(void)
 	return why("i386 getpid returned %ld", ret);
 }
 
+/* Whether this kernel has the i386 entry point at all: without it
+ * (CONFIG_IA32_EMULATION off, or ia32_emulation=0 on the command line) int
+ * 0x80 faults with SIGSEGV before any filter sees it. An unfiltered child
+ * tries getpid there. */
+static int i386_abi_present(void)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, STDERR_FILENO); /* ASan reports the fault there */
+		long ret;
+		__asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory");
+		_exit(ret > 0 ? 0 : 1);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0; /* (ASan turns the SIGSEGV into exit 1) */
+}
+
 START_TEST(test_i386_abi_killed)
 {
+	if (!i386_abi_present()) {
+		fprintf(stderr, "check_sandbox: test_i386_abi_killed skipped: this kernel has no i386 "
+				"entry point (int 0x80 faults unfiltered)\n");
+		return;
+	}
 	char msg[512];
 	int st = in_child(try_i386, 0, msg, sizeof(msg));
 	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "status 0x%x: %s", (unsigned)st, msg);
@@ -692,7 +728,7 @@ START_TEST(test_cgroup_setup_and_remove)
 	int release;
 	pid_t pid = sleeper(&release);
 
-	ck_assert_int_eq(cgroup_setup(&cfg, id, pid), 1);
+	ck_assert_int_eq(cgroup_setup(&cfg, id, &run_limits, pid), 1);
 	ck_assert_int_eq(memory_group(id, dir, sizeof(dir), &limit_file), 0);
 	ck_assert_uint_eq(read_u64(dir, limit_file), 64u << 20);
 	ck_assert_uint_eq(cgroup_oom_kills(&cfg, id), 0);
@@ -731,7 +767,7 @@ START_TEST(test_cgroup_parent_made_again_when_gone)
 		snprintf(id, sizeof(id), "unit-parent-%d-%d", (int)getpid(), round);
 		int release;
 		pid_t pid = sleeper(&release);
-		ck_assert_int_eq(cgroup_setup(&cfg, id, pid), 1);
+		ck_assert_int_eq(cgroup_setup(&cfg, id, &run_limits, pid), 1);
 		ck_assert_int_eq(memory_group(id, dir, sizeof(dir), &limit_file), 0);
 		assert_in_group(pid, id, "pid not in its group");
 		ck_assert_int_eq(cgroup_remove(&cfg, id), 0);
@@ -750,14 +786,15 @@ START_TEST(test_cgroup_parent_made_again_when_gone)
 }
 END_TEST
 
+/* The limits come from the struct, not from cfg (64 MB there): the group gets
+ * 32 MB, and a child touching 256 MB is killed. */
 START_TEST(test_cgroup_memory_limit_kills)
 {
 	if (!is_root("test_cgroup_memory_limit_kills"))
 		return;
-	config_release(&cfg);
-	char *extra[] = {(char *)"APP_SANDBOX_MEMORY_MB=32", NULL};
-	load(extra);
-	char id[64];
+	struct cgroup_limits small = {32u << 20, 77, 0};
+	char id[64], dir[PATH_MAX];
+	const char *limit_file;
 	snprintf(id, sizeof(id), "unit-oom-%d", (int)getpid());
 	int p[2];
 	ck_assert_int_eq(pipe(p), 0);
@@ -777,7 +814,12 @@ START_TEST(test_cgroup_memory_limit_kills)
 		_exit(0);
 	}
 	close(p[0]);
-	int rc = cgroup_setup(&cfg, id, pid);
+	int rc = cgroup_setup(&cfg, id, &small, pid);
+	ck_assert_int_eq(memory_group(id, dir, sizeof(dir), &limit_file), 0);
+	uint64_t limit = read_u64(dir, limit_file);
+	char pids_dir[PATH_MAX];
+	snprintf(pids_dir, sizeof(pids_dir), "/sys/fs/cgroup/pids/" CG_PARENT "/%s", id);
+	uint64_t pids = read_u64(access(pids_dir, F_OK) == 0 ? pids_dir : dir, "pids.max");
 	ck_assert_int_eq(write(p[1], "g", 1), 1);
 	close(p[1]);
 	int st;
@@ -785,8 +827,47 @@ START_TEST(test_cgroup_memory_limit_kills)
 	uint64_t kills = cgroup_oom_kills(&cfg, id);
 	cgroup_remove(&cfg, id);
 	ck_assert_int_eq(rc, 1);
+	ck_assert_uint_eq(limit, 32u << 20);
+	ck_assert_uint_eq(pids, 77);
 	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", (unsigned)st);
 	ck_assert_uint_ge(kills, 1);
+}
+END_TEST
+
+/* An install sandbox's group is named install.ID (a name no sandbox id can
+ * be); the start-up cleanup removes it only when empty: an install in
+ * progress is a worker's, not the pool's. */
+START_TEST(test_cgroup_install_groups)
+{
+	if (!is_root("test_cgroup_install_groups"))
+		return;
+	char id[64], busy[64], dir[PATH_MAX];
+	const char *limit_file;
+	snprintf(id, sizeof(id), CGROUP_INSTALL_PREFIX "unit-%d", (int)getpid());
+	snprintf(busy, sizeof(busy), CGROUP_INSTALL_PREFIX "unit-busy-%d", (int)getpid());
+	ck_assert_int_eq(cgroup_setup(&cfg, "install.", &run_limits, getpid()), -1);
+	ck_assert_int_eq(cgroup_setup(&cfg, "install.a/b", &run_limits, getpid()), -1);
+	ck_assert_int_eq(cgroup_setup(&cfg, "other.abc", &run_limits, getpid()), -1);
+
+	int release[2];
+	pid_t pid = sleeper(&release[0]);
+	ck_assert_int_eq(cgroup_setup(&cfg, id, &run_limits, pid), 1);
+	assert_in_group(pid, id, "pid not in the install group");
+	/* the member leaves: the group is empty, as after a killed launcher */
+	ck_assert_int_eq(close(release[0]), 0);
+	ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+	pid_t member = sleeper(&release[1]);
+	ck_assert_int_eq(cgroup_setup(&cfg, busy, &run_limits, member), 1);
+
+	cgroup_remove_all(&cfg);
+	ck_assert_int_ne(memory_group(id, dir, sizeof(dir), &limit_file), 0);
+	ck_assert_int_eq(memory_group(busy, dir, sizeof(dir), &limit_file), 0);
+	assert_in_group(member, busy, "the cleanup touched a running install");
+	ck_assert_int_eq(cgroup_remove(&cfg, busy), 0);
+	int st;
+	ck_assert_int_eq(waitpid(member, &st, 0), member);
+	ck_assert(WIFSIGNALED(st));
+	close(release[1]);
 }
 END_TEST
 
@@ -801,7 +882,7 @@ START_TEST(test_cgroup_remove_all)
 	for (int i = 0; i < 2; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "unit-all-%d-%d", (int)getpid(), i);
 		pids[i] = sleeper(&release[i]);
-		ck_assert_int_eq(cgroup_setup(&cfg, ids[i], pids[i]), 1);
+		ck_assert_int_eq(cgroup_setup(&cfg, ids[i], &run_limits, pids[i]), 1);
 	}
 	cgroup_remove_all(&cfg);
 	for (int i = 0; i < 2; i++) {
@@ -824,7 +905,7 @@ START_TEST(test_cgroup_join_follows_the_model)
 	snprintf(id, sizeof(id), "unit-join-%d", (int)getpid());
 	int release_model;
 	pid_t model = sleeper(&release_model);
-	ck_assert_int_eq(cgroup_setup(&cfg, id, model), 1);
+	ck_assert_int_eq(cgroup_setup(&cfg, id, &run_limits, model), 1);
 
 	int p[2];
 	ck_assert_int_eq(pipe(p), 0);
@@ -860,12 +941,750 @@ END_TEST
 
 START_TEST(test_cgroup_rejects_bad_names)
 {
-	ck_assert_int_eq(cgroup_setup(&cfg, "../escape", getpid()), -1);
+	ck_assert_int_eq(cgroup_setup(&cfg, "../escape", &run_limits, getpid()), -1);
 	config_release(&cfg);
 	char *extra[] = {(char *)"APP_CGROUP_PARENT=../x", NULL};
 	load(extra);
-	ck_assert_int_eq(cgroup_setup(&cfg, "ok", getpid()), -1);
+	ck_assert_int_eq(cgroup_setup(&cfg, "ok", &run_limits, getpid()), -1);
 	ck_assert_int_eq(cgroup_remove(&cfg, "ok"), 0);
+}
+END_TEST
+
+/* ----------------------------------------------------- executor install */
+
+/* Each test gets a directory of its own under /tmp (others may search it: the
+ * sandbox user reads find-links through it) with a package cache (dists/,
+ * staging/), a find-links directory of wheels built here, and a run dir; and
+ * runs the built executor (next to this test binary's directory) on it. */
+static char base_dir[64];
+static char cache_dir[96], links_dir[96], run_dir[96];
+static char executor_bin[PATH_MAX + 16];
+static char install_skip[128]; /* why the install tests cannot run here, or "" */
+
+/* tinypkg 1.0 as a wheel (a zip: the module, METADATA, WHEEL, RECORD; see
+ * tests/e2e/wheels.py) and sdonly 1.0 as an sdist only. */
+static const char fixture_py[] =
+	"import base64, hashlib, io, sys, tarfile, zipfile\n"
+	"d = sys.argv[1]\n"
+	"def rec(n, b):\n"
+	"    h = base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()\n"
+	"    return '%s,sha256=%s,%d' % (n, h, len(b))\n"
+	"info = 'tinypkg-1.0.dist-info'\n"
+	"e = {'tinypkg/__init__.py': b'VALUE = 1\\n',\n"
+	"     info + '/METADATA': b'Metadata-Version: 2.1\\nName: tinypkg\\nVersion: 1.0\\n',\n"
+	"     info + '/WHEEL': b'Wheel-Version: 1.0\\nGenerator: check_sandbox\\n'\n"
+	"                      b'Root-Is-Purelib: true\\nTag: py3-none-any\\n'}\n"
+	"e[info + '/RECORD'] = ('\\n'.join([rec(k, v) for k, v in e.items()] + [info + '/RECORD,,'])\n"
+	"                       + '\\n').encode()\n"
+	"with zipfile.ZipFile(d + '/tinypkg-1.0-py3-none-any.whl', 'w') as z:\n"
+	"    for k, v in e.items():\n"
+	"        z.writestr(k, v)\n"
+	"with tarfile.open(d + '/sdonly-1.0.tar.gz', 'w:gz') as t:\n"
+	"    b = b'from setuptools import setup\\nsetup(name=\"sdonly\", version=\"1.0\")\\n'\n"
+	"    i = tarfile.TarInfo('sdonly-1.0/setup.py')\n"
+	"    i.size = len(b)\n"
+	"    t.addfile(i, io.BytesIO(b))\n";
+
+/* Runs /usr/bin/python3 with args, its output to /dev/null. Its exit status. */
+static int python(const char *const *args)
+{
+	const char *argv[8] = {"/usr/bin/python3"};
+	for (int i = 0; args[i] && i < 6; i++)
+		argv[i + 1] = args[i];
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		dup2(null, 2);
+		execv(argv[0], (char *const *)(void *)argv);
+		_exit(127);
+	}
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void install_setup(void)
+{
+	setup();
+	install_skip[0] = '\0';
+	base_dir[0] = '\0';
+	if (geteuid() != 0) {
+		snprintf(install_skip, sizeof(install_skip), "needs root (uid/gid maps, cgroups)");
+		return;
+	}
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	ck_assert_int_gt(n, 0);
+	self[n] = '\0';
+	*strrchr(self, '/') = '\0'; /* BUILD/tests */
+	*strrchr(self, '/') = '\0'; /* BUILD */
+	snprintf(executor_bin, sizeof(executor_bin), "%s/executor", self);
+	if (access(executor_bin, X_OK) != 0) {
+		snprintf(install_skip, sizeof(install_skip), "no %.90s (make all)", executor_bin);
+		return;
+	}
+	const char *probe[] = {"-I", "-m", "pip", "--version", NULL};
+	if (python(probe) != 0) {
+		snprintf(install_skip, sizeof(install_skip), "/usr/bin/python3 has no pip");
+		return;
+	}
+	snprintf(base_dir, sizeof(base_dir), "/tmp/check_install.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(base_dir));
+	ck_assert_int_eq(chmod(base_dir, 0755), 0);
+	snprintf(cache_dir, sizeof(cache_dir), "%s/cache", base_dir);
+	snprintf(links_dir, sizeof(links_dir), "%s/links", base_dir);
+	snprintf(run_dir, sizeof(run_dir), "%s/run", base_dir);
+	char path[PATH_MAX + 32];
+	static const char *const dirs[] = {"cache", "cache/dists", "cache/staging", "links", "run"};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", base_dir, dirs[i]);
+		ck_assert_int_eq(mkdir(path, i < 3 ? 0711 : 0755), 0);
+		ck_assert_int_eq(chmod(path, i < 3 ? 0711 : 0755), 0);
+	}
+	const char *fixture[] = {"-c", fixture_py, links_dir, NULL};
+	ck_assert_int_eq(python(fixture), 0);
+	/* a "wheel" pip blocks on when it opens it: the tests' readiness check */
+	snprintf(path, sizeof(path), "%s/hold-1.0-py3-none-any.whl", links_dir);
+	ck_assert_int_eq(mkfifo(path, 0666), 0);
+	ck_assert_int_eq(chmod(path, 0666), 0);
+}
+
+static void install_teardown(void)
+{
+	if (base_dir[0])
+		remove_tree(base_dir);
+	cgroup_teardown();
+}
+
+static int install_skipped(const char *test)
+{
+	if (!install_skip[0])
+		return 0;
+	fprintf(stderr, "check_sandbox: %s skipped: %s\n", test, install_skip);
+	return 1;
+}
+
+/* A fresh, empty staging directory (as the service makes it: root's). */
+static void make_staging(const char *name, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/staging/%s", cache_dir, name);
+	ck_assert_int_eq(mkdir(out, 0755), 0);
+}
+
+struct install {
+	pid_t pid; /* the launcher */
+	int out;   /* its stdout and stderr */
+	char id[64];
+};
+
+/* Starts `executor install --id ID --staging DIR --timeout T -- REQ` with the
+ * test's APP_* settings (extra ones first: they win) and, to show that none of
+ * it reaches pip, a PIP_FIND_LINKS and a secret of the launcher's own. */
+static struct install install_start(const char *id, const char *staging, const char *timeout,
+				    const char *req, const char *const *extra)
+{
+	struct install in = {.out = -1};
+	snprintf(in.id, sizeof(in.id), "%s", id);
+	char *env[24];
+	int n = 0;
+	for (; extra && *extra && n < 8; extra++)
+		env[n++] = xasprintf("%s", *extra);
+	env[n++] = xasprintf("APP_RUN_DIR=%s", run_dir);
+	env[n++] = xasprintf("APP_PACKAGE_CACHE=%s", cache_dir);
+	env[n++] = xasprintf("APP_PIP_FIND_LINKS=%s", links_dir);
+	env[n++] = xasprintf("APP_CGROUP_PARENT=%s", CG_PARENT);
+	env[n++] = xasprintf("APP_PACKAGE_INSTALL_MB=256");
+	env[n++] = xasprintf("APP_SANDBOX_PIDS=4096");
+	env[n++] = xasprintf("APP_LOG_LEVEL=info");
+	env[n++] = xasprintf("APP_TEST_SECRET=launcher-only");
+	env[n++] = xasprintf("PIP_FIND_LINKS=/launcher/only");
+	env[n] = NULL;
+	const char *argv[] = {executor_bin, "install", "--id", id, "--staging", staging,
+			      "--timeout", timeout, "--", req, NULL};
+	int p[2];
+	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+	fflush(NULL);
+	in.pid = fork();
+	ck_assert_int_ge(in.pid, 0);
+	if (in.pid == 0) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		execve(argv[0], (char *const *)(void *)argv, env);
+		_exit(127);
+	}
+	close(p[1]);
+	in.out = p[0];
+	for (int i = 0; i < n; i++)
+		free(env[i]);
+	return in;
+}
+
+/* Reads the launcher's output to the end and reaps it: its exit status, or
+ * 256 + the signal that ended it. */
+static int install_finish(struct install *in, char *out, size_t cap)
+{
+	size_t len = 0;
+	ssize_t r;
+	char sink[4096];
+	while ((r = read(in->out, len + 1 < cap ? out + len : sink,
+			 len + 1 < cap ? cap - 1 - len : sizeof(sink))) > 0 || (r < 0 && errno == EINTR))
+		if (r > 0 && len + 1 < cap)
+			len += (size_t)r;
+	out[len] = '\0';
+	close(in->out);
+	int st;
+	ck_assert_int_eq(waitpid(in->pid, &st, 0), in->pid);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 256 + WTERMSIG(st);
+}
+
+static int install_run_to_end(const char *id, const char *staging, const char *timeout,
+			      const char *req, const char *const *extra, char *out, size_t cap)
+{
+	struct install in = install_start(id, staging, timeout, req, extra);
+	return install_finish(&in, out, cap);
+}
+
+/* Waits until pip has opened the held wheel; returns the FIFO's write end (pip
+ * opens the file again after reading it: it stays blocked until the install is
+ * stopped or times out). -1 when the launcher ended first
+ * or 20 s passed. A readiness check, not a guess: open(O_WRONLY|O_NONBLOCK)
+ * fails with ENXIO until a reader has it open. */
+static int wait_for_hold(const struct install *in)
+{
+	char fifo[PATH_MAX + 32];
+	snprintf(fifo, sizeof(fifo), "%s/hold-1.0-py3-none-any.whl", links_dir);
+	for (int i = 0; i < 4000; i++) {
+		int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		ck_assert_int_eq(errno, ENXIO);
+		if (waitpid(in->pid, NULL, WNOHANG) != 0)
+			return -1;
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+/* Reads /proc/PID/FILE (NULs as newlines). Bytes read, or -1. */
+static ssize_t read_proc(pid_t pid, const char *file, char *buf, size_t cap)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	ssize_t r;
+	while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
+		len += (size_t)r;
+	close(fd);
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] == '\0')
+			buf[i] = '\n';
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+static pid_t parent_of(pid_t pid)
+{
+	char buf[4096];
+	if (read_proc(pid, "status", buf, sizeof(buf)) < 0)
+		return -1;
+	const char *p = strstr(buf, "\nPPid:");
+	return p ? (pid_t)strtol(p + 6, NULL, 10) : -1;
+}
+
+/* A child of parent whose comm is comm (any child when NULL), or -1. */
+static pid_t child_of(pid_t parent, const char *comm)
+{
+	DIR *d = opendir("/proc");
+	ck_assert_ptr_nonnull(d);
+	struct dirent *e;
+	pid_t found = -1;
+	while (found < 0 && (e = readdir(d)) != NULL) {
+		char *end, name[64];
+		long pid = strtol(e->d_name, &end, 10);
+		if (*end || pid <= 0 || parent_of((pid_t)pid) != parent)
+			continue;
+		if (comm && (read_proc((pid_t)pid, "comm", name, sizeof(name)) < 0 ||
+			     strncmp(name, comm, strlen(comm)) != 0 || name[strlen(comm)] != '\n'))
+			continue;
+		found = (pid_t)pid;
+	}
+	closedir(d);
+	return found;
+}
+
+/* The pip process of the install launched as `launcher`: the python3 child of
+ * the sandbox's pid 1, the launcher's child. */
+static pid_t find_pip(pid_t launcher)
+{
+	pid_t pid1 = child_of(launcher, NULL);
+	return pid1 > 0 ? child_of(pid1, "python3") : -1;
+}
+
+static int not_dots(const struct dirent *e)
+{
+	return strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+}
+
+/* The names in dir but . and .., sorted, one a line, with size and mode. */
+static void listing(const char *dir, char *out, size_t cap)
+{
+	struct dirent **names;
+	int n = scandir(dir, &names, not_dots, alphasort);
+	ck_assert_int_ge(n, 0);
+	size_t len = 0;
+	out[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		char path[PATH_MAX + 300];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		ck_assert_int_eq(lstat(path, &st), 0);
+		int w = snprintf(out + len, cap - len, "%s %lld %o\n", names[i]->d_name,
+				 (long long)st.st_size, (unsigned)st.st_mode);
+		if (w > 0 && (size_t)w < cap - len)
+			len += (size_t)w;
+		free(names[i]);
+	}
+	free(names);
+}
+
+/* Nothing of the install is left: neither its directory nor its cgroup. */
+static void assert_install_gone(const char *id)
+{
+	char path[PATH_MAX + 80], group[96];
+	const char *limit_file;
+	snprintf(path, sizeof(path), "%s/installs/%s", run_dir, id);
+	ck_assert_msg(access(path, F_OK) != 0, "%s left behind", path);
+	snprintf(group, sizeof(group), CGROUP_INSTALL_PREFIX "%s", id);
+	ck_assert_msg(memory_group(group, path, sizeof(path), &limit_file) != 0, "cgroup %s left", group);
+}
+
+START_TEST(test_install_wheel_into_staging)
+{
+	if (install_skipped("test_install_wheel_into_staging"))
+		return;
+	char staging[PATH_MAX], out[8192], before_links[4096], after[4096], dists[PATH_MAX + 8];
+	make_staging("s1", staging, sizeof(staging));
+	snprintf(dists, sizeof(dists), "%s/dists", cache_dir);
+	listing(links_dir, before_links, sizeof(before_links));
+
+	int rc = install_run_to_end("unit-wheel", staging, "60", "tinypkg==1.0", NULL, out, sizeof(out));
+	ck_assert_msg(rc == 0, "exit %d: %s", rc, out);
+	ck_assert_msg(strstr(out, "Successfully installed tinypkg-1.0"), "%s", out);
+
+	/* the wheel is in staging, which the sandbox user owns (0700) */
+	char path[PATH_MAX + 64];
+	snprintf(path, sizeof(path), "%s/tinypkg/__init__.py", staging);
+	ck_assert_int_eq(access(path, R_OK), 0);
+	snprintf(path, sizeof(path), "%s/tinypkg-1.0.dist-info/METADATA", staging);
+	ck_assert_int_eq(access(path, R_OK), 0);
+	struct stat st;
+	ck_assert_int_eq(lstat(staging, &st), 0);
+	ck_assert_uint_eq(st.st_uid, (uid_t)(cfg.sandbox_uid_base + 1000));
+	ck_assert_uint_eq(st.st_gid, (gid_t)(cfg.sandbox_uid_base + 1000));
+	ck_assert_uint_eq(st.st_mode & 07777, 0700);
+	/* nothing else was written: not the cache's dists/, not find-links */
+	listing(dists, after, sizeof(after));
+	ck_assert_str_eq(after, "");
+	listing(links_dir, after, sizeof(after));
+	ck_assert_str_eq(after, before_links);
+	assert_install_gone("unit-wheel");
+}
+END_TEST
+
+/* Whether every writable mount pip sees (from /proc/PID/mountinfo: "id
+ * parent dev root mount-point options ...") is one of the sandbox's own
+ * (tmpfs, proc, the harmless devices) or the staging directory. */
+static int writable_mounts_ok(pid_t pip, char *why, size_t cap)
+{
+	static const char *const allowed[] = {
+		"/tmp", "/dev/shm", "/proc", INSTALL_INSIDE_STAGING,
+		"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+	};
+	char buf[16384];
+	ck_assert_int_gt(read_proc(pip, "mountinfo", buf, sizeof(buf)), 0);
+	for (char *line = buf, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		char root[512], point[512], opts[256];
+		if (sscanf(line, "%*s %*s %*s %511s %511s %255s", root, point, opts) != 3)
+			continue;
+		if (strncmp(opts, "rw", 2) != 0 || (opts[2] != ',' && opts[2] != '\0'))
+			continue;
+		int ok = 0;
+		for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+			ok |= strcmp(point, allowed[i]) == 0;
+		if (!ok) {
+			snprintf(why, cap, "%s (%s) is writable", point, root);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* A line of /proc/PID/status, e.g. "Seccomp:\t2", is in buf. */
+static void assert_status_line(const char *status, const char *line)
+{
+	char want[128];
+	snprintf(want, sizeof(want), "\n%s\n", line);
+	ck_assert_msg(strstr(status, want), "no \"%s\" in pip's status:\n%s", line, status);
+}
+
+/* With a local find-links and no index: pip, held on a wheel, is locked down
+ * as user code, in a network namespace with only lo, with exactly its own
+ * environment and command line, in a cgroup of APP_PACKAGE_INSTALL_MB, and
+ * can write to no host directory but staging. */
+START_TEST(test_install_sandbox_offline_and_confined)
+{
+	if (install_skipped("test_install_sandbox_offline_and_confined"))
+		return;
+	char staging[PATH_MAX], out[8192], buf[16384], why[1200] = "";
+	make_staging("s2", staging, sizeof(staging));
+	struct install in = install_start("unit-held", staging, "60", "hold", NULL);
+	int hold = wait_for_hold(&in);
+	if (hold < 0)
+		install_finish(&in, out, sizeof(out));
+	ck_assert_msg(hold >= 0, "pip never opened the held wheel: %s", out);
+	pid_t pip = find_pip(in.pid);
+	ck_assert_int_gt(pip, 0);
+
+	/* no network interface but lo */
+	ck_assert_int_gt(read_proc(pip, "net/dev", buf, sizeof(buf)), 0);
+	char *iface = strchr(strchr(buf, '\n') + 1, '\n') + 1; /* past the two header lines */
+	ck_assert_msg(strncmp(iface + strspn(iface, " "), "lo:", 3) == 0 && !strchr(strchr(iface, '\n') + 1, ':'),
+		      "interfaces:\n%s", buf);
+	/* its environment, exactly: nothing of the launcher's */
+	ck_assert_int_gt(read_proc(pip, "environ", buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "PATH=/usr/local/bin:/usr/bin:/bin\nHOME=/tmp\nTMPDIR=/tmp\nLANG=C.UTF-8\n"
+			      "PIP_NO_COLOR=1\nPYTHONDONTWRITEBYTECODE=1\n");
+	ck_assert_int_gt(read_proc(pip, "cmdline", buf, sizeof(buf)), 0);
+	ck_assert_msg(strstr(buf, "\n--target\n" INSTALL_INSIDE_STAGING "\n--only-binary\n:all:\n") &&
+			      strstr(buf, "\n--no-index\n--find-links\n" INSTALL_INSIDE_FIND_LINKS "\n--\nhold\n"),
+		      "cmdline:\n%s", buf);
+	/* locked down: the sandbox user (host base+1000), no capabilities,
+	 * no_new_privs, the seccomp filter */
+	ck_assert_int_gt(read_proc(pip, "status", buf, sizeof(buf)), 0);
+	char uid[96];
+	long u = cfg.sandbox_uid_base + 1000;
+	snprintf(uid, sizeof(uid), "Uid:\t%ld\t%ld\t%ld\t%ld", u, u, u, u);
+	assert_status_line(buf, uid);
+	assert_status_line(buf, "NoNewPrivs:\t1");
+	assert_status_line(buf, "Seccomp:\t2");
+	assert_status_line(buf, "CapEff:\t0000000000000000");
+	assert_status_line(buf, "CapBnd:\t0000000000000000");
+	/* names resolve from files only; no host /etc beyond the whitelist */
+	char path[128];
+	snprintf(path, sizeof(path), "/proc/%d/root/etc/nsswitch.conf", (int)pip);
+	FILE *f = fopen(path, "re");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	ck_assert_msg(strstr(buf, "\nhosts: files\n"), "%s", buf);
+	snprintf(path, sizeof(path), "/proc/%d/root/etc/pip.conf", (int)pip);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	ck_assert_msg(writable_mounts_ok(pip, why, sizeof(why)), "%s", why);
+	/* its cgroup: APP_PACKAGE_INSTALL_MB and APP_SANDBOX_PIDS */
+	char dir[PATH_MAX];
+	const char *limit_file;
+	if (memory_group(CGROUP_INSTALL_PREFIX "unit-held", dir, sizeof(dir), &limit_file) == 0) {
+		ck_assert_uint_eq(read_u64(dir, limit_file), 256u << 20);
+		assert_in_group(pip, CGROUP_INSTALL_PREFIX "unit-held", "pip not in the install's group");
+	} else {
+		fprintf(stderr, "check_sandbox: test_install_sandbox_offline_and_confined: no memory "
+				"cgroup here, its limit not checked\n");
+	}
+
+	/* stopped on request: the sandbox is killed, the status says why */
+	ck_assert_int_eq(kill(in.pid, SIGTERM), 0);
+	int rc = install_finish(&in, out, sizeof(out));
+	close(hold);
+	ck_assert_msg(rc == 128 + SIGTERM, "exit %d: %s", rc, out);
+	ck_assert_msg(kill(pip, 0) < 0 && errno == ESRCH, "pip %d still there", (int)pip);
+	assert_install_gone("unit-held");
+}
+END_TEST
+
+/* A tiny index on the host's loopback that answers 404 to everything (pip
+ * then takes the find-links wheels): a forked child on a listening socket. */
+static pid_t index_server(int *port)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(s, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(s, 16), 0);
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+	*port = ntohs(a.sin_port);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		static const char reply[] = "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+		for (;;) {
+			int c = accept(s, NULL, NULL);
+			if (c < 0)
+				continue;
+			char req[4096];
+			if (read(c, req, sizeof(req)) > 0 && write(c, reply, sizeof(reply) - 1) < 0)
+				_exit(1);
+			close(c);
+		}
+	}
+	close(s);
+	return pid;
+}
+
+/* With an index URL: the host's network and its resolver, and the URL (with
+ * its credentials) only in pip's environment, never on a command line. */
+START_TEST(test_install_index_url_only_in_environment)
+{
+	if (install_skipped("test_install_index_url_only_in_environment"))
+		return;
+	char staging[PATH_MAX], out[8192], buf[16384], env_index[128], want[160];
+	int port;
+	pid_t server = index_server(&port);
+	snprintf(env_index, sizeof(env_index), "APP_PIP_INDEX_URL=http://user:s3cret@127.0.0.1:%d/simple", port);
+	const char *extra[] = {env_index, NULL};
+	make_staging("s3", staging, sizeof(staging));
+	struct install in = install_start("unit-index", staging, "60", "hold", extra);
+	int hold = wait_for_hold(&in);
+	if (hold < 0)
+		install_finish(&in, out, sizeof(out));
+	ck_assert_msg(hold >= 0, "pip never opened the held wheel: %s", out);
+	pid_t pip = find_pip(in.pid);
+	ck_assert_int_gt(pip, 0);
+
+	ck_assert_int_gt(read_proc(pip, "environ", buf, sizeof(buf)), 0);
+	snprintf(want, sizeof(want), "\nPIP_INDEX_URL=%s\n", env_index + strlen("APP_PIP_INDEX_URL="));
+	ck_assert_msg(strstr(buf, want), "environ:\n%s", buf);
+	ck_assert_msg(!strstr(buf, "APP_") && !strstr(buf, "/launcher/only"), "environ:\n%s", buf);
+	ck_assert_int_gt(read_proc(pip, "cmdline", buf, sizeof(buf)), 0);
+	ck_assert_msg(!strstr(buf, "s3cret") && !strstr(buf, "--no-index") && !strstr(buf, "--index-url"),
+		      "cmdline:\n%s", buf);
+	/* the host's network namespace, with DNS */
+	char mine[64], its[64], path[128];
+	ssize_t a = readlink("/proc/self/ns/net", mine, sizeof(mine) - 1);
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pip);
+	ssize_t b = readlink(path, its, sizeof(its) - 1);
+	ck_assert(a > 0 && b > 0);
+	mine[a] = its[b] = '\0';
+	ck_assert_str_eq(its, mine);
+	snprintf(path, sizeof(path), "/proc/%d/root/etc/nsswitch.conf", (int)pip);
+	FILE *f = fopen(path, "re");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	ck_assert_msg(strstr(buf, "\nhosts: files dns\n"), "%s", buf);
+
+	ck_assert_int_eq(kill(in.pid, SIGTERM), 0);
+	int rc = install_finish(&in, out, sizeof(out));
+	close(hold);
+	kill(server, SIGKILL);
+	waitpid(server, NULL, 0);
+	ck_assert_msg(rc == 128 + SIGTERM, "exit %d: %s", rc, out);
+	assert_install_gone("unit-index");
+}
+END_TEST
+
+/* pip past APP_PACKAGE_INSTALL_MB (16 MB: pip itself needs some 50) is
+ * killed by the install's memory cgroup. */
+START_TEST(test_install_memory_limit_kills_pip)
+{
+	if (install_skipped("test_install_memory_limit_kills_pip"))
+		return;
+	char staging[PATH_MAX], out[8192];
+	/* is there a memory controller at all? (a probe group of our own) */
+	int release;
+	pid_t probe = sleeper(&release);
+	int cg = cgroup_setup(&cfg, "unit-probe", &run_limits, probe);
+	cgroup_remove(&cfg, "unit-probe");
+	waitpid(probe, NULL, 0);
+	close(release);
+	if (cg != 1) {
+		fprintf(stderr, "check_sandbox: test_install_memory_limit_kills_pip skipped: no memory cgroup\n");
+		return;
+	}
+	const char *extra[] = {"APP_PACKAGE_INSTALL_MB=16", NULL};
+	make_staging("s4", staging, sizeof(staging));
+	int rc = install_run_to_end("unit-oom", staging, "60", "tinypkg", extra, out, sizeof(out));
+	ck_assert_msg(rc == 128 + SIGKILL, "exit %d: %s", rc, out);
+	assert_install_gone("unit-oom");
+}
+END_TEST
+
+/* Staging directories, requirements, ids and timeouts the launcher refuses
+ * (exit 2), touching nothing: a refused directory stays root's. */
+START_TEST(test_install_refuses_bad_arguments)
+{
+	if (install_skipped("test_install_refuses_bad_arguments"))
+		return;
+	char out[8192], good[PATH_MAX], outside[PATH_MAX + 32], link[PATH_MAX + 32], full[PATH_MAX],
+		nested[PATH_MAX + 32], file[PATH_MAX + 32], top[PATH_MAX + 32], dots[PATH_MAX + 32],
+		missing[PATH_MAX + 32];
+	make_staging("good", good, sizeof(good));
+	snprintf(outside, sizeof(outside), "%s/outside", base_dir);
+	ck_assert_int_eq(mkdir(outside, 0755), 0);
+	/* a symlink in staging/ to a real (empty) directory, and one to outside */
+	snprintf(link, sizeof(link), "%s/staging/link", cache_dir);
+	ck_assert_int_eq(symlink(good, link), 0);
+	make_staging("full", full, sizeof(full));
+	snprintf(file, sizeof(file), "%s/x", full);
+	int fd = open(file, O_WRONLY | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	snprintf(nested, sizeof(nested), "%s/deeper", full);
+	ck_assert_int_eq(mkdir(nested, 0755), 0);
+	snprintf(top, sizeof(top), "%s/staging", cache_dir);
+	snprintf(dots, sizeof(dots), "%s/staging/good/..", cache_dir);
+	snprintf(missing, sizeof(missing), "%s/staging/missing", cache_dir);
+	const char *const bad_dirs[] = {outside, link, full, nested, top, dots, missing,
+					"relative/dir", file, "/"};
+	for (size_t i = 0; i < sizeof(bad_dirs) / sizeof(bad_dirs[0]); i++) {
+		int rc = install_run_to_end("unit-bad", bad_dirs[i], "60", "tinypkg", NULL, out, sizeof(out));
+		ck_assert_msg(rc == 2, "--staging %s: exit %d: %s", bad_dirs[i], rc, out);
+	}
+	static const char *const bad_reqs[] = {"./tinypkg", "tinypkg; os_name == 'posix'",
+		"--index-url=http://x/", "http://x/tinypkg.whl", "tinypkg @ file:///x", ""};
+	for (size_t i = 0; i < sizeof(bad_reqs) / sizeof(bad_reqs[0]); i++) {
+		int rc = install_run_to_end("unit-bad", good, "60", bad_reqs[i], NULL, out, sizeof(out));
+		ck_assert_msg(rc == 2, "requirement %s: exit %d: %s", bad_reqs[i], rc, out);
+	}
+	static const char *const bad_timeouts[] = {"0", "-1", "86401", "abc", "nan", "inf", ""};
+	for (size_t i = 0; i < sizeof(bad_timeouts) / sizeof(bad_timeouts[0]); i++) {
+		int rc = install_run_to_end("unit-bad", good, bad_timeouts[i], "tinypkg", NULL, out, sizeof(out));
+		ck_assert_msg(rc == 2, "--timeout %s: exit %d: %s", bad_timeouts[i], rc, out);
+	}
+	int rc = install_run_to_end("../bad", good, "60", "tinypkg", NULL, out, sizeof(out));
+	ck_assert_msg(rc == 2, "--id ../bad: exit %d: %s", rc, out);
+	/* a find-links path that is no directory */
+	const char *extra[] = {"APP_PIP_FIND_LINKS=/nonexistent/wheels", NULL};
+	rc = install_run_to_end("unit-bad", good, "60", "tinypkg", extra, out, sizeof(out));
+	ck_assert_msg(rc == 2, "find-links missing: exit %d: %s", rc, out);
+
+	struct stat st;
+	const char *const untouched[] = {good, outside, full};
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_int_eq(lstat(untouched[i], &st), 0);
+		ck_assert_msg(st.st_uid == 0 && (st.st_mode & 07777) == 0755, "%s was changed", untouched[i]);
+	}
+	char run_installs[PATH_MAX + 16];
+	snprintf(run_installs, sizeof(run_installs), "%s/installs/unit-bad", run_dir);
+	ck_assert_int_ne(access(run_installs, F_OK), 0);
+}
+END_TEST
+
+/* With wheels only, a requirement that exists only as an sdist is not
+ * found (no package code is ever built or run), and staging stays empty. */
+START_TEST(test_install_sdist_only_not_found)
+{
+	if (install_skipped("test_install_sdist_only_not_found"))
+		return;
+	char staging[PATH_MAX], out[8192], after[4096];
+	make_staging("s5", staging, sizeof(staging));
+	int rc = install_run_to_end("unit-sdist", staging, "60", "sdonly", NULL, out, sizeof(out));
+	ck_assert_msg(rc != 0 && rc < 124, "exit %d: %s", rc, out);
+	ck_assert_msg(strstr(out, "No matching distribution found for sdonly"), "%s", out);
+	listing(staging, after, sizeof(after));
+	ck_assert_str_eq(after, "");
+	assert_install_gone("unit-sdist");
+}
+END_TEST
+
+/* Past --timeout the whole sandbox is killed: exit 124 and a line saying so;
+ * neither its directory nor its cgroup (nor pip) is left. */
+START_TEST(test_install_timeout_kills_the_sandbox)
+{
+	if (install_skipped("test_install_timeout_kills_the_sandbox"))
+		return;
+	char staging[PATH_MAX], out[8192];
+	make_staging("s6", staging, sizeof(staging));
+	struct install in = install_start("unit-slow", staging, "1.5", "hold", NULL);
+	int hold = wait_for_hold(&in);
+	pid_t pip = hold >= 0 ? find_pip(in.pid) : -1;
+	int rc = install_finish(&in, out, sizeof(out)); /* we keep holding: pip never finishes */
+	ck_assert_msg(rc == 124, "exit %d: %s", rc, out);
+	ck_assert_msg(strstr(out, "install: pip did not finish within 1.5 seconds; stopped\n"), "%s", out);
+	ck_assert_int_gt(pip, 0);
+	ck_assert_msg(kill(pip, 0) < 0 && errno == ESRCH, "pip %d still there", (int)pip);
+	close(hold);
+	assert_install_gone("unit-slow");
+}
+END_TEST
+
+/* A run's sandbox binds the cache's dists/ (not site-packages) read-only at
+ * INSTALL_INSIDE_PACKAGES, and its launcher makes dists/ and staging/ host
+ * root's, 0711, even where an earlier layout left them the sandbox user's. */
+START_TEST(test_run_sandbox_binds_dists)
+{
+	if (install_skipped("test_run_sandbox_binds_dists"))
+		return;
+	char path[PATH_MAX + 64], buf[16384];
+	uid_t user = (uid_t)(cfg.sandbox_uid_base + 1000);
+	snprintf(path, sizeof(path), "%s/dists", cache_dir);
+	ck_assert_int_eq(chown(path, user, user), 0);
+	ck_assert_int_eq(chmod(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/site-packages", cache_dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+
+	int ready[2];
+	ck_assert_int_eq(pipe(ready), 0);
+	char fd_arg[16], *env[8];
+	snprintf(fd_arg, sizeof(fd_arg), "%d", ready[1]);
+	env[0] = xasprintf("APP_RUN_DIR=%s", run_dir);
+	env[1] = xasprintf("APP_PACKAGE_CACHE=%s", cache_dir);
+	env[2] = xasprintf("APP_CGROUP_PARENT=%s", CG_PARENT);
+	env[3] = xasprintf("APP_PRELOAD_MODULES=");
+	env[4] = xasprintf("APP_SANDBOX_PIDS=4096");
+	env[5] = NULL;
+	const char *argv[] = {executor_bin, "sandbox", "--id", "unit-run", "--ready-fd", fd_arg, NULL};
+	fflush(NULL);
+	pid_t launcher = fork();
+	ck_assert_int_ge(launcher, 0);
+	if (launcher == 0) {
+		close(ready[0]);
+		execve(argv[0], (char *const *)(void *)argv, env);
+		_exit(127);
+	}
+	close(ready[1]);
+	for (int i = 0; env[i]; i++)
+		free(env[i]);
+	char r = 0;
+	ssize_t got = read(ready[0], &r, 1);
+	close(ready[0]);
+	pid_t pid1 = got == 1 ? child_of(launcher, NULL) : -1; /* the sandbox's pid 1 */
+	ssize_t n = pid1 > 0 ? read_proc(pid1, "mountinfo", buf, sizeof(buf)) : -1;
+	kill(launcher, SIGTERM);
+	int st;
+	ck_assert_int_eq(waitpid(launcher, &st, 0), launcher);
+	snprintf(path, sizeof(path), "%s/sandboxes/unit-run", run_dir);
+	remove_tree(path);
+	cgroup_remove(&cfg, "unit-run");
+	ck_assert_msg(got == 1 && r == 'R', "the sandbox never became ready");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "launcher status 0x%x", (unsigned)st);
+	ck_assert_int_gt(n, 0);
+
+	char want[PATH_MAX + 64];
+	snprintf(want, sizeof(want), "/cache/dists " INSTALL_INSIDE_PACKAGES " ro,");
+	ck_assert_msg(strstr(buf, want), "no %s in\n%s", want, buf);
+	ck_assert_msg(!strstr(buf, "site-packages"), "%s", buf);
+	static const char *const subs[] = {"dists", "staging"};
+	for (int i = 0; i < 2; i++) {
+		struct stat sst;
+		snprintf(path, sizeof(path), "%s/%s", cache_dir, subs[i]);
+		ck_assert_int_eq(lstat(path, &sst), 0);
+		ck_assert_msg(sst.st_uid == 0 && sst.st_gid == 0 && (sst.st_mode & 07777) == 0711,
+			      "%s: uid %d mode %o", path, (int)sst.st_uid, (unsigned)(sst.st_mode & 07777));
+	}
 }
 END_TEST
 
@@ -921,8 +1740,24 @@ static Suite *sandbox_suite(void)
 	tcase_add_test(cg, test_cgroup_join_follows_the_model);
 	tcase_add_test(cg, test_cgroup_memory_limit_kills);
 	tcase_add_test(cg, test_cgroup_remove_all);
+	tcase_add_test(cg, test_cgroup_install_groups);
 	tcase_add_test(cg, test_cgroup_rejects_bad_names);
 	suite_add_tcase(s, cg);
+
+	/* `executor install` and the run sandbox's package mount, with the built
+	 * binaries (each pip start takes about a second) */
+	TCase *inst = tcase_create("install");
+	tcase_add_checked_fixture(inst, install_setup, install_teardown);
+	tcase_set_timeout(inst, 60);
+	tcase_add_test(inst, test_install_wheel_into_staging);
+	tcase_add_test(inst, test_install_sandbox_offline_and_confined);
+	tcase_add_test(inst, test_install_index_url_only_in_environment);
+	tcase_add_test(inst, test_install_memory_limit_kills_pip);
+	tcase_add_test(inst, test_install_refuses_bad_arguments);
+	tcase_add_test(inst, test_install_sdist_only_not_found);
+	tcase_add_test(inst, test_install_timeout_kills_the_sandbox);
+	tcase_add_test(inst, test_run_sandbox_binds_dists);
+	suite_add_tcase(s, inst);
 	return s;
 }
 
