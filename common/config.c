@@ -105,7 +105,7 @@ static const struct opt opts[] = {
 	OPT_SHOWN("APP_PACKAGE_MAP", T_STR, package_map, "", 0, 0, "(none)",
 	    "JSON file {\"module\": \"distribution\"} whose entries override executor/python/package_map.json"),
 	OPT_SHOWN("APP_PIP_INDEX_URL", T_STR, pip_index_url, "", 0, 0, "(pip's default)",
-	    "package index pip installs from (--index-url)"),
+	    "package index pip installs from (given to pip as PIP_INDEX_URL in its environment, never on a command line)"),
 	OPT_SHOWN("APP_PIP_FIND_LINKS", T_STR, pip_find_links, "", 0, 0, "(none)",
 	    "a directory of wheels or a URL for pip's --find-links; with a directory and no APP_PIP_INDEX_URL pip uses only it (--no-index)"),
 	OPT("APP_PACKAGE_INSTALL_TIMEOUT", T_DOUBLE, package_install_timeout, "120", 1, 86400,

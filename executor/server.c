@@ -247,7 +247,7 @@ static const char *check_env(json_object *env)
 	return NULL;
 }
 
-/* The cache directories a run's sys.path gets (see docs/executor-protocol.md):
+/* The cache directories a run's sys.path is given (docs/executor-protocol.md):
  * an array of at most PKG_MAX_PER_RUN distinct names valid per
  * pkg_dir_name_valid. NULL when acceptable, else the reason. */
 static const char *check_packages(json_object *pkgs)

@@ -153,7 +153,7 @@ class P10Packages(E2E):
             "try:\n    open(ci_plain.__file__, 'a').write('x')\n    r = 'written'\n"
             "except OSError as e:\n    r = e.errno\n"
             "print(json.dumps(r))\n")
-        self.assertEqual(out, 30)  # EROFS
+        self.assertIn(out, (13, 30))  # EACCES (root's, no write bits) or EROFS
 
     def test_eight_concurrent_runs_install_the_same_package_once(self):
         results = [None] * 8
