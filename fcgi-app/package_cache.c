@@ -1,6 +1,7 @@
 /* package_cache: see package_cache.h. */
 #include "package_cache.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #define EVICT_MAX_PASSES 10000
 #define METADATA_SUFFIX ".dist-info"
 #define TOP_LEVEL_MAX (1u << 20) /* largest top_level.txt or RECORD read */
+#define VERSION_CHARS "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.+!"
 
 static int path_of(char *out, size_t cap, const char *a, const char *b)
 {
@@ -110,7 +112,12 @@ static int parse_metadata_name(const char *entry, char *norm, size_t ncap, char 
 	if (!dash || dash == base || !dash[1])
 		return -1;
 	*dash = '\0';
-	int n = snprintf(version, vcap, "%s", dash + 1);
+	/* a wheel's version has no '-' (nor '_'): NAME-VERSION is then one
+	 * distribution only, and "a" version "b-1.0" is no "a-b" 1.0 */
+	const char *v = dash + 1;
+	if (!isalnum((unsigned char)v[0]) || strspn(v, VERSION_CHARS) != strlen(v))
+		return -1;
+	int n = snprintf(version, vcap, "%s", v);
 	if (n < 0 || (size_t)n >= vcap)
 		return -1;
 	return pkg_normalize(base, norm, ncap);

@@ -33,8 +33,10 @@ int pkgcache_staging_make(const struct config *cfg, char *out, size_t cap);
 int pkgcache_dir_path(const struct config *cfg, const char *dir, char *out, size_t cap);
 
 /* Finds in the directory at path the *.dist-info of the distribution norm
- * (a normalized name); its name goes to metadata and its version to version.
- * 0, or -1 when there is none (or it does not fit). */
+ * (a normalized name), "<name>-<version>.dist-info" with a version of
+ * [A-Za-z0-9.+!] only (so "a" version "b-1.0" is never "a-b" 1.0); its name
+ * goes to metadata and its version to version. 0, or -1 when there is none
+ * (or it does not fit). */
 int pkgcache_find_metadata(const char *path, const char *norm, char *metadata, size_t mcap,
 			   char *version, size_t vcap);
 

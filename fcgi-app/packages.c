@@ -36,8 +36,8 @@ extern char **environ;
 struct want {
 	char *requirement;                  /* owned: what pip is given */
 	char norm[PKG_NAME_MAX + 1];        /* normalized name */
-	char pin[128];                      /* the version of a NAME==VERSION requirement, or "" */
-	int by_requirement;                 /* extras or other specifiers: reuse only what was installed for it */
+	const char *kind;                   /* "latest" (a bare name), "pin" (NAME==VERSION) or "requirement" */
+	char pin[128];                      /* a pin's version, else "" */
 	const char *modules[PKG_MAX_PER_RUN]; /* borrowed: the imports that need it */
 	size_t n_modules;
 	char dir[PKG_DIR_NAME_MAX + 1];     /* the cache directory serving it, "" until found */
@@ -250,8 +250,8 @@ static int from_cache(struct app *app, const char *execution_id, struct want *w)
 {
 	struct db_package_dist row;
 	for (int tries = 0; tries < 3; tries++) {
-		if (db_package_dist_find(app->db, w->norm, w->pin[0] ? w->pin : NULL,
-					 w->by_requirement ? w->requirement : NULL, &row) != DB_OK)
+		if (db_package_dist_find(app->db, w->norm, w->kind, w->pin[0] ? w->pin : w->requirement,
+					 &row) != DB_OK)
 			return 0;
 		if (!dir_intact(app->cfg, row.dir, row.metadata)) {
 			if (db_package_evict(app->db, row.dir, "missing", 1, now_ms()) == DB_OK)
@@ -274,7 +274,7 @@ static int from_cache(struct app *app, const char *execution_id, struct want *w)
  * brought the distribution as a dependency. 1 when w->dir is set. */
 static int from_chosen(const struct config *cfg, struct want *w, const struct want *all, size_t n)
 {
-	if (w->pin[0] || w->by_requirement)
+	if (strcmp(w->kind, "latest") != 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char path[PATH_MAX], version[128];
@@ -289,57 +289,42 @@ static int from_chosen(const struct config *cfg, struct want *w, const struct wa
 	return 0;
 }
 
-/* Publishes staging as the cache directory of w (version given) and
- * records it with its use by the run. 0, or -1 (staging is left to the
- * caller). */
-static int publish(struct app *app, const char *execution_id, struct want *w, const char *staging,
-		   const char *version)
+/* Publishes staging as a cache directory of w (version given) and records
+ * it with its use by the run. The directory's name ends in 128 random bits:
+ * a sandbox, which cannot list dists/, cannot guess another client's either,
+ * and no two installs ever publish under one name. NULL, or why it failed
+ * (staging is then left to the caller). */
+static const char *publish(struct app *app, const char *execution_id, struct want *w, const char *staging,
+			   const char *version)
 {
 	const struct config *cfg = app->cfg;
-	char dir[PKG_DIR_NAME_MAX + 1], path[PATH_MAX];
-	int n;
-	if (w->by_requirement) { /* one directory per requirement: a name of its own */
-		char id[9] = "";
-		random_hex(id, 4);
-		n = snprintf(dir, sizeof(dir), "%s-%s_%s", w->norm, version, id);
-	} else {
-		n = snprintf(dir, sizeof(dir), "%s-%s", w->norm, version);
-	}
+	char dir[PKG_DIR_NAME_MAX + 1], path[PATH_MAX], id[33] = "";
+	random_hex(id, 16);
+	int n = snprintf(dir, sizeof(dir), "%s-%s-%s", w->norm, version, id);
 	if (n < 0 || (size_t)n >= sizeof(dir) || !pkg_dir_name_valid(dir))
-		return -1;
+		return "its name and version make no directory name";
 	uint64_t size = 0;
-	int rc = pkgcache_publish(cfg, staging, dir, &size);
-	if (rc == 1) {
-		/* the same name and version was published before: use it when it
-		 * has a row, else it is an orphan to replace */
-		struct db_package_dist row;
-		if (db_package_dist_get(app->db, dir, &row) == DB_OK &&
-		    db_package_dist_use(app->db, execution_id, dir, now_ms()) == DB_OK) {
-			snprintf(w->dir, sizeof(w->dir), "%s", dir);
-			snprintf(w->metadata, sizeof(w->metadata), "%s", row.metadata);
-			pkgcache_remove(cfg, staging);
-			return 0;
-		}
-		if (pkgcache_dir_path(cfg, dir, path, sizeof(path)) < 0 || pkgcache_remove(cfg, path) < 0)
-			return -1;
-		db_package_eviction_orphan(app->db, dir, now_ms());
-		rc = pkgcache_publish(cfg, staging, dir, &size);
+	if (pkgcache_publish(cfg, staging, dir, &size) != 0)
+		return "the package cache could not take it";
+	if (pkgcache_dir_path(cfg, dir, path, sizeof(path)) < 0)
+		return "the package cache could not take it";
+	if (size > cfg->package_cache_bytes) {
+		pkgcache_remove(cfg, path);
+		return "it is larger than the whole package cache (APP_PACKAGE_CACHE_MB)";
 	}
-	if (rc != 0)
-		return -1;
 	struct db_package_dist row = {.size_bytes = size, .installed_ms = now_ms()};
 	snprintf(row.dir, sizeof(row.dir), "%s", dir);
 	snprintf(row.package, sizeof(row.package), "%s", w->norm);
 	snprintf(row.version, sizeof(row.version), "%s", version);
 	snprintf(row.requirement, sizeof(row.requirement), "%s", w->requirement);
+	snprintf(row.kind, sizeof(row.kind), "%s", w->kind);
 	snprintf(row.metadata, sizeof(row.metadata), "%s", w->metadata);
 	if (db_package_dist_insert(app->db, &row, execution_id) != DB_OK) {
-		if (pkgcache_dir_path(cfg, dir, path, sizeof(path)) == 0)
-			pkgcache_remove(cfg, path);
-		return -1;
+		pkgcache_remove(cfg, path);
+		return "the package cache could not record it";
 	}
 	snprintf(w->dir, sizeof(w->dir), "%s", dir);
-	return 0;
+	return NULL;
 }
 
 /* Why pip failed, in one line. Caller frees. */
@@ -398,7 +383,8 @@ static void install(struct app *app, const char *execution_id, struct want *w, i
 						       sizeof(version)) == 0;
 	if (found)
 		snprintf(w->metadata, sizeof(w->metadata), "%s", metadata);
-	int ok = found && publish(app, execution_id, w, staging, version) == 0;
+	const char *not_taken = found ? publish(app, execution_id, w, staging, version) : NULL;
+	int ok = found && !not_taken;
 	if (ok)
 		staging[0] = '\0'; /* it is the cache's now */
 	char *tail = tail_of(output);
@@ -424,7 +410,7 @@ static void install(struct app *app, const char *execution_id, struct want *w, i
 	} else if (rc == 124) {
 		note_deadline(notes, cfg, w);
 	} else if (found) {
-		note_failure(notes, w, "the package cache could not take it");
+		note_failure(notes, w, not_taken);
 	} else {
 		char *why = failure_reason(w, rc, output);
 		note_failure(notes, w, why);
@@ -457,10 +443,12 @@ static struct want *want_get(struct want *w, size_t *n, const char *requirement)
 	memcpy(x->norm, norm, sizeof(norm));
 	/* after the name: nothing, "==VERSION", or anything else (extras, ranges) */
 	const char *rest = requirement + strspn(requirement, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
-	if (strncmp(rest, "==", 2) == 0 && rest[2] && !strpbrk(rest + 2, "=<>!~,*"))
+	if (strncmp(rest, "==", 2) == 0 && rest[2] && !strpbrk(rest + 2, "=<>!~,*")) {
+		x->kind = "pin";
 		snprintf(x->pin, sizeof(x->pin), "%s", rest + 2);
-	else
-		x->by_requirement = *rest != '\0';
+	} else {
+		x->kind = *rest ? "requirement" : "latest";
+	}
 	return x;
 }
 

@@ -2,10 +2,15 @@
 -- ($APP_PACKAGE_CACHE/dists/<dir>), which runs used which, and every removal.
 -- A run's sys.path gets only the directories of what its code imports.
 CREATE TABLE package_dists (
-	dir           TEXT PRIMARY KEY,           -- directory under dists/ ('numpy-1.26.4')
+	dir           TEXT PRIMARY KEY,           -- directory under dists/ ('numpy-1.26.4-<32 hex>')
 	package       TEXT NOT NULL,              -- normalized distribution name ('numpy')
 	version       TEXT NOT NULL,
 	requirement   TEXT NOT NULL,              -- what pip was given for it ('numpy', 'b==1.2')
+	kind          TEXT NOT NULL               -- which requirements it may serve:
+	              CHECK (kind IN ('latest', 'pin', 'requirement')),
+	              -- 'latest': installed for the bare name (the index's choice), serves bare names and pins
+	              -- of its version; 'pin': installed for NAME==VERSION, serves such pins only;
+	              -- 'requirement': extras or ranges, serves exactly that requirement
 	metadata      TEXT NOT NULL,              -- its *.dist-info directory inside dir
 	size_bytes    INTEGER NOT NULL,           -- disk use of the whole directory (with dependencies)
 	installed_ms  INTEGER NOT NULL,
@@ -15,7 +20,7 @@ CREATE TABLE package_dists (
 	last_used_at  TEXT GENERATED ALWAYS AS
 	              (strftime('%Y-%m-%dT%H:%M:%fZ', last_used_ms / 1000.0, 'unixepoch')) VIRTUAL
 );
-CREATE INDEX package_dists_by_package ON package_dists (package, installed_ms);
+CREATE INDEX package_dists_by_package ON package_dists (package, kind, installed_ms);
 CREATE INDEX package_dists_by_use ON package_dists (last_used_ms);
 
 -- The cached distributions each run had on its sys.path. A distribution that

@@ -132,20 +132,26 @@ static const char *const stmt_sql[ST_COUNT_] = {
 	[ST_PKG_INSERT] =
 		"INSERT INTO package_installs (package, requirement, module, version, status, started_ms,"
 		" duration_ms, log_tail, execution_id, dir) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	/* a bare name only what was installed for a bare name (never another
+	 * client's pin or range); a pin that version of those or of pins; any
+	 * other requirement only what was installed for exactly it */
 	[ST_PKG_DIST_FIND] =
-		"SELECT dir, package, version, requirement, metadata, size_bytes, installed_ms, last_used_ms"
-		" FROM package_dists WHERE package = ?1 AND (?2 IS NULL OR version = ?2)"
-		" AND (?3 IS NULL OR requirement = ?3) ORDER BY installed_ms DESC, rowid DESC LIMIT 1",
+		"SELECT dir, package, version, requirement, kind, metadata, size_bytes, installed_ms, last_used_ms"
+		" FROM package_dists WHERE package = ?1 AND CASE ?2"
+		"  WHEN 'latest' THEN kind = 'latest'"
+		"  WHEN 'pin' THEN kind IN ('latest', 'pin') AND version = ?3"
+		"  ELSE kind = 'requirement' AND requirement = ?3 END"
+		" ORDER BY installed_ms DESC, rowid DESC LIMIT 1",
 	[ST_PKG_DIST_GET] =
-		"SELECT dir, package, version, requirement, metadata, size_bytes, installed_ms, last_used_ms"
+		"SELECT dir, package, version, requirement, kind, metadata, size_bytes, installed_ms, last_used_ms"
 		" FROM package_dists WHERE dir = ?1",
 	[ST_PKG_DIST_TOUCH] =
 		"UPDATE package_dists SET last_used_ms = max(last_used_ms, ?2) WHERE dir = ?1",
 	[ST_PKG_USE_INSERT] =
 		"INSERT OR IGNORE INTO execution_packages (execution_id, dir) VALUES (?1, ?2)",
 	[ST_PKG_DIST_INSERT] =
-		"INSERT OR REPLACE INTO package_dists (dir, package, version, requirement, metadata,"
-		" size_bytes, installed_ms, last_used_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+		"INSERT INTO package_dists (dir, package, version, requirement, kind, metadata,"
+		" size_bytes, installed_ms, last_used_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
 	[ST_PKG_DISTS_SIZE] = "SELECT coalesce(sum(size_bytes), 0) FROM package_dists",
 	/* what no running execution has on its sys.path, least recently used first */
 	[ST_PKG_EVICT_CANDIDATE] =
@@ -1180,12 +1186,13 @@ static enum db_status dist_row(struct db *db, sqlite3_stmt *s, const char *packa
 		    column_copy(s, 1, out->package, sizeof(out->package)) < 0 ||
 		    column_copy(s, 2, out->version, sizeof(out->version)) < 0 ||
 		    column_copy(s, 3, out->requirement, sizeof(out->requirement)) < 0 ||
-		    column_copy(s, 4, out->metadata, sizeof(out->metadata)) < 0) {
+		    column_copy(s, 4, out->kind, sizeof(out->kind)) < 0 ||
+		    column_copy(s, 5, out->metadata, sizeof(out->metadata)) < 0) {
 			log_error("db: package_dists row of %s is too long", package);
 		} else {
-			out->size_bytes = (uint64_t)sqlite3_column_int64(s, 5);
-			out->installed_ms = sqlite3_column_int64(s, 6);
-			out->last_used_ms = sqlite3_column_int64(s, 7);
+			out->size_bytes = (uint64_t)sqlite3_column_int64(s, 6);
+			out->installed_ms = sqlite3_column_int64(s, 7);
+			out->last_used_ms = sqlite3_column_int64(s, 8);
 			rc = DB_OK;
 		}
 	}
@@ -1193,15 +1200,15 @@ static enum db_status dist_row(struct db *db, sqlite3_stmt *s, const char *packa
 	return rc;
 }
 
-enum db_status db_package_dist_find(struct db *db, const char *package, const char *version,
-				    const char *requirement, struct db_package_dist *out)
+enum db_status db_package_dist_find(struct db *db, const char *package, const char *kind, const char *key,
+				    struct db_package_dist *out)
 {
 	sqlite3_stmt *s = stmt(db, ST_PKG_DIST_FIND);
 	if (!s)
 		return DB_ERROR;
 	bind_text(s, 1, package);
-	bind_text(s, 2, version);
-	bind_text(s, 3, requirement);
+	bind_text(s, 2, kind);
+	bind_text(s, 3, key);
 	return dist_row(db, s, package, out);
 }
 
@@ -1271,9 +1278,10 @@ enum db_status db_package_dist_insert(struct db *db, const struct db_package_dis
 	bind_text(s, 2, d->package);
 	bind_text(s, 3, d->version);
 	bind_text(s, 4, d->requirement);
-	bind_text(s, 5, d->metadata);
-	sqlite3_bind_int64(s, 6, clamp_u64(d->size_bytes));
-	sqlite3_bind_int64(s, 7, d->installed_ms);
+	bind_text(s, 5, d->kind);
+	bind_text(s, 6, d->metadata);
+	sqlite3_bind_int64(s, 7, clamp_u64(d->size_bytes));
+	sqlite3_bind_int64(s, 8, d->installed_ms);
 	rc = status_of(run(db, s, "package dist insert"));
 	if (rc == DB_OK)
 		rc = dist_use(db, execution_id, d->dir, d->installed_ms);

@@ -157,22 +157,26 @@ struct db_package_dist {
 	char package[101];      /* normalized distribution name */
 	char version[128];
 	char requirement[256];  /* what pip was given for it */
+	char kind[16];          /* "latest", "pin" or "requirement": what it may serve */
 	char metadata[256];     /* its *.dist-info directory inside dir */
 	uint64_t size_bytes;    /* disk use of the directory */
 	int64_t installed_ms, last_used_ms;
 };
-/* The newest cached distribution of package, with that version (NULL: any)
- * and installed for that requirement (NULL: any). DB_NOT_FOUND when none. */
-enum db_status db_package_dist_find(struct db *db, const char *package, const char *version,
-				    const char *requirement, struct db_package_dist *out);
+/* The newest cached distribution of package that may serve a requirement of
+ * that kind: "latest" (a bare name: only what was installed for a bare name,
+ * key unused), "pin" (NAME==key: of version key, installed for a bare name or
+ * a pin) or "requirement" (only what was installed for exactly the
+ * requirement key). DB_NOT_FOUND when none. */
+enum db_status db_package_dist_find(struct db *db, const char *package, const char *kind, const char *key,
+				    struct db_package_dist *out);
 /* The row of dir. DB_NOT_FOUND when none. */
 enum db_status db_package_dist_get(struct db *db, const char *dir, struct db_package_dist *out);
 /* In one transaction: dir's last use is now and, when execution_id is not
  * NULL, that (running) execution uses it, which keeps it from eviction.
  * DB_NOT_FOUND when dir has no row (evicted meanwhile). */
 enum db_status db_package_dist_use(struct db *db, const char *execution_id, const char *dir, int64_t now);
-/* Records a published directory (replacing a row of the same dir) and, in
- * the same transaction, its use by execution_id (NULL: none). */
+/* Records a published directory and, in the same transaction, its use by
+ * execution_id (NULL: none). */
 enum db_status db_package_dist_insert(struct db *db, const struct db_package_dist *d, const char *execution_id);
 /* The sum of size_bytes of every cached distribution. */
 enum db_status db_package_dists_size(struct db *db, uint64_t *bytes);

@@ -64,6 +64,13 @@ class P10Packages(E2E):
         wheels.build(wh, "ci-shared", "1.0", cls.shared)
         wheels.build(wh, "ci-left", "1.0", {"ci_left.py": "SIDE = 'left'\n"}, requires=["ci-shared"])
         wheels.build(wh, "ci-right", "1.0", {"ci_right.py": "SIDE = 'right'\n"}, requires=["ci-shared"])
+        # a wheel of "ci-victim" whose metadata says it is "ci-victim-lib" 1.0 (version "lib-1.0")
+        wheels.build(wh, "ci-victim", "9.0", {"ci_victim_lib.py": "WHO = 'attacker'\n"},
+                     info="ci_victim-lib-1.0.dist-info")
+        wheels.build(wh, "ci-victim-lib", "1.0", {"ci_victim_lib.py": "WHO = 'real'\n"})
+        # two versions: a bare import gets the latest, whatever another client pinned
+        wheels.build(wh, "ci-versions", "1.0", {"ci_versions.py": "V = '1.0 (old)'\n"})
+        wheels.build(wh, "ci-versions", "2.0", {"ci_versions.py": "V = '2.0'\n"})
         os.chmod(wh, 0o755)
         for f in os.listdir(wh):
             os.chmod(os.path.join(wh, f), 0o644)
@@ -201,12 +208,38 @@ class P10Packages(E2E):
         out = self.run_code("try:\n    import ci_stowaway\n    print(ci_stowaway.WHO)\n"
                             "except ImportError:\n    print('not served')\n")
         self.assertEqual(out["stdout"], "not served\n")
-        # and a run's sys.path has only what it imported; the cache cannot be listed
+        # and a run's sys.path has only what it imported; the cache cannot be
+        # listed, and the directories' names cannot be guessed
         out = self.run_probe("import ci_shadowed, sys, os, json\n"
                              "try:\n    os.listdir('/opt/code-interpreter/packages')\n    listed = 'listed'\n"
                              "except PermissionError:\n    listed = 'denied'\n"
                              "print(json.dumps([listed, [p for p in sys.path if p.startswith('/opt/code-interpreter/packages')]]))\n")
-        self.assertEqual(out, ["denied", ["/opt/code-interpreter/packages/ci-shadowed-1.0"]])
+        dirs = db_rows(self.inst.db, "SELECT dir FROM package_dists WHERE package = 'ci-shadowed'")
+        self.assertEqual(len(dirs), 1)
+        self.assertRegex(dirs[0][0], r"^ci-shadowed-1\.0-[0-9a-f]{32}$")
+        self.assertEqual(out, ["denied", ["/opt/code-interpreter/packages/" + dirs[0][0]]])
+
+    def test_a_wheel_whose_metadata_claims_another_distribution_serves_nobody(self):
+        out = self.run_code("!pip install ci-victim\nprint('ran')\n")
+        self.assertEqual(out["stdout"], "ran\n")
+        self.assertTrue(out["stderr"].startswith("Package install failed: ci-victim: pip installed no distribution "
+                                                 "named ci-victim\n"), out["stderr"])
+        out = self.run_code("import ci_victim_lib\nprint(ci_victim_lib.WHO)\n")
+        self.assertEqual(out["stdout"], "real\n", out["stderr"])
+        self.assertEqual(db_rows(self.inst.db, "SELECT package, version FROM package_dists WHERE package LIKE"
+                                 " 'ci-victim%'"), [("ci-victim-lib", "1.0")])
+
+    def test_another_clients_pin_does_not_downgrade_a_bare_import(self):
+        out = self.run_code("import ci_versions\nprint(ci_versions.V)\n")
+        self.assertEqual(out["stdout"], "2.0\n", out["stderr"])
+        out = self.run_code("!pip install ci-versions==1.0\nimport ci_versions\nprint(ci_versions.V)\n")
+        self.assertEqual(out["stdout"], "1.0 (old)\n", out["stderr"])
+        out = self.run_code("import ci_versions\nprint(ci_versions.V)\n")
+        self.assertEqual(out["stdout"], "2.0\n", out["stderr"])
+        out = self.run_code("!pip install ci-versions==1.0\nimport ci_versions\nprint(ci_versions.V)\n")
+        self.assertEqual(out["stdout"], "1.0 (old)\n", out["stderr"])
+        self.assertEqual([(r[0], r[1], r[3]) for r in installs(self.inst, "ci-versions")],
+                         [("ok", "2.0", "ci_versions"), ("ok", "1.0", "ci-versions==1.0")])
 
     def test_two_concurrent_installs_sharing_a_dependency_both_import_intact_files(self):
         probe = ("import ci_%s, ci_shared, hashlib, os, json\n"
@@ -231,9 +264,9 @@ class P10Packages(E2E):
             self.assertEqual(r.json["exit_code"], 0, r.json["stderr"])
             self.assertEqual(json.loads(r.json["stdout"].splitlines()[-1]), [side, want])
             self.assertEqual([x[0] for x in installs(self.inst, "ci-" + side)], ["ok"])
-        dirs = db_rows(self.inst.db, "SELECT dir FROM package_dists WHERE package IN ('ci-left', 'ci-right')"
-                       " ORDER BY dir")
-        self.assertEqual(dirs, [("ci-left-1.0",), ("ci-right-1.0",)])
+        dists = db_rows(self.inst.db, "SELECT package, version FROM package_dists WHERE package IN"
+                        " ('ci-left', 'ci-right') ORDER BY package")
+        self.assertEqual(dists, [("ci-left", "1.0"), ("ci-right", "1.0")])
 
 
 SDIST_BACKEND = """
@@ -270,11 +303,11 @@ class P10CacheLimit(E2E):
                 for name in ("a", "b", "a", "c"):  # b is the least recently used when c comes
                     out = self.run_code("import ci_big_%s\nprint(ci_big_%s.NAME)\n" % (name, name))
                     self.assertEqual(out["stdout"], name + "\n", out["stderr"])
-                self.assertEqual(db_rows(inst.db, "SELECT dir, reason FROM package_evictions"),
-                                 [("ci-big-b-1.0", "cache full")])
-                self.assertEqual(db_rows(inst.db, "SELECT dir FROM package_dists ORDER BY dir"),
-                                 [("ci-big-a-1.0",), ("ci-big-c-1.0",)])
-                self.assertEqual(sorted(os.listdir(inst.tmp + "/packages/dists")), ["ci-big-a-1.0", "ci-big-c-1.0"])
+                self.assertEqual(db_rows(inst.db, "SELECT package, reason FROM package_evictions"),
+                                 [("ci-big-b", "cache full")])
+                kept = db_rows(inst.db, "SELECT package, dir FROM package_dists ORDER BY package")
+                self.assertEqual([k[0] for k in kept], ["ci-big-a", "ci-big-c"])
+                self.assertEqual(sorted(os.listdir(inst.tmp + "/packages/dists")), [k[1] for k in kept])
                 # an evicted distribution is installed again when asked for
                 out = self.run_code("import ci_big_b\nprint(ci_big_b.NAME)\n")
                 self.assertEqual(out["stdout"], "b\n", out["stderr"])

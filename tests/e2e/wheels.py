@@ -12,12 +12,12 @@ def _record_line(name, data):
     return "%s,sha256=%s,%d" % (name, digest, len(data))
 
 
-def build(directory, dist, version, files, requires=()):
+def build(directory, dist, version, files, requires=(), info=None):
     """Writes <dist>-<version>-py3-none-any.whl into directory. files maps paths
     inside the wheel (e.g. "mod/__init__.py") to their text (or bytes). Returns
-    the path."""
+    the path. info names the *.dist-info directory (default: the wheel's own)."""
     norm = dist.replace("-", "_")
-    info = "%s-%s.dist-info" % (norm, version)
+    info = info or "%s-%s.dist-info" % (norm, version)
     meta = "Metadata-Version: 2.1\nName: %s\nVersion: %s\n" % (dist, version)
     meta += "".join("Requires-Dist: %s\n" % r for r in requires)
     entries = dict((k, v if isinstance(v, bytes) else v.encode()) for k, v in files.items())

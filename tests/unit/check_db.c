@@ -648,9 +648,10 @@ START_TEST(test_package_install_recorded)
 END_TEST
 
 static void insert_dist(const char *dir, const char *package, const char *version, const char *requirement,
-			uint64_t size, int64_t at, const char *execution_id)
+			const char *kind, uint64_t size, int64_t at, const char *execution_id)
 {
 	struct db_package_dist d = {.size_bytes = size, .installed_ms = at};
+	snprintf(d.kind, sizeof(d.kind), "%s", kind);
 	snprintf(d.dir, sizeof(d.dir), "%s", dir);
 	snprintf(d.package, sizeof(d.package), "%s", package);
 	snprintf(d.version, sizeof(d.version), "%s", version);
@@ -659,29 +660,38 @@ static void insert_dist(const char *dir, const char *package, const char *versio
 	ck_assert_int_eq(db_package_dist_insert(db, &d, execution_id), DB_OK);
 }
 
-/* Which cached directory serves a requirement: a bare name the newest of any
- * version, NAME==V that version, anything else only what was installed for
+/* Which cached directory serves a requirement: a bare name only what was
+ * installed for a bare name (another client's pin never downgrades it), a pin
+ * that version of those or of pins, anything else only what was installed for
  * exactly that requirement. */
-START_TEST(test_package_dist_found_by_name_version_or_requirement)
+START_TEST(test_package_dist_found_by_kind)
 {
 	struct db_package_dist d;
-	insert_dist("b-1.0", "b", "1.0", "b", 10, 100, NULL);
-	insert_dist("b-2.0", "b", "2.0", "b==2.0", 20, 200, NULL);
-	insert_dist("b-2.0_0a0b0c0d", "b", "2.0", "b[x]>=2", 30, 300, NULL);
-	ck_assert_int_eq(db_package_dist_find(db, "b", NULL, NULL, &d), DB_OK);
-	ck_assert_str_eq(d.dir, "b-2.0_0a0b0c0d");
-	ck_assert_int_eq(db_package_dist_find(db, "b", "1.0", NULL, &d), DB_OK);
-	ck_assert_str_eq(d.dir, "b-1.0");
-	ck_assert_str_eq(d.metadata, "b-1.0.dist-info");
-	ck_assert_int_eq(db_package_dist_find(db, "b", NULL, "b[x]>=2", &d), DB_OK);
-	ck_assert_str_eq(d.dir, "b-2.0_0a0b0c0d");
-	ck_assert_int_eq(db_package_dist_find(db, "b", NULL, "b>=3", &d), DB_NOT_FOUND);
-	ck_assert_int_eq(db_package_dist_find(db, "c", NULL, NULL, &d), DB_NOT_FOUND);
-	ck_assert_int_eq(db_package_dist_get(db, "b-2.0", &d), DB_OK);
+	insert_dist("b-2.0-x1", "b", "2.0", "b", "latest", 10, 100, NULL);
+	insert_dist("b-1.0-x2", "b", "1.0", "b==1.0", "pin", 20, 200, NULL);
+	insert_dist("b-2.0-x3", "b", "2.0", "b[x]>=2", "requirement", 30, 300, NULL);
+	ck_assert_int_eq(db_package_dist_find(db, "b", "latest", NULL, &d), DB_OK);
+	ck_assert_str_eq(d.dir, "b-2.0-x1");
+	ck_assert_str_eq(d.kind, "latest");
+	ck_assert_str_eq(d.metadata, "b-2.0.dist-info");
+	ck_assert_int_eq(db_package_dist_find(db, "b", "pin", "1.0", &d), DB_OK);
+	ck_assert_str_eq(d.dir, "b-1.0-x2");
+	ck_assert_int_eq(db_package_dist_find(db, "b", "pin", "2.0", &d), DB_OK);
+	ck_assert_str_eq(d.dir, "b-2.0-x1");
+	ck_assert_int_eq(db_package_dist_find(db, "b", "pin", "3.0", &d), DB_NOT_FOUND);
+	ck_assert_int_eq(db_package_dist_find(db, "b", "requirement", "b[x]>=2", &d), DB_OK);
+	ck_assert_str_eq(d.dir, "b-2.0-x3");
+	ck_assert_int_eq(db_package_dist_find(db, "b", "requirement", "b>=3", &d), DB_NOT_FOUND);
+	ck_assert_int_eq(db_package_dist_find(db, "c", "latest", NULL, &d), DB_NOT_FOUND);
+	/* a newer pin of an older version does not become the latest */
+	insert_dist("b-0.9-x4", "b", "0.9", "b==0.9", "pin", 5, 400, NULL);
+	ck_assert_int_eq(db_package_dist_find(db, "b", "latest", NULL, &d), DB_OK);
+	ck_assert_str_eq(d.dir, "b-2.0-x1");
+	ck_assert_int_eq(db_package_dist_get(db, "b-1.0-x2", &d), DB_OK);
 	ck_assert_uint_eq(d.size_bytes, 20);
 	uint64_t total = 0;
 	ck_assert_int_eq(db_package_dists_size(db, &total), DB_OK);
-	ck_assert_uint_eq(total, 60);
+	ck_assert_uint_eq(total, 65);
 }
 END_TEST
 
@@ -693,9 +703,9 @@ START_TEST(test_package_eviction_skips_what_running_executions_use)
 	struct db_execution e = {.id = "11111111-2222-4333-8444-555555555555", .kind = "execute",
 				 .started_ms = 50, .exit_code = -1, .status = "running", .source_code = "import a"};
 	ck_assert_int_eq(db_execution_begin(db, &e, 50), DB_OK);
-	insert_dist("a-1.0", "a", "1.0", "a", 10, 100, e.id); /* in use */
-	insert_dist("b-1.0", "b", "1.0", "b", 10, 200, NULL);
-	insert_dist("c-1.0", "c", "1.0", "c", 10, 300, NULL);
+	insert_dist("a-1.0", "a", "1.0", "a", "latest", 10, 100, e.id); /* in use */
+	insert_dist("b-1.0", "b", "1.0", "b", "latest", 10, 200, NULL);
+	insert_dist("c-1.0", "c", "1.0", "c", "latest", 10, 300, NULL);
 	ck_assert_int_eq(db_package_dist_use(db, NULL, "b-1.0", 400), DB_OK); /* b used last */
 	ck_assert_int_eq(db_package_dist_use(db, e.id, "nope-1.0", 400), DB_NOT_FOUND);
 	ck_assert_int_eq(db_package_evict_candidate(db, dir, sizeof(dir)), DB_OK);
@@ -755,7 +765,7 @@ static Suite *db_suite(void)
 	tcase_add_test(tr, test_finish_releases_the_sandbox_with_the_record);
 	tcase_add_test(tr, test_begin_claims_a_ready_sandbox_with_the_record);
 	tcase_add_test(tr, test_package_install_recorded);
-	tcase_add_test(tr, test_package_dist_found_by_name_version_or_requirement);
+	tcase_add_test(tr, test_package_dist_found_by_kind);
 	tcase_add_test(tr, test_package_eviction_skips_what_running_executions_use);
 	suite_add_tcase(s, tr);
 	return s;

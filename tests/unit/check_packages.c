@@ -142,6 +142,15 @@ START_TEST(test_metadata_found_by_normalized_name)
 	ck_assert_int_eq(pkgcache_find_metadata(staged, "ci-dep", meta, sizeof(meta), version, sizeof(version)), 0);
 	ck_assert_str_eq(version, "1.0");
 	ck_assert_int_eq(pkgcache_find_metadata(staged, "ci-other", meta, sizeof(meta), version, sizeof(version)), -1);
+	/* a wheel of "ci" whose metadata names version "demo-2.0" is not "ci-demo" 2.0,
+	 * nor any version of "ci" */
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/ci-demo-2.0.dist-info", staged);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/ci_demo-2.0.dist-info", staged);
+	ck_assert_int_eq(remove_tree(path), 0);
+	ck_assert_int_eq(pkgcache_find_metadata(staged, "ci", meta, sizeof(meta), version, sizeof(version)), -1);
+	ck_assert_int_eq(pkgcache_find_metadata(staged, "ci-demo", meta, sizeof(meta), version, sizeof(version)), -1);
 }
 END_TEST
 
