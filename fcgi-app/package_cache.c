@@ -14,11 +14,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "log.h"
 #include "package_names.h"
 #include "util.h"
 
 #define SEAL_MAX_DEPTH 128
+#define LOCK_BUCKETS 256
 #define EVICT_MAX_PASSES 10000
 #define METADATA_SUFFIX ".dist-info"
 #define TOP_LEVEL_MAX (1u << 20) /* largest top_level.txt or RECORD read */
@@ -427,7 +430,16 @@ static int lock_until(int fd, int64_t deadline_ms)
 
 int pkgcache_lock(const struct config *cfg, const char *name, int64_t deadline_ms)
 {
-	int fd = lock_file(cfg, name);
+	/* one of LOCK_BUCKETS files, by the name's SHA-256: the locks directory
+	 * stays bounded whatever names runs ask for (two names of one bucket
+	 * take turns) */
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char file[32];
+	if (EVP_Digest(name, strlen(name), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 2)
+		log_fatal("packages: EVP_Digest(sha256) failed");
+	snprintf(file, sizeof(file), "name-%03u", ((unsigned)md[0] << 8 | md[1]) % LOCK_BUCKETS);
+	int fd = lock_file(cfg, file);
 	if (fd < 0)
 		return -1;
 	if (lock_until(fd, deadline_ms) < 0) {

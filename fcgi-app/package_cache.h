@@ -61,9 +61,10 @@ int pkgcache_remove(const struct config *cfg, const char *path);
  * row moves to package_evictions in the same transaction). */
 void pkgcache_evict(const struct config *cfg, struct db *db);
 
-/* Takes locks/<name>.lock (exclusive), waiting until deadline_ms
- * (monotonic_ms). The descriptor (close it to unlock), or -1: errno
- * ETIMEDOUT when the deadline passed. */
+/* Takes the lock of a distribution name (exclusive; one of 256 files in
+ * locks/, chosen by the name's SHA-256, so that the directory stays bounded),
+ * waiting until deadline_ms (monotonic_ms). The descriptor (close it to
+ * unlock), or -1: errno ETIMEDOUT when the deadline passed. */
 int pkgcache_lock(const struct config *cfg, const char *name, int64_t deadline_ms);
 
 /* Takes one of APP_PACKAGE_INSTALL_CONCURRENCY turns to run pip, waiting until
