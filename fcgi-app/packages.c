@@ -1,5 +1,5 @@
 /* packages: see packages.h. A request's installs share one deadline; each
- * distribution is installed under a lock of its own name and within one of
+ * distribution is installed under the lock of its name and within one of
  * APP_PACKAGE_INSTALL_CONCURRENCY turns (package_cache.h); "installed" means a
  * package_dists row whose directory holds the distribution's metadata. */
 #include "packages.h"

@@ -1337,6 +1337,32 @@ static void assert_status_line(const char *status, const char *line)
 	ck_assert_msg(strstr(status, want), "no \"%s\" in pip's status:\n%s", line, status);
 }
 
+/* pip of an install started on the "hold" requirement, once it holds the
+ * wheel open (the readiness check: pip blocks on the FIFO); *hold is the
+ * FIFO's other end, to close when done. */
+static pid_t held_pip(struct install *in, int *hold, char *out, size_t cap)
+{
+	*hold = wait_for_hold(in);
+	if (*hold < 0)
+		install_finish(in, out, cap);
+	ck_assert_msg(*hold >= 0, "pip never opened the held wheel: %s", out);
+	pid_t pip = find_pip(in->pid);
+	ck_assert_int_gt(pip, 0);
+	return pip;
+}
+
+/* The /etc/nsswitch.conf pid sees, into buf. */
+static void read_nsswitch(pid_t pid, char *buf, size_t cap)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/proc/%d/root/etc/nsswitch.conf", (int)pid);
+	FILE *f = fopen(path, "re");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(buf, 1, cap - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+}
+
 /* With a local find-links and no index: pip, held on a wheel, is locked down
  * as user code, in a network namespace with only lo, with exactly its own
  * environment and command line, in a cgroup of APP_PACKAGE_INSTALL_MB, and
@@ -1348,12 +1374,8 @@ START_TEST(test_install_sandbox_offline_and_confined)
 	char staging[PATH_MAX], out[8192], buf[16384], why[1200] = "";
 	make_staging("s2", staging, sizeof(staging));
 	struct install in = install_start("unit-held", staging, "60", "hold", NULL);
-	int hold = wait_for_hold(&in);
-	if (hold < 0)
-		install_finish(&in, out, sizeof(out));
-	ck_assert_msg(hold >= 0, "pip never opened the held wheel: %s", out);
-	pid_t pip = find_pip(in.pid);
-	ck_assert_int_gt(pip, 0);
+	int hold;
+	pid_t pip = held_pip(&in, &hold, out, sizeof(out));
 
 	/* no network interface but lo */
 	ck_assert_int_gt(read_proc(pip, "net/dev", buf, sizeof(buf)), 0);
@@ -1381,12 +1403,7 @@ START_TEST(test_install_sandbox_offline_and_confined)
 	assert_status_line(buf, "CapBnd:\t0000000000000000");
 	/* names resolve from files only; no host /etc beyond the whitelist */
 	char path[128];
-	snprintf(path, sizeof(path), "/proc/%d/root/etc/nsswitch.conf", (int)pip);
-	FILE *f = fopen(path, "re");
-	ck_assert_ptr_nonnull(f);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
+	read_nsswitch(pip, buf, sizeof(buf));
 	ck_assert_msg(strstr(buf, "\nhosts: files\n"), "%s", buf);
 	snprintf(path, sizeof(path), "/proc/%d/root/etc/pip.conf", (int)pip);
 	ck_assert_int_ne(access(path, F_OK), 0);
@@ -1456,12 +1473,8 @@ START_TEST(test_install_index_url_only_in_environment)
 	const char *extra[] = {env_index, NULL};
 	make_staging("s3", staging, sizeof(staging));
 	struct install in = install_start("unit-index", staging, "60", "hold", extra);
-	int hold = wait_for_hold(&in);
-	if (hold < 0)
-		install_finish(&in, out, sizeof(out));
-	ck_assert_msg(hold >= 0, "pip never opened the held wheel: %s", out);
-	pid_t pip = find_pip(in.pid);
-	ck_assert_int_gt(pip, 0);
+	int hold;
+	pid_t pip = held_pip(&in, &hold, out, sizeof(out));
 
 	ck_assert_int_gt(read_proc(pip, "environ", buf, sizeof(buf)), 0);
 	snprintf(want, sizeof(want), "\nPIP_INDEX_URL=%s\n", env_index + strlen("APP_PIP_INDEX_URL="));
@@ -1478,12 +1491,7 @@ START_TEST(test_install_index_url_only_in_environment)
 	ck_assert(a > 0 && b > 0);
 	mine[a] = its[b] = '\0';
 	ck_assert_str_eq(its, mine);
-	snprintf(path, sizeof(path), "/proc/%d/root/etc/nsswitch.conf", (int)pip);
-	FILE *f = fopen(path, "re");
-	ck_assert_ptr_nonnull(f);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
+	read_nsswitch(pip, buf, sizeof(buf));
 	ck_assert_msg(strstr(buf, "\nhosts: files dns\n"), "%s", buf);
 
 	ck_assert_int_eq(kill(in.pid, SIGTERM), 0);
