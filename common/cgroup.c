@@ -23,6 +23,10 @@
 
 #define V1_MEMORY "/sys/fs/cgroup/memory"
 #define V1_PIDS "/sys/fs/cgroup/pids"
+/* CPU time per period, the period of v2 cpu.max and v1 cpu.cfs_period_us */
+#define CPU_PERIOD_US 100000
+/* Most groups of one sandbox: v1 memory, pids and cpu. */
+#define MAX_GROUPS 3
 
 enum cg_kind { CG_NONE, CG_V1, CG_V2 };
 
@@ -32,6 +36,7 @@ struct cg_layout {
 	const char *v2_root; /* CG_V2: the unified hierarchy */
 	int v1_memory;       /* CG_V1: memory controller mounted */
 	int v1_pids;         /* CG_V1: pids controller mounted */
+	const char *v1_cpu;  /* CG_V1: where the cpu controller is mounted, or NULL */
 };
 
 /* snprintf for paths: 0, or -1 (ENAMETOOLONG) when the result does not fit. */
@@ -99,7 +104,9 @@ static int has_word(const char *list, const char *word)
 static struct cg_layout probe(void)
 {
 	static const char *const v2_roots[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
-	struct cg_layout l = {CG_NONE, NULL, 0, 0};
+	/* a v1 cpu is mounted alone, or with cpuacct (often "cpu" is a symlink) */
+	static const char *const v1_cpu_roots[] = {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"};
+	struct cg_layout l = {CG_NONE, NULL, 0, 0, NULL};
 	char buf[512], path[PATH_MAX];
 	for (size_t i = 0; i < 2; i++) {
 		pathf(path, sizeof(path), "%s/cgroup.controllers", v2_roots[i]);
@@ -113,7 +120,12 @@ static struct cg_layout probe(void)
 	}
 	l.v1_memory = file_exists(V1_MEMORY "/memory.limit_in_bytes");
 	l.v1_pids = file_exists(V1_PIDS "/cgroup.procs") && !file_exists(V1_PIDS "/cgroup.controllers");
-	if (l.v1_memory || l.v1_pids)
+	for (size_t i = 0; i < 2 && !l.v1_cpu; i++) {
+		pathf(path, sizeof(path), "%s/cpu.cfs_quota_us", v1_cpu_roots[i]);
+		if (file_exists(path))
+			l.v1_cpu = v1_cpu_roots[i];
+	}
+	if (l.v1_memory || l.v1_pids || l.v1_cpu)
 		l.kind = CG_V1;
 	return l;
 }
@@ -164,8 +176,8 @@ static int group_path(char *out, size_t cap, const char *root, const struct conf
 		  : pathf(out, cap, "%s/%s", root, cfg->cgroup_parent);
 }
 
-/* The group directories of this sandbox on this machine (0 to 2). */
-static int group_dirs(const struct config *cfg, const char *id, char dirs[2][PATH_MAX])
+/* The group directories of this sandbox on this machine (0 to MAX_GROUPS). */
+static int group_dirs(const struct config *cfg, const char *id, char dirs[MAX_GROUPS][PATH_MAX])
 {
 	struct cg_layout l = detect();
 	int n = 0;
@@ -178,6 +190,8 @@ static int group_dirs(const struct config *cfg, const char *id, char dirs[2][PAT
 		if (l.v1_memory && group_path(dirs[n], PATH_MAX, V1_MEMORY, cfg, id) == 0)
 			n++;
 		if (l.v1_pids && group_path(dirs[n], PATH_MAX, V1_PIDS, cfg, id) == 0)
+			n++;
+		if (l.v1_cpu && group_path(dirs[n], PATH_MAX, l.v1_cpu, cfg, id) == 0)
 			n++;
 	}
 	return n;
@@ -304,11 +318,11 @@ static int set_value(const char *dir, const char *file, const char *value)
 
 /* The parent groups this process has made (and, on v2, enabled the memory and
  * pids controllers under): made once, not once per sandbox. */
-static char made_parents[3][PATH_MAX];
+static char made_parents[MAX_GROUPS][PATH_MAX];
 
 static int parent_made(const char *parent)
 {
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < MAX_GROUPS; i++)
 		if (strcmp(made_parents[i], parent) == 0)
 			return 1;
 	return 0;
@@ -316,7 +330,7 @@ static int parent_made(const char *parent)
 
 static void parent_remember(const char *parent)
 {
-	for (int i = 0; i < 3 && !parent_made(parent); i++)
+	for (int i = 0; i < MAX_GROUPS && !parent_made(parent); i++)
 		if (made_parents[i][0] == '\0')
 			snprintf(made_parents[i], sizeof(made_parents[i]), "%s", parent);
 }
@@ -366,9 +380,24 @@ static int make_group(const char *parent, const char *dir, const char *suffix, c
  * memory.swap.max on v2): learnt from the first group, -1 until then. */
 static int swap_file = -1;
 
+/* Whether the v1 memory controller charges socket buffers to a group of its
+ * own (memory.kmem.tcp.limit_in_bytes): learnt from the first group. */
+static int tcp_file = -1;
+
+/* Says once per process that sandboxes get no cpu limit here, and why. */
+static void no_cpu_limit(const char *why)
+{
+	static int said;
+	if (!said)
+		log_warn("cgroup: no cpu controller (%s): a sandbox's CPU is bounded only by RLIMIT_CPU",
+			 why);
+	said = 1;
+}
+
 /* The v2 cpu limit of the group at dir, where the cpu controller can be
- * enabled (it may be missing, or refused while real-time processes run outside
- * the root group): then nothing is limited. 0, or -1 (logged). */
+ * enabled in the parents' cgroup.subtree_control (it may be missing, or
+ * refused while real-time processes run outside the root group): else nothing
+ * is limited (said once). 0, or -1 (logged). */
 static int v2_cpu_limit(const char *v2_root, const char *dir, const struct config *cfg, long quota_us)
 {
 	static const char *const cpu[] = {"cpu", NULL};
@@ -376,14 +405,34 @@ static int v2_cpu_limit(const char *v2_root, const char *dir, const struct confi
 	if (pathf(path, sizeof(path), "%s/cpu.max", dir) < 0)
 		return -1;
 	if (!file_exists(path) && v2_enable(v2_root, cfg->cgroup_parent, cpu) < 0) {
-		log_debug("cgroup: no cpu controller under %s/%s (%s); no cpu limit", v2_root,
-			  cfg->cgroup_parent, strerror(errno));
+		no_cpu_limit(strerror(errno));
 		return 0;
 	}
-	if (!file_exists(path))
+	if (!file_exists(path)) {
+		no_cpu_limit("no cpu.max in the group");
 		return 0;
-	snprintf(value, sizeof(value), "%ld 100000", quota_us);
+	}
+	snprintf(value, sizeof(value), "%ld %d", quota_us, CPU_PERIOD_US);
 	return set_value(dir, "cpu.max", value);
+}
+
+/* The v1 cpu group of the sandbox, made like the memory and pids ones: its
+ * CFS quota per period where limits give one (else unlimited, the group is
+ * still made: a runner joins every group of its sandbox). 0, or -1 (logged). */
+static int v1_cpu_group(const char *root, const struct config *cfg, const char *id,
+			const char *suffix, long quota_us, const char *pidstr)
+{
+	char parent[PATH_MAX], dir[PATH_MAX], period[32], quota[32];
+	snprintf(period, sizeof(period), "%d", CPU_PERIOD_US);
+	snprintf(quota, sizeof(quota), "%ld", quota_us > 0 ? quota_us : -1L);
+	if (group_path(parent, sizeof(parent), root, cfg, NULL) < 0 ||
+	    group_path(dir, sizeof(dir), root, cfg, id) < 0 ||
+	    make_group(parent, dir, suffix, NULL, cfg) < 0)
+		return -1;
+	if (set_value(dir, "cpu.cfs_period_us", period) < 0 ||
+	    set_value(dir, "cpu.cfs_quota_us", quota) < 0 || set_value(dir, "cgroup.procs", pidstr) < 0)
+		return -1;
+	return 0;
 }
 
 int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_limits *limits,
@@ -399,7 +448,7 @@ int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_l
 		return -1;
 	}
 	if (l.kind == CG_NONE) {
-		log_warn("cgroup: no memory or pids controller available; only rlimits apply");
+		log_warn("cgroup: no memory, pids or cpu controller available; only rlimits apply");
 		return 0;
 	}
 	snprintf(suffix, sizeof(suffix), ":/%s/%s", cfg->cgroup_parent, id);
@@ -435,6 +484,12 @@ int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_l
 
 	/* v1: one group per controller */
 	rc = 0;
+	if (l.v1_cpu) {
+		if (v1_cpu_group(l.v1_cpu, cfg, id, suffix, limits->cpu_quota_us, pidstr) < 0)
+			goto fail;
+	} else if (limits->cpu_quota_us > 0) {
+		no_cpu_limit("neither /sys/fs/cgroup/cpu nor /sys/fs/cgroup/cpu,cpuacct is mounted");
+	}
 	if (l.v1_pids) {
 		if (group_path(parent, sizeof(parent), V1_PIDS, cfg, NULL) < 0 ||
 		    group_path(dir, sizeof(dir), V1_PIDS, cfg, id) < 0 ||
@@ -452,9 +507,21 @@ int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_l
 		if (swap_file < 0)
 			swap_file = pathf(memsw, sizeof(memsw), "%s/memory.memsw.limit_in_bytes", dir) == 0 &&
 				    file_exists(memsw);
-		/* memsw must stay >= limit: set the limit first; equal means no swap */
+		char tcp[PATH_MAX + 48];
+		if (tcp_file < 0) {
+			tcp_file = pathf(tcp, sizeof(tcp), "%s/memory.kmem.tcp.limit_in_bytes", dir) == 0 &&
+				   file_exists(tcp);
+			if (!tcp_file)
+				log_warn("cgroup: no memory.kmem.tcp.limit_in_bytes: a sandbox's socket "
+					 "buffers are bounded only by the host's net.ipv4.tcp_mem");
+		}
+		/* memsw must stay >= limit: set the limit first; equal means no swap.
+		 * v1 leaves socket buffers out of the memory limit: the tcp limit
+		 * charges them (the sockets made once it is set: so before any
+		 * process joins) to a counter of their own, bounded the same */
 		if (set_value(dir, "memory.limit_in_bytes", mem) < 0 ||
 		    (swap_file && set_value(dir, "memory.memsw.limit_in_bytes", mem) < 0) ||
+		    (tcp_file && set_value(dir, "memory.kmem.tcp.limit_in_bytes", mem) < 0) ||
 		    set_value(dir, "cgroup.procs", pidstr) < 0)
 			goto fail;
 		rc = 1;
@@ -478,7 +545,7 @@ static const char *sandbox_of(const struct config *cfg, const char *path)
 int cgroup_join(const struct config *cfg, pid_t model)
 {
 	struct cg_layout l = detect();
-	char path[64], buf[4096], dirs[2][PATH_MAX];
+	char path[64], buf[4096], dirs[MAX_GROUPS][PATH_MAX];
 	if (l.kind == CG_NONE || !parent_ok(cfg->cgroup_parent))
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)model);
@@ -515,7 +582,7 @@ int cgroup_join(const struct config *cfg, pid_t model)
 
 uint64_t cgroup_oom_kills(const struct config *cfg, const char *id)
 {
-	char dirs[2][PATH_MAX], path[PATH_MAX + 32], buf[4096];
+	char dirs[MAX_GROUPS][PATH_MAX], path[PATH_MAX + 32], buf[4096];
 	struct cg_layout l = detect();
 	int n = group_dirs(cfg, id, dirs);
 	for (int i = 0; i < n; i++) {
@@ -536,7 +603,7 @@ uint64_t cgroup_oom_kills(const struct config *cfg, const char *id)
 
 int cgroup_remove(const struct config *cfg, const char *id)
 {
-	char dirs[2][PATH_MAX], suffix[300];
+	char dirs[MAX_GROUPS][PATH_MAX], suffix[300];
 	int rc = 0;
 	int n = group_dirs(cfg, id, dirs);
 	snprintf(suffix, sizeof(suffix), ":/%s/%s", cfg->cgroup_parent, id);
@@ -549,7 +616,7 @@ int cgroup_remove(const struct config *cfg, const char *id)
 void cgroup_remove_all(const struct config *cfg)
 {
 	struct cg_layout l = detect();
-	const char *roots[2];
+	const char *roots[MAX_GROUPS];
 	int nroots = 0;
 	char parent[PATH_MAX];
 	if (!parent_ok(cfg->cgroup_parent))
@@ -561,6 +628,8 @@ void cgroup_remove_all(const struct config *cfg)
 			roots[nroots++] = V1_MEMORY;
 		if (l.v1_pids)
 			roots[nroots++] = V1_PIDS;
+		if (l.v1_cpu)
+			roots[nroots++] = l.v1_cpu;
 	}
 	for (int i = 0; i < nroots; i++) {
 		if (group_path(parent, sizeof(parent), roots[i], cfg, NULL) < 0)

@@ -1,8 +1,10 @@
 /* cgroup: per-sandbox control groups for memory, process and CPU limits.
  * Supports cgroup v2 (a unified hierarchy with the memory and pids controllers
  * enabled, at /sys/fs/cgroup or /sys/fs/cgroup/unified; cpu where it can be
- * enabled) and cgroup v1 (memory and pids controllers under
- * /sys/fs/cgroup/<controller>). Owns the directories
+ * enabled) and cgroup v1 (memory, pids and cpu controllers under
+ * /sys/fs/cgroup/<controller>, cpu also at cpu,cpuacct). Socket buffers count
+ * against the memory limit: v2 charges them to memory.max itself, v1 to
+ * memory.kmem.tcp.limit_in_bytes, set to the same limit. Owns the directories
  * <controller root>/<cfg->cgroup_parent>/<name>; never touches others. A name
  * is a sandbox id ([0-9a-zA-Z_-]{1,64}) or "install.<sandbox id>" (an install
  * sandbox's: the dot keeps it from ever equalling a sandbox id). */
@@ -21,8 +23,9 @@
 struct cgroup_limits {
 	uint64_t memory_bytes; /* memory; swap is not allowed on top of it */
 	int pids;              /* processes and threads */
-	/* CPU time per 100 ms period in microseconds (v2 cpu.max; 100000 is one
-	 * CPU), applied where the cpu controller can be enabled; 0: no limit */
+	/* CPU time per 100 ms period in microseconds (v2 cpu.max, v1
+	 * cpu.cfs_quota_us; 100000 is one CPU), applied where the cpu controller
+	 * exists (else said once in the log; RLIMIT_CPU remains); 0: no limit */
 	long cpu_quota_us;
 };
 

@@ -37,6 +37,7 @@ struct config {
 	uint64_t sandbox_tmp_bytes;
 	uint64_t sandbox_file_bytes;
 	int sandbox_open_files;
+	double sandbox_cpus;    /* CPUs a sandbox may use at once (its cgroup's quota) */
 	int sandbox_cpu_seconds;
 	long sandbox_uid_base;
 	char *cgroup_parent;

@@ -77,6 +77,20 @@ static void mount_tmpfs(const char *path, unsigned long flags, const char *opts)
 		setup_die("mount tmpfs on", path);
 }
 
+/* A sandbox's scratch tmpfs: size bytes, and one inode per SCRATCH_INODE_BYTES
+ * of them (as many files as it could hold if each took a page; without
+ * nr_inodes a tmpfs has as many as half the host's RAM pages), with the
+ * further options in rest ("mode=1777", ...). */
+#define SCRATCH_INODE_BYTES 4096
+static void mount_scratch(const char *path, unsigned long flags, uint64_t size, const char *rest)
+{
+	char opts[160];
+	unsigned long long inodes = (unsigned long long)(size / SCRATCH_INODE_BYTES);
+	snprintf(opts, sizeof(opts), "size=%llu,nr_inodes=%llu,%s", (unsigned long long)size,
+		 inodes < 64 ? 64 : inodes, rest);
+	mount_tmpfs(path, flags, opts);
+}
+
 static void remount_one(const char *path, unsigned long flags)
 {
 	if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | setup_locked_flags(path), NULL) < 0)
@@ -378,24 +392,19 @@ static void step_packages(const struct sbx *s)
 	bind_path(s, src, "root" INSTALL_INSIDE_PACKAGES, MS_RDONLY | MS_NOSUID | MS_NODEV);
 }
 
-/* Private, size-limited /workspace (the sandbox user's) and /tmp; an install
- * has only /tmp, of APP_PACKAGE_INSTALL_MB (pip downloads and unpacks there;
- * it is charged to the memory cgroup anyway). */
+/* Private, size- and inode-limited /workspace (the sandbox user's) and /tmp;
+ * an install has only /tmp, of APP_PACKAGE_INSTALL_MB (pip downloads and
+ * unpacks there; it is charged to the memory cgroup anyway). */
 static void step_scratch(const struct sbx *s)
 {
-	char opts[128];
+	char opts[64];
 	if (s->install) {
-		snprintf(opts, sizeof(opts), "size=%llu,mode=1777",
-			 (unsigned long long)s->cfg->package_install_bytes);
-		mount_tmpfs("root/tmp", MS_NOSUID | MS_NODEV, opts);
+		mount_scratch("root/tmp", MS_NOSUID | MS_NODEV, s->cfg->package_install_bytes, "mode=1777");
 		return;
 	}
-	snprintf(opts, sizeof(opts), "size=%llu,mode=0755,uid=%d,gid=%d",
-		 (unsigned long long)s->cfg->sandbox_workspace_bytes, SANDBOX_USER, SANDBOX_USER);
-	mount_tmpfs("root/workspace", MS_NOSUID | MS_NODEV, opts);
-	snprintf(opts, sizeof(opts), "size=%llu,mode=1777",
-		 (unsigned long long)s->cfg->sandbox_tmp_bytes);
-	mount_tmpfs("root/tmp", MS_NOSUID | MS_NODEV, opts);
+	snprintf(opts, sizeof(opts), "mode=0755,uid=%d,gid=%d", SANDBOX_USER, SANDBOX_USER);
+	mount_scratch("root/workspace", MS_NOSUID | MS_NODEV, s->cfg->sandbox_workspace_bytes, opts);
+	mount_scratch("root/tmp", MS_NOSUID | MS_NODEV, s->cfg->sandbox_tmp_bytes, "mode=1777");
 }
 
 /* /dev: a tmpfs with the five harmless devices bound from the host. */
@@ -428,7 +437,7 @@ static void step_dev(const struct sbx *s)
 /* The sandbox's own /dev/shm. */
 static void step_shm(void)
 {
-	mount_tmpfs("root/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64m,mode=1777");
+	mount_scratch("root/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, 64u << 20, "mode=1777");
 }
 
 /* A proc of our own pid namespace. Mounted while the host's proc is still in
@@ -892,7 +901,8 @@ static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out)
 	pid_t child = -1;
 	int rc = -1, made_dir = 0;
 	/* a run's limits, or an install's: its own memory limit, one CPU */
-	struct cgroup_limits limits = {cfg->sandbox_memory_bytes, cfg->sandbox_pids, 0};
+	struct cgroup_limits limits = {cfg->sandbox_memory_bytes, cfg->sandbox_pids,
+				       (long)(cfg->sandbox_cpus * 100000 + 0.5)};
 	if (s->install)
 		limits = (struct cgroup_limits){cfg->package_install_bytes, cfg->sandbox_pids, 100000};
 

@@ -36,7 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
-CGROUP_ROOTS = ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+CGROUP_ROOTS = ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct",
+                "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
 
 
 def free_port():

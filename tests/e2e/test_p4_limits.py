@@ -1,11 +1,16 @@
-"""Point 4: limits on time, memory, processes, threads, output, disk and open
-files; nothing started by the code outlives the response."""
+"""Point 4: limits on time, memory, processes, threads, output, disk, inodes,
+open files, CPU and socket buffers; nothing started by the code outlives the
+response."""
+import json
 import os
 import random
 import re
+import threading
 import time
 
 import client
+import run
+from instance import Instance
 from support import E2E
 
 MiB = 1 << 20
@@ -203,6 +208,27 @@ print(err, n)
         self.assertIn(err, ("ENOSPC", "EFBIG"))
         self.assertHello()
 
+    def test_many_empty_files_in_tmp_stop_at_the_inode_limit(self):
+        t0 = time.monotonic()
+        out = self.run_code(r'''
+import errno, os
+n, err = 0, None
+try:
+    while n < 100000:
+        os.close(os.open("/tmp/f%d" % n, os.O_CREAT | os.O_WRONLY, 0o600))
+        n += 1
+except OSError as e:
+    err = errno.errorcode.get(e.errno, e.errno)
+print(err, n)
+''', timeout=60)
+        elapsed = time.monotonic() - t0
+        err, n = out["stdout"].split()
+        self.assertEqual(err, "ENOSPC", out)
+        # one inode per 4 KiB of APP_SANDBOX_TMP_MB (256: 65536), the root directory's among them
+        self.assertTrue(60000 <= int(n) < 65536, "created %s files" % n)
+        self.assertLess(elapsed, 30, "the request took %.1f s" % elapsed)
+        self.assertHello()
+
     def test_open_files_without_end_fails_with_emfile(self):
         out = self.run_code(r'''
 import errno
@@ -262,3 +288,138 @@ print(p.pid)
         r = client.execute("print(1)", timeout=10 ** 7)
         detail = self.assertValidationError(r)
         self.assertTrue(any("timeout" in d["loc"] for d in detail), detail)
+
+
+def cpu_controller():
+    """Why this host has no cgroup cpu controller for sandboxes, or None when it has one."""
+    for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        try:
+            with open(root + "/cgroup.controllers") as f:
+                words = f.read().split()
+        except OSError:
+            continue
+        if "memory" in words and "pids" in words:
+            return None if "cpu" in words else "the v2 hierarchy at %s has no cpu controller" % root
+    for root in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"):
+        if os.path.exists(root + "/cpu.cfs_quota_us"):
+            return None
+    return "no v2 cpu controller and no v1 cpu mount"
+
+
+SPIN = r'''
+import hashlib, json, resource, threading, time
+def cpu():
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+def busy(stop):
+    data = b"x" * (1 << 20)  # hashing it releases the GIL: the 8 threads run at once
+    while time.monotonic() < stop:
+        hashlib.sha256(data).digest()
+w0, c0 = time.monotonic(), cpu()
+threads = [threading.Thread(target=busy, args=(w0 + 3,)) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps({"cpu": cpu() - c0, "wall": time.monotonic() - w0}))
+'''
+
+# 120 loopback connection pairs with the largest buffers the host allows, filled
+# without reading until the kernel refuses more; what they hold, by ioctl
+SOCKETS = r'''
+import errno, fcntl, json, socket, struct, termios
+def queued(s, request):
+    return struct.unpack("i", fcntl.ioctl(s.fileno(), request, b"\0" * 4))[0]
+big = 64 << 20
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, big)  # the accepted sockets inherit it
+listener.bind(("127.0.0.1", 0))
+listener.listen(128)
+pairs, err, chunk = [], None, b"\0" * (1 << 20)
+try:
+    for _ in range(120):
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, big)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, big)
+        c.connect(listener.getsockname())
+        a = listener.accept()[0]
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, big)
+        c.setblocking(False)
+        pairs.append((c, a))
+        while True:
+            try:
+                c.send(chunk)
+            except BlockingIOError:
+                break
+except OSError as e:
+    err = errno.errorcode.get(e.errno, e.errno)
+total = sum(queued(c, termios.TIOCOUTQ) + queued(a, termios.FIONREAD) for c, a in pairs)
+print(json.dumps({"pairs": len(pairs), "queued": total, "error": err}))
+'''
+
+
+class P4DedicatedLimits(E2E):
+    """Limits that need an instance of their own: a CPU quota, a small memory limit."""
+
+    def test_busy_runs_keep_to_their_cpus_and_the_service_answers(self):
+        cpus = 0.2  # well below what an unlimited run gets on a busy two-CPU host
+        inst = Instance({"APP_SANDBOX_CPUS": str(cpus)}, workers=4, pool=3)
+        try:
+            inst.start()
+            with inst.current():
+                results = []
+                spinners = [threading.Thread(target=lambda: results.append(client.execute(SPIN, timeout=30)))
+                            for _ in range(2)]
+                for t in spinners:
+                    t.start()
+                time.sleep(0.5)
+                while any(t.is_alive() for t in spinners):
+                    t0 = time.monotonic()
+                    self.assertEqual(run.get(inst.port, "/healthz")[0], 200)
+                    r = client.execute("print('hello world')", timeout=10)
+                    took = time.monotonic() - t0
+                    self.assertEqual(r.status, 200, r.body[:2000])
+                    self.assertEqual(r.json["stdout"], "hello world\n", r.json)
+                    self.assertLess(took, 2, "/healthz and a hello world took %.1f s during the busy runs" % took)
+                for t in spinners:
+                    t.join()
+            self.assertEqual(len(results), 2)
+            use = []
+            for r in results:
+                self.assertEqual(r.status, 200, r.body[:2000])
+                self.assertEqual(r.json["exit_code"], 0, r.json)
+                m = json.loads(r.json["stdout"])
+                use.append(m["cpu"] / m["wall"])
+            why_not = cpu_controller()
+            print("\n  CPUs used with APP_SANDBOX_CPUS=%s: %s" % (cpus, ", ".join("%.2f" % u for u in use)))
+            if why_not:
+                print("  CPU share not checked: %s (RLIMIT_CPU only)" % why_not)
+                return
+            for u in use:
+                self.assertLessEqual(u, cpus * 1.2, "a run used %.2f CPUs with APP_SANDBOX_CPUS=%s" % (u, cpus))
+        finally:
+            ok, lines = inst.stop()
+            inst.remove()
+        self.assertTrue(ok, "\n".join(lines))
+
+    def test_socket_buffers_count_against_the_memory_limit(self):
+        limit = 256
+        inst = Instance({"APP_SANDBOX_MEMORY_MB": str(limit), "APP_SANDBOX_OPEN_FILES": "1024"})
+        try:
+            inst.start()
+            with inst.current():
+                r = client.execute(SOCKETS, timeout=60)
+                self.assertEqual(r.status, 200, r.body[:2000])
+                if r.json["exit_code"] != 0:
+                    self.assertRegex(r.json["stderr"], r"(?i)memory limit", r.json)
+                else:
+                    m = json.loads(r.json["stdout"])
+                    print("\n  %d MiB queued in %d connection pairs (%s)" % (m["queued"] >> 20, m["pairs"], m["error"]))
+                    self.assertGreater(m["pairs"], 0, m)
+                    self.assertLess(m["queued"], limit << 20, "%d MiB queued in %d connection pairs with a %d MiB limit"
+                                    % (m["queued"] >> 20, m["pairs"], limit))
+                self.assertHello()
+        finally:
+            ok, lines = inst.stop()
+            inst.remove()
+        self.assertTrue(ok, "\n".join(lines))

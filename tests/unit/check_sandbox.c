@@ -97,6 +97,7 @@ static void setup_prepared(void)
 static void cgroup_teardown(void)
 {
 	static const char *const roots[] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids",
+					    "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct",
 					    "/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
 		char path[PATH_MAX];
@@ -775,6 +776,7 @@ START_TEST(test_cgroup_parent_made_again_when_gone)
 		close(release);
 		/* the parent groups go too: the second round must make them again */
 		static const char *const roots[] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids",
+						    "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct",
 						    "/sys/fs/cgroup/unified", "/sys/fs/cgroup"};
 		for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
 			char parent[PATH_MAX];
@@ -936,6 +938,177 @@ START_TEST(test_cgroup_join_follows_the_model)
 	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", (unsigned)st);
 	ck_assert_int_eq(waitpid(model, &st, 0), model);
 	close(release_model);
+}
+END_TEST
+
+/* Reads a small file into buf (NUL-terminated, "" when it cannot be read). */
+static void read_text(const char *path, char *buf, size_t cap)
+{
+	buf[0] = '\0';
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	size_t n = fread(buf, 1, cap - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+/* Where this machine has a cpu controller: the v2 root that offers it (*v2 =
+ * 1) or a v1 mount (*v2 = 0). When the kernel has a cpu controller in no
+ * hierarchy (/proc/cgroups: hierarchy 0) and /sys/fs/cgroup is no v2 mount,
+ * mounts a v1 one at /sys/fs/cgroup/cpu,cpuacct (or cpu alone, when cpuacct
+ * is mounted elsewhere) and leaves it mounted. 0, or -1 with why set. */
+static int cpu_controller(char *root, size_t cap, int *v2, char *why_not, size_t why_cap)
+{
+	static const char *const v2_roots[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+	static const char *const v1_roots[] = {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"};
+	char buf[4096], path[PATH_MAX];
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/cgroup.controllers", v2_roots[i]);
+		read_text(path, buf, sizeof(buf));
+		/* the layout cgroup.c uses: a v2 root with memory and pids */
+		if (strstr(buf, "memory") && strstr(buf, "pids")) {
+			*v2 = 1;
+			snprintf(root, cap, "%s", v2_roots[i]);
+			if (strstr(buf, "cpu ") || strstr(buf, "cpu\n"))
+				return 0;
+			snprintf(why_not, why_cap, "%s/cgroup.controllers has no cpu", v2_roots[i]);
+			return -1;
+		}
+	}
+	*v2 = 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		for (int i = 0; i < 2; i++) {
+			snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", v1_roots[i]);
+			if (access(path, F_OK) == 0) {
+				snprintf(root, cap, "%s", v1_roots[i]);
+				return 0;
+			}
+		}
+		if (attempt > 0)
+			break;
+		/* "cpu <hierarchy> <groups> <enabled>" */
+		read_text("/proc/cgroups", buf, sizeof(buf));
+		char *line = strstr(buf, "\ncpu\t");
+		int hierarchy = -1, groups, enabled = 0;
+		if (!line || sscanf(line + 5, "%d %d %d", &hierarchy, &groups, &enabled) != 3 ||
+		    hierarchy != 0 || !enabled) {
+			snprintf(why_not, why_cap, "no v1 cpu mount, and /proc/cgroups lists no free cpu controller");
+			return -1;
+		}
+		snprintf(path, sizeof(path), "/sys/fs/cgroup/cgroup.controllers");
+		if (access(path, F_OK) == 0) {
+			snprintf(why_not, why_cap, "/sys/fs/cgroup is a v2 mount without cpu");
+			return -1;
+		}
+		if ((mkdir(v1_roots[1], 0555) < 0 && errno != EEXIST) ||
+		    (mount("none", v1_roots[1], "cgroup", 0, "cpu,cpuacct") < 0 &&
+		     mount("none", v1_roots[1], "cgroup", 0, "cpu") < 0)) {
+			snprintf(why_not, why_cap, "mounting a v1 cpu hierarchy at %s: %s", v1_roots[1],
+				 strerror(errno));
+			rmdir(v1_roots[1]);
+			return -1;
+		}
+		fprintf(stderr, "check_sandbox: mounted a v1 cpu hierarchy at %s (left mounted)\n",
+			v1_roots[1]);
+	}
+	snprintf(why_not, why_cap, "the cpu mount shows no cpu.cfs_quota_us");
+	return -1;
+}
+
+/* True when pid is listed in dir/cgroup.procs. */
+static int group_has(const char *dir, pid_t pid)
+{
+	char path[PATH_MAX + 256], buf[8192], want[32];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	read_text(path, buf, sizeof(buf));
+	snprintf(want, sizeof(want), "%d\n", (int)pid);
+	size_t n = strlen(want);
+	for (char *p = buf; (p = strstr(p, want)) != NULL; p += n)
+		if (p == buf || p[-1] == '\n')
+			return 1;
+	return 0;
+}
+
+/* A group's CPU quota is in force: cpu.max (v2) or cpu.cfs_quota_us and
+ * cpu.cfs_period_us (v1) hold it, the sandbox's pid is in the group, and the
+ * pool manager's cleanup (cgroup_remove_all, cgroup_remove) takes the cpu
+ * groups too. */
+START_TEST(test_cgroup_cpu_limit)
+{
+	if (!is_root("test_cgroup_cpu_limit"))
+		return;
+	char root[200], why_not[256], dir[PATH_MAX], buf[256];
+	int v2;
+	if (cpu_controller(root, sizeof(root), &v2, why_not, sizeof(why_not)) < 0) {
+		fprintf(stderr, "check_sandbox: test_cgroup_cpu_limit skipped: %s\n", why_not);
+		return;
+	}
+	struct cgroup_limits half = {cfg.sandbox_memory_bytes, cfg.sandbox_pids, 50000};
+	for (int round = 0; round < 2; round++) {
+		char id[64];
+		snprintf(id, sizeof(id), "unit-cpu-%d-%d", (int)getpid(), round);
+		snprintf(dir, sizeof(dir), "%s/" CG_PARENT "/%s", root, id);
+		int release;
+		pid_t pid = sleeper(&release);
+		ck_assert_int_ge(cgroup_setup(&cfg, id, &half, pid), 0);
+		if (v2) {
+			char path[PATH_MAX + 232];
+			snprintf(path, sizeof(path), "%s/cpu.max", dir);
+			read_text(path, buf, sizeof(buf));
+			ck_assert_str_eq(buf, "50000 100000\n");
+		} else {
+			ck_assert_uint_eq(read_u64(dir, "cpu.cfs_quota_us"), 50000);
+			ck_assert_uint_eq(read_u64(dir, "cpu.cfs_period_us"), 100000);
+		}
+		ck_assert_msg(group_has(dir, pid), "pid %d not in %s", (int)pid, dir);
+		/* round 0: the start-up cleanup, round 1: the sandbox's own removal */
+		if (round == 0)
+			cgroup_remove_all(&cfg);
+		else
+			ck_assert_int_eq(cgroup_remove(&cfg, id), 0);
+		int st;
+		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+		ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", (unsigned)st);
+		ck_assert_msg(access(dir, F_OK) != 0, "%s left", dir);
+		close(release);
+	}
+}
+END_TEST
+
+/* Socket buffers count against the memory limit: v1 charges them only where
+ * memory.kmem.tcp.limit_in_bytes is set (to the memory limit, before the
+ * sandbox runs); v2 charges them to memory.max without being asked. */
+START_TEST(test_cgroup_socket_memory_limit)
+{
+	if (!is_root("test_cgroup_socket_memory_limit"))
+		return;
+	char id[64], dir[PATH_MAX];
+	const char *limit_file;
+	snprintf(id, sizeof(id), "unit-tcp-%d", (int)getpid());
+	int release;
+	pid_t pid = sleeper(&release);
+	int rc = cgroup_setup(&cfg, id, &run_limits, pid);
+	int found = memory_group(id, dir, sizeof(dir), &limit_file) == 0;
+	uint64_t tcp = found ? read_u64(dir, "memory.kmem.tcp.limit_in_bytes") : UINT64_MAX;
+	char tcp_file[PATH_MAX + 48];
+	snprintf(tcp_file, sizeof(tcp_file), "%s/memory.kmem.tcp.limit_in_bytes", dir);
+	int v1_tcp = found && strcmp(limit_file, "memory.limit_in_bytes") == 0 && access(tcp_file, F_OK) == 0;
+	cgroup_remove(&cfg, id);
+	waitpid(pid, NULL, 0);
+	close(release);
+	if (rc != 1 || !found) {
+		fprintf(stderr, "check_sandbox: test_cgroup_socket_memory_limit skipped: no memory cgroup\n");
+		return;
+	}
+	if (!v1_tcp) {
+		fprintf(stderr, "check_sandbox: test_cgroup_socket_memory_limit: %s\n",
+			strcmp(limit_file, "memory.max") == 0
+				? "v2 charges socket buffers to memory.max itself"
+				: "skipped: this v1 kernel has no memory.kmem.tcp.limit_in_bytes");
+		return;
+	}
+	ck_assert_uint_eq(tcp, 64u << 20);
 }
 END_TEST
 
@@ -1750,6 +1923,8 @@ static Suite *sandbox_suite(void)
 	tcase_add_test(cg, test_cgroup_remove_all);
 	tcase_add_test(cg, test_cgroup_install_groups);
 	tcase_add_test(cg, test_cgroup_rejects_bad_names);
+	tcase_add_test(cg, test_cgroup_cpu_limit);
+	tcase_add_test(cg, test_cgroup_socket_memory_limit);
 	suite_add_tcase(s, cg);
 
 	/* `executor install` and the run sandbox's package mount, with the built
