@@ -7,6 +7,12 @@
 #include <stdint.h>
 #include <stddef.h>
 
+/* The largest APP_MAX_OUTPUT_BYTES: an executor's answer holds both streams,
+ * each up to 6 bytes a byte once JSON-escaped, and json-c strings are int-sized;
+ * the service's executor client sizes the answer it reads from the setting
+ * (executor_client.h). */
+#define CONFIG_MAX_OUTPUT_BYTES ((uint64_t)64 << 20)
+
 struct config {
 	/* HTTP front (lighttpd) */
 	int http_port;
@@ -22,7 +28,8 @@ struct config {
 	/* executions */
 	double execution_timeout;     /* seconds */
 	double max_execution_timeout; /* seconds */
-	uint64_t max_output_bytes;
+	uint64_t max_output_bytes;    /* per stream, at most CONFIG_MAX_OUTPUT_BYTES */
+	int max_input_files;          /* entries of a request's files; PUTs per execution */
 	char *backend;          /* "local" or "kubernetes" */
 	int pool_size;
 	double claim_timeout;   /* seconds to wait for a ready sandbox before 503 */

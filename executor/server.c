@@ -33,13 +33,13 @@
 #include "package_names.h"
 #include "runner.h"
 #include "util.h"
+#include "validate.h"
 #include "workspace.h"
 
 #define CONNECTION_LIMIT 16
 #define CONNECTION_MEMORY ((size_t)64 * 1024)
 #define CONNECTION_TIMEOUT 120u          /* seconds a connection may sit idle */
 #define JSON_DEPTH 8
-#define MAX_STREAM_CAP ((uint64_t)256 << 20) /* json-c strings are int-sized */
 #define JSON_OUT (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define IMPORTS_TIMEOUT_MS 10000         /* the runner's answer to an import check */
 #define STR_(x) #x
@@ -52,10 +52,11 @@ struct server {
 	const struct config *cfg;
 	struct workspace ws;
 	struct runner runner;
-	pthread_mutex_t lock;   /* guards ready, state and lost */
+	pthread_mutex_t lock;   /* guards ready, state, lost and puts */
 	int ready;
 	enum exec_state state;
 	int lost;               /* the runner was killed in an import check */
+	int puts;               /* PUTs begun: at most cfg->max_input_files */
 	pthread_mutex_t talk;   /* one exchange with the runner at a time */
 	uint64_t body_cap;      /* POST /execute */
 	uint64_t output_cap;    /* per stream */
@@ -237,10 +238,9 @@ static const char *check_env(json_object *env)
 	json_object_object_foreach(env, name, value) {
 		if (!json_object_is_type(value, json_type_string))
 			return "env values must be strings";
-		if (!name[0] || strchr(name, '='))
-			return "env names must be non-empty and must not contain '='";
-		if (strncmp(name, "LD_", 3) == 0 || strncmp(name, "PYTHON", 6) == 0)
-			return "env names must not start with LD_ or PYTHON";
+		const char *why = valid_env_name(name, strlen(name));
+		if (why)
+			return why;
 		if ((size_t)json_object_get_string_len(value) != strlen(json_object_get_string(value)))
 			return "env values must not contain NUL";
 	}
@@ -591,7 +591,7 @@ static enum MHD_Result begin_put(struct server *s, struct MHD_Connection *c, con
 				 struct request *rq)
 {
 	char *rel = url_decode(raw);
-	if (!rel || !ws_path_valid(rel, strlen(rel))) {
+	if (!rel || valid_workspace_rel(rel, strlen(rel)) != NULL) {
 		free(rel);
 		return reply_error(c, MHD_HTTP_BAD_REQUEST,
 				   "invalid path: components must be non-empty, not . or .., without NUL");
@@ -603,10 +603,20 @@ static enum MHD_Result begin_put(struct server *s, struct MHD_Connection *c, con
 	}
 	pthread_mutex_lock(&s->lock);
 	int started = s->state != EXEC_IDLE;
+	int too_many = !started && s->puts >= s->cfg->max_input_files;
+	if (!started && !too_many)
+		s->puts++;
 	pthread_mutex_unlock(&s->lock);
 	if (started) {
 		free(rel);
 		return reply_error(c, MHD_HTTP_CONFLICT, "the execution has started");
+	}
+	if (too_many) {
+		free(rel);
+		char msg[128];
+		snprintf(msg, sizeof(msg), "too many files for one execution: at most %d (APP_MAX_INPUT_FILES)",
+			 s->cfg->max_input_files);
+		return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
 	}
 	enum ws_status st = ws_file_create(&s->ws, rel, &rq->file);
 	free(rel);
@@ -880,8 +890,9 @@ int server_run(const struct server_options *o)
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_mutex_init(&s.talk, NULL);
 	s.body_cap = o->cfg->max_request_bytes < INT_MAX ? o->cfg->max_request_bytes : INT_MAX;
-	s.output_cap = o->cfg->max_output_bytes < MAX_STREAM_CAP ? o->cfg->max_output_bytes
-								  : MAX_STREAM_CAP;
+	/* config_load bounds it already; a hand-made config is held to it too */
+	s.output_cap = o->cfg->max_output_bytes < CONFIG_MAX_OUTPUT_BYTES ? o->cfg->max_output_bytes
+									   : CONFIG_MAX_OUTPUT_BYTES;
 	const char *workspace = o->workspace ? o->workspace : "/workspace";
 	char *runner_dir = o->runner_dir ? xstrdup(o->runner_dir)
 					 : xasprintf("%s/executor/python", o->cfg->data_dir);

@@ -14,11 +14,10 @@
 
 #include "log.h"
 #include "util.h"
+#include "validate.h"
 
 #define SANDBOX_UID 1000
 #define SANDBOX_GID 1000
-#define MAX_COMPONENT 255
-#define MAX_REL 4000
 
 struct ws_entry {
 	char *rel;
@@ -68,27 +67,6 @@ void ws_release(struct workspace *ws)
 	ws->known = NULL;
 	ws->nknown = ws->capknown = 0;
 	pthread_mutex_destroy(&ws->lock);
-}
-
-int ws_path_valid(const char *rel, size_t len)
-{
-	if (len == 0 || len > MAX_REL)
-		return 0;
-	size_t start = 0;
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && rel[i] == '\0')
-			return 0;
-		if (i < len && rel[i] != '/')
-			continue;
-		size_t n = i - start;
-		if (n == 0 || n > MAX_COMPONENT)
-			return 0;
-		if ((n == 1 && rel[start] == '.') ||
-		    (n == 2 && rel[start] == '.' && rel[start + 1] == '.'))
-			return 0;
-		start = i + 1;
-	}
-	return 1;
 }
 
 static enum ws_status errno_status(int e)
@@ -191,7 +169,7 @@ enum ws_status ws_file_create(struct workspace *ws, const char *rel, struct ws_f
 	enum ws_status st = WS_IO;
 	f->fd = f->dirfd = -1;
 	f->leaf = f->rel = NULL;
-	if (!ws_path_valid(rel, strlen(rel)))
+	if (valid_workspace_rel(rel, strlen(rel)) != NULL)
 		return WS_BAD_PATH;
 	char *buf = xstrdup(rel);
 	char *leaf;
@@ -279,7 +257,7 @@ void ws_file_abort(struct ws_file *f)
 
 int ws_open_read(struct workspace *ws, const char *rel, uint64_t *size)
 {
-	if (!ws_path_valid(rel, strlen(rel)))
+	if (valid_workspace_rel(rel, strlen(rel)) != NULL)
 		return -1;
 	int fd = -1;
 	enum ws_status st;
@@ -333,8 +311,8 @@ static int walk_dir(struct walk *w, int fd, size_t plen, int depth)
 			continue;
 		size_t nlen = strlen(name);
 		size_t sep = plen ? 1 : 0;
-		if (plen + sep + nlen + 1 > sizeof(w->path) || plen + sep + nlen > MAX_REL) {
-			log_warn("workspace: skipping a path longer than %d bytes", MAX_REL);
+		if (plen + sep + nlen + 1 > sizeof(w->path) || plen + sep + nlen > VALID_REL_MAX) {
+			log_warn("workspace: skipping a path longer than %zu bytes", VALID_REL_MAX);
 			continue;
 		}
 		if (sep)

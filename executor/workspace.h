@@ -1,4 +1,4 @@
-/* workspace: the executor's view of /workspace. Owns path validation, the
+/* workspace: the executor's view of /workspace. Owns the
  * symlink-free walk (openat with O_NOFOLLOW, component by component), PUT file
  * writes, and the list of regular files a run created or changed. It never
  * follows a symlink, never opens anything but a regular file or a directory. */
@@ -46,10 +46,8 @@ int ws_open(struct workspace *ws, const char *dir, int chown_files);
 /* Closes and frees; safe on a zeroed or released workspace. */
 void ws_release(struct workspace *ws);
 
-/* True when rel (len bytes, not NUL-terminated necessarily) is a valid relative
- * path: non-empty components separated by single '/', none "." or "..", no NUL,
- * components of at most 255 bytes, at most 4000 bytes in all. */
-int ws_path_valid(const char *rel, size_t len);
+/* Paths (rel, without "/workspace/") are checked with valid_workspace_rel
+ * (common/validate.h): the rule the service checks too. */
 
 /* Records the identity of every regular file now in the workspace (so that a
  * later listing reports only what changed). 0 or -1. */

@@ -18,6 +18,7 @@
 #include "sandbox.h"
 #include "scoreboard.h"
 #include "util.h"
+#include "validate.h"
 
 struct run {
 	struct app *app;
@@ -110,7 +111,7 @@ static int run_code(struct run *x)
 			json_object_array_add(dirs, json_object_new_string(x->pkg.dirs[i]));
 		json_object_object_add(body, "packages", dirs);
 	}
-	int rc = xc_execute(&x->xc, body, x->req->timeout, &x->resp);
+	int rc = xc_execute(&x->xc, body, x->req->timeout, x->app->cfg->max_output_bytes, &x->resp);
 	json_object_put(body);
 	if (rc < 0) {
 		snprintf(x->r->error, sizeof(x->r->error), "%s", x->xc.error);
@@ -151,7 +152,7 @@ static int download_outputs(struct run *x)
 	x->outputs = xcalloc(n, sizeof(*x->outputs));
 	for (size_t i = 0; i < n; i++) {
 		const char *path = json_object_get_string(json_object_array_get_idx(list, i));
-		if (!path || request_check_path(path, strlen(path)) != NULL) {
+		if (!path || valid_workspace_path(path, strlen(path)) != NULL) {
 			log_warn("execution %s: executor listed an invalid path; ignored", x->r->id);
 			continue;
 		}

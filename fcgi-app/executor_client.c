@@ -10,7 +10,13 @@
 #include "log.h"
 #include "util.h"
 
-#define XC_MAX_RESPONSE (64u * 1024 * 1024)
+/* An answer's room besides its two output streams (the files list, numbers),
+ * and each stream's besides its kept bytes (the truncation marker, the timeout
+ * line). */
+#define XC_RESPONSE_BASE ((uint64_t)64 << 20)
+#define XC_STREAM_EXTRA 4096u
+/* The most one byte of output takes in the answer: a control byte is \u00XX. */
+#define XC_ESCAPE_FACTOR 6u
 
 void xc_init(struct xc *c, const char *endpoint)
 {
@@ -120,8 +126,15 @@ int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size)
 }
 
 
-/* POST /what with a JSON body; *out gets the parsed JSON object. 0 or -1. */
-static int post_json(struct xc *c, const char *what, json_object *body, long timeout_ms, json_object **out)
+uint64_t xc_response_limit(uint64_t max_output_bytes)
+{
+	return XC_RESPONSE_BASE + 2 * XC_ESCAPE_FACTOR * (max_output_bytes + XC_STREAM_EXTRA);
+}
+
+/* POST /what with a JSON body; *out gets the parsed JSON object, of at most
+ * limit bytes. 0 or -1. */
+static int post_json(struct xc *c, const char *what, json_object *body, long timeout_ms, uint64_t limit,
+		     json_object **out)
 {
 	*out = NULL;
 	char *url = xasprintf("%s/%s", c->base, what);
@@ -129,7 +142,7 @@ static int post_json(struct xc *c, const char *what, json_object *body, long tim
 	free(url);
 	size_t len;
 	const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
-	struct membuf b = {NULL, 0, XC_MAX_RESPONSE};
+	struct membuf b = {NULL, 0, (size_t)limit};
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
 	h = curl_slist_append(h, "Expect:");
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
@@ -153,17 +166,19 @@ static int post_json(struct xc *c, const char *what, json_object *body, long tim
 	return rc;
 }
 
-int xc_execute(struct xc *c, json_object *body, double timeout_s, json_object **out)
+int xc_execute(struct xc *c, json_object *body, double timeout_s, uint64_t max_output_bytes,
+	       json_object **out)
 {
 	/* the executor enforces the limit itself; this is the guard if it cannot */
-	return post_json(c, "execute", body, (long)(timeout_s * 1000) + 30000L, out);
+	return post_json(c, "execute", body, (long)(timeout_s * 1000) + 30000L,
+			 xc_response_limit(max_output_bytes), out);
 }
 
 int xc_imports(struct xc *c, const char *source, json_object **out)
 {
 	json_object *body = json_object_new_object();
 	json_object_object_add(body, "source_code", json_object_new_string(source));
-	int rc = post_json(c, "imports", body, 30000L, out);
+	int rc = post_json(c, "imports", body, 30000L, XC_RESPONSE_BASE, out);
 	json_object_put(body);
 	return rc;
 }

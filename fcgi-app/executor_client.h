@@ -23,9 +23,15 @@ void xc_release(struct xc *c);
 
 /* PUT /workspace/{path} with size bytes read from fd. 0, or -1 (c->error). */
 int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size);
+/* The largest answer to POST /execute read from an executor whose streams are
+ * capped at max_output_bytes each (APP_MAX_OUTPUT_BYTES): both streams
+ * JSON-escaped at 6 bytes a byte, with their markers, plus 64 MiB for the rest. */
+uint64_t xc_response_limit(uint64_t max_output_bytes);
 /* POST /execute with the JSON body; waits at most timeout_s. *out gets the parsed
- * response object (caller puts it). 0, or -1 (c->error). */
-int xc_execute(struct xc *c, json_object *body, double timeout_s, json_object **out);
+ * response object (caller puts it), of at most xc_response_limit(max_output_bytes)
+ * bytes. 0, or -1 (c->error). */
+int xc_execute(struct xc *c, json_object *body, double timeout_s, uint64_t max_output_bytes,
+	       json_object **out);
 /* POST /imports {"source_code": source}: *out gets the answer ({"missing",
  * "pip", "source_code"}; caller puts it). 0, or -1 (c->error). */
 int xc_imports(struct xc *c, const char *source, json_object **out);

@@ -101,6 +101,7 @@ static json_object *container_env(const struct config *cfg)
 	add_env_double(env, "APP_MAX_EXECUTION_TIMEOUT", cfg->max_execution_timeout);
 	add_env_num(env, "APP_MAX_OUTPUT_BYTES", cfg->max_output_bytes);
 	add_env_num(env, "APP_MAX_REQUEST_BYTES", cfg->max_request_bytes);
+	add_env_num(env, "APP_MAX_INPUT_FILES", (unsigned long long)cfg->max_input_files);
 	add_env(env, "APP_PRELOAD_MODULES", cfg->preload_modules);
 	add_env_num(env, "APP_SANDBOX_MEMORY_MB", cfg->sandbox_memory_bytes >> 20);
 	add_env_num(env, "APP_SANDBOX_PIDS", (unsigned long long)cfg->sandbox_pids);

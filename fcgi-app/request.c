@@ -9,6 +9,7 @@
 
 #include "http.h"
 #include "util.h"
+#include "validate.h"
 
 /* True when the body holds the escape \u0000 outside of an escaped backslash:
  * json-c keeps object keys as C strings, so a NUL inside a key would silently
@@ -77,77 +78,30 @@ out:
 	return root;
 }
 
-const char *request_check_path(const char *path, size_t len)
-{
-	static const char prefix[] = "/workspace/";
-	if (len == 0 || path[0] != '/' || (len > 1 && path[1] == '/') || len == 1)
-		return "String should match pattern '^/[^/].*$'";
-	if (memchr(path, '\0', len))
-		return "Path must not contain NUL";
-	if (len > 4096)
-		return "Path is longer than 4096 bytes";
-	if (len <= sizeof(prefix) - 1 || memcmp(path, prefix, sizeof(prefix) - 1) != 0)
-		return "Path must be a file inside /workspace";
-	const char *p = path + 1, *end = path + len;
-	while (p <= end) {
-		const char *slash = memchr(p, '/', (size_t)(end - p));
-		const char *cend = slash ? slash : end;
-		size_t clen = (size_t)(cend - p);
-		if (clen == 0)
-			return "Path must not have an empty component";
-		if ((clen == 1 && p[0] == '.') || (clen == 2 && p[0] == '.' && p[1] == '.'))
-			return "Path must not have '.' or '..' components";
-		if (clen > 255)
-			return "Path component is longer than 255 bytes";
-		if (!slash)
-			break;
-		p = slash + 1;
-	}
-	return NULL;
-}
-
-int request_object_id_valid(const char *id, size_t len)
-{
-	if (len < 1 || len > 255)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = id[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
-const char *request_check_env_name(const char *name, size_t len)
-{
-	if (len == 0)
-		return "Value error, an environment variable name must not be empty";
-	if (memchr(name, '\0', len) || memchr(name, '=', len))
-		return "Value error, an environment variable name must not contain '=' or NUL";
-	if (strncmp(name, "LD_", 3) == 0)
-		return "Value error, LD_* variables are not allowed: they change how the loader starts the interpreter";
-	if (strncmp(name, "PYTHON", 6) == 0)
-		return "Value error, PYTHON* variables are not allowed: they change how the interpreter starts";
-	return NULL;
-}
-
 static const char *str_of(json_object *v, size_t *len)
 {
 	*len = (size_t)json_object_get_string_len(v);
 	return json_object_get_string(v);
 }
 
-static void check_files(json_object *files, struct exec_request *out, json_object *detail)
+static void check_files(json_object *files, int max_files, struct exec_request *out,
+			json_object *detail)
 {
 	if (!json_object_is_type(files, json_type_object)) {
 		detail_add(detail, "dict_type", "Input should be a valid dictionary", "files", NULL);
 		return;
 	}
 	size_t n = (size_t)json_object_object_length(files);
+	if (n > (size_t)max_files) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "Dictionary should have at most %d items after validation, not %zu",
+			 max_files, n);
+		detail_add(detail, "too_long", msg, "files", NULL);
+		return;
+	}
 	out->files = xcalloc(n, sizeof(*out->files));
 	json_object_object_foreach(files, key, val) {
-		const char *why = request_check_path(key, strlen(key));
+		const char *why = valid_workspace_path(key, strlen(key));
 		if (why) {
 			detail_add(detail, "string_pattern_mismatch", why, "files", key, "[key]", NULL);
 			continue;
@@ -158,7 +112,7 @@ static void check_files(json_object *files, struct exec_request *out, json_objec
 		}
 		size_t len;
 		const char *id = str_of(val, &len);
-		if (!request_object_id_valid(id, len)) {
+		if (!valid_object_id(id, len)) {
 			detail_add(detail, "string_pattern_mismatch",
 				   "String should match pattern '^[0-9a-zA-Z_-]{1,255}$'", "files", key, NULL);
 			continue;
@@ -178,9 +132,11 @@ static void check_env(json_object *env, struct exec_request *out, json_object *d
 	size_t n = (size_t)json_object_object_length(env);
 	out->env = xcalloc(n, sizeof(*out->env));
 	json_object_object_foreach(env, key, val) {
-		const char *why = request_check_env_name(key, strlen(key));
+		const char *why = valid_env_name(key, strlen(key));
 		if (why) {
-			detail_add(detail, "value_error", why, "env", key, "[key]", NULL);
+			char msg[160];
+			snprintf(msg, sizeof(msg), "Value error, %s", why);
+			detail_add(detail, "value_error", msg, "env", key, "[key]", NULL);
 			continue;
 		}
 		if (!json_object_is_type(val, json_type_string)) {
@@ -226,7 +182,7 @@ int request_execute(json_object *root, const struct config *cfg, struct exec_req
 			}
 			out->source_code = src;
 		} else if (strcmp(key, "files") == 0) {
-			check_files(val, out, detail);
+			check_files(val, cfg->max_input_files, out, detail);
 		} else if (strcmp(key, "env") == 0) {
 			check_env(val, out, detail);
 		} else if (strcmp(key, "timeout") == 0) {

@@ -1,7 +1,8 @@
 /* request: turns a hostile request body into a validated request. Owns the JSON
  * parsing rules (strict, depth-limited, UTF-8 checked) and the field rules of
- * DESIGN §1 (paths under /workspace, object ids, env names, timeout). Never
- * touches the store, the database or a sandbox. */
+ * DESIGN §1 (timeout, at most APP_MAX_INPUT_FILES files; paths, object ids and
+ * env names by common/validate.h). Never touches the store, the database or a
+ * sandbox. */
 #ifndef REQUEST_H
 #define REQUEST_H
 
@@ -52,15 +53,5 @@ struct tool_request {
  * Returns 0, or -1 after adding every problem found to detail. */
 int request_tool(json_object *root, int with_input, struct tool_request *out, json_object *detail);
 void tool_request_release(struct tool_request *r);
-
-/* The path rule: ^/[^/].*$, under /workspace/, no empty, "." or ".." component,
- * no NUL, at most 4096 bytes and 255 per component. Returns NULL when valid,
- * else a message. */
-const char *request_check_path(const char *path, size_t len);
-/* The object id rule ^[0-9a-zA-Z_-]{1,255}$. */
-int request_object_id_valid(const char *id, size_t len);
-/* The env name rule: non-empty, no '=' or NUL, and not LD_* or PYTHON*.
- * Returns NULL when valid, else a message. */
-const char *request_check_env_name(const char *name, size_t len);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "util.h"
+#include "validate.h"
 
 #define TMP_PREFIX ".tmp-"
 #define TMP_PREFIX_LEN (sizeof(TMP_PREFIX) - 1)
@@ -32,17 +33,7 @@ static const char hexdig[] = "0123456789abcdef";
 
 int store_id_valid(const char *id)
 {
-	if (!id)
-		return 0;
-	size_t n = 0;
-	for (; id[n]; n++) {
-		unsigned char c = (unsigned char)id[n];
-		int ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-			 (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
-		if (!ok || n >= 255)
-			return 0;
-	}
-	return n >= 1;
+	return id && valid_object_id(id, strnlen(id, VALID_OBJECT_ID_MAX + 1));
 }
 
 /* True when id can name an object file: exactly 64 lowercase hex chars. Other

@@ -32,7 +32,8 @@ enum store_status store_open(struct store *st, const char *dir);
 /* Releases what store_open acquired; safe on a zeroed or closed store. */
 void store_close(struct store *st);
 
-/* True when id matches ^[0-9a-zA-Z_-]{1,255}$ (the API's object id rule). */
+/* True when id (NUL-terminated, may be NULL) passes valid_object_id (the API's
+ * object id rule, common/validate.h). */
 int store_id_valid(const char *id);
 
 /* Stores len bytes; writes the object's id (64 hex chars + NUL) to id_out.

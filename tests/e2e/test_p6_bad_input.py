@@ -3,14 +3,20 @@ the service keeps answering afterwards."""
 import http.client
 import json
 import socket
+import sqlite3
 import time
 
 import client
-from support import E2E
+from support import DB_PATH, E2E
 
 
 def locs(detail):
     return [d["loc"] for d in detail]
+
+
+def db_rows(sql, *args):
+    with sqlite3.connect("file:%s?mode=ro" % DB_PATH, uri=True, timeout=10) as c:
+        return c.execute(sql, args).fetchall()
 
 
 class P6BadInput(E2E):
@@ -102,6 +108,48 @@ class P6BadInput(E2E):
             with self.subTest(name=name):
                 r = self.post(json.dumps({"source_code": "print(1)", "env": {name: "x"}}))
                 self.assertValidationError(r)
+
+    def test_env_names_outside_the_identifier_pattern_are_422(self):
+        # [A-Za-z_][A-Za-z0-9_]* only, the rule common/validate.c holds for both binaries
+        for name in [" X", "X ", "A-B", "1A", "A.B", "A B", "\u00e9", "A\tB"]:
+            with self.subTest(name=name):
+                r = self.post(json.dumps({"source_code": "print(1)", "env": {name: "x"}}))
+                detail = self.assertValidationError(r)
+                self.assertIn(["body", "env", name, "[key]"], locs(detail), detail)
+                self.assertTrue(all(d["type"] == "value_error" for d in detail), detail)
+        self.assertEqual(self.run_code("import os; print(os.environ['_a1'])", env={"_a1": "ok"})["stdout"], "ok\n")
+
+    def ready_sandboxes(self):
+        """The ids of the ready sandboxes, once there is at least one."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ids = {row[0] for row in db_rows("SELECT id FROM sandboxes WHERE state = 'ready'")}
+            if ids:
+                return ids
+            time.sleep(0.1)
+        self.fail("no sandbox became ready")
+
+    def test_more_input_files_than_app_max_input_files_is_422_before_any_sandbox(self):
+        # 1001 > APP_MAX_INPUT_FILES (1000 by default), every one of them valid
+        oid = self.existing_object()
+        files = {"/workspace/f%04d" % i: oid for i in range(1001)}
+        executions = db_rows("SELECT count(*) FROM executions")
+        ready = self.ready_sandboxes()
+        t0 = time.monotonic()
+        r = self.post(json.dumps({"source_code": "print(1)", "files": files}))
+        took = time.monotonic() - t0
+        detail = self.assertValidationError(r)
+        self.assertEqual([(d["loc"], d["type"]) for d in detail], [(["body", "files"], "too_long")], detail)
+        self.assertIn("1000", detail[0]["msg"])
+        self.assertLess(took, 2, "a refused request took %.1f s" % took)
+        # no execution started, no sandbox claimed: the ready ones are all still ready
+        self.assertEqual(db_rows("SELECT count(*) FROM executions"), executions)
+        still = {row[0] for row in db_rows("SELECT id FROM sandboxes WHERE state = 'ready'")}
+        self.assertEqual(ready - still, set(), "a ready sandbox was claimed")
+        # the limit itself is fine
+        del files["/workspace/f1000"]
+        out = self.run_code("import os; print(len(os.listdir('.')))", files=files)
+        self.assertEqual(out["stdout"], "1000\n")
 
     def test_nul_in_env_value_is_422(self):
         r = self.post(json.dumps({"source_code": "print(1)", "env": {"A": "x\u0000y"}}))

@@ -1,6 +1,7 @@
-/* Unit tests for common/: configuration parsing, UTF-8 repair, ids and the
- * file-system helpers. */
+/* Unit tests for common/: configuration parsing, UTF-8 repair, ids, the
+ * file-system helpers and the field rules both binaries share (validate.h). */
 #include <check.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "executor_client.h"
 #include "util.h"
+#include "validate.h"
 
 START_TEST(config_defaults)
 {
@@ -117,6 +120,124 @@ START_TEST(tree_helpers)
 }
 END_TEST
 
+START_TEST(config_input_files_and_output_cap_bounds)
+{
+	struct config cfg;
+	char err[256];
+	char *none[] = {NULL};
+	ck_assert_int_eq(config_load(&cfg, none, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg.max_input_files, 1000);
+	config_release(&cfg);
+	char *ok[] = {(char *)"APP_MAX_INPUT_FILES=0", (char *)"APP_MAX_OUTPUT_BYTES=67108864", NULL};
+	ck_assert_int_eq(config_load(&cfg, ok, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg.max_input_files, 0);
+	ck_assert_uint_eq(cfg.max_output_bytes, CONFIG_MAX_OUTPUT_BYTES);
+	config_release(&cfg);
+	char *bad[][2] = {{(char *)"APP_MAX_INPUT_FILES=-1", NULL}, {(char *)"APP_MAX_INPUT_FILES=100001", NULL},
+			  {(char *)"APP_MAX_INPUT_FILES=1.5", NULL},
+			  {(char *)"APP_MAX_OUTPUT_BYTES=67108865", NULL},
+			  {(char *)"APP_MAX_OUTPUT_BYTES=10000000000", NULL}};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		ck_assert_msg(config_load(&cfg, bad[i], err, sizeof(err)) == -1, "%s accepted", bad[i][0]);
+		ck_assert_msg(strstr(err, "APP_MAX_"), "%s", err);
+	}
+}
+END_TEST
+
+/* Whatever APP_MAX_OUTPUT_BYTES is, the executor's answer (two capped streams,
+ * each byte up to 6 once JSON-escaped, with the truncation marker and the
+ * timeout line) fits what the service's client reads, and json-c's int sizes. */
+START_TEST(output_cap_fits_the_executor_answer)
+{
+	const uint64_t caps[] = {64, 1048576, 8u << 20, CONFIG_MAX_OUTPUT_BYTES};
+	for (size_t i = 0; i < sizeof(caps) / sizeof(*caps); i++) {
+		uint64_t answer = 2 * (6 * (caps[i] + 200)) + 10000;
+		ck_assert_uint_ge(xc_response_limit(caps[i]), answer);
+		ck_assert_uint_lt(xc_response_limit(caps[i]), (uint64_t)INT32_MAX);
+	}
+	ck_assert_uint_ge(xc_response_limit(64), (uint64_t)64 << 20); /* the files list's room */
+}
+END_TEST
+
+START_TEST(workspace_paths)
+{
+	const char *good[] = {"/workspace/a", "/workspace/a/b/c.csv", "/workspace/.hidden", "/workspace/a..b",
+			      "/workspace/ x", "/workspace/\xc3\xa9"};
+	const char *bad[] = {"", "/", "//workspace/a", "workspace/a", "/workspace", "/workspace/",
+			     "/workspace/../etc/passwd", "/workspace/a/../../x", "/workspace//x",
+			     "/workspace/./x", "/workspace/x/", "/etc/passwd", "/workspacex/a", "/workspace/..",
+			     "/workspace/a/.", "/Workspace/a"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		ck_assert_msg(valid_workspace_path(good[i], strlen(good[i])) == NULL, "%s", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		ck_assert_msg(valid_workspace_path(bad[i], strlen(bad[i])) != NULL, "%s", bad[i]);
+	ck_assert_ptr_nonnull(valid_workspace_path("/workspace/a\0b", 14));
+	ck_assert_ptr_nonnull(valid_workspace_rel("a\0b", 3));
+	/* the relative form, as the executor's URLs carry it */
+	const char *rgood[] = {"a", "a/b/c.csv", ".hidden", "a..b"};
+	const char *rbad[] = {"", "/", "/a", "a/", "a//b", ".", "..", "a/./b", "a/../b", "../x"};
+	for (size_t i = 0; i < sizeof(rgood) / sizeof(*rgood); i++)
+		ck_assert_msg(valid_workspace_rel(rgood[i], strlen(rgood[i])) == NULL, "%s", rgood[i]);
+	for (size_t i = 0; i < sizeof(rbad) / sizeof(*rbad); i++)
+		ck_assert_msg(valid_workspace_rel(rbad[i], strlen(rbad[i])) != NULL, "%s", rbad[i]);
+	/* components: 255 bytes fine, 256 not */
+	char comp[11 + 256];
+	memcpy(comp, "/workspace/", 11);
+	memset(comp + 11, 'c', 256);
+	ck_assert_ptr_null(valid_workspace_path(comp, 11 + 255));
+	ck_assert_ptr_nonnull(valid_workspace_path(comp, 11 + 256));
+	ck_assert_ptr_nonnull(valid_workspace_rel(comp + 11, 256));
+	/* one whole-length limit for both forms: VALID_PATH_MAX with the prefix */
+	ck_assert_int_eq(VALID_PATH_MAX, 4096);
+	ck_assert_uint_eq(VALID_REL_MAX, 4096 - 11);
+	char *p = xmalloc(VALID_PATH_MAX + 2);
+	memcpy(p, "/workspace/", 11);
+	for (size_t i = 11; i < VALID_PATH_MAX + 1; i++)
+		p[i] = (i - 11) % 200 == 199 ? '/' : 'x';
+	p[VALID_PATH_MAX - 1] = 'x'; /* no trailing slash at either length */
+	p[VALID_PATH_MAX] = 'x';
+	ck_assert_ptr_null(valid_workspace_path(p, VALID_PATH_MAX));
+	ck_assert_ptr_nonnull(valid_workspace_path(p, VALID_PATH_MAX + 1));
+	ck_assert_ptr_null(valid_workspace_rel(p + 11, VALID_REL_MAX));
+	ck_assert_ptr_nonnull(valid_workspace_rel(p + 11, VALID_REL_MAX + 1));
+	free(p);
+}
+END_TEST
+
+START_TEST(object_ids)
+{
+	ck_assert(valid_object_id("abc-DEF_09", 10));
+	ck_assert(!valid_object_id("", 0));
+	ck_assert(!valid_object_id(NULL, 3));
+	const char *bad[] = {"a/b", "../x", "a.b", "a b", "\xc3\xa9", "a\n"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		ck_assert_msg(!valid_object_id(bad[i], strlen(bad[i])), "%s", bad[i]);
+	ck_assert(!valid_object_id("a\0b", 3));
+	char id[256];
+	memset(id, 'a', sizeof(id));
+	ck_assert(valid_object_id(id, 255));
+	ck_assert(!valid_object_id(id, 256));
+}
+END_TEST
+
+START_TEST(env_names)
+{
+	const char *good[] = {"A", "HELLO", "_", "_a1", "a_B_9", "LD", "PYTHO", "MY_LD_X", "XPYTHONPATH"};
+	const char *bad[] = {"", " X", "X ", "A-B", "1A", "A=B", "A.B", "\xc3\xa9", "A\tB",
+			     "LD_PRELOAD", "LD_", "PYTHONPATH", "PYTHONSTARTUP", "PYTHON"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		ck_assert_msg(valid_env_name(good[i], strlen(good[i])) == NULL, "%s", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		ck_assert_msg(valid_env_name(bad[i], strlen(bad[i])) != NULL, "%s", bad[i]);
+	ck_assert_ptr_nonnull(valid_env_name("A\0B", 3));
+	ck_assert_ptr_nonnull(strstr(valid_env_name("A-B", 3), "[A-Za-z_][A-Za-z0-9_]*"));
+	char name[VALID_ENV_NAME_MAX + 1];
+	memset(name, 'N', sizeof(name));
+	ck_assert_ptr_null(valid_env_name(name, VALID_ENV_NAME_MAX));
+	ck_assert_ptr_nonnull(valid_env_name(name, VALID_ENV_NAME_MAX + 1));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("common");
@@ -127,6 +248,11 @@ int main(void)
 	tcase_add_test(tc, utf8_repair_replaces_invalid);
 	tcase_add_test(tc, ids_are_random_and_well_formed);
 	tcase_add_test(tc, tree_helpers);
+	tcase_add_test(tc, config_input_files_and_output_cap_bounds);
+	tcase_add_test(tc, output_cap_fits_the_executor_answer);
+	tcase_add_test(tc, workspace_paths);
+	tcase_add_test(tc, object_ids);
+	tcase_add_test(tc, env_names);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

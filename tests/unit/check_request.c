@@ -1,12 +1,14 @@
 /* Unit tests for fcgi-app/request.c and http.c: the validation of hostile
  * request bodies and the FastAPI-shaped errors. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "http.h"
 #include "request.h"
+#include "util.h"
 
 static struct config cfg;
 
@@ -183,51 +185,99 @@ START_TEST(extra_fields_and_non_objects)
 }
 END_TEST
 
-START_TEST(paths)
-{
-	const char *good[] = {"/workspace/a", "/workspace/a/b/c.csv", "/workspace/.hidden", "/workspace/a..b"};
-	const char *bad[] = {"", "/", "//workspace/a", "workspace/a", "/workspace", "/workspace/",
-			     "/workspace/../etc/passwd", "/workspace/a/../../x", "/workspace//x",
-			     "/workspace/./x", "/workspace/x/", "/etc/passwd", "/workspacex/a", "/workspace/.."};
-	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
-		ck_assert_msg(request_check_path(good[i], strlen(good[i])) == NULL, "%s", good[i]);
-	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
-		ck_assert_msg(request_check_path(bad[i], strlen(bad[i])) != NULL, "%s", bad[i]);
-	ck_assert_ptr_nonnull(request_check_path("/workspace/a\0b", 14));
-	char longc[300];
-	memset(longc, 'a', sizeof(longc));
-	memcpy(longc, "/workspace/", 11);
-	ck_assert_ptr_nonnull(request_check_path(longc, sizeof(longc)));
-}
-END_TEST
-
-START_TEST(object_ids)
-{
-	ck_assert(request_object_id_valid("abc-DEF_09", 10));
-	ck_assert(!request_object_id_valid("", 0));
-	ck_assert(!request_object_id_valid("a/b", 3));
-	ck_assert(!request_object_id_valid("../x", 4));
-	ck_assert(!request_object_id_valid("a.b", 3));
-	char id[256];
-	memset(id, 'a', sizeof(id));
-	ck_assert(request_object_id_valid(id, 255));
-	ck_assert(!request_object_id_valid(id, 256));
-}
-END_TEST
-
 START_TEST(env_names)
 {
-	ck_assert_ptr_null(request_check_env_name("HELLO", 5));
-	ck_assert_ptr_nonnull(request_check_env_name("LD_PRELOAD", 10));
-	ck_assert_ptr_nonnull(request_check_env_name("PYTHONPATH", 10));
-	ck_assert_ptr_nonnull(request_check_env_name("PYTHONSTARTUP", 13));
-	ck_assert_ptr_nonnull(request_check_env_name("A=B", 3));
-	ck_assert_ptr_nonnull(request_check_env_name("", 0));
 	int rc;
 	struct exec_request req;
 	json_object *d = validate("{\"source_code\": \"\", \"env\": {\"LD_PRELOAD\": \"/x.so\"}}", &rc, &req);
 	ck_assert_int_eq(rc, -1);
 	ck_assert_str_eq(first(d, "type"), "value_error");
+	json_object_put(d);
+}
+END_TEST
+
+/* Env names by the common rule [A-Za-z_][A-Za-z0-9_]*: each refused one is a
+ * value_error at ["body", "env", name, "[key]"]. */
+START_TEST(env_names_by_pattern)
+{
+	const char *bad[] = {" X", "A-B", "1A", "", "A B", "A=B", "\\u00e9", "A\\u0000B"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		char *body = xasprintf("{\"source_code\": \"\", \"env\": {\"%s\": \"v\"}}", bad[i]);
+		int rc;
+		struct exec_request req;
+		json_object *d = validate(body, &rc, &req);
+		ck_assert_msg(rc == -1, "%s accepted", bad[i]);
+		ck_assert_int_eq(json_object_array_length(d), 1);
+		free(body);
+		json_object_put(d);
+	}
+	int rc;
+	struct exec_request req;
+	json_object *d = validate("{\"source_code\": \"\", \"env\": {\" X\": \"v\", \"_ok9\": \"w\"}}", &rc, &req);
+	ck_assert_int_eq(rc, -1);
+	ck_assert_str_eq(first(d, "type"), "value_error");
+	ck_assert_ptr_nonnull(strstr(first(d, "msg"), "[A-Za-z_][A-Za-z0-9_]*"));
+	ck_assert_str_eq(json_object_to_json_string_ext(json_object_object_get(json_object_array_get_idx(d, 0), "loc"),
+							JSON_C_TO_STRING_PLAIN),
+			 "[\"body\",\"env\",\" X\",\"[key]\"]");
+	json_object_put(d);
+	d = validate("{\"source_code\": \"\", \"env\": {\"_ok9\": \"w\", \"a\": \"\"}}", &rc, &req);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(req.n_env, 2);
+	exec_request_release(&req);
+	json_object_put(d);
+}
+END_TEST
+
+/* A body whose files map has n entries, all valid. */
+static char *files_body(size_t n)
+{
+	size_t cap = 64 + n * 48;
+	char *b = xmalloc(cap);
+	size_t o = (size_t)snprintf(b, cap, "{\"source_code\": \"\", \"files\": {");
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(b + o, cap - o, "%s\"/workspace/f%zu\": \"id%zu\"", i ? ", " : "", i, i);
+	snprintf(b + o, cap - o, "}}");
+	return b;
+}
+
+START_TEST(files_over_the_limit)
+{
+	ck_assert_int_eq(cfg.max_input_files, 1000);
+	int rc;
+	struct exec_request req;
+	char *body = files_body(1000);
+	json_object *d = validate(body, &rc, &req);
+	free(body);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_uint_eq(req.n_files, 1000);
+	exec_request_release(&req);
+	json_object_put(d);
+
+	body = files_body(1001);
+	d = validate(body, &rc, &req);
+	free(body);
+	ck_assert_int_eq(rc, -1);
+	ck_assert_int_eq(json_object_array_length(d), 1); /* one entry, not one per file */
+	ck_assert_str_eq(first(d, "type"), "too_long");
+	ck_assert_str_eq(first(d, "msg"), "Dictionary should have at most 1000 items after validation, not 1001");
+	ck_assert_str_eq(json_object_to_json_string_ext(json_object_object_get(json_object_array_get_idx(d, 0), "loc"),
+							JSON_C_TO_STRING_PLAIN),
+			 "[\"body\",\"files\"]");
+	json_object_put(d);
+
+	/* APP_MAX_INPUT_FILES=0: no files at all, an empty map still fine */
+	config_release(&cfg);
+	char err[256];
+	char *env[] = {(char *)"APP_MAX_INPUT_FILES=0", NULL};
+	ck_assert_int_eq(config_load(&cfg, env, err, sizeof(err)), 0);
+	d = validate("{\"source_code\": \"\", \"files\": {}}", &rc, &req);
+	ck_assert_int_eq(rc, 0);
+	exec_request_release(&req);
+	json_object_put(d);
+	d = validate("{\"source_code\": \"\", \"files\": {\"/workspace/a\": \"x\"}}", &rc, &req);
+	ck_assert_int_eq(rc, -1);
+	ck_assert_str_eq(first(d, "type"), "too_long");
 	json_object_put(d);
 }
 END_TEST
@@ -294,9 +344,9 @@ static Suite *request_suite(void)
 	tcase_add_test(tc, wrong_types_are_each_reported);
 	tcase_add_test(tc, missing_source_code);
 	tcase_add_test(tc, extra_fields_and_non_objects);
-	tcase_add_test(tc, paths);
-	tcase_add_test(tc, object_ids);
 	tcase_add_test(tc, env_names);
+	tcase_add_test(tc, env_names_by_pattern);
+	tcase_add_test(tc, files_over_the_limit);
 	tcase_add_test(tc, timeouts);
 	tcase_add_test(tc, nul_in_strings);
 	tcase_add_test(tc, status_mapping);

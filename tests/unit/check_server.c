@@ -1108,6 +1108,59 @@ START_TEST(shutdown_during_execution)
 }
 END_TEST
 
+/* The env name rule is the service's (common/validate.h): names the service
+ * refuses, the executor refuses too. */
+START_TEST(env_names_by_the_common_rule)
+{
+	srv_start();
+	const char *bad[] = {" X", "A-B", "1A", "A B", "\\u00e9", "LD_AUDIT", "PYTHONHOME"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		char *body = xasprintf("{\"source_code\": \"1\", \"env\": {\"%s\": \"x\"}}", bad[i]);
+		json_object *r;
+		long st = execute_raw(body, &r);
+		ck_assert_msg(st == 400, "%s: %ld", bad[i], st);
+		ck_assert_ptr_nonnull(str(r, "error"));
+		json_object_put(r);
+		free(body);
+	}
+	json_object *r = run("import os\nprint(os.environ['_a1'])", "{\"_a1\": \"ok\"}", 0);
+	ck_assert_str_eq(str(r, "stdout"), "ok\n");
+	json_object_put(r);
+}
+END_TEST
+
+/* At most APP_MAX_INPUT_FILES uploads per execution: the server serves one. */
+START_TEST(puts_capped_per_execution)
+{
+	char *env[] = {(char *)"APP_MAX_INPUT_FILES=3", NULL};
+	srv_start_env(env);
+	ck_assert_int_eq(put("/workspace/a", "1"), 201);
+	ck_assert_int_eq(put("/workspace/d/b", "2"), 201);
+	ck_assert_int_eq(put("/workspace/a", "3"), 201); /* each PUT counts, the same path too */
+	struct resp r = http("PUT", "/workspace/c", "4", 1);
+	ck_assert_int_eq(r.status, 413);
+	ck_assert_msg(strstr(r.body, "APP_MAX_INPUT_FILES") != NULL, "%s", r.body);
+	free(r.body);
+	char *p = xasprintf("%s/c", S.ws);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	free(p);
+	json_object *res = run("import os\nprint(sorted(os.listdir('.')), open('a').read())", NULL, 0);
+	ck_assert_str_eq(str(res, "stdout"), "['a', 'd'] 3\n");
+	json_object_put(res);
+}
+END_TEST
+
+START_TEST(no_puts_when_input_files_is_zero)
+{
+	char *env[] = {(char *)"APP_MAX_INPUT_FILES=0", NULL};
+	srv_start_env(env);
+	ck_assert_int_eq(put("/workspace/a", "1"), 413);
+	json_object *res = run("import os\nprint(os.listdir('.'))", NULL, 0);
+	ck_assert_str_eq(str(res, "stdout"), "[]\n");
+	json_object_put(res);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
 	Suite *s = suite_create("server");
@@ -1149,6 +1202,9 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, chunked_bodies_capped);
 	tcase_add_test(tc, sandboxed_runner_locked_down);
 	tcase_add_test(tc, shutdown_during_execution);
+	tcase_add_test(tc, env_names_by_the_common_rule);
+	tcase_add_test(tc, puts_capped_per_execution);
+	tcase_add_test(tc, no_puts_when_input_files_is_zero);
 	suite_add_tcase(s, tc);
 	return s;
 }
