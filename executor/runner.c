@@ -2,20 +2,17 @@
  * the response look like is server.c's business. */
 #include "runner.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -180,31 +177,12 @@ static pid_t request_runner(int request_fd, const int from[5], int rdy[2])
 	return (pid_t)pid;
 }
 
-/* The datagram socket the runner reports its exit status on (see runner.h);
- * -1 when it cannot be had (the status then comes from waitpid only). */
-static int status_socket(pid_t pid)
-{
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, RUNNER_STATUS_SOCKET "%d", (int)pid);
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
-							 (size_t)n)) < 0) {
-		log_warn("runner: status socket: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 int runner_start(struct runner *r, const struct config *cfg, const char *runner_dir,
 		 const char *workspace, int sandboxed, int request_fd)
 {
 	memset(r, 0, sizeof(*r));
 	r->pid = -1;
-	r->pidfd = r->out_fd = r->err_fd = r->ctl_fd = r->ready_fd = r->reply_fd = r->status_fd = -1;
+	r->pidfd = r->out_fd = r->err_fd = r->ctl_fd = r->ready_fd = r->reply_fd = -1;
 	pthread_mutex_init(&r->lock, NULL);
 	/* pid 1 of a pid namespace (a sandbox, a pod): kill(-1) reaches exactly
 	 * the other processes of that namespace. */
@@ -261,7 +239,6 @@ int runner_start(struct runner *r, const struct config *cfg, const char *runner_
 	r->err_fd = err[0];
 	r->ctl_fd = ctl[1];
 	r->ready_fd = rdy[0];
-	r->status_fd = status_socket(pid);
 	out[0] = err[0] = ctl[1] = rdy[0] = -1;
 	if (set_nonblock(r->out_fd) < 0 || set_nonblock(r->err_fd) < 0 ||
 	    set_nonblock(r->ctl_fd) < 0) {
@@ -436,60 +413,6 @@ static void stream_take(struct run_stream *s, const char *buf, size_t n, uint64_
 	s->len += k;
 }
 
-/* As pid 1, after kill(-1): true when the runner (single-threaded, in _exit) is
- * the only other process left, so that nothing can still be writing to the
- * workspace and its reaping may wait until after the answer. */
-static int runner_alone(const struct runner *r)
-{
-	char path[64];
-	int alone = 1, tasks = 0;
-	DIR *d = opendir("/proc");
-	if (!d)
-		return 0;
-	struct dirent *e;
-	while (alone && (e = readdir(d)) != NULL) {
-		char *end;
-		long pid = strtol(e->d_name, &end, 10);
-		if (end != e->d_name && !*end && pid != 1 && pid != (long)r->pid)
-			alone = 0;
-	}
-	closedir(d);
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)r->pid);
-	if (alone && (d = opendir(path)) != NULL) {
-		while ((e = readdir(d)) != NULL)
-			tasks += e->d_name[0] != '.';
-		closedir(d);
-	}
-	return alone && tasks <= 1;
-}
-
-/* Reads the status datagrams that arrived; returns the status byte sent by
- * the runner process itself (SCM_CREDENTIALS), or -1. Others are dropped. */
-static int read_status(struct runner *r)
-{
-	int got = -1;
-	for (int i = 0; i < 16; i++) {
-		unsigned char b[2];
-		union {
-			char buf[CMSG_SPACE(sizeof(struct ucred))];
-			struct cmsghdr align;
-		} u;
-		struct iovec iov = {b, sizeof(b)};
-		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-				    .msg_controllen = sizeof(u.buf)};
-		ssize_t n = recvmsg(r->status_fd, &mh, MSG_DONTWAIT);
-		if (n < 0)
-			break;
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		struct ucred cred = {0, 0, 0};
-		if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS)
-			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-		if (n == 1 && cred.pid == r->pid)
-			got = b[0];
-	}
-	return got;
-}
-
 /* Reads what is there; closes *fd at EOF or on error. */
 static void drain(int *fd, struct run_stream *s, uint64_t cap, char *buf)
 {
@@ -517,7 +440,6 @@ void runner_execute(struct runner *r, const char *request, size_t len, double ti
 	int64_t deadline = start + (tmo > 1e10 ? (int64_t)1e10 : (int64_t)tmo);
 	int64_t until = 0;     /* drain or death deadline once exited / timed out */
 	int exited = 0;
-	int reported = -1;     /* exit status the runner sent right before _exit */
 	size_t sent = 0;
 	char *framed = frame(request, len);
 	len += 4;
@@ -539,7 +461,7 @@ void runner_execute(struct runner *r, const char *request, size_t len, double ti
 			break;
 		}
 		struct pollfd p[5];
-		int n = 0, i_out = -1, i_err = -1, i_pid = -1, i_ctl = -1, i_st = -1;
+		int n = 0, i_out = -1, i_err = -1, i_pid = -1, i_ctl = -1;
 		if (r->out_fd >= 0) {
 			i_out = n;
 			p[n++] = (struct pollfd){.fd = r->out_fd, .events = POLLIN};
@@ -555,10 +477,6 @@ void runner_execute(struct runner *r, const char *request, size_t len, double ti
 		if (r->ctl_fd >= 0) {
 			i_ctl = n;
 			p[n++] = (struct pollfd){.fd = r->ctl_fd, .events = POLLOUT};
-		}
-		if (!exited && r->status_fd >= 0) {
-			i_st = n;
-			p[n++] = (struct pollfd){.fd = r->status_fd, .events = POLLIN};
 		}
 		int64_t wait = (exited || res->timed_out ? until : deadline) - now;
 		int pr = poll(p, (nfds_t)n, (int)(wait > 60000 ? 60000 : wait));
@@ -580,10 +498,9 @@ void runner_execute(struct runner *r, const char *request, size_t len, double ti
 			drain(&r->out_fd, &res->out, cap, buf);
 		if (i_err >= 0 && p[i_err].revents)
 			drain(&r->err_fd, &res->err, cap, buf);
-		int said = 0;
-		if (i_st >= 0 && p[i_st].revents && (reported = read_status(r)) >= 0)
-			said = 1;
-		if ((i_pid >= 0 && p[i_pid].revents) || said) {
+		/* the pidfd is readable once the kernel made the runner a zombie:
+		 * its status is the kernel's, whatever the code wrote anywhere */
+		if (i_pid >= 0 && p[i_pid].revents) {
 			exited = 1;
 			now = monotonic_ms();
 			if (!res->timed_out)
@@ -597,23 +514,12 @@ void runner_execute(struct runner *r, const char *request, size_t len, double ti
 	close_fd(&r->ctl_fd);
 	close_fd(&r->out_fd);
 	close_fd(&r->err_fd);
-	/* The runner reported its status after closing its output: unless some
-	 * other process of the code may still be running, its teardown (long for
-	 * a process the size of the warm interpreter) is not waited for. */
-	pthread_mutex_lock(&r->lock);
-	int reaped = r->reaped;
-	pthread_mutex_unlock(&r->lock);
-	if (exited && !(reported >= 0 && !reaped && r->kill_all && runner_alone(r)))
+	if (exited)
 		wait_children(r);
 	pthread_mutex_lock(&r->lock);
 	res->status_known = r->reaped;
 	res->status = r->status;
 	pthread_mutex_unlock(&r->lock);
-	if (reported >= 0) {
-		/* it was in _exit(reported): our kill(-1) may have beaten it */
-		res->status_known = 1;
-		res->status = reported << 8; /* as waitpid says "exited with reported" */
-	}
 	free(framed);
 	free(buf);
 }
@@ -653,7 +559,6 @@ void runner_release(struct runner *r)
 	close_fd(&r->ctl_fd);
 	close_fd(&r->ready_fd);
 	close_fd(&r->reply_fd);
-	close_fd(&r->status_fd);
 }
 
 void run_result_release(struct run_result *res)

@@ -31,12 +31,10 @@
  * as a child of the server (see zygote.h). The runner first writes its pid (in
  * the sandbox) to fd 4, then goes on as above.
  *
- * Exit status: before _exit the runner closes fds 1 and 2 and sends one byte,
- * its exit status, as a datagram to the abstract unix socket
- * "\0" RUNNER_STATUS_SOCKET "<its pid>" bound by the server, which takes it only
- * from that pid (SCM_CREDENTIALS). The server need not wait for the teardown
- * of a process as big as the warm interpreter to know how it ended. */
-#define RUNNER_STATUS_SOCKET "code-interpreter-runner-status-"
+ * Exit status: the kernel's only. The server polls the runner's pidfd, which
+ * is readable once the runner is a zombie, and reaps it (waitpid); nothing the
+ * runner or the code writes anywhere counts. Before _exit the runner closes
+ * fds 1 and 2, so that the server's reading of the output ends with it. */
 #define RUNNER_REQUEST "runner"
 #ifndef RUNNER_H
 #define RUNNER_H
@@ -55,7 +53,6 @@ struct runner {
 	int ctl_fd;          /* write end of the request pipe */
 	int ready_fd;        /* read end of the ready pipe, until "R" */
 	int reply_fd;        /* the same pipe after "R": answers to "imports" */
-	int status_fd;       /* datagram socket the runner reports its status on */
 	int kill_all;        /* we are pid 1 (sandbox, pod): kill(-1) clears it */
 	pthread_mutex_t lock;
 	int reaped;          /* status below is valid */

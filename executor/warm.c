@@ -1,4 +1,4 @@
-/* warm: `executor-warm --request-fd N`, the zygote's warm interpreter (see
+/* warm: `executor-warm --request-fd N --config-fd M`, the zygote's warm interpreter (see
  * zygote.h), started by the spawner (`executor zygote`), never by hand. The
  * only program that embeds CPython: a binary of its own, so that neither the
  * executor (every sandbox's pid 1 is a fork of it) nor the unit tests map
@@ -34,6 +34,7 @@
 #include "sbx_seccomp.h"
 #include "util.h"
 #include "warm_image.h"
+#include "zygote.h"
 
 #define INSIDE_WORKSPACE "/workspace"
 #define MODULE_NAME "_code_interpreter_runner"
@@ -210,7 +211,8 @@ static int threads_of_self(void)
 	return n;
 }
 
-/* The process environment the interpreter starts with: the runner's fixed one
+/* The process environment the interpreter starts with (we were exec'd with
+ * none, see zygote.h): the runner's fixed one
  * plus the single-thread settings (runner.settle puts the fixed one back). */
 static int set_environment(void)
 {
@@ -511,26 +513,81 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 }
 
 
-int main(int argc, char **argv)
+/* A descriptor number from argv, or -1. */
+static int fd_arg(const char *s)
 {
 	char *end = NULL;
-	long fd = argc == 3 && strcmp(argv[1], "--request-fd") == 0 ? strtol(argv[2], &end, 10) : -1;
-	if (fd < 3 || fd > INT_MAX || !end || *end || fcntl((int)fd, F_GETFD) < 0) {
+	long fd = strtol(s, &end, 10);
+	if (fd < 3 || fd > INT_MAX || !end || end == s || *end || fcntl((int)fd, F_GETFD) < 0)
+		return -1;
+	return (int)fd;
+}
+
+/* Loads cfg from the "NAME=value\0" strings the spawner wrote to fd (see
+ * warm_options in zygote.c) and closes fd: the only configuration we get, our
+ * environment being empty. The buffer is wiped before it is freed. 0, or -1
+ * with a reason in err. */
+static int config_from_fd(struct config *cfg, int fd, char *err, size_t errlen)
+{
+	char *buf = xmalloc(ZYGOTE_WARM_CONFIG_MAX + 1);
+	size_t len = 0;
+	int rc = -1;
+	for (;;) {
+		ssize_t n = read(fd, buf + len, ZYGOTE_WARM_CONFIG_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "reading fd %d: %s", fd, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > ZYGOTE_WARM_CONFIG_MAX) {
+			snprintf(err, errlen, "more than %d bytes", ZYGOTE_WARM_CONFIG_MAX);
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	size_t count = 0;
+	for (size_t i = 0; i < len; i++)
+		count += buf[i] == '\0';
+	char **envp = xcalloc(count + 2, sizeof(*envp));
+	size_t k = 0;
+	for (size_t i = 0; i < len; i += strlen(buf + i) + 1)
+		envp[k++] = buf + i;
+	rc = config_load(cfg, envp, err, errlen);
+	free(envp);
+out:
+	explicit_bzero(buf, ZYGOTE_WARM_CONFIG_MAX + 1);
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	int rq = -1, conf = -1;
+	if (argc == 5 && strcmp(argv[1], "--request-fd") == 0 && strcmp(argv[3], "--config-fd") == 0) {
+		rq = fd_arg(argv[2]);
+		conf = fd_arg(argv[4]);
+	}
+	if (rq < 0 || conf < 0 || rq == conf) {
 		fprintf(stderr, "executor-warm: started by `executor zygote` only "
-				"(usage: executor-warm --request-fd N)\n");
+				"(usage: executor-warm --request-fd N --config-fd M)\n");
 		return 2;
 	}
 	log_set_role("zygote");
 	struct config cfg;
 	char err[512];
-	if (config_load(&cfg, NULL, err, sizeof(err)) < 0) {
+	if (config_from_fd(&cfg, conf, err, sizeof(err)) < 0) {
 		fprintf(stderr, "executor-warm: configuration: %s\n", err);
 		return 2;
 	}
 	log_set_level(cfg.log_level);
 	log_set_format(cfg.log_format);
 	/* the spawner set our death signal before the exec: it is our parent */
-	int rc = warm_run(&cfg, (int)fd, getppid());
+	int rc = warm_run(&cfg, rq, getppid());
 	config_release(&cfg);
 	return rc;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -20,8 +21,6 @@
 #include "log.h"
 #include "sandbox.h"
 #include "util.h"
-
-extern char **environ;
 
 struct child {
 	pid_t pid;
@@ -173,33 +172,97 @@ static char *warm_path(void)
 	return xasprintf("%s/executor-warm", self);
 }
 
-/* Starts the warm interpreter, with the request socket as its fd 3, and waits
- * for its "R". Its pid, or -1 (logged). */
-static pid_t start_warm(int *rq_out)
+/* The options the warm interpreter reads (warm.c, and what a runner runs
+ * before the code: the cgroup join and the lockdown's rlimits), the only ones
+ * it is given. Never a secret: not APP_PIP_INDEX_URL, nothing of
+ * APP_KUBERNETES_*. An option read there and missing here takes its default. */
+static const char *const warm_options[] = {
+	"APP_PYTHON", "APP_DATA_DIR", "APP_PRELOAD_MODULES", "APP_LOG_LEVEL", "APP_LOG_FORMAT",
+	"APP_SANDBOX_UID_BASE", "APP_CGROUP_PARENT", "APP_SANDBOX_MEMORY_MB", "APP_SANDBOX_PIDS",
+	"APP_SANDBOX_FILE_MB", "APP_SANDBOX_OPEN_FILES", "APP_SANDBOX_CPU_SECONDS",
+};
+
+/* A memfd (offset 0) holding "NAME=value\0" for each of warm_options that is
+ * set in our environment, at most ZYGOTE_WARM_CONFIG_MAX bytes. -1 (logged). */
+static int warm_config(void)
 {
-	int rq[2];
-	char *path = warm_path();
-	if (!path || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rq) < 0) {
-		log_error("zygote: %s: %s", path ? "socketpair" : "own path", strerror(errno));
-		free(path);
+	int fd = memfd_create("warm-config", MFD_CLOEXEC);
+	if (fd < 0) {
+		log_error("zygote: memfd_create: %s", strerror(errno));
 		return -1;
 	}
+	size_t total = 0;
+	for (size_t i = 0; i < sizeof(warm_options) / sizeof(warm_options[0]); i++) {
+		const char *v = getenv(warm_options[i]);
+		if (!v)
+			continue;
+		char *line = xasprintf("%s=%s", warm_options[i], v);
+		size_t len = strlen(line) + 1;
+		total += len;
+		int bad = total > ZYGOTE_WARM_CONFIG_MAX || write_all(fd, line, len) < 0;
+		free(line);
+		if (bad) {
+			log_error("zygote: the warm interpreter's configuration: %s",
+				  total > ZYGOTE_WARM_CONFIG_MAX ? "too large" : strerror(errno));
+			close(fd);
+			return -1;
+		}
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0) {
+		log_error("zygote: lseek: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Starts the warm interpreter and waits for its "R". It is exec'd from a
+ * descriptor (no host path in its memory), with the argv below, an empty
+ * environment, the request socket as its fd 3 and warm_config() as its fd 4:
+ * nothing of our environment reaches the image every runner is forked from.
+ * Its pid, or -1 (logged). */
+static pid_t start_warm(int *rq_out)
+{
+	int rq[2] = {-1, -1};
+	int exe = -1, conf = -1;
+	pid_t warm = -1;
+	char *path = warm_path();
+	if (!path || (exe = open(path, O_PATH | O_CLOEXEC)) < 0) {
+		log_error("zygote: %s: %s", path ? path : "own path", strerror(errno));
+		goto out;
+	}
+	if ((conf = warm_config()) < 0)
+		goto out;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rq) < 0) {
+		log_error("zygote: socketpair: %s", strerror(errno));
+		goto out;
+	}
 	pid_t self = getpid();
-	pid_t warm = fork();
+	warm = fork();
 	if (warm == 0) {
 		/* dies with us from its first instruction on */
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != self)
 			_exit(1);
-		if (rq[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(rq[1], 3) < 0)
+		/* rq[1] -> 3, conf -> 4, exe -> 5 (close-on-exec), nothing else */
+		int from[3] = {rq[1], conf, exe}, tmp[3];
+		for (int i = 0; i < 3; i++)
+			if ((tmp[i] = fcntl(from[i], F_DUPFD_CLOEXEC, 10)) < 0)
+				_exit(1);
+		for (int i = 0; i < 3; i++)
+			if (dup2(tmp[i], 3 + i) < 0)
+				_exit(1);
+		if (fcntl(5, F_SETFD, FD_CLOEXEC) < 0)
 			_exit(1);
-		closefrom(4); /* ctl, rq[0] and the rest */
-		char *argv[] = {path, (char *)"--request-fd", (char *)"3", NULL};
-		execve(path, argv, environ);
+		closefrom(6);
+		char *argv[] = {(char *)"executor-warm", (char *)"--request-fd", (char *)"3",
+				(char *)"--config-fd", (char *)"4", NULL};
+		char *envp[] = {NULL};
+		fexecve(5, argv, envp);
 		log_error("zygote: exec %s: %s", path, strerror(errno));
 		_exit(1);
 	}
-	free(path);
 	close(rq[1]);
+	rq[1] = -1;
 	char c = 0;
 	if (warm < 0 || read(rq[0], &c, 1) != 1 || c != 'R') {
 		log_error("zygote: the warm interpreter did not start");
@@ -207,10 +270,20 @@ static pid_t start_warm(int *rq_out)
 			kill(warm, SIGKILL);
 			waitpid(warm, NULL, 0);
 		}
-		close(rq[0]);
-		return -1;
+		warm = -1;
+		goto out;
 	}
 	*rq_out = rq[0];
+	rq[0] = -1;
+out:
+	for (int i = 0; i < 2; i++)
+		if (rq[i] >= 0)
+			close(rq[i]);
+	if (exe >= 0)
+		close(exe);
+	if (conf >= 0)
+		close(conf);
+	free(path);
 	return warm;
 }
 

@@ -21,6 +21,12 @@
  * EOF on the socket, SIGTERM or the manager's death end the zygote and with it
  * every sandbox it made.
  *
+ * The warm interpreter is exec'd from a descriptor with an empty environment
+ * and argv "executor-warm --request-fd 3 --config-fd 4": fd 4 a memfd of
+ * "NAME=value\0" strings, the few options it needs (warm_options in zygote.c,
+ * never a secret), read once and wiped. Nothing of the service's environment
+ * reaches the image every runner is forked from.
+ *
  * Request socket (SOCK_SEQPACKET pair: the warm interpreter holds one end as
  * its fd 3, the spawner and every sandbox's pid 1 the other): RUNNER_REQUEST (runner.h) with
  * the runner's five descriptors attached. The sender's pid comes from the kernel
@@ -33,6 +39,8 @@
 #include "config.h"
 
 #define ZYGOTE_MSG_MAX 128
+/* The most bytes of configuration the warm interpreter reads on its fd 4. */
+#define ZYGOTE_WARM_CONFIG_MAX 65536
 
 /* Runs the zygote on the control socket ctl. Returns the exit status. */
 int zygote_run(const struct config *cfg, int ctl);

@@ -145,19 +145,13 @@ def _finish(status):
         pass
     _flush()
     status &= 0xFF
-    # Output closed and status sent before the (long) teardown of this process:
-    # protocol in executor/runner.h.
+    # Output closed before the teardown of this process; the server takes the
+    # exit status from the kernel (protocol in executor/runner.h).
     for fd in (1, 2):
         try:
             os.close(fd)
         except OSError:
             pass
-    try:
-        import socket
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        s.sendto(bytes([status]), b"\0code-interpreter-runner-status-%d" % os.getpid())
-    except BaseException:
-        pass
     os._exit(status)
 
 
@@ -248,7 +242,6 @@ def warm(workspace, preload):
     _preload(preload)
     _install_shims()
     import json  # noqa: F401 (imported before the request so a run pays nothing)
-    import socket  # noqa: F401 (for the exit status)
     import linecache  # noqa: F401
     import traceback  # noqa: F401
     import types  # noqa: F401

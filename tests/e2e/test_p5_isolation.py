@@ -377,3 +377,38 @@ print(json.dumps(devs))
 
     def test_raw_inet_socket_denied(self):
         self.assertDenied("raw_inet")
+
+
+# Issue 14 item 2: a status datagram to the name the runner once reported on,
+# sent by the code from the runner's own process, then a different end.
+FORGE = r'''
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+try:
+    s.sendto(bytes([0]), b"\0code-interpreter-runner-status-%%d" %% os.getpid())
+    print("sent")
+except OSError as e:
+    print("not sent:", e)
+sys.stdout.flush()
+time.sleep(0.5)
+%s
+'''
+
+
+class P5ExitStatus(E2E):
+    def assertRealStatus(self, end, status):
+        import sqlite3
+        r = client.execute(FORGE % end, timeout=30)
+        self.assertEqual(r.status, 200, r.body[:2000])
+        self.assertEqual(r.json["exit_code"], status, r.json)
+        exec_id = r.headers.get("x-execution-id")
+        self.assertTrue(exec_id, r.headers)
+        with sqlite3.connect("file:%s?mode=ro" % DB_PATH, uri=True, timeout=10) as c:
+            rows = c.execute("SELECT exit_code FROM executions WHERE id = ?", (exec_id,)).fetchall()
+        self.assertEqual(rows, [(status,)])
+
+    def test_a_forged_status_datagram_does_not_hide_a_kill(self):
+        self.assertRealStatus("os.kill(os.getpid(), 9)", -9)
+
+    def test_a_forged_status_datagram_does_not_hide_an_exit_status(self):
+        self.assertRealStatus("sys.exit(3)", 3)
