@@ -33,7 +33,12 @@ static const char *const denied[] = {
 	"bpf", "perf_event_open", "userfaultfd",
 	"keyctl", "add_key", "request_key",
 	"io_uring_setup", "io_uring_enter", "io_uring_register",
-	"fanotify_init", "lookup_dcookie",
+	"lookup_dcookie",
+	/* watching files: the read-only root and the package cache are shared, so
+	 * a watch would show another run's imports live and carry a covert channel
+	 * between concurrent runs (CPython's stdlib never uses inotify) */
+	"inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+	"fanotify_init", "fanotify_mark",
 	/* new namespaces */
 	"unshare", "setns",
 	/* the machine itself */

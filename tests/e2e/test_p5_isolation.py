@@ -62,6 +62,16 @@ PROBES = {
     "af_packet": lambda: af_socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3)),
     "af_netlink": lambda: af_socket(socket.AF_NETLINK, socket.SOCK_RAW, 0),
     "raw_inet": lambda: af_socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP),
+    # watching the shared root: unfiltered, inotify_init1 works for anyone and
+    # so does fanotify_init with FAN_REPORT_FID (0x200); with fd -1 the
+    # add_watch/mark calls fail EBADF unfiltered
+    "inotify_init1": lambda: ret(libc.inotify_init1(ctypes.c_int(0))),
+    "inotify_add_watch": lambda: ret(libc.inotify_add_watch(ctypes.c_int(-1), b"/usr/lib",
+                                                            ctypes.c_uint32(0x20))),
+    "fanotify_init": lambda: ret(libc.fanotify_init(ctypes.c_uint(0x200), ctypes.c_uint(0))),
+    "fanotify_mark": lambda: ret(libc.fanotify_mark(ctypes.c_int(-1), ctypes.c_uint(1),
+                                                    ctypes.c_uint64(0x20), ctypes.c_int(-100),
+                                                    b"/usr/lib")),
 }
 
 def probe(fn):
@@ -377,6 +387,21 @@ print(json.dumps(devs))
 
     def test_raw_inet_socket_denied(self):
         self.assertDenied("raw_inet")
+
+    def assertEPERM(self, name):
+        self.assertEqual(self.syscalls()[name], "errno:EPERM")
+
+    def test_inotify_init1_denied(self):
+        self.assertEPERM("inotify_init1")
+
+    def test_inotify_add_watch_denied(self):
+        self.assertEPERM("inotify_add_watch")
+
+    def test_fanotify_init_denied(self):
+        self.assertEPERM("fanotify_init")
+
+    def test_fanotify_mark_denied(self):
+        self.assertEPERM("fanotify_mark")
 
 
 # Issue 14 item 2: a status datagram to the name the runner once reported on,

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fanotify.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
@@ -341,6 +343,29 @@ static int try_io_uring(void)
 START_TEST(test_io_uring_denied)
 {
 	EXPECT_PASS(try_io_uring, 0);
+}
+END_TEST
+
+/* No watching of files: the root and the package cache are shared between
+ * runs. Unfiltered, inotify_init1 succeeds for anyone, and so does an
+ * unprivileged fanotify_init with FAN_REPORT_FID (Linux 5.13 on). */
+static int try_watch(void)
+{
+	DENIED(inotify_init1(IN_CLOEXEC), EPERM);
+	DENIED(inotify_init1(0), EPERM);
+#ifdef SYS_inotify_init
+	DENIED(syscall(SYS_inotify_init), EPERM);
+#endif
+	DENIED(inotify_add_watch(-1, "/usr", IN_ACCESS | IN_OPEN), EPERM);
+	DENIED(inotify_rm_watch(-1, 1), EPERM);
+	DENIED(syscall(SYS_fanotify_init, FAN_CLASS_NOTIF | FAN_REPORT_FID, O_RDONLY), EPERM);
+	DENIED(syscall(SYS_fanotify_mark, -1, FAN_MARK_ADD, FAN_OPEN, AT_FDCWD, "/usr"), EPERM);
+	return 0;
+}
+
+START_TEST(test_inotify_fanotify_denied)
+{
+	EXPECT_PASS(try_watch, 0);
 }
 END_TEST
 
@@ -1881,6 +1906,7 @@ static void add_lockdown_tests(TCase *tc)
 	tcase_add_test(tc, test_bpf_denied);
 	tcase_add_test(tc, test_keyctl_denied);
 	tcase_add_test(tc, test_io_uring_denied);
+	tcase_add_test(tc, test_inotify_fanotify_denied);
 	tcase_add_test(tc, test_socket_packet_denied);
 	tcase_add_test(tc, test_socket_netlink_denied);
 	tcase_add_test(tc, test_socket_raw_denied);
