@@ -1,9 +1,12 @@
 /* sbx_seccomp: the system call filter for sandboxed user code (libseccomp). Owns the
- * deny list: default allow, kernel attack surface denied with EPERM (clone3 with
- * ENOSYS), any foreign ABI (i386, x32) kills the process. Never loads a filter
- * without no_new_privs already set by the caller (sbx_lockdown). */
+ * allow list: what is not allowed gets ENOSYS (clone3 among them), kernel attack
+ * surface is denied with EPERM, any foreign ABI (i386, x32) kills the process. A
+ * name libseccomp does not know fails the build. Never loads a filter without
+ * no_new_privs already set by the caller (sbx_lockdown). */
 #ifndef SBX_SECCOMP_H
 #define SBX_SECCOMP_H
+
+#include <stddef.h>
 
 /* Builds the filter and loads it into the calling thread, or loads the program
  * sbx_seccomp_prepare compiled. 0, or -1 with errno set (a message naming the
@@ -18,5 +21,9 @@ int sbx_seccomp_prepare(void);
 
 /* Writes the filter as libseccomp pseudo code to fd, for debugging. 0 or -1. */
 int sbx_seccomp_export(int fd);
+
+/* Builds the filter with n more names allowed, and releases it: 0, or -1
+ * (logged, errno EINVAL for a name libseccomp does not know). For the tests. */
+int sbx_seccomp_try_build(const char *const *extra_allowed, size_t n);
 
 #endif

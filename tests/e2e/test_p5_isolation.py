@@ -72,6 +72,9 @@ PROBES = {
     "fanotify_mark": lambda: ret(libc.fanotify_mark(ctypes.c_int(-1), ctypes.c_uint(1),
                                                     ctypes.c_uint64(0x20), ctypes.c_int(-100),
                                                     b"/usr/lib")),
+    # outside the allow list (434 on x86_64 and aarch64; 1000 on neither)
+    "pidfd_open": lambda: ret(libc.syscall(L(434), L(os.getpid()), L(0))),
+    "syscall_1000": lambda: ret(libc.syscall(L(1000))),
 }
 
 def probe(fn):
@@ -402,6 +405,12 @@ print(json.dumps(devs))
 
     def test_fanotify_mark_denied(self):
         self.assertEPERM("fanotify_mark")
+
+    def test_pidfd_open_outside_the_allow_list(self):
+        self.assertEqual(self.syscalls()["pidfd_open"], "errno:ENOSYS")
+
+    def test_unknown_syscall_number_enosys(self):
+        self.assertEqual(self.syscalls()["syscall_1000"], "errno:ENOSYS")
 
 
 # Issue 14 item 2: a status datagram to the name the runner once reported on,

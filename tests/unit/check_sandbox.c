@@ -24,6 +24,7 @@
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -421,6 +422,9 @@ static int try_misc(void)
 	char c = 'x';
 	DENIED(ioctl(STDIN_FILENO, TIOCSTI, &c), EPERM);
 	DENIED(ioctl(STDIN_FILENO, TIOCLINUX, &c), EPERM);
+	/* the kernel reads the request as an unsigned int: the upper half is noise */
+	DENIED(syscall(SYS_ioctl, STDIN_FILENO, 0x100000000UL | TIOCSTI, &c), EPERM);
+	DENIED(syscall(SYS_ioctl, STDIN_FILENO, 0xffffffff00000000UL | TIOCLINUX, &c), EPERM);
 	DENIED(personality(ADDR_NO_RANDOMIZE), EPERM);
 	DENIED(syscall(SYS_reboot, 0, 0, 0, NULL), EPERM);
 	DENIED(syscall(SYS_init_module, NULL, 0, ""), EPERM);
@@ -437,6 +441,47 @@ static int try_misc(void)
 START_TEST(test_misc_syscalls_denied)
 {
 	EXPECT_PASS(try_misc, 0);
+}
+END_TEST
+
+/* An allow list: a system call on neither list gets ENOSYS (what the kernel
+ * answers for one it lacks), be it one Docker's list has (pidfd_open,
+ * memfd_secret is denied outright), one newer than the list, or a number
+ * no kernel has. Unfiltered, pidfd_open(getpid()) succeeds. */
+static int try_outside_allow_list(void)
+{
+	DENIED(syscall(434 /* pidfd_open */, getpid(), 0), ENOSYS);
+	DENIED(syscall(424 /* pidfd_send_signal */, -1, 0, NULL, 0), ENOSYS);
+	DENIED(syscall(444 /* landlock_create_ruleset */, NULL, 0, 1), ENOSYS);
+	DENIED(syscall(462 /* mseal */, NULL, 0, 0), ENOSYS);
+	DENIED(syscall(1000), ENOSYS);
+	DENIED(syscall(SYS_memfd_secret, 0), EPERM);
+	DENIED(syscall(SYS_pidfd_getfd, -1, 0, 0), EPERM);
+	DENIED(syscall(SYS_move_pages, 0, 0, NULL, NULL, NULL, 0), EPERM);
+	/* socket types beyond stream, datagram and seqpacket */
+	DENIED(socket(AF_INET, SOCK_RDM, 0), ENOSYS);
+	return 0;
+}
+
+START_TEST(test_outside_allow_list_enosys)
+{
+	EXPECT_PASS(try_outside_allow_list, 0);
+}
+END_TEST
+
+/* A name libseccomp does not know fails the build (the lock-down, so the
+ * sandbox does not start), instead of being skipped. */
+START_TEST(test_unknown_syscall_name_fails_the_build)
+{
+	static const char *const none[] = {"getpid"};
+	ck_assert_int_eq(sbx_seccomp_try_build(none, 0), 0);
+	static const char *const typo[] = {"getpid", "no_such_syscall"};
+	errno = 0;
+	ck_assert_int_eq(sbx_seccomp_try_build(typo, 2), -1);
+	ck_assert_int_eq(errno, EINVAL);
+	/* a name of another architecture's table is skipped, not an error */
+	static const char *const other_arch[] = {"chown32"};
+	ck_assert_int_eq(sbx_seccomp_try_build(other_arch, 1), 0);
 }
 END_TEST
 
@@ -465,6 +510,23 @@ static int try_allowed(void)
 		return why("socketpair(AF_UNIX): %s", strerror(errno));
 	if (personality(PER_LINUX) < 0)
 		return why("personality(PER_LINUX): %s", strerror(errno));
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0 || write(pfd[1], "x", 1) != 1)
+		return why("pipe2/write: %s", strerror(errno));
+	int avail = 0;
+	if (ioctl(pfd[0], FIONREAD, &avail) < 0 || avail != 1)
+		return why("ioctl(FIONREAD): %s", strerror(errno));
+	/* the requests around TIOCSTI and TIOCLINUX, and one above 0xffff */
+	static const unsigned long near[] = {TIOCSTI - 1, TIOCSTI + 1, TIOCLINUX - 1, TIOCLINUX + 1,
+					     0x80045430UL /* TIOCGPTN */};
+	for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
+		errno = 0;
+		if (ioctl(pfd[0], near[i], &avail) < 0 && (errno == EPERM || errno == ENOSYS))
+			return why("ioctl(0x%lx): %s", near[i], strerror(errno));
+	}
+	struct timespec ts;
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0 || getrandom(&avail, sizeof(avail), 0) < 0)
+		return why("clock_gettime/getrandom: %s", strerror(errno));
 	return 0;
 }
 
@@ -1912,6 +1974,7 @@ static void add_lockdown_tests(TCase *tc)
 	tcase_add_test(tc, test_socket_raw_denied);
 	tcase_add_test(tc, test_misc_syscalls_denied);
 	tcase_add_test(tc, test_ordinary_calls_allowed);
+	tcase_add_test(tc, test_outside_allow_list_enosys);
 #ifdef __x86_64__
 	tcase_add_test(tc, test_i386_abi_killed);
 	tcase_add_test(tc, test_x32_abi_killed);
@@ -1938,6 +2001,11 @@ static Suite *sandbox_suite(void)
 	tcase_add_checked_fixture(paths, setup, teardown);
 	tcase_add_test(paths, test_sandbox_paths);
 	suite_add_tcase(s, paths);
+
+	TCase *filter = tcase_create("seccomp-build");
+	tcase_add_checked_fixture(filter, setup, teardown);
+	tcase_add_test(filter, test_unknown_syscall_name_fails_the_build);
+	suite_add_tcase(s, filter);
 
 	TCase *cg = tcase_create("cgroup");
 	tcase_add_checked_fixture(cg, setup, cgroup_teardown);
