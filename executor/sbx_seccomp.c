@@ -29,7 +29,7 @@
  * emulation), epoll_ctl_old, epoll_wait_old (never implemented), and without
  * ptrace, process_vm_readv/writev, modify_ldt, which Docker allows. clone,
  * personality, ioctl, socket and socketpair are allowed by argument below;
- * everything else gets ENOSYS (unconditional_errno). Names of another
+ * everything else gets ENOSYS (DEFAULT_ERRNO). Names of another
  * architecture's table (open on arm64, arch_prctl off x86_64) are skipped. */
 static const char *const allowed[] = {
 	"accept", "accept4", "access", "alarm", "arch_prctl", "bind", "brk", "capget",
