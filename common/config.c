@@ -99,7 +99,7 @@ static const struct opt opts[] = {
 	OPT("APP_SANDBOX_CPU_SECONDS", T_INT, sandbox_cpu_seconds, "600", 1, 86400,
 	    "CPU seconds per process (RLIMIT_CPU)"),
 	OPT("APP_SANDBOX_UID_BASE", T_INT, sandbox_uid_base, "1000000", 1000, 2000000000,
-	    "host uid/gid that sandbox root maps to; the sandbox user is base+1000"),
+	    "first of the host uids/gids sandboxes map to: sandbox root of uid slot N is base+N*2000, its user base+N*2000+1000 (slots 0-1023, one per live sandbox)"),
 	OPT("APP_CGROUP_PARENT", T_STR, cgroup_parent, "code-interpreter", 0, 0,
 	    "cgroup under which per-sandbox groups are made"),
 	OPT("APP_PACKAGE_INSTALL", T_BOOL, package_install, "1", 0, 1,

@@ -38,3 +38,9 @@ int sbx_socket_path(const struct config *cfg, const char *id, char *out, size_t 
 	int n = snprintf(out, cap, "%s/sandboxes/%s/sock/executor.sock", cfg->run_dir, id);
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
+
+int sbx_root_uid_valid(const struct config *cfg, long uid)
+{
+	long off = uid - cfg->sandbox_uid_base;
+	return off >= 0 && off % SBX_UID_STRIDE == 0 && off / SBX_UID_STRIDE < SBX_UID_SLOTS;
+}

@@ -9,6 +9,16 @@
 
 #include "config.h"
 
+/* Host uids of its own for each live sandbox, so that no per-user kernel
+ * account (pipe buffers, file descriptors in flight, inotify, process counts)
+ * is shared between sandboxes: sandbox root maps to cfg->sandbox_uid_base +
+ * slot * SBX_UID_STRIDE and the sandbox user to that + 1000, for a slot in
+ * [0, SBX_UID_SLOTS) that no other live sandbox or install holds. */
+#define SBX_UID_STRIDE 2000
+#define SBX_UID_SLOTS 1024
+/* Whether uid is the host uid that some slot's sandbox root maps to. */
+int sbx_root_uid_valid(const struct config *cfg, long uid);
+
 /* True when id is a valid sandbox id: [0-9a-zA-Z_-]{1,64}. */
 int sbx_id_valid(const char *id);
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -57,6 +58,7 @@ struct sbx {
 	dev_t staging_dev;
 	ino_t staging_ino;
 	int staging_fd, find_links_fd;
+	long uid_base; /* host uid of sandbox root: its uid slot's (sandbox.h) */
 };
 
 /* An install sandbox in the host's network namespace (else its own: loopback). */
@@ -784,7 +786,7 @@ static const char *sandboxes_dir(const struct config *cfg, int install)
  * inode) for the child to check. 0, or 1 (logged). */
 static int prepare_staging(struct sbx *s)
 {
-	uid_t user = (uid_t)(s->cfg->sandbox_uid_base + SANDBOX_USER);
+	uid_t user = (uid_t)(s->uid_base + SANDBOX_USER);
 	struct stat st;
 	int fd = open(s->install->staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0 || fchown(fd, user, user) < 0 || fchmod(fd, 0700) < 0) {
@@ -805,7 +807,7 @@ static int prepare_staging(struct sbx *s)
 static int make_dirs(struct sbx *s, int *made)
 {
 	char sub[PATH_MAX];
-	uid_t owner = (uid_t)s->cfg->sandbox_uid_base;
+	uid_t owner = (uid_t)s->uid_base;
 	const char *parent = sandboxes_dir(s->cfg, s->install != NULL);
 	if (!parent)
 		return 1;
@@ -888,6 +890,38 @@ static int supervise(pid_t child, const sigset_t *set, const struct timespec *de
 	}
 }
 
+/* Takes a uid slot (sandbox.h) no live sandbox holds, trying from the one
+ * after the last taken (sandboxes are used once, so the oldest slots free up
+ * first: usually the first try). *uid_base gets the host uid its sandbox root
+ * maps to. The lock's descriptor, or -1 (logged). */
+static int take_uid_slot(const struct config *cfg, long *uid_base)
+{
+	static int next;
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	path_join(dir, sizeof(dir), cfg->run_dir, "uid-slots");
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		launch_fail("mkdir", dir);
+		return -1;
+	}
+	for (int tries = 0; tries < SBX_UID_SLOTS; tries++) {
+		int slot = (next + tries) % SBX_UID_SLOTS;
+		snprintf(path, sizeof(path), "%s/%d", dir, slot);
+		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			launch_fail("open", path);
+			return -1;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			next = (slot + 1) % SBX_UID_SLOTS;
+			*uid_base = cfg->sandbox_uid_base + (long)slot * SBX_UID_STRIDE;
+			return fd;
+		}
+		close(fd);
+	}
+	log_error("sandbox launcher: all %d uid slots are held by live sandboxes", SBX_UID_SLOTS);
+	return -1;
+}
+
 /* Steps 3 and 5-8 of a sandbox's start, shared by the launcher, the zygote and
  * the install launcher: host directories, the namespaces, cgroups, uid/gid
  * maps, "go". On success *child is the sandbox's pid 1 and *sync_wr the
@@ -895,18 +929,19 @@ static int supervise(pid_t child, const sigset_t *set, const struct timespec *de
  * the parent died before the death signal was re-armed). A run's directory is
  * then the pool manager's to remove, an install's the caller's. 0, or -1
  * (logged; nothing is left running, the directory is removed). */
-static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out)
+static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out, int *slot_fd_out)
 {
 	const struct config *cfg = s->cfg;
 	pid_t child = -1;
 	int rc = -1, made_dir = 0;
+	int slot_fd = take_uid_slot(cfg, &s->uid_base);
 	/* a run's limits, or an install's: its own memory limit, one CPU */
 	struct cgroup_limits limits = {cfg->sandbox_memory_bytes, cfg->sandbox_pids,
 				       (long)(cfg->sandbox_cpus * 100000 + 0.5)};
 	if (s->install)
 		limits = (struct cgroup_limits){cfg->package_install_bytes, cfg->sandbox_pids, 100000};
 
-	if (make_dirs(s, &made_dir) != 0)
+	if (slot_fd < 0 || make_dirs(s, &made_dir) != 0)
 		goto out;
 	int sync[2];
 	if (pipe2(sync, O_CLOEXEC) < 0) {
@@ -938,11 +973,11 @@ static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out)
 		goto out;
 	}
 	/* uid/gid maps: sandbox root and the sandbox user */
-	if (setup_write_id_map(child, "uid_map", cfg->sandbox_uid_base) < 0) {
+	if (setup_write_id_map(child, "uid_map", s->uid_base) < 0) {
 		launch_fail("write", "uid_map");
 		goto out;
 	}
-	if (setup_write_id_map(child, "gid_map", cfg->sandbox_uid_base) < 0) {
+	if (setup_write_id_map(child, "gid_map", s->uid_base) < 0) {
 		launch_fail("write", "gid_map");
 		goto out;
 	}
@@ -954,7 +989,9 @@ static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out)
 	}
 	*child_out = child;
 	*sync_wr_out = s->sync_wr;
+	*slot_fd_out = slot_fd;
 	s->sync_wr = -1;
+	slot_fd = -1;
 	child = -1;
 	made_dir = 0;
 	rc = 0;
@@ -968,6 +1005,8 @@ out:
 	if (s->sync_rd >= 0)
 		close(s->sync_rd);
 	s->sync_rd = s->sync_wr = -1;
+	if (slot_fd >= 0)
+		close(slot_fd);
 	if (made_dir)
 		remove_tree(s->dir);
 	return rc;
@@ -1052,14 +1091,14 @@ int sbx_root_prepare(const struct config *cfg)
 }
 
 int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, int runner_fd, pid_t *pid,
-	      int *keep_fd)
+	      int *keep_fd, int *slot_fd)
 {
 	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .runner_fd = runner_fd,
 			.sync_rd = -1, .sync_wr = -1};
 	if (check_id(cfg, id) != 0)
 		return -1;
 	snprintf(s.group, sizeof(s.group), "%s", id);
-	return spawn(&s, pid, keep_fd);
+	return spawn(&s, pid, keep_fd, slot_fd);
 }
 
 int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
@@ -1067,7 +1106,7 @@ int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
 	struct sbx s = {.cfg = cfg, .id = id, .ready_fd = ready_fd, .runner_fd = -1, .sync_rd = -1,
 			.sync_wr = -1};
 	pid_t child = -1;
-	int keep = -1, stopped;
+	int keep = -1, slot = -1, stopped;
 	sigset_t set;
 
 	/* 1. checks */
@@ -1079,13 +1118,14 @@ int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
 	if (die_with_parent() != 0 || block_signals(&set) != 0)
 		return 1;
 	/* 3, 5-8. directories, namespaces, cgroups, maps, go */
-	if (spawn(&s, &child, &keep) < 0)
+	if (spawn(&s, &child, &keep, &slot) < 0)
 		return 1;
 	if (ready_fd >= 0)
 		close(ready_fd); /* the sandbox holds it: EOF there means it died */
 	/* 9. wait */
 	int rc = supervise(child, &set, NULL, &stopped);
 	close(keep);
+	close(slot);
 	if (rc < 0)
 		return 1;
 	return stopped ? 0 : rc; /* stopped on request */
@@ -1096,7 +1136,7 @@ int sbx_install(const struct config *cfg, const struct sbx_install *o)
 	struct sbx s = {.cfg = cfg, .id = o->id, .install = o, .ready_fd = -1, .runner_fd = -1,
 			.sync_rd = -1, .sync_wr = -1};
 	pid_t child = -1;
-	int keep = -1, stopped = 0, rc = 1;
+	int keep = -1, slot = -1, stopped = 0, rc = 1;
 	sigset_t set;
 	struct timespec deadline;
 
@@ -1123,10 +1163,11 @@ int sbx_install(const struct config *cfg, const struct sbx_install *o)
 		deadline.tv_nsec -= 1000000000L;
 	}
 	/* 3, 5-8. directories, namespaces, cgroups, maps, go */
-	if (spawn(&s, &child, &keep) == 0) {
+	if (spawn(&s, &child, &keep, &slot) == 0) {
 		/* 9. wait, until the deadline */
 		rc = supervise(child, &set, &deadline, &stopped);
 		close(keep);
+		close(slot);
 		if (rc < 0) {
 			rc = 1;
 		} else if (stopped < 0) {

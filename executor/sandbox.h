@@ -35,11 +35,18 @@ int sbx_root_prepare(const struct config *cfg);
  * the sandbox's parent instead of a launcher of its own, and the server asks
  * the zygote for its runner on runner_fd (see zygote.h) instead of forking it.
  * Closes neither descriptor (the sandbox has its copies). On success *pid is
- * the sandbox's pid 1 (a child of the caller, who must reap it) and *keep_fd a
- * descriptor to close once it has been reaped, not before. 0, or -1 (logged;
+ * the sandbox's pid 1 (a child of the caller, who must reap it), and *keep_fd
+ * and *slot_fd (its uid slot, below) descriptors to close once it has been
+ * reaped, not before. 0, or -1 (logged;
  * nothing is left). */
 int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, int runner_fd, pid_t *pid,
-	      int *keep_fd);
+	      int *keep_fd, int *slot_fd);
+
+/* Each live sandbox has host uids of its own (its uid slot: SBX_UID_STRIDE,
+ * SBX_UID_SLOTS and sbx_root_uid_valid in sandbox_paths.h), taken by spawn
+ * with a flock on APP_RUN_DIR/uid-slots/N held by whoever waits for the
+ * sandbox: the launcher, or the zygote's spawner through *slot_fd until it
+ * reaps it. */
 
 /* The options of an install sandbox (executor/install.c fills them in). */
 struct sbx_install {

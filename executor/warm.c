@@ -390,7 +390,7 @@ static int requester_ok(const struct config *cfg, pid_t pid, pid_t spawner)
 		else if (strncmp(line, "NSpid:", 6) == 0)
 			ns_ok = sscanf(line + 6, "%d %d %c", &a, &b, &extra) == 2 && a == (int)pid && b == 1;
 		else if (sscanf(line, "Uid: %d %d %d", &a, &b, &c) == 3)
-			uid_ok = a == cfg->sandbox_uid_base && b == a && c == a;
+			uid_ok = sbx_root_uid_valid(cfg, a) && b == a && c == a;
 	}
 	fclose(f);
 	if (!(ppid_ok && ns_ok && uid_ok))

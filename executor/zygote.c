@@ -25,6 +25,7 @@
 struct child {
 	pid_t pid;
 	int keep_fd; /* from sbx_spawn, closed once reaped */
+	int slot_fd; /* its uid slot's lock, from sbx_spawn, closed once reaped */
 	int net_fd;  /* its network namespace, or -1 */
 };
 
@@ -119,6 +120,7 @@ static int reap(struct child *kids, size_t *n, pid_t warm, struct dying *d)
 		for (size_t i = 0; i < *n; i++) {
 			if (kids[i].pid == p) {
 				close(kids[i].keep_fd);
+				close(kids[i].slot_fd);
 				hold(d, kids[i].net_fd);
 				kids[i] = kids[--*n];
 				break;
@@ -136,8 +138,8 @@ static void spawn_one(const struct config *cfg, int ctl, int rq, struct child **
 	if (r <= 0)
 		return;
 	pid_t pid = -1;
-	int keep = -1, pidfd = -1;
-	if (sbx_spawn(cfg, id, ready_fd, rq, &pid, &keep) == 0) {
+	int keep = -1, slot = -1, pidfd = -1;
+	if (sbx_spawn(cfg, id, ready_fd, rq, &pid, &keep, &slot) == 0) {
 		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 		if (pidfd < 0) {
 			log_error("zygote: pidfd_open: %s", strerror(errno));
@@ -149,7 +151,7 @@ static void spawn_one(const struct config *cfg, int ctl, int rq, struct child **
 		}
 		char ns[64];
 		snprintf(ns, sizeof(ns), "/proc/%d/ns/net", (int)pid);
-		(*kids)[(*n)++] = (struct child){pid, keep, open(ns, O_RDONLY | O_CLOEXEC)};
+		(*kids)[(*n)++] = (struct child){pid, keep, slot, open(ns, O_RDONLY | O_CLOEXEC)};
 	}
 	close(ready_fd);
 	send_reply(ctl, pid, pidfd);
@@ -366,6 +368,7 @@ int zygote_run(const struct config *cfg, int ctl)
 	for (size_t i = 0; i < n; i++) {
 		waitpid(kids[i].pid, NULL, 0);
 		close(kids[i].keep_fd);
+		close(kids[i].slot_fd);
 		if (kids[i].net_fd >= 0)
 			close(kids[i].net_fd);
 	}
