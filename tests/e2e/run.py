@@ -245,6 +245,8 @@ def remove_cgroup_parent(parent):
 LOCAL_ONLY = {
     "test_p5_isolation.": "pod isolation is the container runtime's (the double runs executors unconfined)",
     "test_p11_warm.": "the process layout of local sandboxes (a pod runs `executor serve` as its pid 1)",
+    "test_p5_uid_slots.": "a pod's uids are the runtime's (the double runs executors as the host's root)",
+    "test_many_empty_files_in_tmp": "/tmp is an emptyDir in a pod (the host's /tmp in the double)",
     "test_memory_bomb": "pod memory limits are the kubelet's cgroup (the double sets none)",
     "test_fork_bomb": "pod process limits are the runtime's (the double sets none)",
     "test_thread_bomb": "pod process limits are the runtime's (the double sets none)",

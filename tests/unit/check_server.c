@@ -1037,7 +1037,8 @@ START_TEST(sandboxed_runner_locked_down)
 {
 	/* sbx_lockdown(cfg, 1) needs root (it switches to uid 1000) */
 	if (getuid() != 0) {
-		fprintf(stderr, "sandboxed_runner_locked_down: not root, nothing to check\n");
+		fprintf(stderr, "check_server: sandboxed_runner_locked_down skipped: needs root (the lockdown "
+				"switches to uid 1000)\n");
 		return;
 	}
 #ifdef __SANITIZE_ADDRESS__
