@@ -23,8 +23,6 @@
 
 #define V1_MEMORY "/sys/fs/cgroup/memory"
 #define V1_PIDS "/sys/fs/cgroup/pids"
-/* CPU time per period, the period of v2 cpu.max and v1 cpu.cfs_period_us */
-#define CPU_PERIOD_US 100000
 /* Most groups of one sandbox: v1 memory, pids and cpu. */
 #define MAX_GROUPS 3
 
@@ -412,27 +410,20 @@ static int v2_cpu_limit(const char *v2_root, const char *dir, const struct confi
 		no_cpu_limit("no cpu.max in the group");
 		return 0;
 	}
-	snprintf(value, sizeof(value), "%ld %d", quota_us, CPU_PERIOD_US);
+	snprintf(value, sizeof(value), "%ld %d", quota_us, CGROUP_CPU_PERIOD_US);
 	return set_value(dir, "cpu.max", value);
 }
 
-/* The v1 cpu group of the sandbox, made like the memory and pids ones: its
- * CFS quota per period where limits give one (else unlimited, the group is
- * still made: a runner joins every group of its sandbox). 0, or -1 (logged). */
-static int v1_cpu_group(const char *root, const struct config *cfg, const char *id,
-			const char *suffix, long quota_us, const char *pidstr)
+/* Makes the sandbox's group under the v1 controller mounted at root; its path
+ * goes to dir (PATH_MAX). 0, or -1 (logged). */
+static int v1_group(const char *root, const struct config *cfg, const char *id, const char *suffix,
+		    char *dir)
 {
-	char parent[PATH_MAX], dir[PATH_MAX], period[32], quota[32];
-	snprintf(period, sizeof(period), "%d", CPU_PERIOD_US);
-	snprintf(quota, sizeof(quota), "%ld", quota_us > 0 ? quota_us : -1L);
+	char parent[PATH_MAX];
 	if (group_path(parent, sizeof(parent), root, cfg, NULL) < 0 ||
-	    group_path(dir, sizeof(dir), root, cfg, id) < 0 ||
-	    make_group(parent, dir, suffix, NULL, cfg) < 0)
+	    group_path(dir, PATH_MAX, root, cfg, id) < 0)
 		return -1;
-	if (set_value(dir, "cpu.cfs_period_us", period) < 0 ||
-	    set_value(dir, "cpu.cfs_quota_us", quota) < 0 || set_value(dir, "cgroup.procs", pidstr) < 0)
-		return -1;
-	return 0;
+	return make_group(parent, dir, suffix, NULL, cfg) < 0 ? -1 : 0;
 }
 
 int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_limits *limits,
@@ -485,23 +476,24 @@ int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_l
 	/* v1: one group per controller */
 	rc = 0;
 	if (l.v1_cpu) {
-		if (v1_cpu_group(l.v1_cpu, cfg, id, suffix, limits->cpu_quota_us, pidstr) < 0)
+		/* made without a quota too: a runner joins every group of its sandbox */
+		char period[32], quota[32];
+		snprintf(period, sizeof(period), "%d", CGROUP_CPU_PERIOD_US);
+		snprintf(quota, sizeof(quota), "%ld", limits->cpu_quota_us > 0 ? limits->cpu_quota_us : -1L);
+		if (v1_group(l.v1_cpu, cfg, id, suffix, dir) < 0 ||
+		    set_value(dir, "cpu.cfs_period_us", period) < 0 ||
+		    set_value(dir, "cpu.cfs_quota_us", quota) < 0 || set_value(dir, "cgroup.procs", pidstr) < 0)
 			goto fail;
 	} else if (limits->cpu_quota_us > 0) {
 		no_cpu_limit("neither /sys/fs/cgroup/cpu nor /sys/fs/cgroup/cpu,cpuacct is mounted");
 	}
 	if (l.v1_pids) {
-		if (group_path(parent, sizeof(parent), V1_PIDS, cfg, NULL) < 0 ||
-		    group_path(dir, sizeof(dir), V1_PIDS, cfg, id) < 0 ||
-		    make_group(parent, dir, suffix, NULL, cfg) < 0)
-			goto fail;
-		if (set_value(dir, "pids.max", pids) < 0 || set_value(dir, "cgroup.procs", pidstr) < 0)
+		if (v1_group(V1_PIDS, cfg, id, suffix, dir) < 0 || set_value(dir, "pids.max", pids) < 0 ||
+		    set_value(dir, "cgroup.procs", pidstr) < 0)
 			goto fail;
 	}
 	if (l.v1_memory) {
-		if (group_path(parent, sizeof(parent), V1_MEMORY, cfg, NULL) < 0 ||
-		    group_path(dir, sizeof(dir), V1_MEMORY, cfg, id) < 0 ||
-		    make_group(parent, dir, suffix, NULL, cfg) < 0)
+		if (v1_group(V1_MEMORY, cfg, id, suffix, dir) < 0)
 			goto fail;
 		char memsw[PATH_MAX + 32];
 		if (swap_file < 0)

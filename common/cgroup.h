@@ -16,6 +16,10 @@
 
 #include "config.h"
 
+/* The period of v2 cpu.max and v1 cpu.cfs_period_us: a quota of this much is
+ * one CPU. */
+#define CGROUP_CPU_PERIOD_US 100000
+
 /* The group name of install sandbox ID is CGROUP_INSTALL_PREFIX "ID". */
 #define CGROUP_INSTALL_PREFIX "install."
 

@@ -9,13 +9,19 @@ static int name_char(int c)
 	return isalnum(c) || c == '.' || c == '_' || c == '-';
 }
 
-int pkg_spec_valid(const char *spec)
+size_t pkg_name_len(const char *spec)
 {
 	size_t n = 0;
-	if (!isalnum((unsigned char)spec[0]))
-		return 0;
 	while (name_char((unsigned char)spec[n]))
 		n++;
+	return n;
+}
+
+int pkg_spec_valid(const char *spec)
+{
+	if (!isalnum((unsigned char)spec[0]))
+		return 0;
+	size_t n = pkg_name_len(spec);
 	if (n > PKG_NAME_MAX)
 		return 0;
 	const char *p = spec + n;

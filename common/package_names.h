@@ -14,6 +14,9 @@
 /* Most cached distributions one run may have on sys.path. */
 #define PKG_MAX_PER_RUN 16
 
+/* The length of the distribution name that starts spec (what precedes its
+ * extras or version specifiers). */
+size_t pkg_name_len(const char *spec);
 /* True when spec is a requirement handed to pip: NAME[extras][specifiers],
  * no URL, path, option or marker. */
 int pkg_spec_valid(const char *spec);

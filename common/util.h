@@ -7,6 +7,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The text of a macro's value, for messages: STRINGIFY(PKG_MAX_PER_RUN) is "16". */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
 /* Allocation that aborts the process on failure (the master respawns workers). */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);

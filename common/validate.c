@@ -3,8 +3,8 @@
 
 #include <string.h>
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#include "util.h"
+
 #define PREFIX_LEN (sizeof(VALID_WORKSPACE_PREFIX) - 1)
 
 const char *valid_workspace_path(const char *path, size_t len)
@@ -14,7 +14,7 @@ const char *valid_workspace_path(const char *path, size_t len)
 	if (memchr(path, '\0', len))
 		return "Path must not contain NUL";
 	if (len > VALID_PATH_MAX)
-		return "Path is longer than " STR(VALID_PATH_MAX) " bytes";
+		return "Path is longer than " STRINGIFY(VALID_PATH_MAX) " bytes";
 	if (len <= PREFIX_LEN || memcmp(path, VALID_WORKSPACE_PREFIX, PREFIX_LEN) != 0)
 		return "Path must be a file inside /workspace";
 	return valid_workspace_rel(path + PREFIX_LEN, len - PREFIX_LEN);
@@ -27,7 +27,7 @@ const char *valid_workspace_rel(const char *rel, size_t len)
 	if (memchr(rel, '\0', len))
 		return "Path must not contain NUL";
 	if (len > VALID_REL_MAX)
-		return "Path is longer than " STR(VALID_PATH_MAX) " bytes";
+		return "Path is longer than " STRINGIFY(VALID_PATH_MAX) " bytes";
 	const char *p = rel, *end = rel + len;
 	for (;;) {
 		const char *slash = memchr(p, '/', (size_t)(end - p));
@@ -38,7 +38,7 @@ const char *valid_workspace_rel(const char *rel, size_t len)
 		if ((clen == 1 && p[0] == '.') || (clen == 2 && p[0] == '.' && p[1] == '.'))
 			return "Path must not have '.' or '..' components";
 		if (clen > VALID_COMPONENT_MAX)
-			return "Path component is longer than " STR(VALID_COMPONENT_MAX) " bytes";
+			return "Path component is longer than " STRINGIFY(VALID_COMPONENT_MAX) " bytes";
 		if (!slash)
 			return NULL;
 		p = slash + 1;
@@ -70,7 +70,7 @@ const char *valid_env_name(const char *name, size_t len)
 	if (len == 0)
 		return "an environment variable name must not be empty";
 	if (len > VALID_ENV_NAME_MAX)
-		return "an environment variable name must be at most " STR(VALID_ENV_NAME_MAX) " bytes";
+		return "an environment variable name must be at most " STRINGIFY(VALID_ENV_NAME_MAX) " bytes";
 	if (!is_alpha_(name[0]))
 		return "an environment variable name must match [A-Za-z_][A-Za-z0-9_]*";
 	for (size_t i = 1; i < len; i++)

@@ -65,9 +65,9 @@ static int staging_ok(const struct config *cfg, const char *staging)
 int install_run(const struct config *cfg, const char *id, const char *staging, double timeout,
 		const char *requirement)
 {
-	if (!sbx_id_valid(id) || !pkg_spec_valid(requirement) || !isfinite(timeout) || timeout <= 0 ||
-	    timeout > 86400) {
-		log_error("install: invalid id, requirement or timeout");
+	/* the id is sbx_install's to check */
+	if (!pkg_spec_valid(requirement) || !isfinite(timeout) || timeout <= 0 || timeout > 86400) {
+		log_error("install: invalid requirement or timeout");
 		return 2;
 	}
 	if (staging_ok(cfg, staging) < 0)

@@ -10,8 +10,6 @@
 
 #include "config.h"
 
-/* Where the package cache's dists/ appear inside a run's sandbox (read-only). */
-#define INSTALL_INSIDE_PACKAGES "/opt/code-interpreter/packages"
 /* Inside the install sandbox: the staging directory (read-write, pip's
  * --target) and a local APP_PIP_FIND_LINKS directory (read-only). */
 #define INSTALL_INSIDE_STAGING "/opt/code-interpreter/staging"

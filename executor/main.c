@@ -13,7 +13,6 @@
 #include "config.h"
 #include "install.h"
 #include "log.h"
-#include "package_names.h"
 #include "sandbox.h"
 #include "server.h"
 #include "util.h"
@@ -245,14 +244,9 @@ static int cmd_install(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return usage_error("%s", "install: exactly one requirement is expected (after --)");
-	if (!id || !sbx_id_valid(id))
-		return usage_error("--id %s: expected [0-9a-zA-Z_-]{1,64}", id ? id : "(missing)");
-	if (!staging || staging[0] != '/')
-		return usage_error("--staging %s: expected an absolute path", staging ? staging : "(missing)");
-	if (timeout <= 0)
-		return usage_error("%s", "--timeout is required");
-	if (!pkg_spec_valid(argv[optind]))
-		return usage_error("%.200s: expected a requirement NAME[extras][specifiers]", argv[optind]);
+	if (!id || !staging || timeout <= 0)
+		return usage_error("%s", "install: --id, --staging and --timeout are required");
+	/* the id, DIR and REQUIREMENT are checked by install_run */
 	log_set_role("install");
 	struct config cfg;
 	if (load_config(&cfg) < 0)

@@ -14,7 +14,7 @@
  *          answered on fd 4, any number of times before the execution;
  *        {"op": "execute", "source_code": str, "env": {str: str},
  *         "packages": [str]}  runs the code with each package cache directory
- *          named (INSTALL_INSIDE_PACKAGES/<name>, names checked by the server)
+ *          named (SBX_INSIDE_PACKAGES/<name>, names checked by the server)
  *          appended to sys.path in order; the runner closes fds 3 and 4 first
  *          and reads nothing more.
  *      EOF at a message boundary (EOF alone): exit 0 without running anything;

@@ -33,6 +33,7 @@
 #include "cgroup.h"
 #include "install.h"
 #include "log.h"
+#include "package_layout.h"
 #include "server.h"
 #include "setup.h"
 #include "util.h"
@@ -381,7 +382,7 @@ static void step_runner(const struct sbx *s)
 }
 
 /* The package cache's dists/ (one directory per distribution), read-only at
- * INSTALL_INSIDE_PACKAGES (the runner puts the directories of the
+ * SBX_INSIDE_PACKAGES (the runner puts the directories of the
  * distributions a run imports on sys.path). Not noexec: extension modules are
  * mapped executable. */
 static void step_packages(const struct sbx *s)
@@ -391,7 +392,7 @@ static void step_packages(const struct sbx *s)
 	path_join(src, sizeof(src), s->cfg->package_cache, "dists");
 	if (stat(src, &st) < 0 || !S_ISDIR(st.st_mode))
 		return; /* installs are off and never happened */
-	bind_path(s, src, "root" INSTALL_INSIDE_PACKAGES, MS_RDONLY | MS_NOSUID | MS_NODEV);
+	bind_path(s, src, "root" SBX_INSIDE_PACKAGES, MS_RDONLY | MS_NOSUID | MS_NODEV);
 }
 
 /* Private, size- and inode-limited /workspace (the sandbox user's) and /tmp;
@@ -741,23 +742,14 @@ static int launch_fail(const char *step, const char *what)
 	return 1;
 }
 
-/* The package cache's dists/ and staging/, made here (as host root) so that
- * every sandbox, started before the first install or not, mounts dists/. Both
- * host root's, 0711: a run may enter a directory whose name it was given, never
- * list the cache; only the service publishes into dists/. */
+/* The package cache's directories (package_layout.h), made here too (as
+ * host root) so that every sandbox, started before the service made them or
+ * not, mounts dists/. */
 static int make_package_dir(const struct config *cfg)
 {
-	static const char *const subs[] = {"dists", "staging"};
 	if (!cfg->package_install)
 		return 0;
-	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
-		char sub[PATH_MAX];
-		path_join(sub, sizeof(sub), cfg->package_cache, subs[i]);
-		if ((mkdir_p(sub, 0711) < 0 && errno != EEXIST) || chown(sub, 0, 0) < 0 ||
-		    chmod(sub, 0711) < 0)
-			return launch_fail("package cache", sub);
-	}
-	return 0;
+	return pkg_layout_prepare(cfg) < 0 ? 1 : 0;
 }
 
 /* run_dir/sandboxes (or run_dir/installs for an install) resolved, once per
@@ -828,27 +820,20 @@ static int make_dirs(struct sbx *s, int *made)
 
 /* Waits for the sandbox's pid 1 and returns its exit status (128+S when
  * signal S ended it). Kills it on SIGTERM, SIGINT or SIGHUP (*stopped is then
- * that signal) and, given a deadline (CLOCK_MONOTONIC), once that passes
- * (*stopped is then -1); else *stopped is 0. -1 when waiting failed (logged;
+ * that signal) and, given a deadline (monotonic_ms; 0: none), once that
+ * passes (*stopped is then -1); else *stopped is 0. -1 when waiting failed (logged;
  * the sandbox killed). */
-static int supervise(pid_t child, const sigset_t *set, const struct timespec *deadline,
-		     int *stopped)
+static int supervise(pid_t child, const sigset_t *set, int64_t deadline_ms, int *stopped)
 {
 	*stopped = 0;
 	for (;;) {
 		siginfo_t si;
 		int sig;
-		if (deadline && *stopped == 0) {
-			struct timespec now, left;
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left.tv_sec = deadline->tv_sec - now.tv_sec;
-			left.tv_nsec = deadline->tv_nsec - now.tv_nsec;
-			if (left.tv_nsec < 0) {
-				left.tv_sec--;
-				left.tv_nsec += 1000000000L;
-			}
+		if (deadline_ms > 0 && *stopped == 0) {
+			int64_t left = deadline_ms - monotonic_ms();
+			struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
 			errno = EAGAIN;
-			sig = left.tv_sec < 0 ? -1 : sigtimedwait(set, &si, &left);
+			sig = left <= 0 ? -1 : sigtimedwait(set, &si, &ts);
 		} else {
 			sig = sigwaitinfo(set, &si);
 		}
@@ -937,9 +922,10 @@ static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out, int *slot_fd
 	int slot_fd = take_uid_slot(cfg, &s->uid_base);
 	/* a run's limits, or an install's: its own memory limit, one CPU */
 	struct cgroup_limits limits = {cfg->sandbox_memory_bytes, cfg->sandbox_pids,
-				       (long)(cfg->sandbox_cpus * 100000 + 0.5)};
+				       (long)(cfg->sandbox_cpus * CGROUP_CPU_PERIOD_US + 0.5)};
 	if (s->install)
-		limits = (struct cgroup_limits){cfg->package_install_bytes, cfg->sandbox_pids, 100000};
+		limits = (struct cgroup_limits){cfg->package_install_bytes, cfg->sandbox_pids,
+						CGROUP_CPU_PERIOD_US};
 
 	if (slot_fd < 0 || make_dirs(s, &made_dir) != 0)
 		goto out;
@@ -1123,7 +1109,7 @@ int sbx_launch(const struct config *cfg, const char *id, int ready_fd)
 	if (ready_fd >= 0)
 		close(ready_fd); /* the sandbox holds it: EOF there means it died */
 	/* 9. wait */
-	int rc = supervise(child, &set, NULL, &stopped);
+	int rc = supervise(child, &set, 0, &stopped);
 	close(keep);
 	close(slot);
 	if (rc < 0)
@@ -1138,7 +1124,6 @@ int sbx_install(const struct config *cfg, const struct sbx_install *o)
 	pid_t child = -1;
 	int keep = -1, slot = -1, stopped = 0, rc = 1;
 	sigset_t set;
-	struct timespec deadline;
 
 	/* 1. checks */
 	if (!sbx_id_valid(o->id)) {
@@ -1154,18 +1139,11 @@ int sbx_install(const struct config *cfg, const struct sbx_install *o)
 	/* 2. die with the worker; 4. signals */
 	if (die_with_parent() != 0 || block_signals(&set) != 0)
 		return 1;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	double whole = (double)(time_t)o->timeout;
-	deadline.tv_sec += (time_t)whole;
-	deadline.tv_nsec += (long)((o->timeout - whole) * 1e9);
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	int64_t deadline = monotonic_ms() + (int64_t)(o->timeout * 1000.0);
 	/* 3, 5-8. directories, namespaces, cgroups, maps, go */
 	if (spawn(&s, &child, &keep, &slot) == 0) {
 		/* 9. wait, until the deadline */
-		rc = supervise(child, &set, &deadline, &stopped);
+		rc = supervise(child, &set, deadline, &stopped);
 		close(keep);
 		close(slot);
 		if (rc < 0) {

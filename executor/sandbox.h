@@ -48,6 +48,11 @@ int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, int runner
  * sandbox: the launcher, or the zygote's spawner through *slot_fd until it
  * reaps it. */
 
+/* Where the package cache's dists/ appear inside a run's sandbox (read-only);
+ * the runner (python/runner.py) puts the directories a run is given below it on
+ * sys.path. */
+#define SBX_INSIDE_PACKAGES "/opt/code-interpreter/packages"
+
 /* The options of an install sandbox (executor/install.c fills them in). */
 struct sbx_install {
 	/* [0-9a-zA-Z_-]{1,64}: the directory APP_RUN_DIR/installs/ID (removed at
@@ -72,7 +77,7 @@ struct sbx_install {
 /* Runs o->argv in an install sandbox: the steps of a run's sandbox with
  * these options: the same namespaces (the network's as o->host_network says),
  * its own cgroup (memory APP_PACKAGE_INSTALL_MB, pids APP_SANDBOX_PIDS, one CPU
- * on cgroup v2), the same read-only system directories, /etc and /dev but
+ * where a cpu controller is), the same read-only system directories, /etc and /dev but
  * neither the runner nor the package cache, /tmp a tmpfs of
  * APP_PACKAGE_INSTALL_MB. The command's stdout and stderr are the caller's. The
  * sandbox dies with the caller's parent. Waits for the command, then removes

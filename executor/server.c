@@ -42,8 +42,6 @@
 #define JSON_DEPTH 8
 #define JSON_OUT (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define IMPORTS_TIMEOUT_MS 10000         /* the runner's answer to an import check */
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 enum exec_state { EXEC_IDLE, EXEC_RUNNING, EXEC_DONE };
 
@@ -256,7 +254,7 @@ static const char *check_packages(json_object *pkgs)
 		return "packages must be an array of strings";
 	size_t n = json_object_array_length(pkgs);
 	if (n > PKG_MAX_PER_RUN)
-		return "packages: too many entries (at most " STR(PKG_MAX_PER_RUN) ")";
+		return "packages: too many entries (at most " STRINGIFY(PKG_MAX_PER_RUN) ")";
 	for (size_t i = 0; i < n; i++) {
 		json_object *v = json_object_array_get_idx(pkgs, i);
 		if (!json_object_is_type(v, json_type_string))

@@ -14,14 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "log.h"
+#include "package_layout.h"
 #include "package_names.h"
 #include "util.h"
 
 #define SEAL_MAX_DEPTH 128
-#define LOCK_BUCKETS 256
 #define EVICT_MAX_PASSES 10000
 #define METADATA_SUFFIX ".dist-info"
 #define TOP_LEVEL_MAX (1u << 20) /* largest top_level.txt or RECORD read */
@@ -34,31 +32,6 @@ static int path_of(char *out, size_t cap, const char *a, const char *b)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	return 0;
-}
-
-/* A directory of the cache owned by root with exactly mode. */
-static int make_owned_dir(const char *path, mode_t mode)
-{
-	if (mkdir_p(path, mode) < 0 || chown(path, 0, 0) < 0 || chmod(path, mode) < 0) {
-		log_error("packages: %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-int pkgcache_prepare(const struct config *cfg)
-{
-	char path[PATH_MAX];
-	static const struct { const char *name; mode_t mode; } dirs[] = {
-		{"dists", 0711}, {"staging", 0711}, {"locks", 0700},
-	};
-	if (make_owned_dir(cfg->package_cache, 0711) < 0)
-		return -1;
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
-		if (path_of(path, sizeof(path), cfg->package_cache, dirs[i].name) < 0 ||
-		    make_owned_dir(path, dirs[i].mode) < 0)
-			return -1;
 	return 0;
 }
 
@@ -353,7 +326,7 @@ void pkgcache_startup(const struct config *cfg, struct db *db)
 			remove_tree(path);
 		}
 	}
-	if (pkgcache_prepare(cfg) < 0)
+	if (pkg_layout_prepare(cfg) < 0)
 		return;
 	if (path_of(path, sizeof(path), cfg->package_cache, "staging") == 0)
 		empty_dir(path);
@@ -395,29 +368,59 @@ static void pause_until(int64_t deadline_ms, long max_ms)
 		;
 }
 
-/* Opens locks/<name>.lock. The descriptor, or -1. */
-static int lock_file(const struct config *cfg, const char *name)
+/* Writes the path of locks/<name>.lock into out. 0, or -1 (ENAMETOOLONG). */
+static int lock_path(const struct config *cfg, const char *name, char *out, size_t cap)
 {
-	char path[PATH_MAX];
-	int n = snprintf(path, sizeof(path), "%s/locks/%s.lock", cfg->package_cache, name);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
+	int n = snprintf(out, cap, "%s/locks/%s.lock", cfg->package_cache, name);
+	if (n < 0 || (size_t)n >= cap) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	return open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	return 0;
 }
 
-/* Tries to take fd's lock until deadline_ms: 0, or -1 (ETIMEDOUT). flock
- * cannot wait with a deadline: tries every 10 ms, then less often, up to
- * every 100 ms (installs take seconds). */
-static int lock_until(int fd, int64_t deadline_ms)
+/* Takes locks/<name>.lock now if it is free: the descriptor, or -1 (errno
+ * EWOULDBLOCK when another holds it). A name's file lives only while it is
+ * held (pkgcache_unlock removes it first), so a lock taken on a file that was
+ * removed meanwhile is no lock: taken again on the new file. */
+static int try_lock(const struct config *cfg, const char *name)
+{
+	char path[PATH_MAX];
+	if (lock_path(cfg, name, path, sizeof(path)) < 0)
+		return -1;
+	for (;;) {
+		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -1;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int e = errno == EINTR ? EWOULDBLOCK : errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		struct stat held, now;
+		if (fstat(fd, &held) == 0 && stat(path, &now) == 0 && held.st_dev == now.st_dev &&
+		    held.st_ino == now.st_ino)
+			return fd;
+		close(fd);
+	}
+}
+
+/* Takes the first free of the n locks named, waiting until deadline_ms:
+ * flock cannot wait with a deadline, so tries every 10 ms, then less often,
+ * up to every 100 ms (installs take seconds). The descriptor, or -1 (errno
+ * ETIMEDOUT when the deadline passed). */
+static int lock_any(const struct config *cfg, const char *const *names, int n, int64_t deadline_ms)
 {
 	long wait_ms = 10;
 	for (;;) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			return 0;
-		if (errno != EWOULDBLOCK && errno != EINTR)
-			return -1;
+		for (int i = 0; i < n; i++) {
+			int fd = try_lock(cfg, names[i]);
+			if (fd >= 0)
+				return fd;
+			if (errno != EWOULDBLOCK)
+				return -1;
+		}
 		if (monotonic_ms() >= deadline_ms) {
 			errno = ETIMEDOUT;
 			return -1;
@@ -430,56 +433,36 @@ static int lock_until(int fd, int64_t deadline_ms)
 
 int pkgcache_lock(const struct config *cfg, const char *name, int64_t deadline_ms)
 {
-	/* one of LOCK_BUCKETS files, by the name's SHA-256: the locks directory
-	 * stays bounded whatever names runs ask for (two names of one bucket
-	 * take turns) */
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char file[32];
-	if (EVP_Digest(name, strlen(name), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 2)
-		log_fatal("packages: EVP_Digest(sha256) failed");
-	snprintf(file, sizeof(file), "name-%03u", ((unsigned)md[0] << 8 | md[1]) % LOCK_BUCKETS);
-	int fd = lock_file(cfg, file);
-	if (fd < 0)
-		return -1;
-	if (lock_until(fd, deadline_ms) < 0) {
-		int saved = errno;
-		close(fd);
-		errno = saved;
-		return -1;
-	}
-	return fd;
+	char file[PKG_NAME_MAX + 8];
+	snprintf(file, sizeof(file), "name-%s", name);
+	const char *names[] = {file};
+	return lock_any(cfg, names, 1, deadline_ms);
+}
+
+void pkgcache_unlock(const struct config *cfg, const char *name, int fd)
+{
+	char file[PKG_NAME_MAX + 8], path[PATH_MAX];
+	snprintf(file, sizeof(file), "name-%s", name);
+	/* removed while held: a waiter that then takes the old file sees it
+	 * gone and takes the new one (try_lock) */
+	if (lock_path(cfg, file, path, sizeof(path)) == 0)
+		unlink(path);
+	close(fd);
 }
 
 int pkgcache_turn(const struct config *cfg, int64_t deadline_ms)
 {
 	int n = cfg->package_install_concurrency;
-	int *fds = xcalloc((size_t)n, sizeof(int));
-	int got = -1;
+	char(*files)[16] = xcalloc((size_t)n, sizeof(*files));
+	const char **names = xcalloc((size_t)n, sizeof(*names));
 	for (int i = 0; i < n; i++) {
-		char name[32];
-		snprintf(name, sizeof(name), "turn-%d", i);
-		fds[i] = lock_file(cfg, name);
+		snprintf(files[i], sizeof(files[i]), "turn-%d", i);
+		names[i] = files[i];
 	}
-	long wait_ms = 10;
-	while (got < 0) {
-		for (int i = 0; got < 0 && i < n; i++)
-			if (fds[i] >= 0 && flock(fds[i], LOCK_EX | LOCK_NB) == 0)
-				got = i;
-		if (got >= 0)
-			break;
-		if (monotonic_ms() >= deadline_ms)
-			break;
-		pause_until(deadline_ms, wait_ms);
-		if (wait_ms < 100)
-			wait_ms *= 2;
-	}
-	int fd = got >= 0 ? fds[got] : -1;
-	for (int i = 0; i < n; i++)
-		if (i != got && fds[i] >= 0)
-			close(fds[i]);
-	free(fds);
-	if (fd < 0)
-		errno = ETIMEDOUT;
+	int fd = lock_any(cfg, names, n, deadline_ms);
+	int saved = errno;
+	free(names);
+	free(files);
+	errno = saved;
 	return fd;
 }

@@ -15,11 +15,7 @@
 #include "config.h"
 #include "db.h"
 
-/* Makes the cache's directories with their owners and modes. 0, or -1
- * (logged). */
-int pkgcache_prepare(const struct config *cfg);
-
-/* At start, before any worker: pkgcache_prepare, then removes what no
+/* At start, before any worker: pkg_layout_prepare (package_layout.h), then removes what no
  * install can still be using (staging/, APP_RUN_DIR/installs, the layout of
  * earlier versions: site-packages/ and .locks/), rows whose directory is gone
  * and directories without a row (each removal a package_evictions row), and
@@ -61,11 +57,14 @@ int pkgcache_remove(const struct config *cfg, const char *path);
  * row moves to package_evictions in the same transaction). */
 void pkgcache_evict(const struct config *cfg, struct db *db);
 
-/* Takes the lock of a distribution name (exclusive; one of 256 files in
- * locks/, chosen by the name's SHA-256, so that the directory stays bounded),
- * waiting until deadline_ms (monotonic_ms). The descriptor (close it to
- * unlock), or -1: errno ETIMEDOUT when the deadline passed. */
+/* Takes the lock of a distribution name (normalized), waiting until
+ * deadline_ms (monotonic_ms): locks/name-<name>.lock, a file that exists only
+ * while someone holds it, so that locks/ holds no more files than installs
+ * run and two names never wait for each other. The descriptor, to give to
+ * pkgcache_unlock, or -1: errno ETIMEDOUT when the deadline passed. */
 int pkgcache_lock(const struct config *cfg, const char *name, int64_t deadline_ms);
+/* Removes the name's lock file and releases the lock (closes fd). */
+void pkgcache_unlock(const struct config *cfg, const char *name, int fd);
 
 /* Takes one of APP_PACKAGE_INSTALL_CONCURRENCY turns to run pip, waiting until
  * deadline_ms. The descriptor (close it to give the turn back), or -1 (errno

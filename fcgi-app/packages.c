@@ -347,7 +347,7 @@ static void install(struct app *app, const char *execution_id, struct want *w, i
 		    char **notes)
 {
 	const struct config *cfg = app->cfg;
-	char staging[PATH_MAX] = "", metadata[256] = "", version[128] = "";
+	char staging[PATH_MAX] = "", version[128] = "";
 	char *output = NULL;
 	int turn = -1;
 	int lock = pkgcache_lock(cfg, w->norm, deadline_ms);
@@ -379,10 +379,8 @@ static void install(struct app *app, const char *execution_id, struct want *w, i
 	int64_t took = monotonic_ms() - t0;
 	close(turn);
 	turn = -1;
-	int found = rc == 0 && pkgcache_find_metadata(staging, w->norm, metadata, sizeof(metadata), version,
-						       sizeof(version)) == 0;
-	if (found)
-		snprintf(w->metadata, sizeof(w->metadata), "%s", metadata);
+	int found = rc == 0 && pkgcache_find_metadata(staging, w->norm, w->metadata, sizeof(w->metadata),
+						       version, sizeof(version)) == 0;
 	const char *not_taken = found ? publish(app, execution_id, w, staging, version) : NULL;
 	int ok = found && !not_taken;
 	if (ok)
@@ -421,7 +419,7 @@ out:
 		pkgcache_remove(cfg, staging);
 	if (turn >= 0)
 		close(turn);
-	close(lock); /* releases the lock */
+	pkgcache_unlock(cfg, w->norm, lock);
 	free(output);
 }
 
@@ -442,7 +440,7 @@ static struct want *want_get(struct want *w, size_t *n, const char *requirement)
 	x->requirement = xstrdup(requirement);
 	memcpy(x->norm, norm, sizeof(norm));
 	/* after the name: nothing, "==VERSION", or anything else (extras, ranges) */
-	const char *rest = requirement + strspn(requirement, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+	const char *rest = requirement + pkg_name_len(requirement);
 	if (strncmp(rest, "==", 2) == 0 && rest[2] && !strpbrk(rest + 2, "=<>!~,*")) {
 		x->kind = "pin";
 		snprintf(x->pin, sizeof(x->pin), "%s", rest + 2);

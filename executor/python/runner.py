@@ -12,8 +12,8 @@ if sys.path and sys.path[0] == _HERE:
     sys.path.pop(0)
 
 _WORKSPACE = "/workspace"
-# The package cache's dists/, read-only (executor/install.h): one directory per
-# installed distribution, NAME-VERSION. It cannot be listed (mode 0711) and is
+# The package cache's dists/, read-only (SBX_INSIDE_PACKAGES, executor/sandbox.h):
+# one directory per install, NAME-VERSION-<random>. It cannot be listed (mode 0711) and is
 # never on sys.path itself: a run gets the directories the execute request
 # names (docs/executor-protocol.md), and nothing else of the cache.
 _PACKAGES = "/opt/code-interpreter/packages"

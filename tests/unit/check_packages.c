@@ -4,16 +4,19 @@
  * package cache (fcgi-app/package_cache.c: what a distribution provides,
  * publishing, locks with a deadline). */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "package_cache.h"
+#include "package_layout.h"
 #include "packages.h"
 #include "util.h"
 
@@ -92,7 +95,7 @@ static void cache_setup(void)
 	cache_cfg.run_dir = xasprintf("%s/run", cache_root);
 	cache_cfg.package_install_concurrency = 2;
 	cache_cfg.package_cache_bytes = 1 << 20;
-	ck_assert_int_eq(pkgcache_prepare(&cache_cfg), 0);
+	ck_assert_int_eq(pkg_layout_prepare(&cache_cfg), 0);
 }
 
 static void cache_teardown(void)
@@ -250,9 +253,18 @@ START_TEST(test_locks_and_turns_wait_until_the_deadline)
 	ck_assert_int_lt(took, 1000);
 	int b = pkgcache_lock(&cache_cfg, "ci-y", monotonic_ms() + 100);
 	ck_assert_int_ge(b, 0);
-	close(a);
+	/* a waiter holding the file its holder then removes takes the new one:
+	 * never two holders */
+	char path[700];
+	snprintf(path, sizeof(path), "%s/locks/name-ci-x.lock", cache_cfg.package_cache);
+	int stale = open(path, O_RDWR | O_CLOEXEC);
+	ck_assert_int_ge(stale, 0);
+	pkgcache_unlock(&cache_cfg, "ci-x", a);
+	ck_assert_int_eq(access(path, F_OK), -1); /* a name's file lives while held */
+	ck_assert_int_eq(flock(stale, LOCK_EX | LOCK_NB), 0); /* the removed file: no lock */
 	a = pkgcache_lock(&cache_cfg, "ci-x", monotonic_ms() + 100);
 	ck_assert_int_ge(a, 0);
+	close(stale);
 	/* two turns (APP_PACKAGE_INSTALL_CONCURRENCY=2), then none */
 	int t1 = pkgcache_turn(&cache_cfg, monotonic_ms() + 100);
 	int t2 = pkgcache_turn(&cache_cfg, monotonic_ms() + 100);
@@ -265,8 +277,15 @@ START_TEST(test_locks_and_turns_wait_until_the_deadline)
 	ck_assert_int_ge(t3, 0);
 	close(t2);
 	close(t3);
-	close(a);
-	close(b);
+	pkgcache_unlock(&cache_cfg, "ci-x", a);
+	pkgcache_unlock(&cache_cfg, "ci-y", b);
+	snprintf(path, sizeof(path), "%s/locks", cache_cfg.package_cache);
+	DIR *d = opendir(path);
+	ck_assert_ptr_nonnull(d);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		ck_assert_msg(strncmp(e->d_name, "name-", 5) != 0, "%s left in locks/", e->d_name);
+	closedir(d);
 }
 END_TEST
 

@@ -1890,7 +1890,7 @@ START_TEST(test_install_timeout_kills_the_sandbox)
 END_TEST
 
 /* A run's sandbox binds the cache's dists/ (not site-packages) read-only at
- * INSTALL_INSIDE_PACKAGES, and its launcher makes dists/ and staging/ host
+ * SBX_INSIDE_PACKAGES, and its launcher makes dists/ and staging/ host
  * root's, 0711, even where an earlier layout left them the sandbox user's. */
 START_TEST(test_run_sandbox_binds_dists)
 {
@@ -1942,7 +1942,7 @@ START_TEST(test_run_sandbox_binds_dists)
 	ck_assert_int_gt(n, 0);
 
 	char want[PATH_MAX + 64];
-	snprintf(want, sizeof(want), "/cache/dists " INSTALL_INSIDE_PACKAGES " ro,");
+	snprintf(want, sizeof(want), "/cache/dists " SBX_INSIDE_PACKAGES " ro,");
 	ck_assert_msg(strstr(buf, want), "no %s in\n%s", want, buf);
 	ck_assert_msg(!strstr(buf, "site-packages"), "%s", buf);
 	static const char *const subs[] = {"dists", "staging"};
