@@ -271,9 +271,10 @@ static const char *check_packages(json_object *pkgs)
 
 /* Validates the body of POST /execute. On success returns NULL, *out gets the
  * request for the runner ({"source_code", "env", "packages"}; the caller puts
- * it) and *timeout the time limit; otherwise returns the reason. */
+ * it), *timeout the time limit and *subdirectories whether the listing goes
+ * below the workspace's top level; otherwise returns the reason. */
 static const char *parse_execute(const struct config *cfg, const char *body, size_t len,
-				 json_object **out, double *timeout)
+				 json_object **out, double *timeout, int *subdirectories)
 {
 	if (len > INT_MAX)
 		return "the body is too large";
@@ -288,6 +289,7 @@ static const char *parse_execute(const struct config *cfg, const char *body, siz
 	const char *err = NULL;
 	json_object *src = NULL, *env = NULL, *pkgs = NULL;
 	*timeout = cfg->execution_timeout;
+	*subdirectories = 0;
 	if (!root || jerr != json_tokener_success) {
 		err = "the body is not valid JSON";
 		goto out;
@@ -329,8 +331,14 @@ static const char *parse_execute(const struct config *cfg, const char *body, siz
 			if ((err = check_packages(val)) != NULL)
 				goto out;
 			pkgs = val;
+		} else if (strcmp(key, "include_subdirectories") == 0) {
+			if (!json_object_is_type(val, json_type_boolean)) {
+				err = "include_subdirectories must be a boolean";
+				goto out;
+			}
+			*subdirectories = json_object_get_boolean(val);
 		} else {
-			err = "unknown field (expected source_code, env, timeout, packages)";
+			err = "unknown field (expected source_code, env, timeout, packages, include_subdirectories)";
 			goto out;
 		}
 	}
@@ -413,7 +421,9 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 {
 	json_object *req = NULL;
 	double timeout;
-	const char *err = parse_execute(s->cfg, rq->body ? rq->body : "", rq->len, &req, &timeout);
+	int subdirectories;
+	const char *err = parse_execute(s->cfg, rq->body ? rq->body : "", rq->len, &req, &timeout,
+					&subdirectories);
 	if (err)
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, err);
 	unsigned refuse = 0;
@@ -457,7 +467,7 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 
 	char **files = NULL;
 	size_t nfiles = 0;
-	if (ws_list_changed(&s->ws, &files, &nfiles) < 0)
+	if (ws_list_changed(&s->ws, subdirectories, &files, &nfiles) < 0)
 		log_warn("execute: the workspace listing is incomplete");
 	json_object *out = result_json(&res, timeout, files, nfiles);
 	log_info("execute: exit %d%s in %" PRId64 " ms, %zu bytes out, %zu bytes err, %zu files",

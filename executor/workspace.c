@@ -293,6 +293,7 @@ struct walk {
 	int (*visit)(struct walk *w, const struct stat *st);
 	char **out;            /* ws_list_changed: collected paths */
 	size_t nout, capout;
+	int max_depth;         /* directories at this depth are not walked */
 	int truncated;
 };
 
@@ -324,8 +325,9 @@ static int walk_dir(struct walk *w, int fd, size_t plen, int depth)
 		if (S_ISDIR(st.st_mode)) {
 			if (st.st_dev != w->ws->dev)
 				continue;
-			if (depth + 1 >= WS_MAX_DEPTH) {
-				log_warn("workspace: not walking below depth %d", WS_MAX_DEPTH);
+			if (depth + 1 >= w->max_depth) {
+				if (w->max_depth == WS_MAX_DEPTH)
+					log_warn("workspace: not walking below depth %d", WS_MAX_DEPTH);
 				continue;
 			}
 			int sub = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -366,6 +368,7 @@ int ws_snapshot(struct workspace *ws)
 	struct walk *w = xcalloc(1, sizeof(*w));
 	w->ws = ws;
 	w->visit = visit_snapshot;
+	w->max_depth = WS_MAX_DEPTH;
 	pthread_mutex_lock(&ws->lock);
 	int rc = walk(w);
 	pthread_mutex_unlock(&ws->lock);
@@ -409,11 +412,12 @@ static int visit_changed(struct walk *w, const struct stat *st)
 	return 0;
 }
 
-int ws_list_changed(struct workspace *ws, char ***paths, size_t *n)
+int ws_list_changed(struct workspace *ws, int subdirectories, char ***paths, size_t *n)
 {
 	struct walk *w = xcalloc(1, sizeof(*w));
 	w->ws = ws;
 	w->visit = visit_changed;
+	w->max_depth = subdirectories ? WS_MAX_DEPTH : 1;
 	pthread_mutex_lock(&ws->lock);
 	if (ws->nknown)
 		qsort(ws->known, ws->nknown, sizeof(*ws->known), cmp_entry);

@@ -69,8 +69,10 @@ void ws_file_abort(struct ws_file *f);
 int ws_open_read(struct workspace *ws, const char *rel, uint64_t *size);
 
 /* Lists regular files that are new or whose identity differs from the record,
- * as sorted WS_PREFIX-prefixed paths (valid UTF-8 names only). The caller frees
- * each string and the array. 0 or -1. */
-int ws_list_changed(struct workspace *ws, char ***paths, size_t *n);
+ * as sorted WS_PREFIX-prefixed paths (valid UTF-8 names only): those directly
+ * in the workspace (upstream's rule, which clients rely on), and with
+ * subdirectories also those below it. The caller frees each string and the
+ * array. 0 or -1. */
+int ws_list_changed(struct workspace *ws, int subdirectories, char ***paths, size_t *n);
 
 #endif

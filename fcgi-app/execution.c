@@ -105,6 +105,8 @@ static int run_code(struct run *x)
 		json_object_object_add(env, x->req->env[i].name, json_object_new_string(x->req->env[i].value));
 	json_object_object_add(body, "env", env);
 	json_object_object_add(body, "timeout", json_object_new_double(x->req->timeout));
+	if (x->req->include_subdirectories)
+		json_object_object_add(body, "include_subdirectories", json_object_new_boolean(1));
 	if (x->pkg.n_dirs > 0) {
 		json_object *dirs = json_object_new_array();
 		for (size_t i = 0; i < x->pkg.n_dirs; i++)

@@ -203,6 +203,12 @@ int request_execute(json_object *root, const struct config *cfg, struct exec_req
 			} else {
 				out->timeout = t;
 			}
+		} else if (strcmp(key, "include_subdirectories") == 0) {
+			if (!json_object_is_type(val, json_type_boolean)) {
+				detail_add(detail, "bool_type", "Input should be a valid boolean", key, NULL);
+				continue;
+			}
+			out->include_subdirectories = json_object_get_boolean(val);
 		} else {
 			detail_add(detail, "extra_forbidden", "Extra inputs are not permitted", key, NULL);
 		}

@@ -28,6 +28,7 @@ struct exec_request {
 	struct exec_env *env;     /* owned array */
 	size_t n_env;
 	double timeout;           /* seconds, validated */
+	int include_subdirectories; /* also list changed files below /workspace's top level */
 };
 
 /* Validates a parsed /v1/execute body (takes the reference to root). Returns 0,

@@ -54,9 +54,11 @@ def raw(method, path, body=None, headers=None, timeout=120):
         conn.close()
 
 
-def execute(source, files=None, env=None, timeout=None, http_timeout=None):
+def execute(source, files=None, env=None, timeout=None, http_timeout=None, subdirectories=None):
     """POST /v1/execute. Returns a Response, which unpacks as (status, headers, json)."""
     req = {"source_code": source}
+    if subdirectories is not None:
+        req["include_subdirectories"] = subdirectories
     if files is not None:
         req["files"] = files
     if env is not None:

@@ -46,10 +46,10 @@ def read_log():
 class E2E(unittest.TestCase):
     maxDiff = 4000
 
-    def run_code(self, source, files=None, env=None, timeout=None, expect_exit=0):
+    def run_code(self, source, files=None, env=None, timeout=None, expect_exit=0, subdirectories=None):
         """Runs source; asserts HTTP 200 and (unless expect_exit is None) the exit code.
         Returns the parsed body."""
-        r = client.execute(source, files=files, env=env, timeout=timeout)
+        r = client.execute(source, files=files, env=env, timeout=timeout, subdirectories=subdirectories)
         self.assertEqual(r.status, 200, "expected 200, got %s: %r" % (r.status, r.body[:2000]))
         self.assertIsInstance(r.json, dict, r.body[:2000])
         for key, typ in (("stdout", str), ("stderr", str), ("exit_code", int), ("files", dict)):

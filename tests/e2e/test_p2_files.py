@@ -1,5 +1,7 @@
-"""Point 2: files written by a run come back as store objects; objects given to a
-later run are placed at their paths; stored objects never change."""
+"""Point 2: files written by a run come back as store objects (those directly
+under /workspace, as upstream; those below it too when the request asks with
+include_subdirectories); objects given to a later run are placed at their
+paths; stored objects never change."""
 import client
 from support import E2E, sha256
 
@@ -16,7 +18,7 @@ print("written")
 
 class P2Files(E2E):
     def write_two(self):
-        out = self.run_code(WRITE_TWO)
+        out = self.run_code(WRITE_TWO, subdirectories=True)
         self.assertEqual(out["stdout"], "written\n")
         return out["files"]
 
@@ -25,6 +27,20 @@ class P2Files(E2E):
         self.assertEqual(sorted(files), ["/workspace/file.txt", "/workspace/out/deep/a.csv"])
         for oid in files.values():
             self.assertRegex(oid, r"^[0-9a-zA-Z_-]{1,255}$")
+
+    def test_only_top_level_files_are_listed_by_default(self):
+        # upstream's rule: a client copies each listed file into its own folder
+        # without creating directories, so a nested path must not be listed
+        for subdirectories in (None, False):
+            out = self.run_code(WRITE_TWO, subdirectories=subdirectories)
+            self.assertEqual(out["files"], {"/workspace/file.txt": sha256("hello file\n")})
+
+    def test_changed_nested_input_is_listed_only_with_subdirectories(self):
+        files = self.write_two()
+        src = "open('out/deep/a.csv', 'a').write('3,4\\n')"
+        self.assertEqual(self.run_code(src, files=files)["files"], {})
+        out = self.run_code(src, files=files, subdirectories=True)
+        self.assertEqual(out["files"], {"/workspace/out/deep/a.csv": sha256("a,b\n1,2\n3,4\n")})
 
     def test_object_id_is_sha256_of_content(self):
         files = self.write_two()
@@ -78,14 +94,15 @@ class P2Files(E2E):
     def test_names_with_spaces_and_unicode_round_trip(self):
         out = self.run_code(
             "import os; os.makedirs('my dir', exist_ok=True)\n"
-            "open('my dir/\u00fcber 100%.txt', 'w').write('u')\n")
+            "open('my dir/\u00fcber 100%.txt', 'w').write('u')\n", subdirectories=True)
         self.assertEqual(out["files"], {"/workspace/my dir/\u00fcber 100%.txt": sha256("u")})
         out = self.run_code("print(open('/workspace/my dir/\u00fcber 100%.txt').read())", files=out["files"])
         self.assertEqual(out["stdout"], "u\n")
 
     def test_many_files_are_all_returned(self):
         out = self.run_code("import os\nfor i in range(200):\n    d = 'd%d' % (i % 7)\n"
-                            "    os.makedirs(d, exist_ok=True)\n    open('%s/f%d.txt' % (d, i), 'w').write(str(i))\n")
+                            "    os.makedirs(d, exist_ok=True)\n    open('%s/f%d.txt' % (d, i), 'w').write(str(i))\n",
+                            subdirectories=True)
         want = {"/workspace/d%d/f%d.txt" % (i % 7, i): sha256(str(i)) for i in range(200)}
         self.assertEqual(out["files"], want)
 

@@ -64,6 +64,13 @@ class P6BadInput(E2E):
                 detail = self.assertValidationError(self.post(json.dumps({"source_code": "1", "timeout": t})))
                 self.assertTrue(any("timeout" in loc for loc in locs(detail)), detail)
 
+    def test_non_boolean_include_subdirectories_is_422(self):
+        for v in (1, "true", None, []):
+            with self.subTest(include_subdirectories=v):
+                body = {"source_code": "1", "include_subdirectories": v}
+                detail = self.assertValidationError(self.post(json.dumps(body)))
+                self.assertTrue(any("include_subdirectories" in loc for loc in locs(detail)), detail)
+
     def test_missing_source_code_is_422_type_missing(self):
         detail = self.assertValidationError(self.post(json.dumps({"files": {}})))
         self.assertTrue(any(d["type"] == "missing" and "source_code" in d["loc"] for d in detail), detail)
