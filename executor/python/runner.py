@@ -21,6 +21,8 @@ _REQUEST_FD = 3
 _READY_FD = 4  # also the reply pipe: the answers to "imports" requests
 _SELF = None
 _IMPORTS = None  # executor/python/imports.py, loaded by warm()
+_SHELL = None  # executor/python/shell.py, loaded by warm()
+_OWN_FILES = (os.path.join(_HERE, "runner.py"), os.path.join(_HERE, "shell.py"))
 
 
 def _preload(names):
@@ -213,7 +215,7 @@ def _run(source, env, packages):
     main.__dict__["__builtins__"] = __builtins__
     sys.modules["__main__"] = main
     try:
-        code = compile(source, filename, "exec", dont_inherit=True)
+        code = _SHELL.compile_code(source, filename, main.__dict__)
         exec(code, main.__dict__)
     except SystemExit as e:
         return _exit_status(e)
@@ -227,8 +229,9 @@ def _run(source, env, packages):
         return 1
     except BaseException as e:
         tb = e.__traceback__
-        # Drop this function's frame; a SyntaxError from compile() has no code frame.
-        if tb is not None and tb.tb_frame.f_code is _run.__code__:
+        # Drop the runner's own frames (this function's, the compiler's in
+        # shell.py): a SyntaxError is then reported as python reports one.
+        while tb is not None and tb.tb_frame.f_code.co_filename in _OWN_FILES:
             tb = tb.tb_next
         _report(e, tb)
         return 1
@@ -245,12 +248,19 @@ def warm(workspace, preload):
     import linecache  # noqa: F401
     import traceback  # noqa: F401
     import types  # noqa: F401
-    global _IMPORTS
+    global _IMPORTS, _SHELL
+    _IMPORTS = _own_module("imports")
+    _SHELL = _own_module("shell")
+
+
+def _own_module(name):
+    """executor/python/NAME.py, loaded without a place in sys.modules."""
     import importlib.util
     spec = importlib.util.spec_from_file_location(
-        "_code_interpreter_imports", os.path.join(_HERE, "imports.py"))
-    _IMPORTS = importlib.util.module_from_spec(spec)  # not in sys.modules
-    spec.loader.exec_module(_IMPORTS)
+        "_code_interpreter_" + name, os.path.join(_HERE, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def settle(environ):

@@ -259,6 +259,8 @@ LOCAL_ONLY = {
     "test_killed_spawner": "the zygote's spawner is the local backend's",
     "test_no_process_started_by_the_code": "a pod's processes die with the pod (pid 1 there); the double's do not",
     "test_timed_out_run_leaves_no_process": "a pod's processes die with the pod (pid 1 there); the double's do not",
+    "test_pip_install_lines_are_still_taken_out": "pods get no package installs, so no pip line is taken "
+                                                  "out for them (packages.c)",
     "test_nothing_from_one_run_is_visible_to_the_next": "a pod has its own /tmp and pid namespace; the double's "
                                                          "executors share the host's",
 }

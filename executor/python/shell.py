@@ -1,0 +1,123 @@
+# shell: upstream's code semantics (trusted; loaded by runner.py). Upstream's
+# executor ran every piece of code with xonsh, so shell lines (`ls -la`,
+# `echo hi`, `cat a.txt | wc -l`, `$(...)`, `!(...)`) work, alone or mixed
+# with Python. Here Python runs as Python, with CPython's own compiler,
+# tracebacks and speed; Debian's xonsh is imported, and decides, only for code
+# that may hold a shell line:
+#   - code CPython cannot compile (`echo hi`, `$(pwd)`, `pip list`): xonsh
+#     compiles it; when xonsh cannot either, CPython's SyntaxError is reported;
+#   - code with an expression statement, or an operand of `not`/`and`/`or`,
+#     that names something the code never binds and that is not a builtin
+#     (`ls -la`, `pwd`, `id -u`): xonsh compiles it, and the code runs as
+#     xonsh made it only if xonsh turned something into a command (a NameError
+#     in plain Python stays plain Python).
+# Nothing here runs the code; runner.py does, in the __main__ it made.
+import ast
+import builtins
+import os
+import sys
+
+# Names a script's globals have without binding them.
+_MODULE_NAMES = frozenset(dir(builtins)) | {
+    "__builtins__", "__file__", "__name__", "__doc__", "__loader__", "__spec__",
+    "__package__", "__annotations__", "__cached__"}
+
+_XONSH = None  # the xonsh session's execer, once loaded
+
+
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_NAMED = (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)
+
+
+def may_be_shell(tree):
+    """True when xonsh could read a line of this (compilable) code as a
+    command: an expression statement, or an operand of not/and/or (what
+    xonsh's context-aware pass looks at), names something that the code never
+    binds and that is not a builtin. A star import may bind anything: False.
+    One walk of the tree: this runs before every piece of Python."""
+    bound = set()
+    values = []
+    for node in ast.walk(tree):
+        kind = type(node)
+        if kind is ast.Name:
+            if type(node.ctx) is not ast.Load:
+                bound.add(node.id)
+        elif kind is ast.Expr:
+            values.append(node.value)
+        elif kind is ast.alias:
+            if node.name == "*":
+                return False
+            bound.add(node.asname or node.name.partition(".")[0])
+        elif kind is ast.arg:
+            bound.add(node.arg)
+        elif kind in _DEFS:
+            bound.add(node.name)
+        elif kind is ast.UnaryOp:
+            values.append(node.operand)
+        elif kind is ast.BoolOp:
+            values.extend(node.values)
+        elif kind is ast.Global or kind is ast.Nonlocal:
+            bound.update(node.names)
+        elif kind in _NAMED:
+            if node.name:
+                bound.add(node.name)
+        elif kind is ast.MatchMapping and node.rest:
+            bound.add(node.rest)
+    for value in values:
+        if type(value) is ast.Lambda:
+            continue
+        for n in ast.walk(value):
+            if type(n) is ast.Name and n.id not in bound and n.id not in _MODULE_NAMES:
+                return True
+    return False
+
+
+def _load():
+    """Starts a xonsh session in this process, as `xonsh --no-rc script`
+    would, once; returns its execer. XONSH_SHOW_TRACEBACK is on, as it was in
+    upstream's executor image, unless the request's env set it."""
+    global _XONSH
+    if _XONSH is None:
+        os.environ.setdefault("XONSH_SHOW_TRACEBACK", "True")
+        argv = sys.argv
+        from xonsh.built_ins import XSH
+        from xonsh.main import premain
+        premain(["--no-rc", "--no-script-cache", "<string>"])
+        sys.argv = argv  # premain leaves it alone today; the code's argv is ours
+        _XONSH = XSH.execer
+    return _XONSH
+
+
+def _runs_commands(tree):
+    """True when xonsh's tree calls into the xonsh session (a command,
+    $VAR, @(...), a path literal ...); compilable Python never does."""
+    return any(isinstance(n, ast.Name) and n.id == "__xonsh__" for n in ast.walk(tree))
+
+
+def compile_code(source, filename, namespace):
+    """The code object to exec in namespace (a fresh __main__'s dict). Raises
+    SyntaxError, CPython's when CPython cannot compile the code and xonsh
+    cannot either."""
+    flags = ast.PyCF_ONLY_AST
+    try:
+        tree = compile(source, filename, "exec", flags, dont_inherit=True)
+    except SyntaxError as e:
+        python_error = e
+        tree = None
+    if tree is not None and not may_be_shell(tree):
+        return compile(tree, filename, "exec", dont_inherit=True)
+    execer = _load()
+    context = set(dir(builtins)) | set(namespace)
+    execer.filename = filename  # what xonsh's own messages name
+    try:
+        text = source if source.endswith("\n") else source + "\n"
+        shell_tree = execer.parse(text, context, mode="exec", filename=filename)
+    except Exception:  # SyntaxError, or xonsh failing on what it was given
+        if tree is None:
+            raise python_error from None
+        shell_tree = None
+    if tree is not None and (shell_tree is None or not _runs_commands(shell_tree)):
+        return compile(tree, filename, "exec", dont_inherit=True)
+    if shell_tree is None:  # comments only
+        shell_tree = ast.Module(body=[], type_ignores=[])
+    return compile(shell_tree, filename, "exec", dont_inherit=True)
