@@ -122,6 +122,8 @@ static const struct opt opts[] = {
 	    "size limit of the package cache: above it, the least recently used distributions that no running execution uses are removed"),
 	OPT("APP_FILE_STORAGE_PATH", T_STR, file_storage_path, "/var/lib/code-interpreter/objects", 0, 0,
 	    "the object store directory"),
+	OPT_SHOWN("APP_FILE_STORAGE_GROUP", T_STR, file_storage_group, "", 0, 0, "(none)",
+	    "a group (name or gid) the store directory is shared with: setgid and group-writable, objects mode 0660, for clients that copy files in and out themselves (LocalPythonStorage); every object is checked against its name when read"),
 	OPT("APP_DB_PATH", T_STR, db_path, "/var/lib/code-interpreter/code-interpreter.db", 0, 0,
 	    "the SQLite database"),
 	OPT("APP_MAX_FILE_BYTES", T_U64, max_file_bytes, "268435456", 1, 1e12,

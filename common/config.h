@@ -60,6 +60,7 @@ struct config {
 	uint64_t package_cache_bytes;   /* size limit of the package cache */
 	/* storage */
 	char *file_storage_path;
+	char *file_storage_group; /* "" when the folder is the service's alone */
 	char *db_path;
 	uint64_t max_file_bytes;
 	/* lifecycle */

@@ -66,12 +66,16 @@ static int upload_blob(struct run *x, const struct exec_blob *b)
 	int rc = write_all(fd, b->data, b->len) < 0 || lseek(fd, 0, SEEK_SET) != 0 ? -1 : 0;
 	if (rc < 0)
 		snprintf(x->r->error, sizeof(x->r->error), "writing %.100s: %s", b->path, strerror(errno));
-	else if ((rc = xc_put_file(&x->xc, b->path, fd, b->len)) < 0)
+	else if ((rc = xc_put_file(&x->xc, b->path, fd, b->len, NULL)) < 0)
 		snprintf(x->r->error, sizeof(x->r->error), "%s", x->xc.error);
 	close(fd);
 	return rc;
 }
 
+/* Each input object, checked against its id on its way into the sandbox
+ * (a client sharing the store folder may be rewriting it): an object that is
+ * not what its id says is a 422 naming it, and none of its last piece
+ * reaches the sandbox, which is never run. */
 static int upload_inputs(struct run *x)
 {
 	for (size_t i = 0; i < x->req->n_files; i++) {
@@ -82,8 +86,21 @@ static int upload_inputs(struct run *x)
 			snprintf(x->r->error, sizeof(x->r->error), "object %s vanished from the store", f->object_id);
 			return -1;
 		}
-		int rc = xc_put_file(&x->xc, f->path, fd, size);
+		struct store_check check;
+		int rc = store_check_begin(&check, f->object_id, size) == STORE_OK
+				 ? xc_put_file(&x->xc, f->path, fd, size, &check) : XC_CHANGED;
+		store_check_end(&check);
 		close(fd);
+		if (rc == XC_CHANGED) {
+			char msg[400];
+			snprintf(msg, sizeof(msg), "Value error, object '%s' does not hold the content its id names "
+				 "(it changed while it was read, or was written with other bytes)", f->object_id);
+			x->r->detail = detail_new();
+			detail_add(x->r->detail, "value_error", msg, "files", f->path, NULL);
+			snprintf(x->r->error, sizeof(x->r->error), "input object %s does not match its id", f->object_id);
+			x->failure = CI_INVALID;
+			return -1;
+		}
 		if (rc < 0) {
 			snprintf(x->r->error, sizeof(x->r->error), "%s", x->xc.error);
 			return -1;

@@ -2,6 +2,7 @@
 #include "executor_client.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,13 +83,34 @@ static void reset(struct xc *c, const char *url)
 	c->error[0] = '\0';
 }
 
-struct fd_reader { int fd; };
+struct fd_reader {
+	int fd;
+	uint64_t left;             /* bytes still to send */
+	struct store_check *check; /* NULL: the bytes are sent as read */
+	int changed;               /* the file ended early, or check refused it */
+};
 
 static size_t read_fd(char *buf, size_t size, size_t n, void *arg)
 {
 	struct fd_reader *r = arg;
-	ssize_t got = read(r->fd, buf, size * n);
-	return got < 0 ? CURL_READFUNC_ABORT : (size_t)got;
+	size_t want = size * n;
+	if (want > r->left)
+		want = (size_t)r->left;
+	if (want == 0)
+		return 0;
+	ssize_t got;
+	do
+		got = read(r->fd, buf, want);
+	while (got < 0 && errno == EINTR);
+	if (got < 0)
+		return CURL_READFUNC_ABORT;
+	/* shorter than it was when opened: ended at once, not left to a timeout */
+	if (got == 0 || (r->check && store_check_update(r->check, buf, (size_t)got) != STORE_OK)) {
+		r->changed = 1;
+		return CURL_READFUNC_ABORT;
+	}
+	r->left -= (uint64_t)got;
+	return (size_t)got;
 }
 
 static int finish(struct xc *c, CURLcode rc, const char *what, long want)
@@ -107,11 +129,11 @@ static int finish(struct xc *c, CURLcode rc, const char *what, long want)
 	return 0;
 }
 
-int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size)
+int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size, struct store_check *check)
 {
 	char *url = workspace_url(c, path);
 	reset(c, url);
-	struct fd_reader r = {fd};
+	struct fd_reader r = {.fd = fd, .left = size, .check = check};
 	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, read_fd);
 	curl_easy_setopt(c->curl, CURLOPT_READDATA, &r);
@@ -122,7 +144,7 @@ int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size)
 	int rc = finish(c, curl_easy_perform(c->curl), "upload", 201);
 	curl_slist_free_all(h);
 	free(url);
-	return rc;
+	return r.changed ? XC_CHANGED : rc;
 }
 
 

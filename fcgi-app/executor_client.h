@@ -21,8 +21,14 @@ struct xc {
 void xc_init(struct xc *c, const char *endpoint);
 void xc_release(struct xc *c);
 
-/* PUT /workspace/{path} with size bytes read from fd. 0, or -1 (c->error). */
-int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size);
+/* PUT /workspace/{path} with size bytes read from fd. With check (begun by
+ * store_check_begin for the object fd reads), the bytes are checked as they
+ * go: the piece that would complete them is never sent unless all of them
+ * hash to the object's id, and a file that ends early stops the upload at
+ * once. 0, XC_CHANGED when the object's bytes were not its own, or -1
+ * (c->error). */
+#define XC_CHANGED (-2)
+int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size, struct store_check *check);
 /* The largest answer to POST /execute read from an executor whose streams are
  * capped at max_output_bytes each (APP_MAX_OUTPUT_BYTES): both streams
  * JSON-escaped at 6 bytes a byte, with their markers, plus 64 MiB for the rest. */

@@ -2,6 +2,7 @@
 #include "handlers.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -122,6 +123,7 @@ void handle_file_download(struct app *app, const struct request_in *in, struct r
 	out->has_fd = 1;
 	out->fd = fd;
 	out->fd_size = size;
+	snprintf(out->fd_object, sizeof(out->fd_object), "%s", id);
 	out->content_type = "application/octet-stream";
 }
 

@@ -59,22 +59,30 @@ static void header(char *head, size_t cap, size_t *used, const char *fmt, ...)
 }
 
 /* Streams size bytes of fd to out; a short file is logged (the length was sent). */
-static void send_fd(FCGX_Stream *out, int fd, uint64_t size)
+/* Streams the object's bytes, checked against its id: on a mismatch the
+ * piece that completes them is not sent, so the client gets a body shorter
+ * than its Content-Length (an error), never other bytes under the id. */
+static void send_fd(FCGX_Stream *out, int fd, uint64_t size, const char *object_id)
 {
 	char buf[64 * 1024];
+	struct store_check check;
+	if (store_check_begin(&check, object_id, size) != STORE_OK)
+		size = 0;
 	while (size > 0) {
 		size_t want = size > sizeof(buf) ? sizeof(buf) : (size_t)size;
 		ssize_t n = read(fd, buf, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			log_error("http: file body ended %llu bytes early", (unsigned long long)size);
-			return;
+			log_error("http: object %s ended %llu bytes early", object_id, (unsigned long long)size);
+			break;
 		}
-		if (FCGX_PutStr(buf, (int)n, out) != (int)n)
-			return; /* the client went away */
+		if (store_check_update(&check, buf, (size_t)n) != STORE_OK ||
+		    FCGX_PutStr(buf, (int)n, out) != (int)n)
+			break; /* not the object's bytes, or the client went away */
 		size -= (uint64_t)n;
 	}
+	store_check_end(&check);
 }
 
 int http_send(FCGX_Request *req, struct response *r)
@@ -105,7 +113,7 @@ int http_send(FCGX_Request *req, struct response *r)
 	header(head, sizeof(head), &used, "\r\n");
 	FCGX_PutStr(head, (int)used, req->out);
 	if (r->has_fd) {
-		send_fd(req->out, r->fd, r->fd_size);
+		send_fd(req->out, r->fd, r->fd_size, r->fd_object);
 		close(r->fd);
 		r->has_fd = 0;
 		r->fd = -1;

@@ -7,6 +7,8 @@
 #include <fcgiapp.h>
 #include <json-c/json.h>
 
+#include "store.h"
+
 enum ci_status {
 	CI_OK = 0,        /* 200 */
 	CI_CREATED,       /* 201 */
@@ -36,6 +38,8 @@ struct response {
 	int has_fd;
 	int fd;
 	uint64_t fd_size;
+	char fd_object[STORE_ID_LEN + 1]; /* the store object fd reads, checked
+					    * against its id as it is sent */
 };
 
 /* Sends status, headers and the body on req->out (the file or text when set,

@@ -268,6 +268,10 @@ int master_run(const struct config *cfg)
 		log_error("cannot open the store at %s", cfg->file_storage_path);
 		return 1;
 	}
+	if (cfg->file_storage_group[0] && store_share(&st, cfg->file_storage_group, 1) != STORE_OK) {
+		store_close(&st);
+		return 1;
+	}
 	store_remove_stale_temps(&st);
 	store_close(&st);
 	/* counters and worker slots, shared with every child forked below */

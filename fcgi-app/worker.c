@@ -139,7 +139,8 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		log_fatal("curl_global_init failed");
 	app.db = db_open(cfg->db_path);
-	if (!app.db || store_open(&app.store, cfg->file_storage_path) != STORE_OK) {
+	if (!app.db || store_open(&app.store, cfg->file_storage_path) != STORE_OK ||
+	    (cfg->file_storage_group[0] && store_share(&app.store, cfg->file_storage_group, 0) != STORE_OK)) {
 		log_error("cannot open the database or the store");
 		return 1;
 	}

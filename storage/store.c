@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,8 @@
 #define PUT_CHUNK (1u << 20)
 
 static const char hexdig[] = "0123456789abcdef";
+
+static DIR *open_dir(struct store *st);
 
 int store_id_valid(const char *id)
 {
@@ -65,6 +68,7 @@ enum store_status store_open(struct store *st, const char *dir)
 	st->dir = NULL;
 	st->dirfd = -1;
 	st->lockfd = -1;
+	st->shared = 0;
 	if (mkdir_p(dir, 0700) < 0) {
 		log_error("store: cannot create %s: %s", dir, strerror(errno));
 		goto out;
@@ -111,6 +115,74 @@ void store_close(struct store *st)
 	st->lockfd = -1;
 }
 
+/* The gid group names (a group name, or a number); -1 when there is none. */
+static int group_id(const char *group, gid_t *gid)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(group, &end, 10);
+	if (*group >= '0' && *group <= '9' && *end == '\0' && errno == 0 && n < (gid_t)-1) {
+		*gid = (gid_t)n;
+		return 0;
+	}
+	struct group gr, *found = NULL;
+	char buf[16384];
+	if (getgrnam_r(group, &gr, buf, sizeof(buf), &found) != 0 || !found)
+		return -1;
+	*gid = found->gr_gid;
+	return 0;
+}
+
+/* Gives an open object the shared owner, group and mode. 0 or -1. */
+static int share_fd(const struct store *st, int fd)
+{
+	return fchown(fd, st->share_uid, st->share_gid) < 0 || fchmod(fd, 0660) < 0 ? -1 : 0;
+}
+
+/* The same for an object file already there (a regular file only). */
+static void share_object(struct store *st, const char *name)
+{
+	int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct stat sb;
+	if (fd < 0)
+		return;
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    (sb.st_uid != st->share_uid || sb.st_gid != st->share_gid || (sb.st_mode & 07777) != 0660) &&
+	    share_fd(st, fd) < 0)
+		log_warn("store: cannot share %s/%s: %s", st->dir, name, strerror(errno));
+	close(fd);
+}
+
+enum store_status store_share(struct store *st, const char *group, int fix_existing)
+{
+	struct stat sb;
+	if (group_id(group, &st->share_gid) < 0) {
+		log_error("store: no group %s (APP_FILE_STORAGE_GROUP)", group);
+		return STORE_BAD_ID;
+	}
+	if (fstat(st->dirfd, &sb) < 0) {
+		log_error("store: fstat %s: %s", st->dir, strerror(errno));
+		return STORE_IO;
+	}
+	st->share_uid = sb.st_uid;
+	st->shared = 1;
+	if (!fix_existing)
+		return STORE_OK;
+	if (fchown(st->dirfd, (uid_t)-1, st->share_gid) < 0 || fchmod(st->dirfd, 02770) < 0) {
+		log_error("store: cannot share %s with group %s: %s", st->dir, group, strerror(errno));
+		return STORE_IO;
+	}
+	DIR *d = open_dir(st);
+	if (!d)
+		return STORE_IO;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (is_object_name(de->d_name))
+			share_object(st, de->d_name);
+	closedir(d);
+	return STORE_OK;
+}
+
 static int lock(struct store *st, int op, const char *what)
 {
 	while (flock(st->lockfd, op) < 0) {
@@ -136,6 +208,16 @@ void store_unlock(struct store *st)
 {
 	if (st->lockfd >= 0)
 		(void)flock(st->lockfd, LOCK_UN);
+}
+
+static EVP_MD_CTX *sha256_new(void)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx)
+		log_fatal("store: out of memory (EVP_MD_CTX_new)");
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
+		log_fatal("store: EVP_DigestInit_ex(sha256) failed");
+	return ctx;
 }
 
 /* Puts the writer back to "not begun" after releasing what it holds. */
@@ -181,12 +263,7 @@ enum store_status store_writer_begin(struct store *st, struct store_writer *w, u
 	if (flock(w->fd, LOCK_EX | LOCK_NB) < 0)
 		log_warn("store: cannot lock %s: %s", w->tmpname, strerror(errno));
 
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	if (!ctx)
-		log_fatal("store: out of memory (EVP_MD_CTX_new)");
-	w->sha = ctx;
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-		log_fatal("store: EVP_DigestInit_ex(sha256) failed");
+	w->sha = sha256_new();
 	return STORE_OK;
 }
 
@@ -235,11 +312,77 @@ static int link_noreplace(int dirfd, const char *tmp, const char *name)
 	return 0;
 }
 
+/* The hex SHA-256 the context has summed up; frees nothing. */
+static void final_hex(EVP_MD_CTX *ctx, char id[STORE_ID_LEN + 1])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen * 2 != STORE_ID_LEN)
+		log_fatal("store: EVP_DigestFinal_ex failed");
+	for (unsigned int i = 0; i < mdlen; i++) {
+		id[2 * i] = hexdig[md[i] >> 4];
+		id[2 * i + 1] = hexdig[md[i] & 15];
+	}
+	id[STORE_ID_LEN] = '\0';
+}
+
+enum store_status store_check_begin(struct store_check *c, const char *id, uint64_t size)
+{
+	c->sha = sha256_new();
+	c->left = size;
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	return size == 0 ? store_check_update(c, "", 0) : STORE_OK;
+}
+
+enum store_status store_check_update(struct store_check *c, const void *data, size_t len)
+{
+	if (len > c->left || !c->sha)
+		return STORE_CHANGED;
+	if (len > 0 && EVP_DigestUpdate(c->sha, data, len) != 1)
+		log_fatal("store: EVP_DigestUpdate failed");
+	c->left -= len;
+	if (c->left > 0)
+		return STORE_OK;
+	char got[STORE_ID_LEN + 1];
+	final_hex(c->sha, got);
+	EVP_MD_CTX_free(c->sha);
+	c->sha = NULL; /* nothing more may come */
+	if (strcmp(got, c->id) == 0)
+		return STORE_OK;
+	log_warn("store: object %s does not hash to its id (it is being rewritten, or holds other bytes)", c->id);
+	return STORE_CHANGED;
+}
+
+void store_check_end(struct store_check *c)
+{
+	EVP_MD_CTX_free(c->sha);
+	c->sha = NULL;
+}
+
+/* True when the object file id holds exactly the bytes its name says. */
+static int object_intact(struct store *st, const char *id)
+{
+	int fd;
+	uint64_t size;
+	if (store_open_object(st, id, &fd, &size) != STORE_OK)
+		return 0;
+	struct store_check c;
+	enum store_status rc = store_check_begin(&c, id, size);
+	char buf[64 * 1024];
+	while (rc == STORE_OK && c.left > 0) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		rc = n <= 0 ? STORE_CHANGED : store_check_update(&c, buf, (size_t)n);
+	}
+	store_check_end(&c);
+	close(fd);
+	return rc == STORE_OK;
+}
+
 enum store_status store_writer_commit(struct store_writer *w, char id_out[STORE_ID_LEN + 1])
 {
 	enum store_status rc = STORE_IO;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
 	char id[STORE_ID_LEN + 1];
 	int e = 0;
 
@@ -251,21 +394,22 @@ enum store_status store_writer_commit(struct store_writer *w, char id_out[STORE_
 		errno = EBADF;
 		return STORE_IO;
 	}
-	if (EVP_DigestFinal_ex(w->sha, md, &mdlen) != 1 || mdlen * 2 != STORE_ID_LEN)
-		log_fatal("store: EVP_DigestFinal_ex failed");
-	for (unsigned int i = 0; i < mdlen; i++) {
-		id[2 * i] = hexdig[md[i] >> 4];
-		id[2 * i + 1] = hexdig[md[i] & 15];
-	}
-	id[STORE_ID_LEN] = '\0';
+	final_hex(w->sha, id);
 
-	/* read-only before it gets its real name, and durable before the rename */
-	if (fchmod(w->fd, 0444) < 0 || fsync(w->fd) < 0) {
+	/* its final owner and mode before it gets its real name, and durable before the rename */
+	if ((w->st->shared ? share_fd(w->st, w->fd) : fchmod(w->fd, 0444)) < 0 || fsync(w->fd) < 0) {
 		e = errno;
 		log_error("store: cannot finish %s/%s: %s", w->st->dir, w->tmpname, strerror(e));
 		goto out;
 	}
 	int r = link_noreplace(w->st->dirfd, w->tmpname, id);
+	/* In a shared folder a client may have left other bytes under the name
+	 * (a copy cut short): replaced whole, never rewritten in place. */
+	if (r == 1 && w->st->shared && !object_intact(w->st, id)) {
+		r = renameat(w->st->dirfd, w->tmpname, w->st->dirfd, id);
+		if (r == 0)
+			log_warn("store: replaced object %s, whose bytes did not match its name", id);
+	}
 	if (r < 0) {
 		e = errno;
 		log_error("store: cannot rename %s to %s in %s: %s", w->tmpname, id,

@@ -1,7 +1,11 @@
 /* store: the content-addressed object store (APP_FILE_STORAGE_PATH).
  * Owns the files under the store directory: each object is one file named by the
  * lowercase hex SHA-256 of its content, written to a temporary name, fsynced and
- * renamed, mode 0444. It never modifies or truncates an object once it exists. */
+ * renamed, mode 0444. It never modifies or truncates an object once it exists.
+ * The folder may be shared with a group of client processes (store_share),
+ * which then write objects too (the clients' LocalPythonStorage): whoever reads
+ * an object for a run or a download checks its bytes against its name as they
+ * pass (store_check), and never passes on bytes that do not match. */
 #ifndef STORE_H
 #define STORE_H
 
@@ -17,10 +21,14 @@ enum store_status {
 	STORE_BAD_ID,    /* id does not match ^[0-9a-zA-Z_-]{1,255}$ */
 	STORE_TOO_LARGE, /* a writer went over its max_bytes */
 	STORE_IO,        /* the file system failed; errno is kept */
+	STORE_CHANGED,   /* an object's bytes do not hash to its id (store_check) */
 };
 
 struct store {
 	char *dir; /* owned; absolute path of the store directory */
+	int shared; /* store_share was called: objects are the folder owner's, group-writable */
+	uid_t share_uid; /* the folder's owner, when shared */
+	gid_t share_gid; /* the group it is shared with */
 	int dirfd; /* owned; O_DIRECTORY|O_PATH-free handle on dir */
 	int lockfd; /* owned; the store's lock file (.lock), opened by store_open: each
 		     * process opens its own store, a lock is per open file */
@@ -31,6 +39,18 @@ struct store {
 enum store_status store_open(struct store *st, const char *dir);
 /* Releases what store_open acquired; safe on a zeroed or closed store. */
 void store_close(struct store *st);
+
+/* Shares the folder with the group named by group (a name or a number;
+ * APP_FILE_STORAGE_GROUP): the directory becomes that group's, mode 02770
+ * (setgid: what clients write is the group's too), and the objects this
+ * store writes from now on belong to the folder's owner and the group, mode
+ * 0660. With fix_existing (the master, at start) objects already there get
+ * the same. A client's LocalPythonStorage (node's fs.copyFile) copies over
+ * existing objects and gives them its source's mode, which only a file's
+ * owner may do: the folder's owner is meant to be the client's user. Nothing
+ * a client writes is trusted (store_check). STORE_OK, STORE_BAD_ID when there
+ * is no such group, STORE_IO (logged). */
+enum store_status store_share(struct store *st, const char *group, int fix_existing);
 
 /* True when id (NUL-terminated, may be NULL) passes valid_object_id (the API's
  * object id rule, common/validate.h). */
@@ -62,6 +82,22 @@ void store_writer_abort(struct store_writer *w);
 /* Opens an object read-only (O_NOFOLLOW); fills *size. The caller closes *fd_out.
  * STORE_BAD_ID for an invalid id, STORE_NOT_FOUND when absent. */
 enum store_status store_open_object(struct store *st, const char *id, int *fd_out, uint64_t *size);
+
+/* Checks bytes read from an object against its name as they go by: begin
+ * with the object's id and size, then feed each piece before passing it on.
+ * store_check_update answers STORE_OK while the bytes may still be the
+ * object's, and for the piece that completes them only when all of them hash
+ * to the id; STORE_CHANGED when they do not (give the caller's reader nothing
+ * more: the last piece is the one that completes the hash) or when more than
+ * size bytes are fed. An empty object is checked by begin. */
+struct store_check {
+	void *sha;          /* owned EVP_MD_CTX * */
+	uint64_t left;      /* bytes still expected */
+	char id[STORE_ID_LEN + 1];
+};
+enum store_status store_check_begin(struct store_check *c, const char *id, uint64_t size);
+enum store_status store_check_update(struct store_check *c, const void *data, size_t len);
+void store_check_end(struct store_check *c);
 
 /* True when an object with this (valid) id exists. */
 int store_exists(struct store *st, const char *id);

@@ -413,6 +413,102 @@ START_TEST(test_remove_stale_temps)
 }
 END_TEST
 
+/* Feeds data to a check of id in pieces of at most piece bytes; returns
+ * the first status that is not STORE_OK (or STORE_OK) and how many pieces
+ * were taken before it in *taken. */
+static enum store_status check_bytes(const char *id, uint64_t size, const char *data, size_t len,
+				     size_t piece, int *taken)
+{
+	struct store_check c;
+	enum store_status rc = store_check_begin(&c, id, size);
+	*taken = 0;
+	for (size_t off = 0; rc == STORE_OK && off < len; off += piece) {
+		size_t n = len - off < piece ? len - off : piece;
+		rc = store_check_update(&c, data + off, n);
+		if (rc == STORE_OK)
+			(*taken)++;
+	}
+	store_check_end(&c);
+	return rc;
+}
+
+START_TEST(test_check_takes_only_the_named_bytes)
+{
+	int taken;
+	ck_assert_int_eq(check_bytes(HELLO_WORLD_ID, 11, "hello world", 11, 4, &taken), STORE_OK);
+	ck_assert_int_eq(taken, 3);
+	/* one byte changed: refused at the piece that completes them, not before */
+	ck_assert_int_eq(check_bytes(HELLO_WORLD_ID, 11, "hello World", 11, 4, &taken), STORE_CHANGED);
+	ck_assert_int_eq(taken, 2);
+	/* more bytes than the size it was opened with */
+	ck_assert_int_eq(check_bytes(HELLO_ID, 5, "hello world", 11, 4, &taken), STORE_CHANGED);
+	ck_assert_int_eq(taken, 1);
+	/* a size that is not the content's: the last piece is refused */
+	ck_assert_int_eq(check_bytes(HELLO_WORLD_ID, 5, "hello", 5, 5, &taken), STORE_CHANGED);
+	ck_assert_int_eq(taken, 0);
+	/* an empty object is checked at begin */
+	struct store_check c;
+	ck_assert_int_eq(store_check_begin(&c, EMPTY_ID, 0), STORE_OK);
+	store_check_end(&c);
+	ck_assert_int_eq(store_check_begin(&c, HELLO_ID, 0), STORE_CHANGED);
+	ck_assert_int_eq(store_check_update(&c, "x", 1), STORE_CHANGED);
+	store_check_end(&c);
+}
+END_TEST
+
+START_TEST(test_share_gives_the_group_the_folder)
+{
+	char id[STORE_ID_LEN + 1];
+	struct stat sb;
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK); /* before sharing */
+	gid_t gid = 100; /* any group and owner: root may give files to them */
+	uid_t owner = 65534;
+	ck_assert_int_eq(chown(storedir, owner, (gid_t)-1), 0);
+	ck_assert_int_eq(store_share(&st, "100", 1), STORE_OK);
+	ck_assert_int_eq(stat(storedir, &sb), 0);
+	ck_assert_uint_eq(sb.st_gid, gid);
+	ck_assert_uint_eq(sb.st_mode & 07777, 02770);
+	object_stat(HELLO_ID, &sb);
+	ck_assert_uint_eq(sb.st_uid, owner);
+	ck_assert_uint_eq(sb.st_gid, gid);
+	ck_assert_uint_eq(sb.st_mode & 07777, 0660);
+	/* written after: the folder owner's (whom node lets copy over it), group-writable */
+	ck_assert_int_eq(store_put(&st, "hello world", 11, id), STORE_OK);
+	object_stat(HELLO_WORLD_ID, &sb);
+	ck_assert_uint_eq(sb.st_uid, owner);
+	ck_assert_uint_eq(sb.st_gid, gid);
+	ck_assert_uint_eq(sb.st_mode & 07777, 0660);
+	ck_assert_int_eq(store_share(&st, "no-such-group-here", 1), STORE_BAD_ID);
+}
+END_TEST
+
+START_TEST(test_shared_folder_replaces_a_wrong_object_whole)
+{
+	char id[STORE_ID_LEN + 1];
+	char buf[16];
+	struct stat before, after;
+	ck_assert_int_eq(store_share(&st, "100", 1), STORE_OK);
+	/* a client's copy cut short, under the name of "hello world" */
+	char *path = xasprintf("%s/%s", storedir, HELLO_WORLD_ID);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_all(fd, "hello", 5), 0);
+	close(fd);
+	object_stat(HELLO_WORLD_ID, &before);
+	ck_assert_int_eq(store_put(&st, "hello world", 11, id), STORE_OK);
+	object_stat(HELLO_WORLD_ID, &after);
+	ck_assert_uint_ne(before.st_ino, after.st_ino); /* renamed over, not rewritten */
+	ck_assert_uint_eq(read_object(HELLO_WORLD_ID, buf, sizeof(buf)), 11);
+	ck_assert_mem_eq(buf, "hello world", 11);
+	/* a right one stays as it is */
+	ck_assert_int_eq(store_put(&st, "hello world", 11, id), STORE_OK);
+	object_stat(HELLO_WORLD_ID, &before);
+	ck_assert_uint_eq(before.st_ino, after.st_ino);
+	ck_assert_int_eq(count_entries(".tmp-"), 0);
+	free(path);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -434,6 +530,9 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_symlink_not_followed);
 	tcase_add_test(tc, test_remove);
 	tcase_add_test(tc, test_remove_stale_temps);
+	tcase_add_test(tc, test_check_takes_only_the_named_bytes);
+	tcase_add_test(tc, test_share_gives_the_group_the_folder);
+	tcase_add_test(tc, test_shared_folder_replaces_a_wrong_object_whole);
 	suite_add_tcase(s, tc);
 	return s;
 }
