@@ -123,7 +123,7 @@ static const struct opt opts[] = {
 	OPT("APP_FILE_STORAGE_PATH", T_STR, file_storage_path, "/var/lib/code-interpreter/objects", 0, 0,
 	    "the object store directory"),
 	OPT_SHOWN("APP_FILE_STORAGE_GROUP", T_STR, file_storage_group, "", 0, 0, "(none)",
-	    "a group (name or gid) the store directory is shared with: setgid and group-writable, objects mode 0660, for clients that copy files in and out themselves (LocalPythonStorage); every object is checked against its name when read"),
+	    "a group (name or gid) the store directory is shared with, for clients that copy files in and out themselves (LocalPythonStorage): the directory setgid 02770, objects the directory owner's and the group's, mode 0660; every object is checked against its id when read"),
 	OPT("APP_DB_PATH", T_STR, db_path, "/var/lib/code-interpreter/code-interpreter.db", 0, 0,
 	    "the SQLite database"),
 	OPT("APP_MAX_FILE_BYTES", T_U64, max_file_bytes, "268435456", 1, 1e12,
