@@ -207,10 +207,13 @@ static long execute_raw(const char *body, json_object **out)
 
 /* Runs code (env: JSON object text or NULL; timeout <= 0: none given) and
  * asserts 200. The caller puts the result. */
-static json_object *run(const char *code, const char *env, double timeout)
+/* POST /execute; subdirectories: the listing also goes below the top level. */
+static json_object *run_listing(const char *code, const char *env, double timeout, int subdirectories)
 {
 	json_object *req = json_object_new_object();
 	json_object_object_add(req, "source_code", json_object_new_string(code));
+	if (subdirectories)
+		json_object_object_add(req, "include_subdirectories", json_object_new_boolean(1));
 	if (env)
 		json_object_object_add(req, "env", json_tokener_parse(env));
 	if (timeout > 0)
@@ -220,6 +223,11 @@ static json_object *run(const char *code, const char *env, double timeout)
 	json_object_put(req);
 	ck_assert_msg(st == 200, "execute: %ld %s", st, json_object_to_json_string(res));
 	return res;
+}
+
+static json_object *run(const char *code, const char *env, double timeout)
+{
+	return run_listing(code, env, timeout, 0);
 }
 
 static const char *str(json_object *o, const char *key)
@@ -314,12 +322,26 @@ START_TEST(put_then_code_reads_it)
 }
 END_TEST
 
-START_TEST(new_files_listed_nested)
+START_TEST(new_files_listed_top_level_only)
 {
 	srv_start();
 	json_object *r = run("import os\nos.makedirs('out/deep')\n"
 			     "open('out/deep/a.csv', 'w').write('x,y\\n1,2\\n')\n"
 			     "open('b.txt', 'w').write('b')\n", NULL, 0);
+	ck_assert_int_eq(num(r, "exit_code"), 0);
+	char *f = files(r);
+	ck_assert_str_eq(f, "/workspace/b.txt");
+	free(f);
+	json_object_put(r);
+}
+END_TEST
+
+START_TEST(new_files_listed_nested)
+{
+	srv_start();
+	json_object *r = run_listing("import os\nos.makedirs('out/deep')\n"
+				     "open('out/deep/a.csv', 'w').write('x,y\\n1,2\\n')\n"
+				     "open('b.txt', 'w').write('b')\n", NULL, 0, 1);
 	ck_assert_int_eq(num(r, "exit_code"), 0);
 	char *f = files(r);
 	ck_assert_str_eq(f, "/workspace/b.txt,/workspace/out/deep/a.csv");
@@ -1062,10 +1084,10 @@ START_TEST(sandboxed_runner_locked_down)
 	ck_assert_int_eq(stat(p, &st), 0);
 	ck_assert_int_eq(st.st_uid, 1000);
 	free(p);
-	json_object *r = run("import os\nprint(os.getuid(), os.getgid())\n"
-			     "s = dict(l.split(':\\t') for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)\n"
-			     "print(s['CapEff'], s['NoNewPrivs'], s['Seccomp'])\n"
-			     "open('in/data.txt', 'a').write('more')\n", NULL, 0);
+	json_object *r = run_listing("import os\nprint(os.getuid(), os.getgid())\n"
+				     "s = dict(l.split(':\\t') for l in open('/proc/self/status').read().splitlines() if ':\\t' in l)\n"
+				     "print(s['CapEff'], s['NoNewPrivs'], s['Seccomp'])\n"
+				     "open('in/data.txt', 'a').write('more')\n", NULL, 0, 1);
 	ck_assert_msg(num(r, "exit_code") == 0, "%s", str(r, "stderr"));
 	ck_assert_str_eq(str(r, "stdout"), "1000 1000\n0000000000000000 1 2\n");
 	char *f = files(r);
@@ -1171,6 +1193,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, hello_world);
 	tcase_add_test(tc, script_semantics);
 	tcase_add_test(tc, put_then_code_reads_it);
+	tcase_add_test(tc, new_files_listed_top_level_only);
 	tcase_add_test(tc, new_files_listed_nested);
 	tcase_add_test(tc, changed_input_listed);
 	tcase_add_test(tc, special_files_skipped);

@@ -25,8 +25,10 @@ here, cache, ws, op, req = sys.argv[1:6]
 req = json.loads(req)
 sys.path.insert(0, here)
 import imports
+import shell
 import runner  # drops its own directory from sys.path[0]
 runner._IMPORTS = imports
+runner._SHELL = shell
 runner._PACKAGES = cache
 runner._WORKSPACE = ws
 touched = []
