@@ -15,6 +15,7 @@
 import ast
 import builtins
 import os
+import re
 import sys
 
 # Names a script's globals have without binding them.
@@ -23,6 +24,26 @@ _MODULE_NAMES = frozenset(dir(builtins)) | {
     "__package__", "__annotations__", "__cached__"}
 
 _XONSH = None  # the xonsh session's execer, once loaded
+
+# A line that may begin what may_be_shell looks for: a name that is not a
+# keyword, alone (`pwd`) or followed by a blank and then anything but an
+# assignment, a call, an attribute, an index or an annotation (`ls -la`,
+# `echo @(x)`, `ls and pwd`); or `not` and such a name. Code without one is
+# Python whatever its names, and costs no tree.
+_KEYWORDS = ("False|None|True|and|as|assert|async|await|break|case|class|continue|def|del|elif|else|"
+             "except|finally|for|from|global|if|import|in|is|lambda|match|nonlocal|not|or|pass|raise|"
+             "return|try|type|while|with|yield")
+_COMMAND_LINE = re.compile(r"""
+    ^[ \t]* (?:not[ \t]+)?
+    (?!(?:%s)\b) [^\W\d]\w*
+    (?: [ \t]* (?:$|\#|;)
+      | [ \t]+ (?![-+*/%%@&|^<>]*=|[(.\[,:]) )
+    """ % _KEYWORDS, re.M | re.X)
+
+
+def _has_command_line(source):
+    """True when a line of the source may be a command (see _COMMAND_LINE)."""
+    return _COMMAND_LINE.search(source) is not None
 
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -97,15 +118,19 @@ def _runs_commands(tree):
 def compile_code(source, filename, namespace):
     """The code object to exec in namespace (a fresh __main__'s dict). Raises
     SyntaxError, CPython's when CPython cannot compile the code and xonsh
-    cannot either."""
-    flags = ast.PyCF_ONLY_AST
+    cannot either. Plain Python costs a compile and one regular expression
+    search: the tree is looked at only when a line could be a command."""
     try:
-        tree = compile(source, filename, "exec", flags, dont_inherit=True)
+        code = compile(source, filename, "exec", dont_inherit=True)
     except SyntaxError as e:
         python_error = e
-        tree = None
-    if tree is not None and not may_be_shell(tree):
-        return compile(tree, filename, "exec", dont_inherit=True)
+        code = tree = None
+    else:
+        if not _has_command_line(source):
+            return code
+        tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        if not may_be_shell(tree):
+            return code
     execer = _load()
     context = set(dir(builtins)) | set(namespace)
     execer.filename = filename  # what xonsh's own messages name
@@ -116,8 +141,8 @@ def compile_code(source, filename, namespace):
         if tree is None:
             raise python_error from None
         shell_tree = None
-    if tree is not None and (shell_tree is None or not _runs_commands(shell_tree)):
-        return compile(tree, filename, "exec", dont_inherit=True)
+    if code is not None and (shell_tree is None or not _runs_commands(shell_tree)):
+        return code
     if shell_tree is None:  # comments only
         shell_tree = ast.Module(body=[], type_ignores=[])
     return compile(shell_tree, filename, "exec", dont_inherit=True)

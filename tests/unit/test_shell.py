@@ -33,6 +33,25 @@ class MayBeShell(unittest.TestCase):
                 self.assertTrue(may_be_shell(src))
 
 
+class CommandLine(unittest.TestCase):
+    """The cheap gate before may_be_shell: it may let Python through to the
+    tree, never a bare command past it."""
+
+    def test_lines_that_may_be_commands(self):
+        for src in ("pwd", "  ls -la", "ls --color=auto", "echo @(x)", "ls and pwd", "not ls",
+                    "x = 1\nwhoami  # me", "date;", "for i in r:\n    echo @(i)"):
+            with self.subTest(source=src):
+                self.assertTrue(shell._has_command_line(src))
+
+    def test_python_lines_that_are_not(self):
+        for src in ("x = 1", "x += 1", "x -= 1", "x == 1", "print(x)", "os.getcwd()", "d[k] = v",
+                    "a, b = 1, 2", "x : int = 3", "import os", "return -1", "if x:", "for i in y:",
+                    "def f(a):", "class C:", "raise ValueError", "del x", "print (x)", "x **= 2",
+                    "x //= 2", "x <<= 1", "x >>= 1", "x @= m", "    pass"):
+            with self.subTest(source=src):
+                self.assertFalse(shell._has_command_line(src))
+
+
 class CompileCode(unittest.TestCase):
     def test_python_compiles_without_xonsh(self):
         code = shell.compile_code("import os\nprint(os.sep)\n", "<string>", {})
