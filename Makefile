@@ -4,6 +4,8 @@
 #   make run    build and serve on :$(APP_HTTP_PORT) (lighttpd + service, Ctrl-C stops both)
 #   make test   unit tests (plain and ASan/UBSan) and end-to-end tests (both backends)
 #   make k8s-test  the kubernetes backend against the API server double (tests/k8s)
+#   make openapi-test  docs/openapi.json linted, and checked against the live service and GET /docs
+#   make clients-test  the npm clients (beeai-framework, bee-agent-framework) against the service (tests/clients)
 #   make soak   10,000 mixed requests at concurrency 16 (not part of make test)
 #   make bench  latency, throughput and memory against a bare python3
 #   make lint   cppcheck and a grep for banned functions
@@ -39,7 +41,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 BINS  = $(BUILD)/code-interpreter $(BUILD)/executor $(BUILD)/executor-warm $(BUILD)/health_check
 TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all deps run test unit e2e soak bench lint clean compile_commands.json k8s-test
+.PHONY: all deps run test unit e2e soak bench lint clean compile_commands.json k8s-test docs-ui openapi-test clients-test
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -78,18 +80,22 @@ $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(BUILD)/libapp.a $(BUILD)/libstora
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS_TEST)
 
+# GET /openapi.json: fcgi-app/openapi.c builds docs/openapi.json into the binary.
+$(BUILD)/obj/fcgi-app/openapi.o: docs/openapi.json
+$(BUILD)/obj/fcgi-app/openapi.o: ALL_CFLAGS += -DOPENAPI_JSON=\"$(CURDIR)/docs/openapi.json\"
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 deps:
 	@./scripts/deps.sh
 
-run: deps all
+run: deps all docs-ui
 	exec ./$(BUILD)/code-interpreter
 
 unit: all $(TESTS)
 	@./tests/unit/run.sh $(BUILD)
 
-e2e: all
+e2e: all docs-ui
 	@/usr/bin/python3 tests/e2e/run.py --build $(BUILD)
 
 # Not a test: figures against a bare python3 (see bench/bench.py).
@@ -103,18 +109,49 @@ soak: all
 # The e2e suite with APP_EXECUTOR_BACKEND=kubernetes, then the pool behaviour
 # tests; both against tests/k8s/apiserver.py. npm brings kubernetes-models for
 # the schema checks (they skip without it).
-k8s-test: all
+k8s-test: all docs-ui
 	@if command -v npm >/dev/null && [ ! -d tests/k8s/node_modules/kubernetes-models ]; then \
 	  (cd tests/k8s && npm ci --no-audit --no-fund --silent) || echo "k8s-test: npm ci failed; schema checks will skip"; fi
 	@/usr/bin/python3 tests/e2e/run.py --build $(BUILD) --backend kubernetes -q
 	@/usr/bin/python3 tests/k8s/test_pool.py --build $(BUILD)
 
+# GET /docs is Swagger UI, static files that lighttpd serves from docs/ui/:
+# index.html and npm's swagger-ui-dist (docs/ui/package-lock.json). Without
+# npm /docs does not render; nothing else needs it. --ignore-scripts: the
+# install script of its dependency @scarf/scarf only reports the install.
+NPM_CI = npm ci --ignore-scripts --no-audit --no-fund --silent
+SWAGGER_UI = docs/ui/node_modules/swagger-ui-dist/swagger-ui-bundle.js
+docs-ui:
+	@[ -f $(SWAGGER_UI) ] || { command -v npm >/dev/null && (cd docs/ui && $(NPM_CI)); } || \
+	  echo "docs-ui: npm ci in docs/ui failed or npm is missing; GET /docs will not render"
+
+# docs/openapi.json linted by Redocly CLI (tests/openapi), then compared with
+# what the live service answers, and GET /docs rendered by headless Chromium
+# (tests/e2e/test_p13_openapi.py). Needs npm; takes seconds.
+openapi-test: all
+	@command -v npm >/dev/null || { echo "openapi-test: npm (Node.js) is needed"; exit 1; }
+	@[ -d tests/openapi/node_modules/@redocly/cli ] || (cd tests/openapi && $(NPM_CI))
+	@[ -f $(SWAGGER_UI) ] || (cd docs/ui && $(NPM_CI))
+	@cd tests/openapi && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+	  ./node_modules/.bin/redocly lint --config redocly.yaml ../../docs/openapi.json
+	@/usr/bin/python3 tests/e2e/run.py --build $(BUILD) -k p13 -q
+
+# beeai-framework's PythonTool (LocalPythonStorage shared through
+# APP_FILE_STORAGE_GROUP, by a user that is not root; and an HTTP storage over
+# /v1/files), callCodeInterpreter and CustomTool, and bee-agent-framework's,
+# driven by node:test with no LLM. npm ci brings them (tests/clients/package-lock.json);
+# skips only when npm or its registry cannot be reached.
+clients-test: all
+	@/usr/bin/python3 tests/clients/harness.py --build $(BUILD)
+
 test: deps
 	$(MAKE) BUILD=build all
 	$(MAKE) BUILD=build unit
 	$(MAKE) BUILD=build-asan SAN=1 unit
+	$(MAKE) BUILD=build openapi-test
 	$(MAKE) BUILD=build e2e
 	$(MAKE) BUILD=build k8s-test
+	$(MAKE) BUILD=build clients-test
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \

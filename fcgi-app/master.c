@@ -147,11 +147,12 @@ static int write_lighttpd_conf(struct master *m)
 		"var.ci_timeout = %d\n"
 		"var.ci_errors = \"%s/lighttpd/errors/status-\"\n"
 		"var.ci_user = \"%s\"\n"
+		"var.ci_data_dir = \"%s\"\n"
 		"include \"%s/lighttpd/lighttpd.conf\"\n",
 		cfg->http_port, cfg->fcgi_socket, www,
 		(unsigned long long)(cfg->max_request_bytes / 1024 + 1),
 		(int)cfg->max_execution_timeout + (int)cfg->claim_timeout + 60, cfg->data_dir,
-		lighttpd_user(cfg->fcgi_socket), cfg->data_dir);
+		lighttpd_user(cfg->fcgi_socket), cfg->data_dir, cfg->data_dir);
 	int fd = open(m->lighttpd_conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	int rc = fd < 0 || write_all(fd, text, strlen(text)) < 0 ? -1 : 0;
 	if (fd >= 0)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "custom_tool.h"
+#include "openapi.h"
 
 struct route {
 	const char *method;
@@ -20,6 +21,7 @@ static const struct route routes[] = {
 	{"POST", "/v1/files", handle_file_upload},
 	{"GET", "/v1/files/*", handle_file_download},
 	{"GET", "/metrics", handle_metrics},
+	{"GET", "/openapi.json", handle_openapi},
 	{NULL, NULL, NULL},
 };
 

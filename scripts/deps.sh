@@ -5,11 +5,25 @@ set -eu
 PKGS="build-essential pkg-config libfcgi-dev lighttpd libjson-c-dev libcurl4-openssl-dev
 libsqlite3-dev sqlite3 libssl-dev check libseccomp-dev libmicrohttpd-dev curl procps
 python3 python3.11-dev python3-pip python3-numpy python3-pandas python3-scipy python3-matplotlib python3-pil
-python3-sklearn python3-yaml python3-requests python3-bs4 python3-openpyxl python3-sympy"
+python3-sklearn python3-yaml python3-requests python3-bs4 python3-openpyxl python3-sympy
+xonsh"
+# upstream's tools in every sandbox (README "What a sandbox provides"); the pandas
+# extras excel, plot, output-formatting, computation; fonts, fontconfig and
+# poppler-utils (pdf2image) named: --no-install-recommends brings none of them
+PKGS="$PKGS ffmpeg imagemagick pandoc mupdf-tools poppler-utils weasyprint yt-dlp
+fontconfig fonts-dejavu-core fonts-liberation python3-fitz python3-opencv python3-pikepdf
+python3-pypdf2 python3-pypandoc python3-tabulate python3-xarray python3-jinja2 python3-pydantic
+python3-odf python3-xlrd python3-xlsxwriter"
+# tests: answers checked against docs/openapi.json, GET /docs rendered headless
+PKGS="$PKGS python3-jsonschema chromium"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
+# tests (docs/ui, tests/openapi, tests/k8s, tests/clients): Node.js and npm,
+# unless a node came another way (NodeSource's nodejs carries its own npm and
+# conflicts with Debian's npm package)
+command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "deps: missing packages:$missing (run make deps as root)" >&2
