@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,7 +147,7 @@ static void share_object(struct store *st, const char *name)
 	struct stat sb;
 	if (fd < 0)
 		return;
-	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_nlink == 1 &&
 	    (sb.st_uid != st->share_uid || sb.st_gid != st->share_gid || (sb.st_mode & 07777) != 0660) &&
 	    share_fd(st, fd) < 0)
 		log_warn("store: cannot share %s/%s: %s", st->dir, name, strerror(errno));
@@ -499,6 +500,14 @@ enum store_status store_open_object(struct store *st, const char *id, int *fd_ou
 		close(fd);
 		return STORE_NOT_FOUND;
 	}
+	/* the store never links an object twice: a second name is a file
+	 * linked in from elsewhere (a shared folder's member could), which
+	 * must not be read on its behalf, nor given to it (store_share) */
+	if (sb.st_nlink != 1) {
+		log_warn("store: %s/%s has %ju links; not an object", st->dir, id, (uintmax_t)sb.st_nlink);
+		close(fd);
+		return STORE_NOT_FOUND;
+	}
 	int fl = fcntl(fd, F_GETFL);
 	if (fl >= 0)
 		(void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
@@ -516,7 +525,7 @@ int store_exists(struct store *st, const char *id)
 		return 0;
 	if (fstatat(st->dirfd, id, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
-	return S_ISREG(sb.st_mode);
+	return S_ISREG(sb.st_mode) && sb.st_nlink == 1; /* as store_open_object */
 }
 
 enum store_status store_remove(struct store *st, const char *id)

@@ -509,6 +509,33 @@ START_TEST(test_shared_folder_replaces_a_wrong_object_whole)
 }
 END_TEST
 
+START_TEST(test_a_file_linked_in_is_not_an_object)
+{
+	/* a file of someone else's, linked into the folder under an object's
+	 * name (protected_hardlinks off): never read as one, never shared */
+	char *outside = xasprintf("%s/secret", tmpdir);
+	char *inside = xasprintf("%s/%s", storedir, HELLO_ID);
+	int fd = open(outside, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_all(fd, "hello", 5), 0);
+	close(fd);
+	ck_assert_int_eq(link(outside, inside), 0);
+	int ofd = -1;
+	uint64_t size;
+	ck_assert_int_eq(store_open_object(&st, HELLO_ID, &ofd, &size), STORE_NOT_FOUND);
+	ck_assert_int_eq(ofd, -1);
+	ck_assert(!store_exists(&st, HELLO_ID));
+	ck_assert_int_eq(chown(storedir, 65534, (gid_t)-1), 0);
+	ck_assert_int_eq(store_share(&st, "100", 1), STORE_OK);
+	struct stat sb;
+	ck_assert_int_eq(stat(outside, &sb), 0);
+	ck_assert_uint_eq(sb.st_uid, 0);
+	ck_assert_uint_eq(sb.st_mode & 07777, 0600);
+	free(outside);
+	free(inside);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -533,6 +560,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_check_takes_only_the_named_bytes);
 	tcase_add_test(tc, test_share_gives_the_group_the_folder);
 	tcase_add_test(tc, test_shared_folder_replaces_a_wrong_object_whole);
+	tcase_add_test(tc, test_a_file_linked_in_is_not_an_object);
 	suite_add_tcase(s, tc);
 	return s;
 }
