@@ -8,7 +8,8 @@ all state in a temporary directory), with APP_EXECUTOR_POOL_SIZE=8 and the defau
 APP_PRELOAD_MODULES, waits until the pool is full, and measures side by side:
   1. hello world: p50/p99 of POST /v1/execute, sequential, one keep-alive
      connection, vs the p50 wall time of `python3 -c 'print("hello world")'`;
-  2. the numpy + pandas snippet the same way;
+  2. the numpy + pandas snippet the same way, and a shell line (`echo hello
+     world`) against upstream's way of running one, `xonsh --no-rc script`;
   3. executions per second at concurrency 8 for S seconds (errors counted) vs
      bare `python3 -c` runs per second two at a time;
   4. PSS (/proc/PID/smaps_rollup) of the service, lighttpd and the warm pool at
@@ -36,6 +37,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
 import run as e2e  # noqa: E402  (free_port, get, descendants, read_proc, ...)
 
 PYTHON = "/usr/bin/python3"
+XONSH = "/usr/bin/xonsh"
+SHELL = "echo hello world"
 POOL = 8
 HELLO = 'print("hello world")'
 ROUNDS = 4  # each side-by-side figure: service and bare in turn, this many times
@@ -115,11 +118,11 @@ def timed_service(client, source, n, expect):
     return lat, errors
 
 
-def timed_bare(source, n):
+def timed_bare(argv, n):
     lat = []
     for _ in range(n):
         t = time.perf_counter()
-        subprocess.run([PYTHON, "-c", source], stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
         lat.append(time.perf_counter() - t)
     return lat
 
@@ -254,21 +257,29 @@ def main():
         # ROUNDS slices each
         for _ in range(3):
             c.execute(HELLO)
-        for name, source, expect, bare_runs in (
-                ("hello world", HELLO, "hello world\n", args.bare_runs),
-                ("numpy+pandas", NUMPY, "4950\n", max(ROUNDS, args.bare_runs // 3))):
+        # 2b. a shell line, against upstream's way: `xonsh script` in a fresh process
+        script = os.path.join(inst.tmp, "shell.xsh")
+        with open(script, "w") as f:
+            f.write(SHELL + "\n")
+        for name, source, expect, requests, bare_name, bare_argv, bare_runs in (
+                ("hello world", HELLO, "hello world\n", args.requests, "bare python3",
+                 [PYTHON, "-c", HELLO], args.bare_runs),
+                ("numpy+pandas", NUMPY, "4950\n", args.requests, "bare python3",
+                 [PYTHON, "-c", NUMPY], max(ROUNDS, args.bare_runs // 3)),
+                ("shell line", SHELL, "hello world\n", args.requests // 2, "bare xonsh",
+                 [XONSH, "--no-rc", script], max(ROUNDS, args.bare_runs // 3))):
             wait_pool_full(db)
             svc, bare = interleaved(
-                ROUNDS, lambda: timed_service(c, source, args.requests // ROUNDS, expect),
-                lambda: timed_bare(source, bare_runs // ROUNDS), lambda: wait_pool_full(db))
-            rows.append((name, [x for lat, _ in svc for x in lat], sum(e for _, e in svc),
+                ROUNDS, lambda: timed_service(c, source, requests // ROUNDS, expect),
+                lambda: timed_bare(bare_argv, bare_runs // ROUNDS), lambda: wait_pool_full(db))
+            rows.append((name, [x for lat, _ in svc for x in lat], sum(e for _, e in svc), bare_name,
                          [x for b in bare for x in b]))
 
-        for name, lat, err, bare in rows:
+        for name, lat, err, bare_name, bare in rows:
             b50 = statistics.median(bare)
-            print("%-13s service p50 %s  p99 %s  (n=%d, errors %d) | bare python3 p50 %s (n=%d)"
+            print("%-13s service p50 %s  p99 %s  (n=%d, errors %d) | %s p50 %s (n=%d)"
                   " | ratio p50 service/bare %.3f" % (name, ms(pct(lat, 50)), ms(pct(lat, 99)), len(lat),
-                                                      err, ms(b50), len(bare), pct(lat, 50) / b50))
+                                                      err, bare_name, ms(b50), len(bare), pct(lat, 50) / b50))
 
         # 3. throughput, in turns too (the bare side for half as long)
         wait_pool_full(db)
