@@ -64,7 +64,11 @@ class P6BadInput(E2E):
                 detail = self.assertValidationError(self.post(json.dumps({"source_code": "1", "timeout": t})))
                 self.assertTrue(any("timeout" in loc for loc in locs(detail)), detail)
 
-    def test_non_boolean_include_subdirectories_is_422(self):
+    def test_include_subdirectories_takes_a_boolean_only(self):
+        for v in (True, False):
+            with self.subTest(include_subdirectories=v):
+                r = self.post(json.dumps({"source_code": "print(1)", "include_subdirectories": v}))
+                self.assertEqual(r.status, 200, r.body[:2000])
         for v in (1, "true", None, []):
             with self.subTest(include_subdirectories=v):
                 body = {"source_code": "1", "include_subdirectories": v}
