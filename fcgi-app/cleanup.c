@@ -9,6 +9,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "files.h"
 #include "log.h"
 #include "scoreboard.h"
 #include "util.h"
@@ -170,7 +171,7 @@ int cleanup_run(const struct config *cfg)
 	sigprocmask(SIG_SETMASK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	db = db_open(cfg->db_path);
-	if (sfd < 0 || !db || store_open(&st, cfg->file_storage_path) != STORE_OK)
+	if (sfd < 0 || !db || files_store_open(&st, cfg, 0) != STORE_OK)
 		goto out;
 	int64_t interval = (int64_t)(cfg->cleanup_interval * 1000);
 	int64_t next = monotonic_ms() + interval;
@@ -220,7 +221,7 @@ int cleanup_once(const struct config *cfg, FILE *out)
 	char *migrations = xasprintf("%s/migrations", cfg->data_dir);
 	enum db_status mst = db ? db_migrate(db, migrations) : DB_ERROR;
 	free(migrations);
-	if (mst != DB_OK || store_open(&st, cfg->file_storage_path) != STORE_OK)
+	if (mst != DB_OK || files_store_open(&st, cfg, 0) != STORE_OK)
 		goto done;
 	struct cleanup_report r;
 	int pass = cleanup_pass(cfg, db, &st, now_ms(), &r);

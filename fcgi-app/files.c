@@ -2,12 +2,27 @@
 #include "files.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "util.h"
 
 #define CHUNK (64u * 1024)
+#define FILES_CHECK_FIRST (1u << 20) /* objects up to this size are checked before they are sent */
+
+enum store_status files_store_open(struct store *st, const struct config *cfg, int master)
+{
+	enum store_status rc = store_open(st, cfg->file_storage_path);
+	if (rc != STORE_OK || !cfg->file_storage_group[0])
+		return rc;
+	char *lock = xasprintf("%s/store.lock", cfg->run_dir);
+	rc = store_share(st, cfg->file_storage_group, lock, master);
+	free(lock);
+	if (rc != STORE_OK)
+		store_close(st);
+	return rc;
+}
 
 enum ci_status files_writer_status(const struct store_writer *w, enum store_status st)
 {
@@ -77,6 +92,15 @@ enum ci_status files_open(struct app *app, const char *id, int *fd, uint64_t *si
 	int locked = store_lock_shared(&app->store) == 0;
 	enum ci_status rc = CI_NOT_FOUND;
 	enum store_status st = store_open_object(&app->store, id, fd, size);
+	/* a shared folder's member may have put anything under the name: larger
+	 * than any object, or other bytes (checked whole when small, before the
+	 * headers; a larger one is checked as it is sent, see http.c) */
+	if (st == STORE_OK && (*size > app->cfg->max_file_bytes ||
+			       (*size <= FILES_CHECK_FIRST && store_check_fd(*fd, id, *size) != STORE_OK))) {
+		close(*fd);
+		*fd = -1;
+		st = STORE_NOT_FOUND;
+	}
 	if (st == STORE_OK) {
 		rc = from_db(db_object_touch(app->db, id, *size, now_ms()));
 		if (rc != CI_OK) {

@@ -16,6 +16,12 @@
 #include "http.h"
 #include "store.h"
 
+/* Opens the store as configured: APP_FILE_STORAGE_PATH, shared with
+ * APP_FILE_STORAGE_GROUP when it is set (its lock then in APP_RUN_DIR);
+ * master: the process that makes the folder the group's at start (and checks
+ * that its path is safe to share). STORE_OK, or the failure (logged). */
+enum store_status files_store_open(struct store *st, const struct config *cfg, int master);
+
 /* Streams len bytes of in into the store (never all in memory). CI_CREATED
  * with id; CI_BAD_REQUEST when the body ends early; CI_TOO_LARGE past
  * APP_MAX_FILE_BYTES; CI_INSUFFICIENT_STORAGE when the disk is full;

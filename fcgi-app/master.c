@@ -20,6 +20,7 @@
 
 #include "cleanup.h"
 #include "db.h"
+#include "files.h"
 #include "log.h"
 #include "package_cache.h"
 #include "pool.h"
@@ -265,12 +266,8 @@ int master_run(const struct config *cfg)
 	if (prepare_dirs(cfg) < 0 || migrate(cfg) < 0)
 		return 1;
 	struct store st;
-	if (store_open(&st, cfg->file_storage_path) != STORE_OK) {
+	if (files_store_open(&st, cfg, 1) != STORE_OK) {
 		log_error("cannot open the store at %s", cfg->file_storage_path);
-		return 1;
-	}
-	if (cfg->file_storage_group[0] && store_share(&st, cfg->file_storage_group, 1) != STORE_OK) {
-		store_close(&st);
 		return 1;
 	}
 	store_remove_stale_temps(&st);

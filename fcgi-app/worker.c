@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "files.h"
 #include "log.h"
 #include "router.h"
 #include "scoreboard.h"
@@ -139,8 +140,7 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		log_fatal("curl_global_init failed");
 	app.db = db_open(cfg->db_path);
-	if (!app.db || store_open(&app.store, cfg->file_storage_path) != STORE_OK ||
-	    (cfg->file_storage_group[0] && store_share(&app.store, cfg->file_storage_group, 0) != STORE_OK)) {
+	if (!app.db || files_store_open(&app.store, cfg, 0) != STORE_OK) {
 		log_error("cannot open the database or the store");
 		return 1;
 	}

@@ -94,6 +94,7 @@ enum store_status store_open(struct store *st, const char *dir)
 		st->dirfd = -1;
 		goto out;
 	}
+	st->real_path = strcmp(real, dir) == 0;
 	st->dir = real;
 	real = NULL;
 	rc = STORE_OK;
@@ -154,17 +155,53 @@ static void share_object(struct store *st, const char *name)
 	close(fd);
 }
 
-enum store_status store_share(struct store *st, const char *group, int fix_existing)
+/* True when no one but root can put something else in dir's place: every
+ * directory above it root's and writable by root alone, or sticky. */
+static int only_root_above(const char *dir)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *slash = strrchr(path, '/'); slash; slash = strrchr(path, '/')) {
+		*slash = '\0';
+		struct stat sb;
+		const char *p = path[0] ? path : "/";
+		if (lstat(p, &sb) < 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != 0 ||
+		    ((sb.st_mode & 022) && !(sb.st_mode & S_ISVTX))) {
+			log_error("store: %s is not root's alone, so the folder below it cannot be shared "
+				  "(APP_FILE_STORAGE_GROUP)", p);
+			return 0;
+		}
+		if (!path[0])
+			break;
+	}
+	return 1;
+}
+
+enum store_status store_share(struct store *st, const char *group, const char *lock_path, int fix_existing)
 {
 	struct stat sb;
 	if (group_id(group, &st->share_gid) < 0) {
 		log_error("store: no group %s (APP_FILE_STORAGE_GROUP)", group);
 		return STORE_BAD_ID;
 	}
+	if (fix_existing && (!st->real_path || !only_root_above(st->dir))) {
+		if (!st->real_path)
+			log_error("store: %s is reached through a symlink; give its real path to share it", st->dir);
+		return STORE_BAD_ID;
+	}
 	if (fstat(st->dirfd, &sb) < 0) {
 		log_error("store: fstat %s: %s", st->dir, strerror(errno));
 		return STORE_IO;
 	}
+	/* the lock where no member reaches it, on the same descriptor number */
+	int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || dup3(fd, st->lockfd, O_CLOEXEC) < 0) {
+		log_error("store: cannot open the lock %s: %s", lock_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return STORE_IO;
+	}
+	close(fd);
 	st->share_uid = sb.st_uid;
 	st->shared = 1;
 	if (!fix_existing)
@@ -360,6 +397,22 @@ void store_check_end(struct store_check *c)
 	c->sha = NULL;
 }
 
+enum store_status store_check_fd(int fd, const char *id, uint64_t size)
+{
+	struct store_check c;
+	enum store_status rc = store_check_begin(&c, id, size);
+	char buf[64 * 1024];
+	for (uint64_t off = 0; rc == STORE_OK && c.left > 0;) {
+		ssize_t n = pread(fd, buf, c.left < sizeof(buf) ? (size_t)c.left : sizeof(buf), (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		rc = n <= 0 ? STORE_CHANGED : store_check_update(&c, buf, (size_t)n);
+		off += n > 0 ? (uint64_t)n : 0;
+	}
+	store_check_end(&c);
+	return rc;
+}
+
 /* True when the object file id holds exactly the bytes its name says. */
 static int object_intact(struct store *st, const char *id)
 {
@@ -367,16 +420,7 @@ static int object_intact(struct store *st, const char *id)
 	uint64_t size;
 	if (store_open_object(st, id, &fd, &size) != STORE_OK)
 		return 0;
-	struct store_check c;
-	enum store_status rc = store_check_begin(&c, id, size);
-	char buf[64 * 1024];
-	while (rc == STORE_OK && c.left > 0) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		rc = n <= 0 ? STORE_CHANGED : store_check_update(&c, buf, (size_t)n);
-	}
-	store_check_end(&c);
+	enum store_status rc = store_check_fd(fd, id, size);
 	close(fd);
 	return rc == STORE_OK;
 }
@@ -404,12 +448,17 @@ enum store_status store_writer_commit(struct store_writer *w, char id_out[STORE_
 		goto out;
 	}
 	int r = link_noreplace(w->st->dirfd, w->tmpname, id);
-	/* In a shared folder a client may have left other bytes under the name
-	 * (a copy cut short): replaced whole, never rewritten in place. */
+	/* In a shared folder a member may have left something else under the
+	 * name (a copy cut short, a directory): exchanged for the object whole,
+	 * never rewritten in place; what was there goes with the temp name. */
 	if (r == 1 && w->st->shared && !object_intact(w->st, id)) {
-		r = renameat(w->st->dirfd, w->tmpname, w->st->dirfd, id);
-		if (r == 0)
-			log_warn("store: replaced object %s, whose bytes did not match its name", id);
+		r = renameat2(w->st->dirfd, w->tmpname, w->st->dirfd, id, RENAME_EXCHANGE);
+		if (r == 0) {
+			log_warn("store: replaced %s, which did not hold the bytes its name says", id);
+			if (unlinkat(w->st->dirfd, w->tmpname, 0) < 0 &&
+			    unlinkat(w->st->dirfd, w->tmpname, AT_REMOVEDIR) < 0)
+				log_warn("store: left what was under %s as %s: %s", id, w->tmpname, strerror(errno));
+		}
 	}
 	if (r < 0) {
 		e = errno;

@@ -30,6 +30,7 @@ struct store {
 	uid_t share_uid; /* the folder's owner, when shared */
 	gid_t share_gid; /* the group it is shared with */
 	int dirfd; /* owned; O_DIRECTORY|O_PATH-free handle on dir */
+	int real_path; /* the path store_open was given has no symlink */
 	int lockfd; /* owned; the store's lock file (.lock), opened by store_open: each
 		     * process opens its own store, a lock is per open file */
 };
@@ -48,9 +49,14 @@ void store_close(struct store *st);
  * the same. A client's LocalPythonStorage (node's fs.copyFile) copies over
  * existing objects and gives them its source's mode, which only a file's
  * owner may do: the folder's owner is meant to be the client's user. Nothing
- * a client writes is trusted (store_check). STORE_OK, STORE_BAD_ID when there
- * is no such group, STORE_IO (logged). */
-enum store_status store_share(struct store *st, const char *group, int fix_existing);
+ * a client writes is trusted (store_check). The lock (store_lock_shared)
+ * moves to lock_path, a file of the service's own: in the folder, a member
+ * could take it. With fix_existing the folder's path must be its real one,
+ * every directory above it root's and writable by root alone (or sticky, as
+ * /tmp): else a member could put another directory in the folder's place for
+ * the service to give the group. STORE_OK, STORE_BAD_ID when there is no such
+ * group or the path is not safe, STORE_IO (logged). */
+enum store_status store_share(struct store *st, const char *group, const char *lock_path, int fix_existing);
 
 /* True when id (NUL-terminated, may be NULL) passes valid_object_id (the API's
  * object id rule, common/validate.h). */
@@ -96,6 +102,9 @@ struct store_check {
 	char id[STORE_ID_LEN + 1];
 };
 enum store_status store_check_begin(struct store_check *c, const char *id, uint64_t size);
+/* The whole check at once on size bytes of fd from offset 0 (pread: the
+ * offset is left alone): STORE_OK or STORE_CHANGED. */
+enum store_status store_check_fd(int fd, const char *id, uint64_t size);
 enum store_status store_check_update(struct store_check *c, const void *data, size_t len);
 void store_check_end(struct store_check *c);
 

@@ -140,6 +140,27 @@ class P15SharedStore(E2E):
                 self.assertTrue(any(oid in d["msg"] and d["loc"][-1] == "/workspace/in.txt" for d in detail),
                                 detail)
 
+    def test_an_emptied_object_is_no_object(self):
+        # what node's copyFile leaves for an instant: truncated to 0 bytes
+        good = b"about to be rewritten\n"
+        oid = hashlib.sha256(good).hexdigest()
+        as_client(WRITE_BYTES, os.path.join(self.inst.store, oid), "")
+        with self.inst.current():
+            r = client.raw("GET", "/v1/files/" + oid)
+        self.assertEqual(r.status, 404, r.body[:200])
+        self.run_in("print(1)", files={"/workspace/x.txt": oid}, expect=422)
+
+    def test_a_sparse_giant_is_no_object(self):
+        oid = "ab" * 32
+        as_client("import os, sys\nfd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)\n"
+                  "os.ftruncate(fd, 1 << 40)\n", os.path.join(self.inst.store, oid))
+        t0 = time.monotonic()
+        with self.inst.current():
+            r = client.raw("GET", "/v1/files/" + oid)
+        self.assertEqual(r.status, 404, r.body[:200])
+        self.run_in("print(1)", files={"/workspace/x.txt": oid}, expect=422)
+        self.assertLess(time.monotonic() - t0, 10)
+
     def test_download_never_sends_other_bytes(self):
         good = b"downloaded content\n" * 50
         oid = hashlib.sha256(good).hexdigest()

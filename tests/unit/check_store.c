@@ -24,6 +24,7 @@
 
 static char tmpdir[64];
 static char storedir[128];
+static char lockpath[128]; /* a shared store's lock, outside the folder */
 static struct store st;
 
 static void setup(void)
@@ -31,6 +32,7 @@ static void setup(void)
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_store.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	snprintf(storedir, sizeof(storedir), "%s/objects", tmpdir);
+	snprintf(lockpath, sizeof(lockpath), "%s/store.lock", tmpdir);
 	ck_assert_int_eq(store_open(&st, storedir), STORE_OK);
 }
 
@@ -464,7 +466,7 @@ START_TEST(test_share_gives_the_group_the_folder)
 	gid_t gid = 100; /* any group and owner: root may give files to them */
 	uid_t owner = 65534;
 	ck_assert_int_eq(chown(storedir, owner, (gid_t)-1), 0);
-	ck_assert_int_eq(store_share(&st, "100", 1), STORE_OK);
+	ck_assert_int_eq(store_share(&st, "100", lockpath, 1), STORE_OK);
 	ck_assert_int_eq(stat(storedir, &sb), 0);
 	ck_assert_uint_eq(sb.st_gid, gid);
 	ck_assert_uint_eq(sb.st_mode & 07777, 02770);
@@ -478,7 +480,7 @@ START_TEST(test_share_gives_the_group_the_folder)
 	ck_assert_uint_eq(sb.st_uid, owner);
 	ck_assert_uint_eq(sb.st_gid, gid);
 	ck_assert_uint_eq(sb.st_mode & 07777, 0660);
-	ck_assert_int_eq(store_share(&st, "no-such-group-here", 1), STORE_BAD_ID);
+	ck_assert_int_eq(store_share(&st, "no-such-group-here", lockpath, 1), STORE_BAD_ID);
 }
 END_TEST
 
@@ -487,7 +489,7 @@ START_TEST(test_shared_folder_replaces_a_wrong_object_whole)
 	char id[STORE_ID_LEN + 1];
 	char buf[16];
 	struct stat before, after;
-	ck_assert_int_eq(store_share(&st, "100", 1), STORE_OK);
+	ck_assert_int_eq(store_share(&st, "100", lockpath, 1), STORE_OK);
 	/* a client's copy cut short, under the name of "hello world" */
 	char *path = xasprintf("%s/%s", storedir, HELLO_WORLD_ID);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -500,11 +502,21 @@ START_TEST(test_shared_folder_replaces_a_wrong_object_whole)
 	ck_assert_uint_ne(before.st_ino, after.st_ino); /* renamed over, not rewritten */
 	ck_assert_uint_eq(read_object(HELLO_WORLD_ID, buf, sizeof(buf)), 11);
 	ck_assert_mem_eq(buf, "hello world", 11);
+	/* a directory squatting the name (a member's mkdir -p ID/x): exchanged,
+	 * and left aside under a temp name (not walked: it is the member's) */
+	char *squat = xasprintf("%s/%s/x", storedir, HELLO_ID);
+	ck_assert_int_eq(mkdir_p(squat, 0755), 0);
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	ck_assert_str_eq(id, HELLO_ID);
+	ck_assert_uint_eq(read_object(HELLO_ID, buf, sizeof(buf)), 5);
+	ck_assert_mem_eq(buf, "hello", 5);
+	ck_assert_int_eq(count_entries(".tmp-"), 1);
+	free(squat);
 	/* a right one stays as it is */
 	ck_assert_int_eq(store_put(&st, "hello world", 11, id), STORE_OK);
 	object_stat(HELLO_WORLD_ID, &before);
 	ck_assert_uint_eq(before.st_ino, after.st_ino);
-	ck_assert_int_eq(count_entries(".tmp-"), 0);
+	ck_assert_int_eq(count_entries(".tmp-"), 1); /* only the member's directory */
 	free(path);
 }
 END_TEST
@@ -526,13 +538,63 @@ START_TEST(test_a_file_linked_in_is_not_an_object)
 	ck_assert_int_eq(ofd, -1);
 	ck_assert(!store_exists(&st, HELLO_ID));
 	ck_assert_int_eq(chown(storedir, 65534, (gid_t)-1), 0);
-	ck_assert_int_eq(store_share(&st, "100", 1), STORE_OK);
+	ck_assert_int_eq(store_share(&st, "100", lockpath, 1), STORE_OK);
 	struct stat sb;
 	ck_assert_int_eq(stat(outside, &sb), 0);
 	ck_assert_uint_eq(sb.st_uid, 0);
 	ck_assert_uint_eq(sb.st_mode & 07777, 0600);
 	free(outside);
 	free(inside);
+}
+END_TEST
+
+START_TEST(test_share_refuses_a_folder_others_could_replace)
+{
+	/* below a directory a member could write to: refused, nothing changed */
+	char *open_dir = xasprintf("%s/open", tmpdir);
+	char *inner = xasprintf("%s/open/objects", tmpdir);
+	ck_assert_int_eq(mkdir(open_dir, 0777), 0);
+	ck_assert_int_eq(chmod(open_dir, 0777), 0);
+	struct store other;
+	ck_assert_int_eq(store_open(&other, inner), STORE_OK);
+	ck_assert_int_eq(store_share(&other, "100", lockpath, 1), STORE_BAD_ID);
+	struct stat sb;
+	ck_assert_int_eq(stat(inner, &sb), 0);
+	ck_assert_uint_eq(sb.st_mode & 07777, 0700);
+	ck_assert_uint_eq(sb.st_gid, 0);
+	store_close(&other);
+	/* reached through a symlink (the folder swapped for one): refused */
+	char *link_path = xasprintf("%s/link", tmpdir);
+	ck_assert_int_eq(symlink(storedir, link_path), 0);
+	ck_assert_int_eq(store_open(&other, link_path), STORE_OK);
+	ck_assert_int_eq(store_share(&other, "100", lockpath, 1), STORE_BAD_ID);
+	ck_assert_int_eq(stat(storedir, &sb), 0);
+	ck_assert_uint_eq(sb.st_gid, 0);
+	store_close(&other);
+	free(open_dir);
+	free(inner);
+	free(link_path);
+}
+END_TEST
+
+START_TEST(test_shared_lock_is_outside_the_folder)
+{
+	/* a member's .lock in the folder, held: the service's lock is elsewhere */
+	char *member_lock = xasprintf("%s/.lock", storedir);
+	int held = open(member_lock, O_RDWR);
+	ck_assert_int_ge(held, 0);
+	ck_assert_int_eq(flock(held, LOCK_EX), 0);
+	int before = st.lockfd;
+	ck_assert_int_eq(store_share(&st, "100", lockpath, 1), STORE_OK);
+	ck_assert_int_eq(st.lockfd, before); /* the same descriptor number */
+	struct stat a, b;
+	ck_assert_int_eq(fstat(st.lockfd, &a), 0);
+	ck_assert_int_eq(stat(lockpath, &b), 0);
+	ck_assert_uint_eq(a.st_ino, b.st_ino);
+	ck_assert_int_eq(flock(st.lockfd, LOCK_EX | LOCK_NB), 0);
+	ck_assert_int_eq(flock(st.lockfd, LOCK_UN), 0);
+	close(held);
+	free(member_lock);
 }
 END_TEST
 
@@ -561,6 +623,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_share_gives_the_group_the_folder);
 	tcase_add_test(tc, test_shared_folder_replaces_a_wrong_object_whole);
 	tcase_add_test(tc, test_a_file_linked_in_is_not_an_object);
+	tcase_add_test(tc, test_share_refuses_a_folder_others_could_replace);
+	tcase_add_test(tc, test_shared_lock_is_outside_the_folder);
 	suite_add_tcase(s, tc);
 	return s;
 }
