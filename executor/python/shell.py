@@ -25,16 +25,17 @@ _MODULE_NAMES = frozenset(dir(builtins)) | {
 
 _XONSH = None  # the xonsh session's execer, once loaded
 
-# A line that may begin what may_be_shell looks for: a name that is not a
-# keyword, alone (`pwd`) or followed by a blank and then anything but an
-# assignment, a call, an attribute, an index or an annotation (`ls -la`,
-# `echo @(x)`, `ls and pwd`); or `not` and such a name. Code without one is
-# Python whatever its names, and costs no tree.
+# What may begin a statement may_be_shell looks for, at a line's start or
+# after `;` or `:` (`x = 1; pwd`, `if y: pwd`): a name that is not a keyword,
+# alone (`pwd`) or followed by a blank and then anything but an assignment, a
+# call, an attribute, an index or an annotation (`ls -la`, `echo @(x)`,
+# `ls and pwd`); or `not` and such a name. Code without one is Python
+# whatever its names, and costs no tree.
 _KEYWORDS = ("False|None|True|and|as|assert|async|await|break|case|class|continue|def|del|elif|else|"
              "except|finally|for|from|global|if|import|in|is|lambda|match|nonlocal|not|or|pass|raise|"
              "return|try|type|while|with|yield")
 _COMMAND_LINE = re.compile(r"""
-    ^[ \t]* (?:not[ \t]+)?
+    (?:^|[;:]) [ \t]* (?:not[ \t]+)?
     (?!(?:%s)\b) [^\W\d]\w*
     (?: [ \t]* (?:$|\#|;)
       | [ \t]+ (?![-+*/%%@&|^<>]*=|[(.\[,:]) )

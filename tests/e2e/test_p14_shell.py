@@ -75,6 +75,12 @@ class P14Shell(E2E):
         self.assertIn("a.txt", out["stdout"])
         self.assertRegex(out["stdout"], r"(?m)^/workspace\n\d+\n\Z")
 
+    def test_commands_after_a_semicolon_or_a_colon(self):
+        # compilable as Python, so found by shell.py's line pattern (xonsh
+        # itself runs both; it runs nothing for `if x: echo one`, nor here)
+        out = self.run_code("x = 1; pwd\nif True: pwd")
+        self.assertEqual(out["stdout"], "/workspace\n/workspace\n")
+
     def test_a_failed_command_does_not_stop_the_script(self):
         # as `xonsh script` did: the script goes on, and exits 0
         out = self.run_code("ls /nonexistent\necho after")

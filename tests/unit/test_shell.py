@@ -39,7 +39,8 @@ class CommandLine(unittest.TestCase):
 
     def test_lines_that_may_be_commands(self):
         for src in ("pwd", "  ls -la", "ls --color=auto", "echo @(x)", "ls and pwd", "not ls",
-                    "x = 1\nwhoami  # me", "date;", "for i in r:\n    echo @(i)"):
+                    "x = 1\nwhoami  # me", "date;", "for i in r:\n    echo @(i)", "x = 1; pwd",
+                    "if True: pwd"):
             with self.subTest(source=src):
                 self.assertTrue(shell._has_command_line(src))
 
