@@ -34,12 +34,14 @@
 #include "install.h"
 #include "log.h"
 #include "package_layout.h"
+#include "runner.h"
 #include "server.h"
 #include "setup.h"
 #include "util.h"
 
 #define INSIDE_SOCKET "/run/executor/executor.sock"
 #define INSIDE_RUNNER "/opt/code-interpreter/python"
+#define INSIDE_BIN "/opt/code-interpreter/bin"
 #define INSIDE_WORKSPACE "/workspace"
 
 /* Everything the child needs, filled in by the launcher before clone(). */
@@ -53,6 +55,7 @@ struct sbx {
 	int runner_fd; /* the zygote's request socket, or -1 (the server forks) */
 	int sync_rd, sync_wr; /* launcher -> child: maps written, cgroups joined */
 	int root_fd;          /* the child's: the prepared root (O_PATH), or -1 */
+	int font_fd;          /* the child's: matplotlib's font list (font_list), or -1 */
 	int shared_root;      /* building the spawner's root, shared by every sandbox */
 	/* an install's: the staging directory the launcher prepared (checked again
 	 * by the child), and the child's descriptors (O_PATH) of it and find-links */
@@ -71,6 +74,12 @@ static int host_network(const struct sbx *s)
 /* The spawner's prepared root (sbx_root_prepare), or NULL: each sandbox builds
  * its own. */
 static char *prepared_root;
+
+/* The spawner's: the directory into which its builder puts matplotlib's font
+ * list when done (font_list_start), or NULL; and the list's path there once
+ * sbx_spawn has seen it (fontlist-vNNN.json), or NULL. */
+static char *font_list_dir;
+static char *font_list;
 
 /* ------------------------------------------------- helpers of the child */
 
@@ -225,12 +234,12 @@ static void path_join(char *out, size_t cap, const char *a, const char *b)
 	}
 }
 
-/* Copies a host regular file's bytes to rel (0644). */
-static void copy_file(const char *src, const char *rel)
+/* Copies the regular file open at in (named src in messages) to rel (0644);
+ * closes in. */
+static void copy_fd(int in, const char *src, const char *rel)
 {
-	int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
-	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
+	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
 		setup_die("open", src);
 	int out = open(rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (out < 0)
@@ -244,6 +253,15 @@ static void copy_file(const char *src, const char *rel)
 		setup_die("copy", src);
 	close(in);
 	close(out);
+}
+
+/* Copies a host regular file's bytes to rel (0644). */
+static void copy_file(const char *src, const char *rel)
+{
+	int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0)
+		setup_die("open", src);
+	copy_fd(in, src, rel);
 }
 
 /* Copies a host entry to rel: a symlink as the same symlink, a file's bytes, a
@@ -337,6 +355,7 @@ static void step_etc(const struct sbx *s)
 	static const char *const host[] = {
 		"alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts",
 		"matplotlibrc", "python3", "python3.11", "mime.types", "ssl", "localtime",
+		"ImageMagick-6", /* convert's colors, fonts (type*.xml) and policy.xml limits */
 	};
 	setup_make_dir("root/etc", 0755);
 	for (size_t i = 0; i < sizeof(host) / sizeof(host[0]); i++) {
@@ -371,7 +390,24 @@ static void step_etc(const struct sbx *s)
 #undef NSSWITCH
 }
 
-/* The Python runner, read-only at /opt/code-interpreter/python. */
+/* fontconfig's system cache, read-only, as /etc's whitelist (copied into the
+ * shared root): without it each process that looks up a font (weasyprint,
+ * ImageMagick, matplotlib's fc-list) scans every font file first. */
+static void step_font_cache(const struct sbx *s)
+{
+	static const char src[] = "/var/cache/fontconfig", rel[] = "root/var/cache/fontconfig";
+	setup_make_dir("root/var", 0755);
+	setup_make_dir("root/var/cache", 0755);
+	if (s->shared_root)
+		copy_entry(src, rel, 0);
+	else
+		bind_or_link(s, src, rel, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
+
+/* The Python runner, read-only at /opt/code-interpreter/python, and the
+ * programs that stand in for system ones (executor/bin: upstream's pandoc
+ * wrapper), read-only at /opt/code-interpreter/bin, first on the runs' PATH
+ * (runner.py). */
 static void step_runner(const struct sbx *s)
 {
 	char src[PATH_MAX];
@@ -379,6 +415,8 @@ static void step_runner(const struct sbx *s)
 	setup_make_dir("root/opt", 0755);
 	setup_make_dir("root/opt/code-interpreter", 0755);
 	bind_path(s, src, "root" INSIDE_RUNNER, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+	path_join(src, sizeof(src), s->cfg->data_dir, "executor/bin");
+	bind_path(s, src, "root" INSIDE_BIN, MS_RDONLY | MS_NOSUID | MS_NODEV);
 }
 
 /* The package cache's dists/ (one directory per distribution), read-only at
@@ -395,10 +433,41 @@ static void step_packages(const struct sbx *s)
 	bind_path(s, src, "root" SBX_INSIDE_PACKAGES, MS_RDONLY | MS_NOSUID | MS_NODEV);
 }
 
+/* The runner's MPLCONFIGDIR (runner.c), when it is a directory right under
+ * /tmp (the only place a sandbox's setup can make it); else NULL. */
+static const char *runner_mplconfigdir(void)
+{
+	static const char name[] = "MPLCONFIGDIR=";
+	for (const char *const *e = runner_fixed_env(); *e; e++)
+		if (strncmp(*e, name, sizeof(name) - 1) == 0) {
+			const char *dir = *e + sizeof(name) - 1;
+			return strncmp(dir, "/tmp/", 5) == 0 && dir[5] && !strchr(dir + 5, '/') ? dir : NULL;
+		}
+	return NULL;
+}
+
+/* A copy of matplotlib's font list (font_list, open at s->font_fd) in the
+ * runner's MPLCONFIGDIR, both the sandbox user's (matplotlib rewrites the
+ * list when a font went away). */
+static void step_font_list_copy(struct sbx *s)
+{
+	const char *dir = runner_mplconfigdir();
+	char rel[PATH_MAX], dst[PATH_MAX];
+	if (s->font_fd < 0 || !dir)
+		return;
+	snprintf(rel, sizeof(rel), "root%s", dir);
+	path_join(dst, sizeof(dst), rel, strrchr(font_list, '/') + 1);
+	setup_make_dir(rel, 0755);
+	copy_fd(s->font_fd, font_list, dst);
+	s->font_fd = -1;
+	if (chown(dst, SANDBOX_USER, SANDBOX_USER) < 0 || chown(rel, SANDBOX_USER, SANDBOX_USER) < 0)
+		setup_die("chown", dst);
+}
+
 /* Private, size- and inode-limited /workspace (the sandbox user's) and /tmp;
  * an install has only /tmp, of APP_PACKAGE_INSTALL_MB (pip downloads and
  * unpacks there; it is charged to the memory cgroup anyway). */
-static void step_scratch(const struct sbx *s)
+static void step_scratch(struct sbx *s)
 {
 	char opts[64];
 	if (s->install) {
@@ -408,6 +477,7 @@ static void step_scratch(const struct sbx *s)
 	snprintf(opts, sizeof(opts), "mode=0755,uid=%d,gid=%d", SANDBOX_USER, SANDBOX_USER);
 	mount_scratch("root/workspace", MS_NOSUID | MS_NODEV, s->cfg->sandbox_workspace_bytes, opts);
 	mount_scratch("root/tmp", MS_NOSUID | MS_NODEV, s->cfg->sandbox_tmp_bytes, "mode=1777");
+	step_font_list_copy(s);
 }
 
 /* /dev: a tmpfs with the five harmless devices bound from the host. */
@@ -502,6 +572,7 @@ static void build_root(const struct sbx *s)
 	step_root_tmpfs(s);
 	step_system(s);
 	step_etc(s);
+	step_font_cache(s);
 	if (!s->install) {
 		step_runner(s);
 		step_packages(s);
@@ -688,7 +759,9 @@ static int child_main(struct sbx *s)
 	/* opened here, in our mount namespace (a descriptor of the spawner's would
 	 * name its mount, which we may not bind), and before the uid change (the
 	 * run directory may be 0700) */
-	s->root_fd = s->staging_fd = s->find_links_fd = -1;
+	s->root_fd = s->staging_fd = s->find_links_fd = s->font_fd = -1;
+	if (font_list && !s->install)
+		s->font_fd = open(font_list, O_RDONLY | O_NOFOLLOW | O_CLOEXEC); /* -1: no copy */
 	if (s->install)
 		open_install_dirs(s);
 	else if (prepared_root &&
@@ -1043,6 +1116,69 @@ static int check_id(const struct config *cfg, const char *id)
 	return 0;
 }
 
+/* Starts building matplotlib's font list for the spawner's sandboxes, in the
+ * background (about a second of CPU that the pool does not wait for): without
+ * it every run that plots scans all the fonts again (some 200 ms) into its
+ * empty MPLCONFIGDIR. The host's Python, in a known environment and writing no
+ * bytecode, imports matplotlib.font_manager with MPLCONFIGDIR in a tmpfs of
+ * the spawner's mount namespace (cwd: the zygote directory), then renames the
+ * list into font_list_dir, where sbx_spawn finds it; sandboxes spawned from
+ * then on start with a copy (step_font_list_copy). The spawner's reaper
+ * reaps the builder. Never fatal: without matplotlib, or until it is done,
+ * runs build their own list as before. */
+static void font_list_start(const struct config *cfg, const char *zygote_dir)
+{
+	static const char code[] =
+		"import glob, os, sys, matplotlib.font_manager\n"
+		"for p in glob.glob(os.path.join(os.environ['MPLCONFIGDIR'], 'fontlist-*.json')):\n"
+		"    os.chmod(p, 0o444)\n"
+		"    os.rename(p, os.path.join(sys.argv[1], os.path.basename(p)))\n";
+	if (!runner_mplconfigdir())
+		return;
+	if ((mkdir("fonts", 0700) < 0 && errno != EEXIST) ||
+	    mount("tmpfs", "fonts", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4m,nr_inodes=64,mode=0700") < 0 ||
+	    mkdir("fonts/build", 0700) < 0 || mkdir("fonts/ready", 0700) < 0) {
+		log_warn("zygote: no place to build matplotlib's font list: %s", strerror(errno));
+		return;
+	}
+	char *env_dir = xasprintf("MPLCONFIGDIR=%s/fonts/build", zygote_dir);
+	char *ready = xasprintf("%s/fonts/ready", zygote_dir);
+	const char *argv[] = {cfg->python, "-I", "-B", "-c", code, ready, NULL};
+	const char *envp[] = {"PATH=/usr/bin:/bin", "HOME=/nonexistent", "LANG=C.UTF-8", "MPLBACKEND=Agg",
+			      env_dir, NULL};
+	pid_t pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 ||
+		    dup2(null, STDOUT_FILENO) < 0)
+			_exit(127);
+		syscall(SYS_close_range, 3U, ~0U, 0U);
+		execve(argv[0], (char *const *)(void *)argv, (char *const *)(void *)envp);
+		_exit(127);
+	}
+	free(env_dir);
+	if (pid < 0) {
+		log_warn("zygote: fork for matplotlib's font list: %s", strerror(errno));
+		free(ready);
+		return;
+	}
+	font_list_dir = ready;
+}
+
+/* font_list, once the builder has put it into font_list_dir. */
+static void font_list_find(void)
+{
+	if (font_list || !font_list_dir)
+		return;
+	DIR *d = opendir(font_list_dir);
+	struct dirent *e;
+	while (d && !font_list && (e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "fontlist-", 9) == 0)
+			font_list = xasprintf("%s/%s", font_list_dir, e->d_name);
+	if (d)
+		closedir(d);
+}
+
 int sbx_root_prepare(const struct config *cfg)
 {
 	char dir[PATH_MAX];
@@ -1067,6 +1203,7 @@ int sbx_root_prepare(const struct config *cfg)
 	setup_set_name("zygote: the sandboxes' root");
 	build_root(&s); /* a failed step ends the spawner */
 	remount_one("root", MS_RDONLY | MS_NOSUID | MS_NODEV);
+	font_list_start(cfg, s.dir);
 	setup_set_name("sandbox setup");
 	if (fchdir(cwd) < 0)
 		log_warn("zygote: back to the working directory: %s", strerror(errno));
@@ -1084,6 +1221,7 @@ int sbx_spawn(const struct config *cfg, const char *id, int ready_fd, int runner
 	if (check_id(cfg, id) != 0)
 		return -1;
 	snprintf(s.group, sizeof(s.group), "%s", id);
+	font_list_find();
 	return spawn(&s, pid, keep_fd, slot_fd);
 }
 

@@ -17,6 +17,9 @@ _WORKSPACE = "/workspace"
 # never on sys.path itself: a run gets the directories the execute request
 # names (docs/executor-protocol.md), and nothing else of the cache.
 _PACKAGES = "/opt/code-interpreter/packages"
+# executor/bin, read-only (INSIDE_BIN in executor/sandbox.c; executor/Dockerfile):
+# programs standing in for system ones, first on a run's PATH.
+_BIN = "/opt/code-interpreter/bin"
 _REQUEST_FD = 3
 _READY_FD = 4  # also the reply pipe: the answers to "imports" requests
 _SELF = None
@@ -195,6 +198,10 @@ def _run(source, env, packages):
     import linecache
     import types
 
+    # executor/bin (upstream's pandoc wrapper) first, unless the request set
+    # PATH; beside the runner's directory for an executor run from a checkout
+    bin_dir = _BIN if os.path.isdir(_BIN) else os.path.join(os.path.dirname(_HERE), "bin")
+    os.environ["PATH"] = bin_dir + ":" + os.environ.get("PATH", "")
     os.environ.update(env)
     os.chdir(_WORKSPACE)
     sys.path.insert(0, _WORKSPACE)
