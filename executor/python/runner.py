@@ -198,10 +198,8 @@ def _run(source, env, packages):
     import linecache
     import types
 
-    # executor/bin (upstream's pandoc wrapper) first, unless the request set
-    # PATH; beside the runner's directory for an executor run from a checkout
-    bin_dir = _BIN if os.path.isdir(_BIN) else os.path.join(os.path.dirname(_HERE), "bin")
-    os.environ["PATH"] = bin_dir + ":" + os.environ.get("PATH", "")
+    # executor/bin (upstream's pandoc wrapper) first, unless the request set PATH
+    os.environ["PATH"] = _BIN + ":" + os.environ.get("PATH", "")
     os.environ.update(env)
     os.chdir(_WORKSPACE)
     sys.path.insert(0, _WORKSPACE)

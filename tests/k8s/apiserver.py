@@ -45,6 +45,7 @@ import urllib.parse
 import uuid
 
 RUNNER_DIR = "/opt/code-interpreter/python"  # where the executor image keeps runner.py
+BIN_DIR = "/opt/code-interpreter/bin"  # and executor/bin (upstream's pandoc wrapper)
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
@@ -184,10 +185,12 @@ def run_pod(ns, name):
         else:
             args += ["--lockdown", "none"]
         cmd = [S.args.executor] + args + ["--host", ip]
-        # the image's runner directory, as executor/Dockerfile installs it
+        # the image's runner and bin directories, as executor/Dockerfile installs them
         cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-               'mount --bind "$0" /workspace && mount --bind "$1" ' + RUNNER_DIR + ' && shift && exec "$@"',
-               ws, os.path.join(S.args.data_dir, "executor", "python")] + cmd
+               'mount --bind "$0" /workspace && mount --bind "$1" ' + RUNNER_DIR +
+               ' && mount --bind "$2" ' + BIN_DIR + ' && shift 2 && exec "$@"',
+               ws, os.path.join(S.args.data_dir, "executor", "python"),
+               os.path.join(S.args.data_dir, "executor", "bin")] + cmd
         proc = subprocess.Popen(cmd,
                                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -675,6 +678,7 @@ def main():
     # doubles may use them)
     os.makedirs("/workspace", exist_ok=True)
     os.makedirs(RUNNER_DIR, exist_ok=True)
+    os.makedirs(BIN_DIR, exist_ok=True)
     srv = Server(("127.0.0.1", args.port), Handler)
     port = srv.server_address[1]
 
