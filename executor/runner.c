@@ -26,7 +26,7 @@
 #define REQUEST_MS 10000   /* how long the zygote may take to make a runner */
 
 static const char *const runner_env_fixed[] = {
-	"PATH=/usr/local/bin:/usr/bin:/bin",
+	"PATH=/opt/code-interpreter/bin:/usr/local/bin:/usr/bin:/bin", /* executor/bin first (INSIDE_BIN) */
 	"HOME=/tmp",
 	"LANG=C.UTF-8",
 	"LC_ALL=C.UTF-8",

@@ -350,6 +350,16 @@ static void step_system(const struct sbx *s)
  * spawner's shared root copies the whitelist, once (a mount per entry would be
  * copied into, and torn down with, every sandbox); a sandbox that builds its
  * own root binds it. */
+/* A host entry at rel, read-only: copied into the spawner's shared root,
+ * bound (a symlink copied) in a root of the sandbox's own. */
+static void host_entry(const struct sbx *s, const char *src, const char *rel)
+{
+	if (s->shared_root)
+		copy_entry(src, rel, 0);
+	else
+		bind_or_link(s, src, rel, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
+
 static void step_etc(const struct sbx *s)
 {
 	static const char *const host[] = {
@@ -362,10 +372,7 @@ static void step_etc(const struct sbx *s)
 		char src[64], rel[64];
 		snprintf(src, sizeof(src), "/etc/%s", host[i]);
 		snprintf(rel, sizeof(rel), "root/etc/%s", host[i]);
-		if (s->shared_root)
-			copy_entry(src, rel, 0);
-		else
-			bind_or_link(s, src, rel, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+		host_entry(s, src, rel);
 	}
 	setup_write_text("root/etc/passwd",
 		   "root:x:0:0:root:/root:/bin/sh\n"
@@ -395,19 +402,15 @@ static void step_etc(const struct sbx *s)
  * ImageMagick, matplotlib's fc-list) scans every font file first. */
 static void step_font_cache(const struct sbx *s)
 {
-	static const char src[] = "/var/cache/fontconfig", rel[] = "root/var/cache/fontconfig";
 	setup_make_dir("root/var", 0755);
 	setup_make_dir("root/var/cache", 0755);
-	if (s->shared_root)
-		copy_entry(src, rel, 0);
-	else
-		bind_or_link(s, src, rel, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+	host_entry(s, "/var/cache/fontconfig", "root/var/cache/fontconfig");
 }
 
 /* The Python runner, read-only at /opt/code-interpreter/python, and the
  * programs that stand in for system ones (executor/bin: upstream's pandoc
  * wrapper), read-only at /opt/code-interpreter/bin, first on the runs' PATH
- * (runner.py). */
+ * (runner.c). */
 static void step_runner(const struct sbx *s)
 {
 	char src[PATH_MAX];

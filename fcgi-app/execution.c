@@ -86,10 +86,8 @@ static int upload_inputs(struct run *x)
 			snprintf(x->r->error, sizeof(x->r->error), "object %s vanished from the store", f->object_id);
 			return -1;
 		}
-		struct store_check check = {0};
-		/* larger than any object: a shared folder's member put it there */
-		int rc = size <= x->app->cfg->max_file_bytes &&
-				 store_check_begin(&check, f->object_id, size) == STORE_OK
+		struct store_check check;
+		int rc = store_check_begin(&check, f->object_id, size) == STORE_OK
 				 ? xc_put_file(&x->xc, f->path, fd, size, &check) : XC_CHANGED;
 		store_check_end(&check);
 		close(fd);

@@ -9,12 +9,14 @@
 #include "util.h"
 
 #define CHUNK (64u * 1024)
-#define FILES_CHECK_FIRST (1u << 20) /* objects up to this size are checked before they are sent */
 
 enum store_status files_store_open(struct store *st, const struct config *cfg, int master)
 {
 	enum store_status rc = store_open(st, cfg->file_storage_path);
-	if (rc != STORE_OK || !cfg->file_storage_group[0])
+	if (rc != STORE_OK)
+		return rc;
+	st->max_object_bytes = cfg->max_file_bytes;
+	if (!cfg->file_storage_group[0])
 		return rc;
 	char *lock = xasprintf("%s/store.lock", cfg->run_dir);
 	rc = store_share(st, cfg->file_storage_group, lock, master);
@@ -86,29 +88,29 @@ enum ci_status files_upload(struct app *app, FCGX_Stream *in, uint64_t len, char
 	return rc == CI_OK ? CI_CREATED : rc;
 }
 
-enum ci_status files_open(struct app *app, const char *id, int *fd, uint64_t *size)
+enum ci_status files_open(struct app *app, const char *id, int *fd, char **data, uint64_t *size)
 {
 	*fd = -1;
+	*data = NULL;
 	int locked = store_lock_shared(&app->store) == 0;
 	enum ci_status rc = CI_NOT_FOUND;
 	enum store_status st = store_open_object(&app->store, id, fd, size);
-	/* a shared folder's member may have put anything under the name: larger
-	 * than any object, or other bytes (checked whole when small, before the
-	 * headers; a larger one is checked as it is sent, see http.c) */
-	if (st == STORE_OK && (*size > app->cfg->max_file_bytes ||
-			       (*size <= FILES_CHECK_FIRST && store_check_fd(*fd, id, *size) != STORE_OK))) {
+	if (st == STORE_OK && *size <= FILES_WHOLE) {
+		*data = xmalloc(*size + 1);
+		st = store_check_fd(*fd, id, *size, *data) == STORE_OK ? STORE_OK : STORE_NOT_FOUND;
 		close(*fd);
 		*fd = -1;
-		st = STORE_NOT_FOUND;
 	}
-	if (st == STORE_OK) {
+	if (st == STORE_OK)
 		rc = from_db(db_object_touch(app->db, id, *size, now_ms()));
-		if (rc != CI_OK) {
-			close(*fd);
-			*fd = -1;
-		}
-	} else if (st == STORE_IO) {
+	else if (st == STORE_IO)
 		rc = CI_INTERNAL;
+	if (rc != CI_OK) {
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		free(*data);
+		*data = NULL;
 	}
 	if (locked)
 		store_unlock(&app->store);

@@ -28,9 +28,14 @@ enum store_status files_store_open(struct store *st, const struct config *cfg, i
  * CI_UNAVAILABLE when the database stays locked; CI_INTERNAL. */
 enum ci_status files_upload(struct app *app, FCGX_Stream *in, uint64_t len, char id[STORE_ID_LEN + 1]);
 
-/* Marks the object used and opens it: CI_OK with *fd (the caller closes it) and
- * *size; CI_NOT_FOUND; CI_UNAVAILABLE; CI_INTERNAL. id must be valid. */
-enum ci_status files_open(struct app *app, const char *id, int *fd, uint64_t *size);
+/* Marks the object used and gets it: CI_OK with *size and, for an object of
+ * at most FILES_WHOLE bytes, its bytes in *data (owned by the caller; checked
+ * against the id, for a shared folder's member may have put others under it),
+ * else *fd open on it (the caller closes it; its bytes are checked as they
+ * are sent, http.c); CI_NOT_FOUND; CI_UNAVAILABLE; CI_INTERNAL. id must be
+ * valid. */
+#define FILES_WHOLE (1u << 20)
+enum ci_status files_open(struct app *app, const char *id, int *fd, char **data, uint64_t *size);
 
 /* Commits a writer and marks the object used (see store_writer_commit): CI_OK
  * with id, or the status of the failure (CI_INSUFFICIENT_STORAGE for ENOSPC

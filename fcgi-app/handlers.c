@@ -111,8 +111,9 @@ void handle_file_download(struct app *app, const struct request_in *in, struct r
 		return;
 	}
 	int fd;
+	char *data;
 	uint64_t size;
-	enum ci_status st = files_open(app, id, &fd, &size);
+	enum ci_status st = files_open(app, id, &fd, &data, &size);
 	if (st != CI_OK) {
 		http_error(out, st, "%s", st == CI_NOT_FOUND ? "Not Found: no object with that id"
 				    : st == CI_UNAVAILABLE ? "the database is busy; try again"
@@ -120,11 +121,16 @@ void handle_file_download(struct app *app, const struct request_in *in, struct r
 		return;
 	}
 	out->status = CI_OK;
+	out->content_type = "application/octet-stream";
+	if (data) {
+		out->text = data;
+		out->text_len = (size_t)size;
+		return;
+	}
 	out->has_fd = 1;
 	out->fd = fd;
 	out->fd_size = size;
 	snprintf(out->fd_object, sizeof(out->fd_object), "%s", id);
-	out->content_type = "application/octet-stream";
 }
 
 void handle_metrics(struct app *app, const struct request_in *in, struct response *out)

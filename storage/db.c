@@ -248,6 +248,15 @@ static enum db_status status_of(int rc)
 	return DB_ERROR;
 }
 
+/* Runs a bound INSERT/UPDATE/DELETE: DB_NOT_FOUND when it changed no row. */
+static enum db_status run_change(struct db *db, sqlite3_stmt *s, const char *what)
+{
+	int rc = run(db, s, what);
+	if (rc != SQLITE_DONE)
+		return status_of(rc);
+	return sqlite3_changes(db->h) > 0 ? DB_OK : DB_NOT_FOUND;
+}
+
 /* Runs one of the argument-less statements (BEGIN, COMMIT, ROLLBACK). */
 static enum db_status simple(struct db *db, enum stmt_id id)
 {
@@ -694,10 +703,7 @@ enum db_status db_object_delete_expired(struct db *db, const char *id, int64_t c
 		return DB_ERROR;
 	bind_text(s, 1, id);
 	sqlite3_bind_int64(s, 2, cutoff);
-	int rc = run(db, s, "object delete");
-	if (rc != SQLITE_DONE)
-		return status_of(rc);
-	return sqlite3_changes(db->h) > 0 ? DB_OK : DB_NOT_FOUND;
+	return run_change(db, s, "object delete");
 }
 
 enum db_status db_begin(struct db *db)
@@ -899,10 +905,7 @@ enum db_status db_execution_interrupt(struct db *db, const char *id, const char 
 	bind_text(s, 1, id);
 	bind_text(s, 2, error);
 	sqlite3_bind_int64(s, 3, now);
-	int rc = run(db, s, "execution interrupt");
-	if (rc != SQLITE_DONE)
-		return status_of(rc);
-	return sqlite3_changes(db->h) > 0 ? DB_OK : DB_NOT_FOUND;
+	return run_change(db, s, "execution interrupt");
 }
 
 enum db_status db_executions_interrupt_all(struct db *db, int64_t now, int *count)
@@ -948,14 +951,6 @@ enum db_status db_sandbox_insert(struct db *db, const char *id, pid_t pid, int64
 	sqlite3_bind_int64(s, 2, pid);
 	sqlite3_bind_int64(s, 3, now);
 	return run(db, s, "sandbox insert") == SQLITE_DONE ? DB_OK : DB_ERROR;
-}
-
-/* Runs a bound UPDATE/DELETE: DB_NOT_FOUND when it changed no row. */
-static enum db_status run_change(struct db *db, sqlite3_stmt *s, const char *what)
-{
-	if (run(db, s, what) != SQLITE_DONE)
-		return DB_ERROR;
-	return sqlite3_changes(db->h) > 0 ? DB_OK : DB_NOT_FOUND;
 }
 
 enum db_status db_sandbox_set_state(struct db *db, const char *id, const char *state, int64_t now)
@@ -1230,13 +1225,9 @@ static enum db_status dist_use(struct db *db, const char *execution_id, const ch
 		return DB_ERROR;
 	bind_text(s, 1, dir);
 	sqlite3_bind_int64(s, 2, now);
-	int step = run(db, s, "package dist touch");
-	if (step != SQLITE_DONE)
-		return status_of(step);
-	if (sqlite3_changes(db->h) == 0)
-		return DB_NOT_FOUND;
-	if (!execution_id)
-		return DB_OK;
+	enum db_status rc = run_change(db, s, "package dist touch");
+	if (rc != DB_OK || !execution_id)
+		return rc;
 	if (!(s = stmt(db, ST_PKG_USE_INSERT)))
 		return DB_ERROR;
 	bind_text(s, 1, execution_id);
@@ -1329,9 +1320,7 @@ enum db_status db_package_evict(struct db *db, const char *dir, const char *reas
 	sqlite3_bind_int64(s, 2, now);
 	bind_text(s, 3, reason);
 	sqlite3_bind_int(s, 4, even_in_use != 0);
-	rc = status_of(run(db, s, "package eviction record"));
-	if (rc == DB_OK && sqlite3_changes(db->h) == 0)
-		rc = DB_NOT_FOUND; /* no row, or in use */
+	rc = run_change(db, s, "package eviction record"); /* DB_NOT_FOUND: no row, or in use */
 	if (rc == DB_OK) {
 		if (!(s = stmt(db, ST_PKG_DIST_DELETE)))
 			return finish_tx(db, DB_ERROR);

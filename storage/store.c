@@ -70,6 +70,7 @@ enum store_status store_open(struct store *st, const char *dir)
 	st->dirfd = -1;
 	st->lockfd = -1;
 	st->shared = 0;
+	st->max_object_bytes = 0;
 	if (mkdir_p(dir, 0700) < 0) {
 		log_error("store: cannot create %s: %s", dir, strerror(errno));
 		goto out;
@@ -397,13 +398,15 @@ void store_check_end(struct store_check *c)
 	c->sha = NULL;
 }
 
-enum store_status store_check_fd(int fd, const char *id, uint64_t size)
+enum store_status store_check_fd(int fd, const char *id, uint64_t size, void *copy)
 {
 	struct store_check c;
 	enum store_status rc = store_check_begin(&c, id, size);
-	char buf[64 * 1024];
+	char scratch[64 * 1024];
 	for (uint64_t off = 0; rc == STORE_OK && c.left > 0;) {
-		ssize_t n = pread(fd, buf, c.left < sizeof(buf) ? (size_t)c.left : sizeof(buf), (off_t)off);
+		char *buf = copy ? (char *)copy + off : scratch;
+		size_t want = copy || c.left < sizeof(scratch) ? (size_t)c.left : sizeof(scratch);
+		ssize_t n = pread(fd, buf, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		rc = n <= 0 ? STORE_CHANGED : store_check_update(&c, buf, (size_t)n);
@@ -420,7 +423,7 @@ static int object_intact(struct store *st, const char *id)
 	uint64_t size;
 	if (store_open_object(st, id, &fd, &size) != STORE_OK)
 		return 0;
-	enum store_status rc = store_check_fd(fd, id, size);
+	enum store_status rc = store_check_fd(fd, id, size, NULL);
 	close(fd);
 	return rc == STORE_OK;
 }
@@ -516,6 +519,11 @@ enum store_status store_put(struct store *st, const void *data, size_t len,
 	return store_writer_commit(&w, id_out);
 }
 
+static int too_large(const struct store *st, const struct stat *sb)
+{
+	return st->max_object_bytes && (uint64_t)sb->st_size > st->max_object_bytes;
+}
+
 enum store_status store_open_object(struct store *st, const char *id, int *fd_out, uint64_t *size)
 {
 	enum store_status rc = check_id(id);
@@ -552,8 +560,9 @@ enum store_status store_open_object(struct store *st, const char *id, int *fd_ou
 	/* the store never links an object twice: a second name is a file
 	 * linked in from elsewhere (a shared folder's member could), which
 	 * must not be read on its behalf, nor given to it (store_share) */
-	if (sb.st_nlink != 1) {
-		log_warn("store: %s/%s has %ju links; not an object", st->dir, id, (uintmax_t)sb.st_nlink);
+	if (sb.st_nlink != 1 || too_large(st, &sb)) {
+		log_warn("store: %s/%s has %ju links and %jd bytes; not an object", st->dir, id,
+			 (uintmax_t)sb.st_nlink, (intmax_t)sb.st_size);
 		close(fd);
 		return STORE_NOT_FOUND;
 	}
@@ -574,7 +583,7 @@ int store_exists(struct store *st, const char *id)
 		return 0;
 	if (fstatat(st->dirfd, id, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
-	return S_ISREG(sb.st_mode) && sb.st_nlink == 1; /* as store_open_object */
+	return S_ISREG(sb.st_mode) && sb.st_nlink == 1 && !too_large(st, &sb); /* as store_open_object */
 }
 
 enum store_status store_remove(struct store *st, const char *id)

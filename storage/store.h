@@ -31,6 +31,8 @@ struct store {
 	gid_t share_gid; /* the group it is shared with */
 	int dirfd; /* owned; O_DIRECTORY|O_PATH-free handle on dir */
 	int real_path; /* the path store_open was given has no symlink */
+	uint64_t max_object_bytes; /* 0, or larger files are no objects (APP_MAX_FILE_BYTES:
+				    * a shared folder's member may put a giant there) */
 	int lockfd; /* owned; the store's lock file (.lock), opened by store_open: each
 		     * process opens its own store, a lock is per open file */
 };
@@ -86,7 +88,8 @@ enum store_status store_writer_commit(struct store_writer *w, char id_out[STORE_
 void store_writer_abort(struct store_writer *w);
 
 /* Opens an object read-only (O_NOFOLLOW); fills *size. The caller closes *fd_out.
- * STORE_BAD_ID for an invalid id, STORE_NOT_FOUND when absent. */
+ * STORE_BAD_ID for an invalid id, STORE_NOT_FOUND when absent, or when the file
+ * is no object: not regular, a second link, larger than max_object_bytes. */
 enum store_status store_open_object(struct store *st, const char *id, int *fd_out, uint64_t *size);
 
 /* Checks bytes read from an object against its name as they go by: begin
@@ -103,8 +106,9 @@ struct store_check {
 };
 enum store_status store_check_begin(struct store_check *c, const char *id, uint64_t size);
 /* The whole check at once on size bytes of fd from offset 0 (pread: the
- * offset is left alone): STORE_OK or STORE_CHANGED. */
-enum store_status store_check_fd(int fd, const char *id, uint64_t size);
+ * offset is left alone), copied to copy (size bytes) unless it is NULL:
+ * STORE_OK or STORE_CHANGED. */
+enum store_status store_check_fd(int fd, const char *id, uint64_t size, void *copy);
 enum store_status store_check_update(struct store_check *c, const void *data, size_t len);
 void store_check_end(struct store_check *c);
 

@@ -17,9 +17,6 @@ _WORKSPACE = "/workspace"
 # never on sys.path itself: a run gets the directories the execute request
 # names (docs/executor-protocol.md), and nothing else of the cache.
 _PACKAGES = "/opt/code-interpreter/packages"
-# executor/bin, read-only (INSIDE_BIN in executor/sandbox.c; executor/Dockerfile):
-# programs standing in for system ones, first on a run's PATH.
-_BIN = "/opt/code-interpreter/bin"
 _REQUEST_FD = 3
 _READY_FD = 4  # also the reply pipe: the answers to "imports" requests
 _SELF = None
@@ -198,8 +195,6 @@ def _run(source, env, packages):
     import linecache
     import types
 
-    # executor/bin (upstream's pandoc wrapper) first, unless the request set PATH
-    os.environ["PATH"] = _BIN + ":" + os.environ.get("PATH", "")
     os.environ.update(env)
     os.chdir(_WORKSPACE)
     sys.path.insert(0, _WORKSPACE)

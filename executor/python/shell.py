@@ -119,31 +119,28 @@ def _runs_commands(tree):
 def compile_code(source, filename, namespace):
     """The code object to exec in namespace (a fresh __main__'s dict). Raises
     SyntaxError, CPython's when CPython cannot compile the code and xonsh
-    cannot either. Plain Python costs a compile and one regular expression
-    search: the tree is looked at only when a line could be a command."""
+    finds no command in it. Plain Python costs a compile and one regular
+    expression search: the tree is looked at only when a line could be a
+    command."""
+    python_error = None
     try:
         code = compile(source, filename, "exec", dont_inherit=True)
     except SyntaxError as e:
-        python_error = e
-        code = tree = None
+        python_error, code = e, None
     else:
         if not _has_command_line(source):
             return code
-        tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        if not may_be_shell(tree):
+        if not may_be_shell(compile(source, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)):
             return code
     execer = _load()
-    context = set(dir(builtins)) | set(namespace)
     execer.filename = filename  # what xonsh's own messages name
+    text = source if source.endswith("\n") else source + "\n"
     try:
-        text = source if source.endswith("\n") else source + "\n"
-        shell_tree = execer.parse(text, context, mode="exec", filename=filename)
+        shell_tree = execer.parse(text, set(dir(builtins)) | set(namespace), mode="exec", filename=filename)
     except Exception:  # SyntaxError, or xonsh failing on what it was given
-        if tree is None:
-            raise python_error from None
         shell_tree = None
-    if code is not None and (shell_tree is None or not _runs_commands(shell_tree)):
+    if shell_tree is None or not _runs_commands(shell_tree):  # None: comments only
+        if code is None:
+            raise python_error
         return code
-    if shell_tree is None:  # comments only
-        shell_tree = ast.Module(body=[], type_ignores=[])
     return compile(shell_tree, filename, "exec", dont_inherit=True)

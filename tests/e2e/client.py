@@ -7,6 +7,8 @@ new connection, so one test's broken connection never leaks into the next.
 import http.client
 import json
 import os
+import socket
+import time
 
 HOST = os.environ.get("E2E_HOST", "127.0.0.1")
 
@@ -69,3 +71,32 @@ def execute(source, files=None, env=None, timeout=None, http_timeout=None, subdi
         # the run itself, waiting for a sandbox (APP_CLAIM_TIMEOUT) and collecting files
         http_timeout = (timeout if timeout is not None else 60) + 90
     return raw("POST", "/v1/execute", json.dumps(req), timeout=http_timeout)
+
+
+def raw_headers_only(path, content_length, first=b"{"):
+    """Sends a POST's headers announcing content_length and a first byte, no more;
+    returns a Response built from what came back."""
+    s = socket.create_connection((HOST, port()), timeout=30)
+    data = b""
+    try:
+        s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   "Content-Length: %d\r\nConnection: close\r\n\r\n" % (path, content_length)).encode() + first)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                b = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            data += b
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return Response(status, headers, body)

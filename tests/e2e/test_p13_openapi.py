@@ -9,10 +9,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 
 import jsonschema
 
@@ -62,35 +60,6 @@ def operation(method, path):
         if re.match(rx, path) and method.lower() in item:
             return template, item[method.lower()]
     return None, None
-
-
-def raw_headers_only(path, content_length, first=b"{"):
-    """Sends a POST's headers announcing content_length and a first byte, no more;
-    returns a client.Response built from what came back."""
-    s = socket.create_connection((client.HOST, client.port()), timeout=30)
-    data = b""
-    try:
-        s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                   "Content-Length: %d\r\nConnection: close\r\n\r\n" % (path, content_length)).encode() + first)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                b = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not b:
-                break
-            data += b
-    finally:
-        s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return client.Response(status, headers, body)
 
 
 class P13OpenAPI(E2E):
@@ -279,7 +248,7 @@ class P13OpenAPI(E2E):
         self.assertIn("0" * 64, body["detail"][0]["msg"])
 
     def test_execute_body_over_the_limit_is_413(self):
-        r = raw_headers_only("/v1/execute", 300 * 1000 * 1000)
+        r = client.raw_headers_only("/v1/execute", 300 * 1000 * 1000)
         self.assertEqual(r.status, 413, r.body[:500])
         self.assertDocumented("POST", "/v1/execute", r)
 
@@ -357,7 +326,7 @@ class P13OpenAPI(E2E):
                 self.assertDocumented("GET", "/v1/files/" + oid, r)
 
     def test_upload_over_the_limit_is_413(self):
-        r = raw_headers_only("/v1/files", 300 * 1000 * 1000, b"x")
+        r = client.raw_headers_only("/v1/files", 300 * 1000 * 1000, b"x")
         self.assertEqual(r.status, 413, r.body[:500])
         self.assertDocumented("POST", "/v1/files", r)
 

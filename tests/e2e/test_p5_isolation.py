@@ -1,6 +1,5 @@
 """Point 5: the sandbox has no network, cannot see the host, runs unprivileged
 and the seccomp filter refuses kernel attack surface."""
-import json
 import os
 
 import client

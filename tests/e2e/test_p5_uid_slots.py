@@ -4,7 +4,6 @@ that no per-user kernel account is shared between runs. The attack: one run
 takes the whole per-user pipe budget (fs.pipe-user-pages-soft) and holds it;
 another run's F_SETPIPE_SZ then failed with EPERM when both ran as the same
 host uid."""
-import json
 import os
 import threading
 import time

@@ -15,8 +15,8 @@ import time
 import client
 import run
 from instance import Instance
-from support import BUILD, DB_PATH, E2E, LOG, STORE, read_log, sha256
-from test_p8_resilience import alive, claimed_sandboxes, sandbox_exists, wait_until
+from support import BUILD, DB_PATH, E2E, STORE, read_log, sha256
+from test_p8_resilience import claimed_sandboxes, sandbox_exists, wait_until
 
 
 def upload(data, timeout=60):

@@ -85,6 +85,15 @@ static void object_stat(const char *id, struct stat *sb)
 	free(path);
 }
 
+/* Writes a new file at path with data (a file no writer of the store made). */
+static void plant(const char *path, const char *data, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_all(fd, data, strlen(data)), 0);
+	close(fd);
+}
+
 START_TEST(test_open_creates_private_dir)
 {
 	struct stat sb;
@@ -185,10 +194,7 @@ START_TEST(test_existing_object_never_replaced)
 
 	/* a file already under the name of "hello world" (even a wrong one) stays */
 	char *path = xasprintf("%s/%s", storedir, HELLO_WORLD_ID);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0444);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write_all(fd, "planted", 7), 0);
-	close(fd);
+	plant(path, "planted", 0444);
 	object_stat(HELLO_WORLD_ID, &before);
 
 	struct store_writer w;
@@ -387,13 +393,9 @@ START_TEST(test_remove_stale_temps)
 	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
 	char *stale = xasprintf("%s/.tmp-deadbeef", storedir);
 	char *fresh = xasprintf("%s/.tmp-fresh", storedir);
-	int fd = open(stale, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	ck_assert_int_ge(fd, 0);
-	close(fd);
+	plant(stale, "", 0600);
 	age_file(".tmp-deadbeef");
-	fd = open(fresh, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	ck_assert_int_ge(fd, 0);
-	close(fd);
+	plant(fresh, "", 0600);
 	/* a writer still at work keeps its temp file, however old */
 	ck_assert_int_eq(store_writer_begin(&st, &live, 0), STORE_OK);
 	ck_assert_int_eq(store_writer_write(&live, "hel", 3), STORE_OK);
@@ -492,10 +494,7 @@ START_TEST(test_shared_folder_replaces_a_wrong_object_whole)
 	ck_assert_int_eq(store_share(&st, "100", lockpath, 1), STORE_OK);
 	/* a client's copy cut short, under the name of "hello world" */
 	char *path = xasprintf("%s/%s", storedir, HELLO_WORLD_ID);
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write_all(fd, "hello", 5), 0);
-	close(fd);
+	plant(path, "hello", 0644);
 	object_stat(HELLO_WORLD_ID, &before);
 	ck_assert_int_eq(store_put(&st, "hello world", 11, id), STORE_OK);
 	object_stat(HELLO_WORLD_ID, &after);
@@ -527,10 +526,7 @@ START_TEST(test_a_file_linked_in_is_not_an_object)
 	 * name (protected_hardlinks off): never read as one, never shared */
 	char *outside = xasprintf("%s/secret", tmpdir);
 	char *inside = xasprintf("%s/%s", storedir, HELLO_ID);
-	int fd = open(outside, O_WRONLY | O_CREAT | O_EXCL, 0600);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write_all(fd, "hello", 5), 0);
-	close(fd);
+	plant(outside, "hello", 0600);
 	ck_assert_int_eq(link(outside, inside), 0);
 	int ofd = -1;
 	uint64_t size;
