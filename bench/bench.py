@@ -14,12 +14,15 @@ APP_PRELOAD_MODULES, waits until the pool is full, and measures side by side:
      bare `python3 -c` runs per second two at a time;
   4. PSS (/proc/PID/smaps_rollup) of the service, lighttpd and the warm pool at
      rest, and the PSS the pool adds.
+The service runs with an API key (APP_API_KEYS_FILE) and every request carries
+it, as a service reachable by others must; --no-keys runs it open.
 Figures 1-3 are taken in turns (service, bare, service, bare, ...: ROUNDS each)
 so that a machine whose speed drifts weighs on both sides alike; the throughput
 line also prints each round's ratio. Prints each figure and each ratio. Not a
 test: it asserts nothing.
 """
 import argparse
+import hashlib
 import http.client
 import json
 import os
@@ -59,12 +62,18 @@ def ms(x):
     return "%.1f ms" % (x * 1000)
 
 
+KEY = None  # the bearer key every request carries (None: the service runs open)
+
+
 class Client:
     """One keep-alive connection to the service."""
 
     def __init__(self, port):
         self.port = port
         self.conn = None
+        self.headers = {"Content-Type": "application/json"}
+        if KEY:
+            self.headers["Authorization"] = "Bearer " + KEY
 
     def execute(self, source):
         body = json.dumps({"source_code": source}).encode()
@@ -72,7 +81,7 @@ class Client:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
             try:
-                self.conn.request("POST", "/v1/execute", body, {"Content-Type": "application/json"})
+                self.conn.request("POST", "/v1/execute", body, self.headers)
                 r = self.conn.getresponse()
                 data = r.read()
                 if r.getheader("Connection", "").lower() == "close":
@@ -219,6 +228,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=20, help="duration of the throughput figure")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="extra APP_* setting for the service (e.g. APP_ZYGOTE=0)")
+    ap.add_argument("--no-keys", action="store_true", help="run the service without API keys")
     args = ap.parse_args()
 
     os.environ["E2E_BUILD"] = os.path.abspath(args.build)
@@ -228,6 +238,12 @@ def main():
     inst = Instance({"APP_LOG_LEVEL": "warn"}, pool=POOL)
     # the service's own defaults: workers and APP_PRELOAD_MODULES
     del inst.env["APP_WORKERS"], inst.env["APP_PRELOAD_MODULES"]
+    if not args.no_keys:
+        global KEY
+        KEY = "bench-" + os.urandom(16).hex()
+        with open(inst.tmp + "/api-keys", "w") as f:
+            f.write("bench:sha256:%s\n" % hashlib.sha256(KEY.encode()).hexdigest())
+        inst.env["APP_API_KEYS_FILE"] = inst.tmp + "/api-keys"
     for kv in args.env:
         k, _, v = kv.partition("=")
         inst.env[k] = v

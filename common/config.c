@@ -2,6 +2,7 @@
  * README's configuration table is generated from it (`code-interpreter --config-markdown`). */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -42,6 +43,8 @@ struct opt {
 #define OPT_SHOWN(name, type, field, def, min, max, shown, meaning) \
 	{{name, shown, meaning}, type, offsetof(struct config, field), def, min, max}
 static const struct opt opts[] = {
+	OPT("APP_HTTP_HOST", T_STR, http_host, "127.0.0.1", 0, 0,
+	    "address lighttpd listens on (0.0.0.0 or :: to listen on every interface: a deliberate setting)"),
 	OPT("APP_HTTP_PORT", T_INT, http_port, "50081", 1, 65535,
 	    "TCP port lighttpd listens on"),
 	OPT("APP_MAX_REQUEST_BYTES", T_U64, max_request_bytes, "16777216", 1024, 1e12,
@@ -60,6 +63,16 @@ static const struct opt opts[] = {
 	    "1: the master starts and supervises lighttpd; 0: lighttpd runs elsewhere"),
 	OPT("APP_LIGHTTPD_BIN", T_STR, lighttpd_bin, "/usr/sbin/lighttpd", 0, 0,
 	    "the lighttpd binary"),
+	OPT("APP_SERVICE_USER", T_STR, service_user, "code-interpreter", 0, 0,
+	    "unprivileged user the FastCGI workers run as (created by `make deps` and the unit file)"),
+	OPT_SHOWN("APP_API_KEYS_FILE", T_STR, api_keys_file, "", 0, 0, "(none: no keys)",
+	    "file of API keys, one NAME:KEY or NAME:sha256:HEX per line; when set every /v1 route needs `Authorization: Bearer KEY` and each key sees only its own files (re-read on SIGHUP)"),
+	OPT_SHOWN("APP_HEALTH_CHECK_KEY", T_STR, health_check_key, "", 0, 0, "(none)",
+	    "the key the health_check command sends (read by health_check only; the service ignores it)"),
+	OPT_SHOWN("APP_METRICS_KEYS", T_STR, metrics_keys, "", 0, 0, "(none: /metrics open)",
+	    "comma-separated key names that may read /metrics"),
+	OPT_SHOWN("APP_KEY_MAX_CONCURRENT", T_INT, key_max_concurrent, "0", 0, 100000, "0 (unlimited)",
+	    "requests one key may have in flight; above it 429 with Retry-After"),
 	OPT("APP_EXECUTION_TIMEOUT", T_DOUBLE, execution_timeout, "60", 0.001, 86400,
 	    "seconds a run may take when the request gives no timeout"),
 	OPT("APP_MAX_EXECUTION_TIMEOUT", T_DOUBLE, max_execution_timeout, "600", 0.001, 86400,
@@ -272,6 +285,22 @@ int config_load(struct config *cfg, char *const *envp, char *err, size_t errlen)
 		}
 	} else if (strcmp(cfg->backend, "local") != 0) {
 		snprintf(err, errlen, "APP_EXECUTOR_BACKEND=%s: expected \"local\" or \"kubernetes\"", cfg->backend);
+		config_release(cfg);
+		return -1;
+	}
+	unsigned char addr[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, cfg->http_host, addr) != 1 && inet_pton(AF_INET6, cfg->http_host, addr) != 1) {
+		snprintf(err, errlen, "APP_HTTP_HOST=%s: expected an IPv4 or IPv6 address", cfg->http_host);
+		config_release(cfg);
+		return -1;
+	}
+	if (!cfg->api_keys_file[0] && (cfg->metrics_keys[0] || cfg->key_max_concurrent)) {
+		snprintf(err, errlen, "APP_METRICS_KEYS and APP_KEY_MAX_CONCURRENT name keys: set APP_API_KEYS_FILE");
+		config_release(cfg);
+		return -1;
+	}
+	if (cfg->api_keys_file[0] && cfg->api_keys_file[0] != '/') {
+		snprintf(err, errlen, "APP_API_KEYS_FILE=%s: expected an absolute path", cfg->api_keys_file);
 		config_release(cfg);
 		return -1;
 	}

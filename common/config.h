@@ -15,6 +15,7 @@
 
 struct config {
 	/* HTTP front (lighttpd) */
+	char *http_host;        /* address lighttpd binds */
 	int http_port;
 	uint64_t max_request_bytes;
 	/* processes */
@@ -25,6 +26,12 @@ struct config {
 	char *executor_bin;
 	int start_lighttpd;
 	char *lighttpd_bin;
+	char *service_user;     /* the FastCGI workers' user (least privilege) */
+	/* access */
+	char *api_keys_file;    /* "": no keys, every route open */
+	char *health_check_key; /* read by health_check only */
+	char *metrics_keys;     /* comma-separated key names that may read /metrics; "": open */
+	int key_max_concurrent; /* requests in flight per key; 0: unlimited */
 	/* executions */
 	double execution_timeout;     /* seconds */
 	double max_execution_timeout; /* seconds */

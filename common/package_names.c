@@ -2,6 +2,7 @@
 #include "package_names.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 static int name_char(int c)
@@ -42,6 +43,19 @@ int pkg_spec_valid(const char *spec)
 		if (!isalnum((unsigned char)*p) && !strchr("<>=!~.,*+_-", *p))
 			return 0;
 	return 1;
+}
+
+const char *pkg_spec_kind(const char *spec, char *pin, size_t cap)
+{
+	/* after the name: nothing, "==VERSION", or anything else */
+	const char *rest = spec + pkg_name_len(spec);
+	if (cap)
+		pin[0] = '\0';
+	if (strncmp(rest, "==", 2) == 0 && rest[2] && !strpbrk(rest + 2, "=<>!~,*")) {
+		int n = snprintf(pin, cap, "%s", rest + 2);
+		return n >= 0 && (size_t)n < cap ? "pin" : "requirement";
+	}
+	return *rest ? "requirement" : "latest";
 }
 
 int pkg_normalize(const char *spec, char *out, size_t cap)

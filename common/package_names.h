@@ -23,6 +23,10 @@ int pkg_spec_valid(const char *spec);
 /* Writes the normalized distribution name of spec (lowercase, runs of -_. as
  * one '-') into out. 0, or -1 when it does not fit or there is no name. */
 int pkg_normalize(const char *spec, char *out, size_t cap);
+/* What kind of requirement a valid spec is: "latest" (a bare name), "pin"
+ * (NAME==VERSION, the version then into pin; "" otherwise) or "requirement"
+ * (extras, ranges). The cache serves each kind by its own rule. */
+const char *pkg_spec_kind(const char *spec, char *pin, size_t cap);
 /* True when name is a valid top-level module name: [A-Za-z_][A-Za-z0-9_]*, at
  * most PKG_NAME_MAX bytes. */
 int pkg_module_valid(const char *name);

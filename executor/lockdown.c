@@ -7,16 +7,15 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <linux/capability.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "log.h"
 #include "sbx_seccomp.h"
 #include "setup.h"
@@ -91,61 +90,6 @@ static int fail(const char *step)
 	return -1;
 }
 
-static int capget_effective(uint32_t eff[2])
-{
-	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
-	struct __user_cap_data_struct d[2];
-	memset(d, 0, sizeof(d));
-	if (syscall(SYS_capget, &h, d) < 0)
-		return -1;
-	eff[0] = d[0].effective;
-	eff[1] = d[1].effective;
-	return 0;
-}
-
-/* Empties the bounding set. An unprivileged process (a pod that already runs
- * without CAP_SETPCAP) cannot, and need not: no_new_privs keeps exec from
- * gaining anything the bounding set would have stopped. */
-static int drop_bounding_set(void)
-{
-	uint32_t eff[2] = {0, 0};
-	if (capget_effective(eff) < 0)
-		return -1;
-	int privileged = (eff[CAP_SETPCAP / 32] >> (CAP_SETPCAP % 32)) & 1;
-	for (int cap = 0; cap < 64; cap++) {
-		int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
-		if (r < 0 && errno == EINVAL)
-			break; /* past the kernel's last capability */
-		if (r <= 0)
-			continue;
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
-			if (errno == EPERM && !privileged)
-				return 0;
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int clear_capabilities(void)
-{
-	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
-	struct __user_cap_data_struct d[2];
-	memset(d, 0, sizeof(d));
-	if (syscall(SYS_capset, &h, d) < 0)
-		return -1;
-	memset(d, 0, sizeof(d));
-	if (syscall(SYS_capget, &h, d) < 0)
-		return -1;
-	for (int i = 0; i < 2; i++) {
-		if (d[i].effective || d[i].permitted || d[i].inheritable) {
-			errno = EPERM;
-			return -1;
-		}
-	}
-	return 0;
-}
-
 /* Lowers (never raises) a limit: soft = min(soft, hard). */
 static int limit(int resource, const char *name, rlim_t soft, rlim_t hard)
 {
@@ -191,7 +135,7 @@ int sbx_lockdown(const struct config *cfg, int change_uid)
 	if (setgroups(0, NULL) < 0 && (change_uid || errno != EPERM))
 		return fail("setgroups(0)");
 	/* 2. bounding and ambient sets (need CAP_SETPCAP: before the uid change) */
-	if (drop_bounding_set() < 0)
+	if (caps_drop_bounding_set() < 0)
 		return fail("PR_CAPBSET_DROP");
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return fail("PR_CAP_AMBIENT_CLEAR_ALL");
@@ -207,7 +151,7 @@ int sbx_lockdown(const struct config *cfg, int change_uid)
 		}
 	}
 	/* 4. permitted, effective, inheritable: empty */
-	if (clear_capabilities() < 0)
+	if (caps_clear() < 0)
 		return fail("capset(empty)");
 	if (pdeath && prctl(PR_SET_PDEATHSIG, pdeath, 0, 0, 0) < 0)
 		return fail("PR_SET_PDEATHSIG");

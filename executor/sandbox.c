@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -869,9 +870,25 @@ static int prepare_staging(struct sbx *s)
 	return 0;
 }
 
-/* Creates run_dir/sandboxes/ID with root/ and sock/ (owned by the host uid
- * that sandbox root maps to, 0700), or for an install run_dir/installs/ID with
- * root/. Fails when the directory exists. */
+/* The group of APP_SERVICE_USER, whose workers connect to the executor
+ * sockets, or -1 when there is no such user (then root alone reaches them). */
+static gid_t service_gid(const struct config *cfg)
+{
+	static int known;
+	static gid_t gid = (gid_t)-1;
+	if (!known) {
+		struct passwd *pw = getpwnam(cfg->service_user);
+		gid = pw && pw->pw_gid != 0 ? pw->pw_gid : (gid_t)-1;
+		known = 1;
+	}
+	return gid;
+}
+
+/* Creates run_dir/sandboxes/ID with root/ (owned by the host uid that
+ * sandbox root maps to, 0700) and sock/ (the same owner, group the service
+ * user's, 02710: the server's socket inherits that group and is 0660, so the
+ * workers, which run as that user, may connect and no one else may), or for
+ * an install run_dir/installs/ID with root/. Fails when the directory exists. */
 static int make_dirs(struct sbx *s, int *made)
 {
 	char sub[PATH_MAX];
@@ -886,7 +903,9 @@ static int make_dirs(struct sbx *s, int *made)
 	static const char *const subs[] = {"root", "sock"};
 	for (int i = 0; i < (s->install ? 1 : 2); i++) {
 		path_join(sub, sizeof(sub), s->dir, subs[i]);
-		if (mkdir(sub, 0700) < 0 || chown(sub, owner, owner) < 0 || chmod(sub, 0700) < 0)
+		int sock = i == 1 && service_gid(s->cfg) != (gid_t)-1;
+		if (mkdir(sub, 0700) < 0 || chown(sub, owner, sock ? service_gid(s->cfg) : owner) < 0 ||
+		    chmod(sub, sock ? 02710 : 0700) < 0)
 			return launch_fail("mkdir", sub);
 	}
 	if (s->install)

@@ -3,6 +3,7 @@
 #ifndef APP_H
 #define APP_H
 
+#include "access.h"
 #include "config.h"
 #include "db.h"
 #include "store.h"
@@ -13,6 +14,7 @@ struct app {
 	struct store store;       /* owned */
 	int notify_fd;            /* write end of the pool manager's pipe */
 	int ready_fd;             /* the pool's announcements of ready sandboxes */
+	struct access access;     /* the API keys as this worker last read them */
 };
 
 #endif

@@ -23,7 +23,7 @@
 	"    del sys.path[0]\n"                           \
 	"_tool.main('" TOOL_DIR "')\n"
 
-static enum ci_status run_tool(struct app *app, const struct tool_request *t, int execute,
+static enum ci_status run_tool(struct app *app, const char *key, const struct tool_request *t, int execute,
 			       struct exec_result *r)
 {
 	const struct exec_blob blobs[] = {
@@ -35,6 +35,7 @@ static enum ci_status run_tool(struct app *app, const struct tool_request *t, in
 		.env = t->env,
 		.n_env = t->n_env,
 		.timeout = app->cfg->execution_timeout,
+		.key = key,
 	};
 	const struct exec_kind k = {
 		.kind = execute ? "execute-custom-tool" : "parse-custom-tool",
@@ -185,7 +186,7 @@ static void handle(struct app *app, const struct request_in *in, struct response
 	}
 	json_object_put(detail);
 	struct exec_result r;
-	enum ci_status st = run_tool(app, &t, execute, &r);
+	enum ci_status st = run_tool(app, in->key, &t, execute, &r);
 	custom_tool_respond(execute, st, &r, out);
 	exec_result_release(&r);
 	tool_request_release(&t);

@@ -195,7 +195,7 @@ static int download_outputs(struct run *x)
 		enum ci_status cst = CI_INTERNAL;
 		if (rc < 0 && (w.error == ENOSPC || w.error == EDQUOT))
 			cst = CI_INSUFFICIENT_STORAGE;
-		if (rc < 0 || (cst = files_commit(x->app, &w, id)) != CI_OK) {
+		if (rc < 0 || (cst = files_commit(x->app, x->req->key, &w, id)) != CI_OK) {
 			store_writer_abort(&w);
 			x->failure = cst;
 			snprintf(x->r->error, sizeof(x->r->error), "collecting %.100s: %.120s", path,
@@ -233,6 +233,7 @@ static void describe(struct run *x, struct db_execution *e, json_object *names, 
 	*e = (struct db_execution){
 		.id = x->r->id,
 		.kind = x->k->kind,
+		.api_key = x->req->key,
 		.started_ms = x->started_ms,
 		.finished_ms = now_ms(),
 		.exit_code = x->exit_code,
@@ -252,6 +253,13 @@ static void describe(struct run *x, struct db_execution *e, json_object *names, 
 	};
 }
 
+/* Whether the input object exists and the caller may use it (files_visible):
+ * an object of another key's is refused exactly as an unknown one. */
+static int input_usable(struct run *x, const char *id)
+{
+	return store_exists(&x->app->store, id) && files_visible(x->app, x->req->key, id) == CI_OK;
+}
+
 /* Checks the input objects and records the run as 'running' with its inputs
  * marked used, all under the store's shared lock (see files.h): from here on
  * cleanup keeps them. The same transaction claims a ready sandbox when there
@@ -267,7 +275,7 @@ static enum ci_status begin_record(struct run *x)
 	int locked = req->n_files > 0 && store_lock_shared(&app->store) == 0;
 	enum ci_status st = CI_OK;
 	for (size_t i = 0; i < req->n_files; i++) {
-		if (store_exists(&app->store, req->files[i].object_id))
+		if (input_usable(x, req->files[i].object_id))
 			continue;
 		if (!r->detail)
 			r->detail = detail_new();
@@ -386,13 +394,15 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 		x.status = "unavailable";
 		goto out;
 	}
-	char endpoint[512];
-	if (pool_endpoint(app->db, app->cfg, x.sandbox, endpoint, sizeof(endpoint)) < 0) {
+	char endpoint[512], token[POOL_TOKEN_MAX];
+	if (pool_endpoint(app->db, app->cfg, x.sandbox, endpoint, sizeof(endpoint)) < 0 ||
+	    pool_token(app->cfg, x.sandbox, token, sizeof(token)) < 0) {
 		snprintf(r->error, sizeof(r->error), "sandbox %s has no endpoint", x.sandbox);
 		st = CI_INTERNAL;
 		goto release;
 	}
-	xc_init(&x.xc, endpoint);
+	xc_init(&x.xc, endpoint, token);
+	explicit_bzero(token, sizeof(token));
 	st = CI_INTERNAL;
 	x.failure = CI_INTERNAL;
 	if (upload_inputs(&x) < 0) {

@@ -19,7 +19,7 @@
 /* The most one byte of output takes in the answer: a control byte is \u00XX. */
 #define XC_ESCAPE_FACTOR 6u
 
-void xc_init(struct xc *c, const char *endpoint)
+void xc_init(struct xc *c, const char *endpoint, const char *token)
 {
 	memset(c, 0, sizeof(*c));
 	c->curl = curl_easy_init();
@@ -34,12 +34,17 @@ void xc_init(struct xc *c, const char *endpoint)
 			n--;
 		c->base = xasprintf("%.*s", (int)n, endpoint);
 	}
+	if (token && token[0])
+		c->auth = xasprintf("Authorization: Bearer %s", token);
 }
 
 void xc_release(struct xc *c)
 {
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
+	if (c->auth)
+		explicit_bzero(c->auth, strlen(c->auth));
+	free(c->auth);
 	free(c->socket_path);
 	free(c->base);
 	memset(c, 0, sizeof(*c));
@@ -70,7 +75,10 @@ static char *workspace_url(struct xc *c, const char *path)
 	return url;
 }
 
-static void reset(struct xc *c, const char *url)
+/* Readies the handle for a request to url. Returns the request's header list,
+ * the token's line in it when there is one (the caller appends its own, sets
+ * CURLOPT_HTTPHEADER and frees it with curl_slist_free_all). */
+static struct curl_slist *reset(struct xc *c, const char *url)
 {
 	CURL *curl = c->curl;
 	curl_easy_reset(curl);
@@ -81,6 +89,7 @@ static void reset(struct xc *c, const char *url)
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
 	c->error[0] = '\0';
+	return c->auth ? curl_slist_append(NULL, c->auth) : NULL;
 }
 
 struct fd_reader {
@@ -132,14 +141,14 @@ static int finish(struct xc *c, CURLcode rc, const char *what, long want)
 int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size, struct store_check *check)
 {
 	char *url = workspace_url(c, path);
-	reset(c, url);
+	struct curl_slist *h = reset(c, url);
 	struct fd_reader r = {.fd = fd, .left = size, .check = check};
 	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, read_fd);
 	curl_easy_setopt(c->curl, CURLOPT_READDATA, &r);
 	curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 120000L);
-	struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+	h = curl_slist_append(h, "Expect:");
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
 	int rc = finish(c, curl_easy_perform(c->curl), "upload", 201);
 	curl_slist_free_all(h);
@@ -160,12 +169,12 @@ static int post_json(struct xc *c, const char *what, json_object *body, long tim
 {
 	*out = NULL;
 	char *url = xasprintf("%s/%s", c->base, what);
-	reset(c, url);
+	struct curl_slist *h = reset(c, url);
 	free(url);
 	size_t len;
 	const char *text = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &len);
 	struct membuf b = {NULL, 0, (size_t)limit};
-	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	h = curl_slist_append(h, "Content-Type: application/json");
 	h = curl_slist_append(h, "Expect:");
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text);
@@ -219,12 +228,15 @@ static size_t write_store(char *ptr, size_t size, size_t n, void *arg)
 int xc_get_file(struct xc *c, const char *path, struct store_writer *w)
 {
 	char *url = workspace_url(c, path);
-	reset(c, url);
+	struct curl_slist *h = reset(c, url);
 	struct store_sink s = {w, 0};
+	if (h)
+		curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_store);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &s);
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 120000L);
 	int rc = finish(c, curl_easy_perform(c->curl), "download", 200);
+	curl_slist_free_all(h);
 	free(url);
 	if (s.too_large)
 		return 1;

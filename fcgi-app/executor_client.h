@@ -1,6 +1,7 @@
 /* executor_client: the worker's side of docs/executor-protocol.md, over libcurl
  * (a unix socket for local sandboxes, http://POD_IP:8000 for pods). Owns URL
- * building and transfer limits; never interprets what the code printed. */
+ * building, transfer limits and the pod's `Authorization: Bearer` header;
+ * never interprets what the code printed, never logs the token. */
 #ifndef EXECUTOR_CLIENT_H
 #define EXECUTOR_CLIENT_H
 
@@ -13,12 +14,16 @@ struct xc {
 	void *curl;             /* owned CURL *, reused for keep-alive */
 	char *socket_path;      /* owned; NULL for a TCP endpoint */
 	char *base;             /* owned: "http://sandbox" or the endpoint URL */
+	char *auth;             /* owned "Authorization: Bearer ..." line, or NULL */
 	char error[256];        /* last failure, one line */
 };
 
 /* Prepares a client for the executor at endpoint: an absolute unix socket path,
- * or a base URL such as "http://10.0.0.7:8000". */
-void xc_init(struct xc *c, const char *endpoint);
+ * or a base URL such as "http://10.0.0.7:8000". token (NULL or "": none; a
+ * pod's, pool_token) goes with every request as `Authorization: Bearer`;
+ * copied. */
+void xc_init(struct xc *c, const char *endpoint, const char *token);
+/* Frees what c owns, the header line wiped first. */
 void xc_release(struct xc *c);
 
 /* PUT /workspace/{path} with size bytes read from fd. With check (begun by

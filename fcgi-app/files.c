@@ -6,19 +6,33 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "root_helper.h"
 #include "util.h"
 
 #define CHUNK (64u * 1024)
 
 enum store_status files_store_open(struct store *st, const struct config *cfg, int master)
 {
-	enum store_status rc = store_open(st, cfg->file_storage_path);
-	if (rc != STORE_OK)
+	if (!cfg->file_storage_group[0]) {
+		enum store_status rc = store_open(st, cfg->file_storage_path);
+		if (rc == STORE_OK)
+			st->max_object_bytes = cfg->max_file_bytes;
 		return rc;
-	st->max_object_bytes = cfg->max_file_bytes;
-	if (!cfg->file_storage_group[0])
-		return rc;
+	}
+	/* shared: the lock is the service's (in the folder, a member could take
+	 * it); an unprivileged process asks the root side to give its objects
+	 * the folder's owner */
 	char *lock = xasprintf("%s/store.lock", cfg->run_dir);
+	enum store_status rc = store_open_locked(st, cfg->file_storage_path, lock);
+	if (rc != STORE_OK) {
+		free(lock);
+		return rc;
+	}
+	st->max_object_bytes = cfg->max_file_bytes;
+	if (geteuid() != 0) {
+		st->give = root_helper_give;
+		st->give_arg = (void *)cfg;
+	}
 	rc = store_share(st, cfg->file_storage_group, lock, master);
 	free(lock);
 	if (rc != STORE_OK)
@@ -40,7 +54,7 @@ static enum ci_status from_db(enum db_status st)
 	return st == DB_OK ? CI_OK : st == DB_BUSY ? CI_UNAVAILABLE : CI_INTERNAL;
 }
 
-enum ci_status files_commit(struct app *app, struct store_writer *w, char id[STORE_ID_LEN + 1])
+enum ci_status files_commit(struct app *app, const char *key, struct store_writer *w, char id[STORE_ID_LEN + 1])
 {
 	/* the rename and the touch happen together under the shared lock: cleanup
 	 * (exclusive) sees either neither or both, never a fresh file it could
@@ -50,13 +64,14 @@ enum ci_status files_commit(struct app *app, struct store_writer *w, char id[STO
 	enum store_status st = store_writer_commit(w, id);
 	enum ci_status rc = st == STORE_OK ? CI_OK : files_writer_status(w, st);
 	if (rc == CI_OK)
-		rc = from_db(db_object_touch(app->db, id, size, now_ms()));
+		rc = from_db(db_object_touch(app->db, id, size, now_ms(), key));
 	if (locked)
 		store_unlock(&app->store);
 	return rc;
 }
 
-enum ci_status files_upload(struct app *app, FCGX_Stream *in, uint64_t len, char id[STORE_ID_LEN + 1])
+enum ci_status files_upload(struct app *app, const char *key, FCGX_Stream *in, uint64_t len,
+			    char id[STORE_ID_LEN + 1])
 {
 	struct store_writer w;
 	enum store_status st = store_writer_begin(&app->store, &w, app->cfg->max_file_bytes);
@@ -84,14 +99,25 @@ enum ci_status files_upload(struct app *app, FCGX_Stream *in, uint64_t len, char
 		store_writer_abort(&w);
 		return rc;
 	}
-	rc = files_commit(app, &w, id);
+	rc = files_commit(app, key, &w, id);
 	return rc == CI_OK ? CI_CREATED : rc;
 }
 
-enum ci_status files_open(struct app *app, const char *id, int *fd, char **data, uint64_t *size)
+enum ci_status files_visible(struct app *app, const char *key, const char *id)
+{
+	if (!key)
+		return CI_OK;
+	enum db_status st = db_object_visible(app->db, id, key, app->cfg->file_storage_group[0] != '\0');
+	return st == DB_NOT_FOUND ? CI_NOT_FOUND : from_db(st);
+}
+
+enum ci_status files_open(struct app *app, const char *key, const char *id, int *fd, char **data, uint64_t *size)
 {
 	*fd = -1;
 	*data = NULL;
+	enum ci_status seen = files_visible(app, key, id);
+	if (seen != CI_OK)
+		return seen;
 	int locked = store_lock_shared(&app->store) == 0;
 	enum ci_status rc = CI_NOT_FOUND;
 	enum store_status st = store_open_object(&app->store, id, fd, size);
@@ -102,7 +128,7 @@ enum ci_status files_open(struct app *app, const char *id, int *fd, char **data,
 		*fd = -1;
 	}
 	if (st == STORE_OK)
-		rc = from_db(db_object_touch(app->db, id, *size, now_ms()));
+		rc = from_db(db_object_touch(app->db, id, *size, now_ms(), NULL));
 	else if (st == STORE_IO)
 		rc = CI_INTERNAL;
 	if (rc != CI_OK) {

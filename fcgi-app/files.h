@@ -22,26 +22,36 @@
  * that its path is safe to share). STORE_OK, or the failure (logged). */
 enum store_status files_store_open(struct store *st, const struct config *cfg, int master);
 
-/* Streams len bytes of in into the store (never all in memory). CI_CREATED
- * with id; CI_BAD_REQUEST when the body ends early; CI_TOO_LARGE past
+/* With API keys an object is the key's that uploaded it or whose run
+ * produced it: key is the caller's key name, NULL without keys. */
+
+/* Streams len bytes of in into the store (never all in memory), the object
+ * the key's from then on. CI_CREATED with id; CI_BAD_REQUEST when the body ends early; CI_TOO_LARGE past
  * APP_MAX_FILE_BYTES; CI_INSUFFICIENT_STORAGE when the disk is full;
  * CI_UNAVAILABLE when the database stays locked; CI_INTERNAL. */
-enum ci_status files_upload(struct app *app, FCGX_Stream *in, uint64_t len, char id[STORE_ID_LEN + 1]);
+enum ci_status files_upload(struct app *app, const char *key, FCGX_Stream *in, uint64_t len,
+			    char id[STORE_ID_LEN + 1]);
 
 /* Marks the object used and gets it: CI_OK with *size and, for an object of
  * at most FILES_WHOLE bytes, its bytes in *data (owned by the caller; checked
  * against the id, for a shared folder's member may have put others under it),
  * else *fd open on it (the caller closes it; its bytes are checked as they
- * are sent, http.c); CI_NOT_FOUND; CI_UNAVAILABLE; CI_INTERNAL. id must be
- * valid. */
+ * are sent, http.c); CI_NOT_FOUND, also when the object is not the key's
+ * (files_visible); CI_UNAVAILABLE; CI_INTERNAL. id must be valid. */
 #define FILES_WHOLE (1u << 20)
-enum ci_status files_open(struct app *app, const char *id, int *fd, char **data, uint64_t *size);
+enum ci_status files_open(struct app *app, const char *key, const char *id, int *fd, char **data, uint64_t *size);
 
-/* Commits a writer and marks the object used (see store_writer_commit): CI_OK
+/* Whether key may use the object: always without keys; with keys when the
+ * key owns it, or, with a shared folder (APP_FILE_STORAGE_GROUP), when no key
+ * owns it (a member put it there; every member can read it anyway). CI_OK,
+ * CI_NOT_FOUND, CI_UNAVAILABLE or CI_INTERNAL. */
+enum ci_status files_visible(struct app *app, const char *key, const char *id);
+
+/* Commits a writer, marks the object used and the key's (see store_writer_commit): CI_OK
  * with id, or the status of the failure (CI_INSUFFICIENT_STORAGE for ENOSPC
  * and EDQUOT, CI_TOO_LARGE, CI_UNAVAILABLE, CI_INTERNAL). The writer is always
  * finished (committed or aborted) on return. */
-enum ci_status files_commit(struct app *app, struct store_writer *w, char id[STORE_ID_LEN + 1]);
+enum ci_status files_commit(struct app *app, const char *key, struct store_writer *w, char id[STORE_ID_LEN + 1]);
 
 /* The status for a writer that failed with st (after begin or write). */
 enum ci_status files_writer_status(const struct store_writer *w, enum store_status st);

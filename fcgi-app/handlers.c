@@ -23,6 +23,7 @@ void handle_execute(struct app *app, const struct request_in *in, struct respons
 		return;
 	}
 	json_object_put(detail);
+	req.key = in->key;
 	struct exec_result r;
 	enum ci_status st = execution_run(app, &req, &r);
 	memcpy(out->execution_id, r.id, sizeof(r.id));
@@ -79,7 +80,7 @@ void handle_file_upload(struct app *app, const struct request_in *in, struct res
 		return;
 	}
 	char id[STORE_ID_LEN + 1];
-	enum ci_status st = files_upload(app, in->stream, in->content_length, id);
+	enum ci_status st = files_upload(app, in->key, in->stream, in->content_length, id);
 	if (st != CI_CREATED) {
 		http_error(out, st, "%s", st == CI_INSUFFICIENT_STORAGE ? "Insufficient storage: the file store is full"
 				    : st == CI_BAD_REQUEST ? "request body ended early"
@@ -113,7 +114,7 @@ void handle_file_download(struct app *app, const struct request_in *in, struct r
 	int fd;
 	char *data;
 	uint64_t size;
-	enum ci_status st = files_open(app, id, &fd, &data, &size);
+	enum ci_status st = files_open(app, in->key, id, &fd, &data, &size);
 	if (st != CI_OK) {
 		http_error(out, st, "%s", st == CI_NOT_FOUND ? "Not Found: no object with that id"
 				    : st == CI_UNAVAILABLE ? "the database is busy; try again"

@@ -9,6 +9,7 @@
 struct request_in {
 	const char *method;
 	const char *path;     /* without the query string */
+	const char *key;      /* the caller's API key name; NULL without keys */
 	const char *body;     /* NUL-terminated copy of the body; may contain NULs */
 	size_t body_len;
 	/* streaming routes (router_streams_body): the body is read from here */

@@ -1,6 +1,8 @@
 /* health_check: runs print(21 * 2) through the service and exits 0 only when
  * stdout is "42\n"; otherwise prints one line saying why and exits 1.
- * usage: health_check [URL]   (default http://127.0.0.1:$APP_HTTP_PORT) */
+ * usage: health_check [URL]   (default http://$APP_HTTP_HOST:$APP_HTTP_PORT,
+ * loopback when the host is every interface). With APP_HEALTH_CHECK_KEY set
+ * it sends that key as a bearer token. */
 #include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -31,8 +33,16 @@ int main(int argc, char **argv)
 	}
 	snprintf(url, sizeof(url), "%s/v1/execute",
 		 argc == 2 ? argv[1] : "http://127.0.0.1");
-	if (argc == 1)
-		snprintf(url, sizeof(url), "http://127.0.0.1:%s/v1/execute", port && *port ? port : "50081");
+	if (argc == 1) {
+		const char *host = getenv("APP_HTTP_HOST");
+		if (!host || !*host || strcmp(host, "0.0.0.0") == 0)
+			host = "127.0.0.1";
+		else if (strcmp(host, "::") == 0)
+			host = "::1";
+		int v6 = strchr(host, ':') != NULL;
+		snprintf(url, sizeof(url), "http://%s%s%s:%s/v1/execute", v6 ? "[" : "", host, v6 ? "]" : "",
+			 port && *port ? port : "50081");
+	}
 	static struct buf b;
 	CURL *curl = curl_easy_init();
 	if (!curl) {
@@ -40,6 +50,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	const char *key = getenv("APP_HEALTH_CHECK_KEY");
+	char auth[600];
+	if (key && *key && strlen(key) < 512) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+		h = curl_slist_append(h, auth);
+	}
 	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, "{\"source_code\":\"print(21 * 2)\"}");

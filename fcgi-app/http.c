@@ -24,6 +24,9 @@ int http_code(enum ci_status st)
 	case CI_UNAVAILABLE: return 503;
 	case CI_INTERNAL: return 500;
 	case CI_INSUFFICIENT_STORAGE: return 507;
+	case CI_UNAUTHORIZED: return 401;
+	case CI_FORBIDDEN: return 403;
+	case CI_TOO_MANY: return 429;
 	}
 	return 500;
 }
@@ -34,10 +37,13 @@ static const char *reason(int code)
 	case 200: return "OK";
 	case 201: return "Created";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 413: return "Payload Too Large";
 	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
 	case 503: return "Service Unavailable";
 	case 507: return "Insufficient Storage";
 	default: return "Internal Server Error";
@@ -106,8 +112,10 @@ int http_send(FCGX_Request *req, struct response *r)
 	       "Content-Length: %zu\r\n", code, reason(code), ctype, len);
 	if (r->execution_id[0])
 		header(head, sizeof(head), &used, "X-Execution-Id: %s\r\n", r->execution_id);
-	if (r->status == CI_UNAVAILABLE)
+	if (r->status == CI_UNAVAILABLE || r->status == CI_TOO_MANY)
 		header(head, sizeof(head), &used, "Retry-After: 1\r\n");
+	if (r->status == CI_UNAUTHORIZED)
+		header(head, sizeof(head), &used, "WWW-Authenticate: Bearer\r\n");
 	if (r->status == CI_METHOD && r->allow)
 		header(head, sizeof(head), &used, "Allow: %s\r\n", r->allow);
 	header(head, sizeof(head), &used, "\r\n");

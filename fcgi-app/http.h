@@ -20,6 +20,9 @@ enum ci_status {
 	CI_UNAVAILABLE,   /* 503 with Retry-After */
 	CI_INTERNAL,      /* 500 */
 	CI_INSUFFICIENT_STORAGE, /* 507: the store's disk is full */
+	CI_UNAUTHORIZED,  /* 401 with WWW-Authenticate: Bearer */
+	CI_FORBIDDEN,     /* 403 */
+	CI_TOO_MANY,      /* 429 with Retry-After */
 };
 
 int http_code(enum ci_status st);

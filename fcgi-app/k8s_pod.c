@@ -1,6 +1,8 @@
 /* k8s_pod: see k8s_pod.h. The pod spec below is the restricted Pod Security
  * profile plus what the executor needs: a writable /workspace and /tmp, port
- * 8000, and the limits of the service's configuration in its environment. */
+ * 8000, and the limits of the service's configuration and the pod's token in
+ * its environment. The readiness probe's /healthz is the one route the
+ * executor answers without the token (it tells only whether it is ready). */
 #include "k8s_pod.h"
 
 #include <arpa/inet.h>
@@ -207,8 +209,35 @@ static json_object *metadata(const struct config *cfg, const char *name, const c
 	return md;
 }
 
-json_object *k8s_pod_build(const struct config *cfg, const char *name, const char *instance, char *err,
-			   size_t errlen)
+/* Sets name=value in the env of the container named executor, replacing any
+ * entry of that name. 0, or -1 when there is no such container. */
+static int set_container_env(json_object *spec, const char *name, const char *value)
+{
+	json_object *cs, *env;
+	if (!json_object_object_get_ex(spec, "containers", &cs) || !json_object_is_type(cs, json_type_array))
+		return -1;
+	for (size_t i = 0; i < json_object_array_length(cs); i++) {
+		json_object *c = json_object_array_get_idx(cs, i);
+		const char *cname = k8s_get_str(c, "name", NULL);
+		if (!cname || strcmp(cname, "executor") != 0)
+			continue;
+		if (!json_object_object_get_ex(c, "env", &env) || !json_object_is_type(env, json_type_array)) {
+			env = json_object_new_array();
+			json_object_object_add(c, "env", env);
+		}
+		for (size_t j = json_object_array_length(env); j-- > 0;) {
+			const char *n = k8s_get_str(json_object_array_get_idx(env, j), "name", NULL);
+			if (n && strcmp(n, name) == 0)
+				json_object_array_del_idx(env, j, 1);
+		}
+		add_env(env, name, value);
+		return 0;
+	}
+	return -1;
+}
+
+json_object *k8s_pod_build(const struct config *cfg, const char *name, const char *instance, const char *token,
+			   char *err, size_t errlen)
 {
 	json_object *resources = json_tokener_parse(cfg->executor_resources);
 	json_object *extra = json_tokener_parse(cfg->pod_spec_extra);
@@ -252,6 +281,11 @@ json_object *k8s_pod_build(const struct config *cfg, const char *name, const cha
 	json_object_object_add(spec, "volumes", vols);
 	k8s_json_merge(spec, extra);
 	json_object_object_add(pod, "spec", spec);
+	if (token && set_container_env(spec, K8S_TOKEN_ENV, token) < 0) {
+		snprintf(err, errlen, "APP_EXECUTOR_POD_SPEC_EXTRA: the pod has no container named executor");
+		json_object_put(pod);
+		pod = NULL;
+	}
 out:
 	json_object_put(resources);
 	json_object_put(extra);

@@ -24,10 +24,17 @@ void k8s_instance_name(const struct config *cfg, char *out, size_t cap);
 /* "managed-by=code-interpreter,instance=<instance>": the pool's pods. Caller frees. */
 char *k8s_pool_selector(const char *instance);
 
-/* Builds the pod named name for this instance. NULL with a reason in err when the
- * configured JSON (resources, spec extra) is not an object. Caller puts it. */
-json_object *k8s_pod_build(const struct config *cfg, const char *name, const char *instance, char *err,
-			   size_t errlen);
+/* The executor container's variable holding its pod's token (pod_token.h). */
+#define K8S_TOKEN_ENV "EXECUTOR_TOKEN"
+
+/* Builds the pod named name for this instance. token (NULL: none) becomes
+ * K8S_TOKEN_ENV in the executor container's env, set after
+ * APP_EXECUTOR_POD_SPEC_EXTRA is merged so that the extra cannot drop or
+ * replace it. NULL with a reason in err when the configured JSON (resources,
+ * spec extra) is not an object, or when the extra left no container named
+ * executor. Caller puts it. */
+json_object *k8s_pod_build(const struct config *cfg, const char *name, const char *instance, const char *token,
+			   char *err, size_t errlen);
 /* JSON merge patch (RFC 7386) of patch into target: objects merge key by key,
  * null removes a key, anything else replaces. patch is borrowed. */
 void k8s_json_merge(json_object *target, json_object *patch);

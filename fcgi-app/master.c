@@ -18,18 +18,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "access.h"
+#include "api_keys.h"
 #include "cleanup.h"
 #include "db.h"
 #include "files.h"
 #include "log.h"
 #include "package_cache.h"
+#include "pod_token.h"
 #include "pool.h"
+#include "root_helper.h"
 #include "scoreboard.h"
+#include "service_user.h"
 #include "store.h"
 #include "util.h"
 #include "worker.h"
 
-enum role { ROLE_WORKER, ROLE_POOL, ROLE_LIGHTTPD, ROLE_CLEANUP };
+enum role { ROLE_WORKER, ROLE_POOL, ROLE_LIGHTTPD, ROLE_CLEANUP, ROLE_HELPER };
 
 struct child {
 	pid_t pid;
@@ -43,6 +48,8 @@ struct master {
 	int listen_fd;
 	int notify[2];
 	int ready_fd;       /* eventfd: the pool manager's announcements to workers */
+	int helper_fd;      /* the root helper's listening socket: its alone */
+	struct service_user user; /* what workers and cleanup become */
 	struct child *kids;
 	size_t n_kids;
 	char lighttpd_conf[512];
@@ -52,7 +59,7 @@ struct master {
 static const char *role_name(enum role r)
 {
 	return r == ROLE_WORKER ? "worker" : r == ROLE_POOL ? "pool manager"
-		: r == ROLE_CLEANUP ? "cleanup" : "lighttpd";
+		: r == ROLE_CLEANUP ? "cleanup" : r == ROLE_HELPER ? "root helper" : "lighttpd";
 }
 
 static int prepare_dirs(const struct config *cfg)
@@ -70,6 +77,30 @@ static int prepare_dirs(const struct config *cfg)
 		}
 	}
 	free(db_dir);
+	return rc;
+}
+
+/* Reads APP_API_KEYS_FILE and writes its digests where the workers read them
+ * (readable by the service user's group), then tells the workers. On a
+ * bad file the keys in use stay. 0, or -1 (logged). */
+static int publish_keys(const struct config *cfg)
+{
+	char err[256], path[512];
+	struct api_keys keys;
+	if (api_keys_load(cfg->api_keys_file, &keys, err, sizeof(err)) < 0) {
+		log_error("APP_API_KEYS_FILE %s: %s", cfg->api_keys_file, err);
+		return -1;
+	}
+	access_digests_path(cfg, path, sizeof(path));
+	struct passwd *pw = getpwnam(cfg->service_user);
+	int rc = api_keys_write_digests(&keys, path, pw ? pw->pw_gid : (gid_t)-1);
+	if (rc < 0)
+		log_error("writing %s: %s", path, strerror(errno));
+	else
+		log_info("API keys: %zu from %s", keys.n, cfg->api_keys_file);
+	api_keys_free(&keys);
+	if (rc == 0)
+		scoreboard_keys_changed();
 	return rc;
 }
 
@@ -92,20 +123,28 @@ static int migrate(const struct config *cfg)
 	return st == DB_OK ? 0 : -1;
 }
 
-/* lighttpd runs as www-data when that user exists: it must reach the socket. */
+static const char *lighttpd_user(const char *socket_path);
+
+/* The socket is lighttpd's alone: the user lighttpd runs as owns it (www-data
+ * when it drops to that user, see lighttpd_user; root when it stays root;
+ * www-data, when it exists, for a lighttpd started elsewhere), mode 0600.
+ * The workers accept on the listening descriptor, never open the file. */
 static int open_socket(struct master *m)
 {
-	unlink(m->cfg->fcgi_socket);
-	m->listen_fd = FCGX_OpenSocket(m->cfg->fcgi_socket, 128);
+	const char *path = m->cfg->fcgi_socket;
+	unlink(path);
+	m->listen_fd = FCGX_OpenSocket(path, 128);
 	if (m->listen_fd < 0) {
-		log_error("cannot listen on %s", m->cfg->fcgi_socket);
+		log_error("cannot listen on %s", path);
 		return -1;
 	}
-	struct group *g = getgrnam("www-data");
-	if (g && chown(m->cfg->fcgi_socket, 0, g->gr_gid) < 0)
-		log_warn("chown %s: %s", m->cfg->fcgi_socket, strerror(errno));
-	if (chmod(m->cfg->fcgi_socket, 0660) < 0)
-		log_warn("chmod %s: %s", m->cfg->fcgi_socket, strerror(errno));
+	const char *user = m->cfg->start_lighttpd ? lighttpd_user(path) : "www-data";
+	struct passwd *pw = user[0] ? getpwnam(user) : NULL;
+	/* APP_RUN_DIR is root's: no one else can have put a symlink there */
+	if (geteuid() == 0 && lchown(path, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0) < 0)
+		log_warn("chown %s: %s", path, strerror(errno));
+	if (chmod(path, 0600) < 0)
+		log_warn("chmod %s: %s", path, strerror(errno));
 	return 0;
 }
 
@@ -113,8 +152,11 @@ static int open_socket(struct master *m)
  * directory above it searchable by others); otherwise it stays root. */
 static const char *lighttpd_user(const char *socket_path)
 {
+	static const char *decided; /* asked twice (socket, config): warned once */
+	if (decided)
+		return decided;
 	if (!getpwnam("www-data"))
-		return "";
+		return decided = "";
 	char *dir = xstrdup(socket_path);
 	const char *user = "www-data";
 	for (char *slash = strrchr(dir, '/'); slash && slash != dir; slash = strrchr(dir, '/')) {
@@ -128,7 +170,7 @@ static const char *lighttpd_user(const char *socket_path)
 		}
 	}
 	free(dir);
-	return user;
+	return decided = user;
 }
 
 static int write_lighttpd_conf(struct master *m)
@@ -139,8 +181,10 @@ static int write_lighttpd_conf(struct master *m)
 	snprintf(www, sizeof(www), "%s/www", cfg->run_dir);
 	if (mkdir_p(www, 0755) < 0)
 		return -1;
+	int v6 = strchr(cfg->http_host, ':') != NULL; /* lighttpd takes IPv6 as [ADDR] */
 	char *text = xasprintf(
 		"# written by code-interpreter at start; edit lighttpd/lighttpd.conf instead\n"
+		"var.ci_host = \"%s%s%s\"\n"
 		"var.ci_port = %d\n"
 		"var.ci_fcgi_socket = \"%s\"\n"
 		"var.ci_document_root = \"%s\"\n"
@@ -150,7 +194,7 @@ static int write_lighttpd_conf(struct master *m)
 		"var.ci_user = \"%s\"\n"
 		"var.ci_data_dir = \"%s\"\n"
 		"include \"%s/lighttpd/lighttpd.conf\"\n",
-		cfg->http_port, cfg->fcgi_socket, www,
+		v6 ? "[" : "", cfg->http_host, v6 ? "]" : "", cfg->http_port, cfg->fcgi_socket, www,
 		(unsigned long long)(cfg->max_request_bytes / 1024 + 1),
 		(int)cfg->max_execution_timeout + (int)cfg->claim_timeout + 60, cfg->data_dir,
 		lighttpd_user(cfg->fcgi_socket), cfg->data_dir, cfg->data_dir);
@@ -174,8 +218,15 @@ static void spawn(struct master *m, enum role role, int slot)
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		int rc = 1;
+		if (role != ROLE_HELPER)
+			close(m->helper_fd); /* a worker holding it could answer for the helper */
+		if (role != ROLE_WORKER && role != ROLE_POOL)
+			pod_token_forget(); /* only those create pods and talk to them */
 		if (role == ROLE_WORKER) {
 			close(m->notify[0]);
+			/* unprivileged before anything hostile is read */
+			if (service_user_become(&m->user) < 0)
+				_exit(1);
 			scoreboard_set_slot(slot);
 			rc = worker_run(m->cfg, m->listen_fd, m->notify[1], m->ready_fd);
 		} else if (role == ROLE_CLEANUP) {
@@ -184,7 +235,15 @@ static void spawn(struct master *m, enum role role, int slot)
 			close(m->notify[0]);
 			close(m->notify[1]);
 			close(m->ready_fd);
+			if (service_user_become(&m->user) < 0)
+				_exit(1);
 			rc = cleanup_run(m->cfg);
+		} else if (role == ROLE_HELPER) {
+			close(m->listen_fd);
+			close(m->notify[0]);
+			close(m->notify[1]);
+			close(m->ready_fd);
+			rc = root_helper_run(m->cfg, m->helper_fd, m->user.uid);
 		} else if (role == ROLE_POOL) {
 			log_set_role("pool");
 			close(m->listen_fd);
@@ -261,9 +320,11 @@ static void wait_for(struct master *m, enum role role, int sfd)
 
 int master_run(const struct config *cfg)
 {
-	struct master m = {.cfg = cfg, .listen_fd = -1, .notify = {-1, -1}, .ready_fd = -1};
+	struct master m = {.cfg = cfg, .listen_fd = -1, .notify = {-1, -1}, .ready_fd = -1, .helper_fd = -1};
 	log_set_role("master");
-	if (prepare_dirs(cfg) < 0 || migrate(cfg) < 0)
+	/* the workers' user owns the database before SQLite makes its WAL files */
+	if (service_user_lookup(cfg, &m.user) < 0 || prepare_dirs(cfg) < 0 ||
+	    service_user_own_state(cfg, &m.user) < 0 || migrate(cfg) < 0)
 		return 1;
 	struct store st;
 	if (files_store_open(&st, cfg, 1) != STORE_OK) {
@@ -275,7 +336,11 @@ int master_run(const struct config *cfg)
 	/* counters and worker slots, shared with every child forked below */
 	if (scoreboard_create() < 0)
 		return 1;
+	if (cfg->api_keys_file[0] && publish_keys(cfg) < 0)
+		return 1;
 	if (pipe2(m.notify, O_NONBLOCK | O_CLOEXEC) < 0 || open_socket(&m) < 0)
+		return 1;
+	if ((m.helper_fd = root_helper_listen(cfg, m.user.uid, m.user.gid)) < 0)
 		return 1;
 	m.ready_fd = eventfd(0, EFD_SEMAPHORE | EFD_NONBLOCK | EFD_CLOEXEC);
 	if (m.ready_fd < 0) {
@@ -284,6 +349,12 @@ int master_run(const struct config *cfg)
 	}
 	if (cfg->start_lighttpd && write_lighttpd_conf(&m) < 0)
 		return 1;
+	/* each pod's token derives from it (pod_token.h); a restart makes a new
+	 * one and deletes the pods of the old */
+	if (strcmp(cfg->backend, "kubernetes") == 0 && pod_token_init() < 0) {
+		log_error("getrandom: %s", strerror(errno));
+		return 1;
+	}
 
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -298,6 +369,7 @@ int master_run(const struct config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 
 	spawn(&m, ROLE_POOL, -1);
+	spawn(&m, ROLE_HELPER, -1);
 	spawn(&m, ROLE_CLEANUP, -1);
 	for (int i = 0; i < cfg->workers; i++)
 		spawn(&m, ROLE_WORKER, i);
@@ -314,6 +386,8 @@ int master_run(const struct config *cfg)
 		while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
 				m.stopping = 1;
+			else if (si.ssi_signo == SIGHUP && cfg->api_keys_file[0])
+				publish_keys(cfg); /* on failure the keys in use stay */
 		}
 		reap(&m);
 	}
@@ -323,12 +397,15 @@ int master_run(const struct config *cfg)
 	signal_role(&m, ROLE_CLEANUP, SIGTERM);
 	wait_for(&m, ROLE_WORKER, sfd);
 	wait_for(&m, ROLE_CLEANUP, sfd);
+	signal_role(&m, ROLE_HELPER, SIGTERM); /* no worker asks it any more */
+	wait_for(&m, ROLE_HELPER, sfd);
 	signal_role(&m, ROLE_POOL, SIGTERM);
 	wait_for(&m, ROLE_POOL, sfd);
 	signal_role(&m, ROLE_LIGHTTPD, SIGTERM);
 	wait_for(&m, ROLE_LIGHTTPD, sfd);
 	close(m.listen_fd);
 	unlink(cfg->fcgi_socket);
+	root_helper_unlisten(cfg, m.helper_fd);
 	free(m.kids);
 	log_info("stopped");
 	return 0;

@@ -72,6 +72,42 @@ int pkgcache_remove(const struct config *cfg, const char *path)
 	return 0;
 }
 
+/* Whether the cached directory dir still holds metadata (an operator may
+ * have removed it): 1 or 0. */
+static int dir_intact(const struct config *cfg, const char *dir, const char *metadata)
+{
+	char path[PATH_MAX], file[PATH_MAX];
+	struct stat st;
+	if (pkgcache_dir_path(cfg, dir, path, sizeof(path)) < 0)
+		return 0;
+	int n = snprintf(file, sizeof(file), "%s/%s", path, metadata);
+	return n > 0 && (size_t)n < sizeof(file) && lstat(file, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int pkgcache_lookup(const struct config *cfg, struct db *db, const char *execution_id, const char *norm,
+		    const char *kind, const char *key, char dir[PKG_DIR_NAME_MAX + 1], char metadata[256])
+{
+	struct db_package_dist row;
+	for (int tries = 0; tries < 3; tries++) {
+		if (db_package_dist_find(db, norm, kind, key, &row) != DB_OK)
+			return 0;
+		if (!dir_intact(cfg, row.dir, row.metadata)) {
+			if (db_package_evict(db, row.dir, "missing", 1, now_ms()) == DB_OK)
+				log_warn("packages: %s was recorded but is not in the cache", row.dir);
+			continue;
+		}
+		enum db_status st = db_package_dist_use(db, execution_id, row.dir, now_ms());
+		if (st == DB_NOT_FOUND)
+			continue; /* evicted meanwhile: look again */
+		if (st != DB_OK)
+			return 0;
+		snprintf(dir, PKG_DIR_NAME_MAX + 1, "%s", row.dir);
+		snprintf(metadata, 256, "%s", row.metadata);
+		return 1;
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------------ metadata */
 
 /* The normalized distribution name of a "<name>-<version>.dist-info" entry

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "package_names.h"
 
 /* At start, before any worker: pkg_layout_prepare (package_layout.h), then removes what no
  * install can still be using (staging/, APP_RUN_DIR/installs, the layout of
@@ -27,6 +28,14 @@ int pkgcache_staging_make(const struct config *cfg, char *out, size_t cap);
 
 /* Host path of dists/<dir> into out. 0, or -1 when it does not fit. */
 int pkgcache_dir_path(const struct config *cfg, const char *dir, char *out, size_t cap);
+
+/* Serves a distribution from the cache when a directory was installed that
+ * may serve it (db_package_dist_find: norm, kind, key) and still holds its
+ * metadata (an operator may have removed it: its row then goes), recording
+ * its use by the execution (which keeps it from eviction). 1 with its name in
+ * dir and its *.dist-info in metadata (256 bytes), or 0. */
+int pkgcache_lookup(const struct config *cfg, struct db *db, const char *execution_id, const char *norm,
+		    const char *kind, const char *key, char dir[PKG_DIR_NAME_MAX + 1], char metadata[256]);
 
 /* Finds in the directory at path the *.dist-info of the distribution norm
  * (a normalized name), "<name>-<version>.dist-info" with a version of

@@ -1,11 +1,12 @@
 /* packages: the worker's side of packages installed on the fly (DESIGN.md §6).
  * Asks the claimed sandbox which imports it cannot find (POST /imports), maps
  * modules to distributions (executor/python/package_map.json, APP_PACKAGE_MAP),
- * finds each in the cache or installs it (`executor install`, whose sandbox
- * runs pip, wheels only) within the request's deadline, and names the cache
- * directories the run's sys.path gets: only those of distributions that declare
- * the modules the code imports. Never runs pip itself and never trusts the
- * sandbox's answer unchecked. */
+ * finds each in the cache or has the root side install it (root_helper.h,
+ * package_install.h: `executor install`, whose sandbox runs pip, wheels only)
+ * within the request's deadline, and names the cache directories the run's
+ * sys.path gets: only those of distributions that declare the modules the
+ * code imports. Never runs pip itself and never trusts the sandbox's answer
+ * unchecked. */
 #ifndef PACKAGES_H
 #define PACKAGES_H
 

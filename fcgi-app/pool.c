@@ -1,5 +1,6 @@
-/* pool: see pool.h. The worker side (claim, release, endpoint) is the same for
- * every backend; the manager is the backend's (pool_local.c, pool_k8s.c). */
+/* pool: see pool.h. The worker side (claim, release, endpoint, token) is the
+ * same for every backend; the manager is the backend's (pool_local.c,
+ * pool_k8s.c). */
 #include "pool.h"
 
 #include <poll.h>
@@ -25,6 +26,14 @@ int pool_manager_run(const struct config *cfg, int notify_fd, int ready_fd)
 int pool_endpoint(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap)
 {
 	return backend(cfg)->endpoint(db, cfg, id, out, cap);
+}
+
+int pool_token(const struct config *cfg, const char *id, char *out, size_t cap)
+{
+	const struct pool_backend *b = backend(cfg);
+	if (cap)
+		out[0] = '\0';
+	return b->token ? b->token(id, out, cap) : 0;
 }
 
 void pool_wake(int notify_fd)

@@ -30,6 +30,11 @@ enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd
 /* Where the claimed sandbox's executor server listens: a unix socket path
  * (local) or "http://IP:8000" (pod), into out. 0, or -1. */
 int pool_endpoint(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap);
+/* The bearer token the claimed sandbox's executor server wants, into out (cap
+ * at least POOL_TOKEN_MAX): the pod's token (pod_token.h), or "" for a local
+ * sandbox (its socket is the service's alone). 0, or -1. The caller wipes it. */
+#define POOL_TOKEN_MAX 65
+int pool_token(const struct config *cfg, const char *id, char *out, size_t cap);
 /* Marks the sandbox used so the manager destroys it, and wakes the manager. */
 void pool_release(struct db *db, const char *id, int notify_fd);
 /* Wakes the manager after a claim or a release the caller wrote itself, with

@@ -14,6 +14,8 @@ struct pool_backend {
 	int (*run)(const struct config *cfg, int notify_fd, int ready_fd);
 	/* See pool_endpoint. */
 	int (*endpoint)(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap);
+	/* See pool_token; NULL: the backend's executors want none. */
+	int (*token)(const char *id, char *out, size_t cap);
 };
 
 extern const struct pool_backend pool_local_backend; /* pool_local.c */

@@ -1,7 +1,8 @@
 /* pool_k8s: the pool manager of the kubernetes backend. Keeps cfg->pool_size
  * executor pods starting or ready, learns their state from one pod watch (list
  * again after 410), deletes each pod after its single use, and at start deletes
- * the pods that a previous run of this instance left (found by label). */
+ * the pods that a previous run of this instance left (found by label). Each pod
+ * is created with its own token (pod_token.h), which workers send it. */
 #include "pool_backend.h"
 
 #include <ctype.h>
@@ -17,6 +18,7 @@
 #include "k8s_client.h"
 #include "k8s_pod.h"
 #include "log.h"
+#include "pod_token.h"
 #include "util.h"
 
 #define WATCH_TIMEOUT_S 300
@@ -107,7 +109,14 @@ static void launch(struct manager *m)
 		random_hex(hex, 5);
 		hex[10] = '\0';
 		snprintf(name, sizeof(name), "%s%s", m->cfg->pod_name_prefix, hex);
-		json_object *spec = k8s_pod_build(m->cfg, name, m->instance, err, sizeof(err));
+		char token[POD_TOKEN_LEN + 1];
+		if (pod_token_for(name, token) < 0) {
+			log_error("executor pod: no pod secret in this process");
+			back_off(m);
+			return;
+		}
+		json_object *spec = k8s_pod_build(m->cfg, name, m->instance, token, err, sizeof(err));
+		explicit_bzero(token, sizeof(token));
 		if (!spec) {
 			log_error("executor pod: %s", err);
 			back_off(m);
@@ -432,8 +441,20 @@ static int k8s_endpoint(struct db *db, const struct config *cfg, const char *id,
 	return 0;
 }
 
+_Static_assert(POOL_TOKEN_MAX >= POD_TOKEN_LEN + 1, "pool.h's room for a token");
+
+static int k8s_token(const char *id, char *out, size_t cap)
+{
+	if (cap < POD_TOKEN_LEN + 1 || pod_token_for(id, out) < 0) {
+		log_error("pod %s: no token for it (no pod secret in this process)", id);
+		return -1;
+	}
+	return 0;
+}
+
 const struct pool_backend pool_k8s_backend = {
 	.name = "kubernetes",
 	.run = k8s_run,
 	.endpoint = k8s_endpoint,
+	.token = k8s_token,
 };

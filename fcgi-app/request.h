@@ -29,6 +29,7 @@ struct exec_request {
 	size_t n_env;
 	double timeout;           /* seconds, validated */
 	int include_subdirectories; /* also list changed files below /workspace's top level */
+	const char *key;          /* the caller's API key name (not parsed; set by the handler), or NULL */
 };
 
 /* Validates a parsed /v1/execute body (takes the reference to root). Returns 0,

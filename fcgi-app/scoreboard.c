@@ -8,8 +8,8 @@
 
 #include "log.h"
 
-const int scoreboard_codes[SB_CODES] = {200, 201, 400, 404, 405, 408, 411, 413, 422,
-					500, 502, 503, 507, 0};
+const int scoreboard_codes[SB_CODES] = {200, 201, 400, 401, 403, 404, 405, 408, 411, 413, 422,
+					429, 500, 502, 503, 507, 0};
 const double scoreboard_buckets[SB_BUCKETS] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600};
 const char *const scoreboard_outcomes[SB_OUTCOMES] = {"ok", "error", "timeout", "memory",
 						      "killed", "failed", "interrupted"};
@@ -19,6 +19,7 @@ const char *const scoreboard_cleanup_names[SB_CLEANUP] = {"objects", "object_byt
 struct slot {
 	atomic_int busy;          /* 1 while exec_id names a run in flight */
 	char exec_id[SB_EXEC_ID]; /* written only by the slot's owner */
+	atomic_uint_fast64_t key; /* tag of the key whose request is in flight, 0: none */
 };
 
 struct board {
@@ -27,6 +28,7 @@ struct board {
 	atomic_uint_fast64_t exec_count, exec_sum_ms;
 	atomic_uint_fast64_t outcomes[SB_OUTCOMES];
 	atomic_uint_fast64_t cleanup[SB_CLEANUP];
+	atomic_uint_fast64_t keys_generation; /* bumped by the master when the keys change */
 	struct slot slots[SB_SLOTS];
 };
 
@@ -47,6 +49,42 @@ int scoreboard_create(void)
 void scoreboard_set_slot(int slot)
 {
 	my_slot = slot >= 0 && slot < SB_SLOTS ? slot : -1;
+	if (board && my_slot >= 0) /* a predecessor that died mid-request */
+		atomic_store(&board->slots[my_slot].key, 0);
+}
+
+uint64_t scoreboard_keys_generation(void)
+{
+	return board ? atomic_load(&board->keys_generation) : 0;
+}
+
+void scoreboard_keys_changed(void)
+{
+	if (board)
+		atomic_fetch_add(&board->keys_generation, 1);
+}
+
+/* Publish first, then count (sequentially consistent): of two requests that
+ * race for a key's last place each sees the other, so both may be refused,
+ * but the limit is never exceeded. */
+int scoreboard_key_enter(uint64_t tag, int limit)
+{
+	if (!board || my_slot < 0 || tag == 0 || limit <= 0)
+		return 1;
+	atomic_store(&board->slots[my_slot].key, tag);
+	int n = 0;
+	for (int i = 0; i < SB_SLOTS; i++)
+		n += atomic_load(&board->slots[i].key) == tag;
+	if (n <= limit)
+		return 1;
+	atomic_store(&board->slots[my_slot].key, 0);
+	return 0;
+}
+
+void scoreboard_key_leave(void)
+{
+	if (board && my_slot >= 0)
+		atomic_store(&board->slots[my_slot].key, 0);
 }
 
 void scoreboard_request(int route, int http_code)

@@ -13,7 +13,7 @@
 #define SB_EXEC_ID 40
 
 /* HTTP codes counted one by one; anything else is counted as "other". */
-#define SB_CODES 14
+#define SB_CODES 17
 extern const int scoreboard_codes[SB_CODES]; /* last entry 0 = other */
 
 /* Execution duration histogram upper bounds, seconds (+Inf is implicit). */
@@ -39,6 +39,18 @@ void scoreboard_set_slot(int slot);
 void scoreboard_request(int route, int http_code);
 void scoreboard_execution(enum sb_outcome o, int64_t duration_ms);
 void scoreboard_cleanup(enum sb_cleanup what, uint64_t n);
+
+/* The API keys' generation: the master bumps it after writing new keys;
+ * a worker that sees it change reads them again. */
+uint64_t scoreboard_keys_generation(void);
+void scoreboard_keys_changed(void);
+
+/* APP_KEY_MAX_CONCURRENT: this worker's request is the key's (tag: non-zero,
+ * from the key's name). 1 when the key has at most limit requests in flight
+ * with this one (limit <= 0: no limit), else 0 and nothing held. */
+int scoreboard_key_enter(uint64_t tag, int limit);
+/* The request ends (no-op when none was entered). */
+void scoreboard_key_leave(void);
 
 /* This worker starts running execution id / finished it. */
 void scoreboard_exec_begin(const char *id);

@@ -36,6 +36,7 @@ static void log_request(const struct request_in *in, const struct response *out,
 	const char *route = out->route ? router_route(out->route, &rmethod) : "none";
 	struct log_field f[] = {
 		{"execution_id", out->execution_id, 0},
+		{"key", in->key ? in->key : "", 0},
 		{"method", method, 0},
 		{"route", route ? route : "none", 0},
 		{"status", NULL, code},
@@ -59,6 +60,10 @@ static void serve_one(struct app *app, FCGX_Request *req)
 	char *path = xstrdup(uri);
 	path[strcspn(path, "?#")] = '\0';
 	in.path = path;
+	/* before the body is read: a caller without a key uploads nothing */
+	if (access_check(&app->access, app->cfg, path, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp),
+			 &in.key, &out) < 0)
+		goto send_path;
 
 	int streams = router_streams_body(in.method, in.path);
 	if (streams || router_wants_body(in.method, in.path)) {
@@ -105,6 +110,7 @@ send_path:
 	in.path = NULL;
 send:;
 	int code = http_send(req, &out);
+	access_done();
 	scoreboard_request(out.route, code);
 	log_request(&in, &out, code, t0);
 	free(body);
@@ -164,6 +170,7 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready
 		FCGX_Finish_r(&req);
 	}
 	FCGX_Free(&req, 1);
+	access_release(&app.access);
 	store_close(&app.store);
 	db_close(&app.db);
 	curl_global_cleanup();

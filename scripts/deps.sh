@@ -24,6 +24,17 @@ done
 # unless a node came another way (NodeSource's nodejs carries its own npm and
 # conflicts with Debian's npm package)
 command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+# the unprivileged user the FastCGI workers run as (APP_SERVICE_USER), with a
+# group of its own; the master refuses to start as root without it
+user=${APP_SERVICE_USER:-code-interpreter}
+if ! getent passwd "$user" >/dev/null; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "deps: no user $user (run make deps as root)" >&2
+		exit 1
+	fi
+	echo "deps: creating the system user $user"
+	useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "deps: missing packages:$missing (run make deps as root)" >&2

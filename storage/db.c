@@ -40,6 +40,8 @@ enum stmt_id {
 	ST_SBX_SET_READY,
 	ST_SBX_ENDPOINT,
 	ST_OBJECT_KNOWN,
+	ST_OBJECT_OWN,
+	ST_OBJECT_VISIBLE,
 	ST_OBJECT_STATS,
 	ST_OBJECTS_EXPIRED,
 	ST_OBJECT_DELETE_EXPIRED,
@@ -76,8 +78,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
 		" size = max(size, excluded.size)",
 	[ST_EXEC_INSERT] =
 		"INSERT INTO executions (id, kind, started_ms, finished_ms, exit_code, status,"
-		" source_code, env_names, stdout_bytes, stderr_bytes, sandbox, error)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+		" source_code, env_names, stdout_bytes, stderr_bytes, sandbox, error, api_key)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 	[ST_EXEC_FILE_INSERT] =
 		"INSERT INTO execution_files (execution_id, direction, path, object_id)"
 		" VALUES (?1, ?2, ?3, ?4)",
@@ -104,6 +106,12 @@ static const char *const stmt_sql[ST_COUNT_] = {
 		" WHERE id = ?1 AND state = 'starting'",
 	[ST_SBX_ENDPOINT] = "SELECT endpoint FROM sandboxes WHERE id = ?1",
 	[ST_OBJECT_KNOWN] = "SELECT 1 FROM file_objects WHERE id = ?1",
+	[ST_OBJECT_OWN] =
+		"INSERT INTO object_keys (object_id, api_key, since_ms) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT DO NOTHING",
+	[ST_OBJECT_VISIBLE] =
+		"SELECT EXISTS (SELECT 1 FROM object_keys WHERE object_id = ?1 AND api_key = ?2)"
+		" OR (?3 AND NOT EXISTS (SELECT 1 FROM object_keys WHERE object_id = ?1))",
 	[ST_OBJECT_STATS] = "SELECT count(*), coalesce(sum(size), 0) FROM file_objects",
 	[ST_OBJECTS_EXPIRED] =
 		"SELECT id, size FROM file_objects WHERE last_used_ms < ?1 AND id > ?2"
@@ -327,6 +335,12 @@ struct db *db_open(const char *path)
 		log_error("db: %s: journal_mode is %s, WAL refused", path, mode);
 		goto out;
 	}
+	/* the -wal and -shm files stay when the last connection closes: made
+	 * once (as root, SQLite gives them the database file's owner), they are
+	 * never made again by a worker, which may not create files beside the
+	 * database (service_user.h) */
+	int persist = 1;
+	sqlite3_file_control(db->h, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	if (sqlite3_exec(db->h, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK) {
 		log_db(db, "PRAGMA foreign_keys");
 		goto out;
@@ -604,20 +618,61 @@ out:
 
 /* --- file objects --------------------------------------------------------- */
 
-enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int64_t now)
+/* The touch statement alone (inside the caller's transaction, if any). */
+static int touch(struct db *db, const char *id, uint64_t size, int64_t now)
 {
 	sqlite3_stmt *s = stmt(db, ST_OBJECT_TOUCH);
 
 	if (!s)
-		return DB_ERROR;
+		return SQLITE_ERROR;
+	bind_text(s, 1, id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
+	sqlite3_bind_int64(s, 3, now);
+	return run(db, s, "file object touch");
+}
+
+enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int64_t now, const char *key)
+{
 	if (size > INT64_MAX) {
 		log_error("db: object %s: size %llu out of range", id, (unsigned long long)size);
 		return DB_ERROR;
 	}
+	if (!key)
+		return status_of(touch(db, id, size, now));
+	enum db_status rc = simple(db, ST_BEGIN);
+	if (rc != DB_OK)
+		return rc;
+	int step = touch(db, id, size, now);
+	sqlite3_stmt *s = step == SQLITE_DONE ? stmt(db, ST_OBJECT_OWN) : NULL;
+	if (s) {
+		bind_text(s, 1, id);
+		bind_text(s, 2, key);
+		sqlite3_bind_int64(s, 3, now);
+		step = run(db, s, "file object owner");
+	}
+	rc = s && step == SQLITE_DONE ? simple(db, ST_COMMIT) : DB_ERROR;
+	if (rc != DB_OK) {
+		if (rc == DB_ERROR && status_of(step) == DB_BUSY)
+			rc = DB_BUSY;
+		rollback(db);
+	}
+	return rc;
+}
+
+enum db_status db_object_visible(struct db *db, const char *id, const char *key, int unowned_too)
+{
+	sqlite3_stmt *s = stmt(db, ST_OBJECT_VISIBLE);
+
+	if (!s)
+		return DB_ERROR;
 	bind_text(s, 1, id);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
-	sqlite3_bind_int64(s, 3, now);
-	return status_of(run(db, s, "file object touch"));
+	bind_text(s, 2, key);
+	sqlite3_bind_int(s, 3, unowned_too ? 1 : 0);
+	int step = sqlite3_step(s);
+	enum db_status rc = step == SQLITE_ROW ? (sqlite3_column_int(s, 0) ? DB_OK : DB_NOT_FOUND)
+			    : status_of(step) == DB_BUSY ? DB_BUSY : DB_ERROR;
+	sqlite3_reset(s);
+	return rc;
 }
 
 enum db_status db_object_known(struct db *db, const char *id)
@@ -770,6 +825,7 @@ enum db_status db_execution_insert(struct db *db, const struct db_execution *e)
 	sqlite3_bind_int64(s, 10, clamp_u64(e->stderr_bytes));
 	bind_text(s, 11, e->sandbox);
 	bind_text(s, 12, e->error);
+	bind_text(s, 13, e->api_key);
 	if (run(db, s, "execution insert") != SQLITE_DONE)
 		goto out;
 	if (insert_files(db, e->id, "input", e->inputs, e->n_inputs) != DB_OK ||
@@ -809,6 +865,7 @@ static enum db_status begin(struct db *db, const struct db_execution *e, int64_t
 	sqlite3_bind_int64(s, 10, 0);
 	bind_text(s, 11, e->sandbox);
 	bind_text(s, 12, e->error);
+	bind_text(s, 13, e->api_key);
 	if ((step = run(db, s, "execution begin")) != SQLITE_DONE)
 		goto out;
 	if (insert_files(db, e->id, "input", e->inputs, e->n_inputs) != DB_OK)

@@ -41,8 +41,13 @@ enum db_status db_migrate(struct db *db, const char *migrations_dir);
 enum db_status db_ping(struct db *db);
 
 /* --- file objects ------------------------------------------------------- */
-/* Inserts the object or, when known, updates its last_used_ms. */
-enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int64_t now_ms);
+/* Inserts the object or, when known, updates its last_used_ms; with key (an
+ * API key's name, or NULL) the object is that key's too, in the same
+ * transaction. */
+enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int64_t now_ms, const char *key);
+/* DB_OK when the key owns the object (object_keys), or unowned_too and no
+ * key owns it; DB_NOT_FOUND otherwise. */
+enum db_status db_object_visible(struct db *db, const char *id, const char *key, int unowned_too);
 
 /* True (DB_OK) when the object has a row, DB_NOT_FOUND when not. */
 enum db_status db_object_known(struct db *db, const char *id);
@@ -69,6 +74,7 @@ struct db_file { const char *path; const char *object_id; };
 struct db_execution {
 	const char *id;          /* UUID text */
 	const char *kind;        /* "execute", "parse-custom-tool", "execute-custom-tool" */
+	const char *api_key;     /* the caller's key name (never the key), or NULL */
 	int64_t started_ms;      /* unix epoch milliseconds */
 	int64_t finished_ms;
 	int exit_code;

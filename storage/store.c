@@ -63,6 +63,11 @@ static enum store_status check_id(const char *id)
 
 enum store_status store_open(struct store *st, const char *dir)
 {
+	return store_open_locked(st, dir, NULL);
+}
+
+enum store_status store_open_locked(struct store *st, const char *dir, const char *lock_path)
+{
 	enum store_status rc = STORE_IO;
 	char *real = NULL;
 
@@ -71,6 +76,8 @@ enum store_status store_open(struct store *st, const char *dir)
 	st->lockfd = -1;
 	st->shared = 0;
 	st->max_object_bytes = 0;
+	st->give = NULL;
+	st->give_arg = NULL;
 	if (mkdir_p(dir, 0700) < 0) {
 		log_error("store: cannot create %s: %s", dir, strerror(errno));
 		goto out;
@@ -88,9 +95,11 @@ enum store_status store_open(struct store *st, const char *dir)
 	}
 	/* the lock file now, not at the first lock: a process's open files stay
 	 * the same from its start (an fd that appears later looks like a leak) */
-	st->lockfd = openat(st->dirfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	st->lockfd = lock_path ? open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)
+			       : openat(st->dirfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (st->lockfd < 0) {
-		log_error("store: cannot open %s/.lock: %s", real, strerror(errno));
+		log_error("store: cannot open the lock %s%s: %s", lock_path ? lock_path : real,
+			  lock_path ? "" : "/.lock", strerror(errno));
 		close(st->dirfd);
 		st->dirfd = -1;
 		goto out;
@@ -140,6 +149,29 @@ static int group_id(const char *group, gid_t *gid)
 static int share_fd(const struct store *st, int fd)
 {
 	return fchown(fd, st->share_uid, st->share_gid) < 0 || fchmod(fd, 0660) < 0 ? -1 : 0;
+}
+
+enum store_status store_give_temp(struct store *st, const char *name, uid_t uid)
+{
+	size_t n = strlen(name);
+	if (!st->shared || n != TMP_PREFIX_LEN + 32 || strncmp(name, TMP_PREFIX, TMP_PREFIX_LEN) != 0 ||
+	    strspn(name + TMP_PREFIX_LEN, hexdig) != 32)
+		return STORE_BAD_ID;
+	int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return errno == ENOENT || errno == ELOOP ? STORE_BAD_ID : STORE_IO;
+	struct stat sb;
+	enum store_status rc = STORE_OK;
+	if (fstat(fd, &sb) < 0)
+		rc = STORE_IO;
+	else if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1 || sb.st_uid != uid)
+		rc = STORE_BAD_ID;
+	else if (share_fd(st, fd) < 0)
+		rc = STORE_IO;
+	if (rc == STORE_IO)
+		log_error("store: cannot give %s/%s to the folder's owner: %s", st->dir, name, strerror(errno));
+	close(fd);
+	return rc;
 }
 
 /* The same for an object file already there (a regular file only). */
@@ -404,7 +436,7 @@ enum store_status store_check_fd(int fd, const char *id, uint64_t size, void *co
 	enum store_status rc = store_check_begin(&c, id, size);
 	char scratch[64 * 1024];
 	for (uint64_t off = 0; rc == STORE_OK && c.left > 0;) {
-		char *buf = copy ? (char *)copy + off : scratch;
+		char *buf = copy ? (char *)copy + off : &scratch[0];
 		size_t want = copy || c.left < sizeof(scratch) ? (size_t)c.left : sizeof(scratch);
 		ssize_t n = pread(fd, buf, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
@@ -445,7 +477,9 @@ enum store_status store_writer_commit(struct store_writer *w, char id_out[STORE_
 	final_hex(w->sha, id);
 
 	/* its final owner and mode before it gets its real name, and durable before the rename */
-	if ((w->st->shared ? share_fd(w->st, w->fd) : fchmod(w->fd, 0444)) < 0 || fsync(w->fd) < 0) {
+	int owned = !w->st->shared ? fchmod(w->fd, 0444)
+		    : w->st->give ? w->st->give(w->tmpname, w->st->give_arg) : share_fd(w->st, w->fd);
+	if (owned < 0 || fsync(w->fd) < 0) {
 		e = errno;
 		log_error("store: cannot finish %s/%s: %s", w->st->dir, w->tmpname, strerror(e));
 		goto out;

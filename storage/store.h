@@ -35,11 +35,20 @@ struct store {
 				    * a shared folder's member may put a giant there) */
 	int lockfd; /* owned; the store's lock file (.lock), opened by store_open: each
 		     * process opens its own store, a lock is per open file */
+	/* NULL, or for a process that may not chown (an unprivileged worker):
+	 * a shared store's writer asks it to give its temp file tmpname the
+	 * folder's owner and group, mode 0660 (store_give_temp, on the root
+	 * side), instead of doing that itself. 0, or -1 with errno. */
+	int (*give)(const char *tmpname, void *arg);
+	void *give_arg; /* borrowed; give's arg */
 };
 
 /* Opens (and creates, mode 0700) the store directory and its lock file.
  * Returns STORE_OK or STORE_IO. */
 enum store_status store_open(struct store *st, const char *dir);
+/* The same with the lock file at lock_path instead of <dir>/.lock (a shared
+ * folder's: a file of the service's own, store_share). */
+enum store_status store_open_locked(struct store *st, const char *dir, const char *lock_path);
 /* Releases what store_open acquired; safe on a zeroed or closed store. */
 void store_close(struct store *st);
 
@@ -59,6 +68,14 @@ void store_close(struct store *st);
  * the service to give the group. STORE_OK, STORE_BAD_ID when there is no such
  * group or the path is not safe, STORE_IO (logged). */
 enum store_status store_share(struct store *st, const char *group, const char *lock_path, int fix_existing);
+
+/* The root side of give (above), for a shared store: the temp file name
+ * (".tmp-" and 32 lowercase hex digits, as a writer names it) must be a
+ * regular file with one link that uid (the asking writer's) owns; it then
+ * gets the folder's owner and group, mode 0660. Opened without following
+ * symlinks, changed through that descriptor. STORE_OK; STORE_BAD_ID when the
+ * name or the file is not such (nothing changed); STORE_IO. */
+enum store_status store_give_temp(struct store *st, const char *name, uid_t uid);
 
 /* True when id (NUL-terminated, may be NULL) passes valid_object_id (the API's
  * object id rule, common/validate.h). */

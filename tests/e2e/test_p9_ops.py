@@ -129,9 +129,9 @@ class P9Metrics(E2E):
         r = client.execute("print(1)")
         eid = r.headers.get("x-execution-id")
         self.assertTrue(eid)
-        pat = re.compile(r"request execution_id=%s method=POST route=/v1/execute status=200 duration_ms=\d+" % eid)
+        pat = re.compile(r"request execution_id=%s key=- method=POST route=/v1/execute status=200 duration_ms=\d+" % eid)
         self.assertTrue(wait_until(lambda: pat.search(read_log()), 5), "no request line for %s" % eid)
-        self.assertEqual(len(re.findall(eid + " method", read_log())), 1)
+        self.assertEqual(len(re.findall(eid + " key=", read_log())), 1)
 
 
 class P9Cleanup(E2E):
@@ -308,6 +308,7 @@ class P9Faults(E2E):
 
     def test_disk_full_while_storing_outputs_gives_507_and_keeps_store_consistent(self):
         mnt = tempfile.mkdtemp(prefix="ci-e2e-full-")
+        os.chmod(mnt, 0o755)  # the workers' user must reach the store below it
         store = os.path.join(mnt, "objects")
         os.mkdir(store)  # a fresh empty directory of ours: the only thing we mount on
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", store], check=True)

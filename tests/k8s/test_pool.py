@@ -308,7 +308,17 @@ class Manifests(unittest.TestCase):
         docs = [d for d in yaml.safe_load_all(r.stdout) if d]
         kinds = sorted(d["kind"] for d in docs)
         self.assertEqual(kinds, ["Deployment", "Namespace", "NetworkPolicy", "NetworkPolicy", "Role",
-                                 "RoleBinding", "Service", "ServiceAccount"])
+                                 "RoleBinding", "Secret", "Service", "ServiceAccount"])
+        # the service pod listens on every interface, so it has keys, from the Secret,
+        # which ships without any (the service refuses to start until one is put in)
+        deploy = [d for d in docs if d["kind"] == "Deployment"][0]["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in deploy["containers"][0]["env"]}
+        self.assertEqual(env["APP_HTTP_HOST"]["value"], "0.0.0.0")
+        keys_dir = [m for m in deploy["containers"][0]["volumeMounts"] if m["name"] == "api-keys"][0]["mountPath"]
+        self.assertEqual(env["APP_API_KEYS_FILE"]["value"], keys_dir + "/api-keys")
+        secret = [d for d in docs if d["kind"] == "Secret"][0]
+        self.assertEqual([line for line in secret["stringData"]["api-keys"].splitlines()
+                          if line.strip() and not line.startswith("#")], [])
         role = [d for d in docs if d["kind"] == "Role"][0]
         self.assertEqual(role["rules"], [{"apiGroups": [""], "resources": ["pods"],
                                           "verbs": ["create", "get", "list", "watch", "delete"]}])

@@ -52,7 +52,7 @@ static void teardown(void)
 static void put(const char *text, int64_t used_ms, char id[STORE_ID_LEN + 1])
 {
 	ck_assert_int_eq(store_put(&st, text, strlen(text), id), STORE_OK);
-	ck_assert_int_eq(db_object_touch(db, id, strlen(text), used_ms), DB_OK);
+	ck_assert_int_eq(db_object_touch(db, id, strlen(text), used_ms, NULL), DB_OK);
 }
 
 static void begin_run(const char *id, const char *input, int64_t started)
@@ -80,7 +80,7 @@ START_TEST(test_expired_object_goes_row_and_file_fresh_and_in_use_stay)
 	put("in use", now - 200000, used);
 	/* a run in flight has 'used' as input, then its row is made old again */
 	begin_run("run-1", used, now - 300000);
-	ck_assert_int_eq(db_object_touch(db, used, 6, 0), DB_OK); /* never lowers last_used */
+	ck_assert_int_eq(db_object_touch(db, used, 6, 0, NULL), DB_OK); /* never lowers last_used */
 	struct cleanup_report r;
 	ck_assert_int_eq(cleanup_pass(&cfg, db, &st, now + 200000, &r), 0);
 	/* at now+200 s: 'fresh' (used now-1 s) expired too; 'used' is pinned by the running run */

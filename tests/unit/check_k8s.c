@@ -1,6 +1,7 @@
 /* Unit tests for the Kubernetes parts: Status and Retry-After parsing, backoff,
  * readiness classification of pod objects, the merge patch, the executor pod
- * spec built from the configuration, the instance label and the config checks. */
+ * spec built from the configuration (and its token), the instance label and the
+ * config checks. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,7 +225,7 @@ START_TEST(pod_spec_defaults_are_restricted)
 	char *env[] = {(char *)"APP_EXECUTOR_BACKEND=kubernetes", (char *)"APP_EXECUTOR_IMAGE=reg/exec:1", NULL};
 	load(&cfg, env);
 	char err[256];
-	json_object *pod = k8s_pod_build(&cfg, "code-executor-ab12", "inst-1", err, sizeof(err));
+	json_object *pod = k8s_pod_build(&cfg, "code-executor-ab12", "inst-1", NULL, err, sizeof(err));
 	ck_assert_ptr_nonnull(pod);
 	ck_assert_str_eq(at_str(pod, "kind"), "Pod");
 	ck_assert_str_eq(at_str(pod, "metadata.name"), "code-executor-ab12");
@@ -288,7 +289,7 @@ START_TEST(pod_spec_takes_the_options)
 		       NULL};
 	load(&cfg, env);
 	char err[256];
-	json_object *pod = k8s_pod_build(&cfg, "x-1", "svc-0", err, sizeof(err));
+	json_object *pod = k8s_pod_build(&cfg, "x-1", "svc-0", NULL, err, sizeof(err));
 	ck_assert_ptr_nonnull(pod);
 	ck_assert_str_eq(at_str(pod, "spec.runtimeClassName"), "gvisor");
 	ck_assert_str_eq(at_str(pod, "spec.containers.0.resources.limits.memory"), "2Gi");
@@ -303,6 +304,70 @@ START_TEST(pod_spec_takes_the_options)
 	ck_assert_str_eq(at_str(pod, "metadata.ownerReferences.0.name"), "svc-0");
 	ck_assert_str_eq(at_str(pod, "metadata.ownerReferences.0.uid"), "1234-abcd");
 	json_object_put(pod);
+	config_release(&cfg);
+}
+END_TEST
+
+/* The values of every env entry named name in the executor container, joined by ",". */
+static void token_env(json_object *pod, char *out, size_t cap)
+{
+	out[0] = '\0';
+	json_object *envs = at(pod, "spec.containers.0.env");
+	for (size_t i = 0; envs && i < json_object_array_length(envs); i++) {
+		json_object *e = json_object_array_get_idx(envs, i);
+		if (strcmp(at_str(e, "name"), K8S_TOKEN_ENV) == 0)
+			snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? "," : "", at_str(e, "value"));
+	}
+}
+
+START_TEST(pod_spec_carries_the_token)
+{
+	struct config cfg;
+	char err[256], got[256];
+	char *env[] = {(char *)"APP_EXECUTOR_BACKEND=kubernetes", NULL};
+	load(&cfg, env);
+	json_object *pod = k8s_pod_build(&cfg, "x-1", "svc-0", "0123abcd", err, sizeof(err));
+	ck_assert_ptr_nonnull(pod);
+	token_env(pod, got, sizeof(got));
+	ck_assert_str_eq(got, "0123abcd");
+	/* the probe stays on the open /healthz, with no header */
+	ck_assert_str_eq(at_str(pod, "spec.containers.0.readinessProbe.httpGet.path"), "/healthz");
+	ck_assert_ptr_null(at(pod, "spec.containers.0.readinessProbe.httpGet.httpHeaders"));
+	json_object_put(pod);
+	pod = k8s_pod_build(&cfg, "x-1", "svc-0", NULL, err, sizeof(err));
+	token_env(pod, got, sizeof(got));
+	ck_assert_str_eq(got, "");
+	json_object_put(pod);
+	config_release(&cfg);
+
+	/* an extra that replaces the containers can neither drop nor set it */
+	char *extra[] = {(char *)"APP_EXECUTOR_BACKEND=kubernetes",
+			 (char *)"APP_EXECUTOR_POD_SPEC_EXTRA={\"containers\":[{\"name\":\"executor\",\"image\":\"i\","
+				 "\"env\":[{\"name\":\"EXECUTOR_TOKEN\",\"value\":\"mine\"},{\"name\":\"A\",\"value\":\"b\"}]}]}",
+			 NULL};
+	load(&cfg, extra);
+	pod = k8s_pod_build(&cfg, "x-1", "svc-0", "0123abcd", err, sizeof(err));
+	ck_assert_ptr_nonnull(pod);
+	token_env(pod, got, sizeof(got));
+	ck_assert_str_eq(got, "0123abcd");
+	ck_assert_str_eq(at_str(pod, "spec.containers.0.env.0.name"), "A");
+	json_object_put(pod);
+	config_release(&cfg);
+	char *no_env[] = {(char *)"APP_EXECUTOR_BACKEND=kubernetes",
+			  (char *)"APP_EXECUTOR_POD_SPEC_EXTRA={\"containers\":[{\"name\":\"executor\",\"image\":\"i\"}]}",
+			  NULL};
+	load(&cfg, no_env);
+	pod = k8s_pod_build(&cfg, "x-1", "svc-0", "0123abcd", err, sizeof(err));
+	token_env(pod, got, sizeof(got));
+	ck_assert_str_eq(got, "0123abcd");
+	json_object_put(pod);
+	config_release(&cfg);
+	char *renamed[] = {(char *)"APP_EXECUTOR_BACKEND=kubernetes",
+			   (char *)"APP_EXECUTOR_POD_SPEC_EXTRA={\"containers\":[{\"name\":\"other\",\"image\":\"i\"}]}",
+			   NULL};
+	load(&cfg, renamed);
+	ck_assert_ptr_null(k8s_pod_build(&cfg, "x-1", "svc-0", "0123abcd", err, sizeof(err)));
+	ck_assert_msg(strstr(err, "no container named executor"), "%s", err);
 	config_release(&cfg);
 }
 END_TEST
@@ -388,6 +453,7 @@ static Suite *suite(void)
 	tcase_add_test(t, merge_patch_follows_rfc7386);
 	tcase_add_test(t, pod_spec_defaults_are_restricted);
 	tcase_add_test(t, pod_spec_takes_the_options);
+	tcase_add_test(t, pod_spec_carries_the_token);
 	tcase_add_test(t, config_checks_the_kubernetes_options);
 	tcase_add_test(t, instance_name_is_a_valid_label_value);
 	tcase_add_test(t, instance_name_rules);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "executor_client.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -30,6 +32,7 @@ struct srv {
 	char sock[128];
 	pid_t pid;
 	int ready_rd;
+	const char *token; /* EXECUTOR_TOKEN of the next server, or NULL */
 };
 
 static struct srv S;
@@ -73,6 +76,8 @@ static void srv_spawn(const char *runner_dir, char *const *extra_env)
 		}
 		free(cfg.preload_modules);
 		cfg.preload_modules = xstrdup(preload); /* "" by default: fast start */
+		if (S.token && setenv("EXECUTOR_TOKEN", S.token, 1) < 0)
+			_exit(97);
 		struct server_options o = {
 			.cfg = &cfg,
 			.socket_path = S.sock,
@@ -132,7 +137,29 @@ struct resp {
 	long status;
 	char *body;
 	size_t len;
+	char www_authenticate[64]; /* the header's value, "" without one */
 };
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+	struct resp *r = ud;
+	static const char name[] = "WWW-Authenticate:";
+	size_t len = size * n;
+	if (len > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
+		const char *v = p + sizeof(name) - 1;
+		size_t vlen = len - (sizeof(name) - 1);
+		while (vlen && (*v == ' ' || v[vlen - 1] == '\r' || v[vlen - 1] == '\n')) {
+			if (*v == ' ') {
+				v++;
+				vlen--;
+			} else {
+				vlen--;
+			}
+		}
+		snprintf(r->www_authenticate, sizeof(r->www_authenticate), "%.*s", (int)vlen, v);
+	}
+	return len;
+}
 
 static size_t on_data(char *p, size_t size, size_t n, void *ud)
 {
@@ -166,6 +193,8 @@ static struct resp http_h(const char *method, const char *path, const char *body
 	}
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
 	CURLcode rc = curl_easy_perform(c);
 	ck_assert_msg(rc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
@@ -1184,6 +1213,109 @@ START_TEST(no_puts_when_input_files_is_zero)
 }
 END_TEST
 
+/* ---- the pod's token (EXECUTOR_TOKEN) ------------------------------------ */
+
+#define TOKEN "c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc"
+
+/* The request refused as a caller without the token is: 401, the service's
+ * body, WWW-Authenticate: Bearer. */
+static void assert_401(const char *method, const char *path, const char *body, const char *header)
+{
+	struct resp r = http_h(method, path, body, body ? strlen(body) : 0, header);
+	ck_assert_msg(r.status == 401, "%s %s (%s): %ld %s", method, path, header ? header : "no header",
+		      r.status, r.body);
+	ck_assert_str_eq(r.body, "{\"detail\":\"Not authenticated\"}");
+	ck_assert_str_eq(r.www_authenticate, "Bearer");
+	free(r.body);
+}
+
+START_TEST(token_guards_every_route_but_healthz)
+{
+	S.token = TOKEN;
+	srv_start();
+	/* the readiness probe's route stays open */
+	struct resp h = http("GET", "/healthz", NULL, 0);
+	ck_assert_int_eq(h.status, 200);
+	free(h.body);
+	const char *wrong[] = {NULL, "Authorization: Bearer", "Authorization: Bearer ",
+			       "Authorization: Bearer " TOKEN "0", "Authorization: Bearer " TOKEN " ",
+			       "Authorization: Bearer c0ffee", "Authorization: Basic " TOKEN,
+			       "Authorization: " TOKEN,
+			       "Authorization: Bearer C0FFEE00112233445566778899AABBCCDDEEFF00112233445566778899AABBCC",
+			       "X-Token: " TOKEN};
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(*wrong); i++) {
+		assert_401("PUT", "/workspace/in.txt", "abc", wrong[i]);
+		assert_401("GET", "/workspace/in.txt", NULL, wrong[i]);
+		assert_401("POST", "/execute", "{\"source_code\": \"open('pwned', 'w')\"}", wrong[i]);
+		assert_401("POST", "/imports", "{\"source_code\": \"import os\"}", wrong[i]);
+		assert_401("GET", "/nope", NULL, wrong[i]); /* deny by default: no route map either */
+		assert_401("DELETE", "/execute", NULL, wrong[i]);
+	}
+	/* nothing of the refused requests happened */
+	char *p = xasprintf("%s/in.txt", S.ws);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	free(p);
+	/* with the token: as without one before; the scheme's case does not matter */
+	struct resp r = http_h("PUT", "/workspace/in.txt", "abc", 3, "Authorization: Bearer " TOKEN);
+	ck_assert_int_eq(r.status, 201);
+	free(r.body);
+	r = http_h("GET", "/workspace/in.txt", NULL, 0, "Authorization: bearer " TOKEN);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "abc");
+	free(r.body);
+	r = http_h("GET", "/nope", NULL, 0, "Authorization: Bearer " TOKEN);
+	ck_assert_int_eq(r.status, 404);
+	free(r.body);
+}
+END_TEST
+
+/* The service's client (executor_client.c) sends the token it is given; the
+ * code never sees it: not in its environment, not in its parent's (the
+ * server's) /proc/PID/environ. */
+START_TEST(token_sent_by_the_client_and_hidden_from_the_code)
+{
+	S.token = TOKEN;
+	srv_start();
+	struct xc bad;
+	json_object *req = json_tokener_parse(
+		"{\"source_code\": \"import os\\nprint(os.environ.get('EXECUTOR_TOKEN'), "
+		"b'" TOKEN "' in open('/proc/%d/environ' % os.getppid(), 'rb').read(), "
+		"b'EXECUTOR_TOKEN' in open('/proc/%d/environ' % os.getppid(), 'rb').read())\"}");
+	ck_assert_ptr_nonnull(req);
+	json_object *out = NULL;
+	xc_init(&bad, S.sock, "c0ffee");
+	ck_assert_int_eq(xc_execute(&bad, req, 10, 1 << 20, &out), -1);
+	ck_assert_msg(strstr(bad.error, "401"), "%s", bad.error);
+	xc_release(&bad);
+	xc_init(&bad, S.sock, NULL);
+	ck_assert_int_eq(xc_execute(&bad, req, 10, 1 << 20, &out), -1);
+	ck_assert_msg(strstr(bad.error, "401"), "%s", bad.error);
+	xc_release(&bad);
+	struct xc good;
+	xc_init(&good, S.sock, TOKEN);
+	ck_assert_msg(xc_execute(&good, req, 10, 1 << 20, &out) == 0, "%s", good.error);
+	ck_assert_str_eq(str(out, "stdout"), "None False False\n");
+	ck_assert_int_eq(num(out, "exit_code"), 0);
+	xc_release(&good);
+	json_object_put(out);
+	json_object_put(req);
+}
+END_TEST
+
+/* Set but empty: the server does not start rather than serve without it. */
+START_TEST(empty_token_is_fatal)
+{
+	S.token = "";
+	srv_spawn(NULL, NULL);
+	char c;
+	ck_assert_int_eq(read(S.ready_rd, &c, 1), 0); /* never "R" */
+	int st;
+	ck_assert_int_eq(waitpid(S.pid, &st, 0), S.pid);
+	S.pid = -1;
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
 	Suite *s = suite_create("server");
@@ -1229,6 +1361,9 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, env_names_by_the_common_rule);
 	tcase_add_test(tc, puts_capped_per_execution);
 	tcase_add_test(tc, no_puts_when_input_files_is_zero);
+	tcase_add_test(tc, token_guards_every_route_but_healthz);
+	tcase_add_test(tc, token_sent_by_the_client_and_hidden_from_the_code);
+	tcase_add_test(tc, empty_token_is_fatal);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -594,6 +594,74 @@ START_TEST(test_shared_lock_is_outside_the_folder)
 }
 END_TEST
 
+/* What an unprivileged writer's give hook does: asks the root side, which
+ * store_give_temp stands for here, as uid 0. */
+static int give_as_root(const char *tmpname, void *arg)
+{
+	int *calls = arg;
+	(*calls)++;
+	return store_give_temp(&st, tmpname, 0) == STORE_OK ? 0 : -1;
+}
+
+START_TEST(test_give_temp_hands_over_only_a_writers_own_temp_file)
+{
+	struct stat sb;
+	const char *name = ".tmp-0123456789abcdef0123456789abcdef";
+	char *path = xasprintf("%s/%s", storedir, name);
+	/* not shared: nothing to give */
+	plant(path, "x", 0600);
+	ck_assert_int_eq(store_give_temp(&st, name, 0), STORE_BAD_ID);
+	ck_assert_int_eq(chown(storedir, 65534, (gid_t)-1), 0);
+	ck_assert_int_eq(store_share(&st, "100", lockpath, 1), STORE_OK);
+	/* another uid's file (a member's, or the service's own db) is refused */
+	ck_assert_int_eq(chown(path, 4242, 4242), 0);
+	ck_assert_int_eq(store_give_temp(&st, name, 999), STORE_BAD_ID);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_uint_eq(sb.st_uid, 4242);
+	/* the writer's own: the folder owner's and the group's, 0660 */
+	ck_assert_int_eq(store_give_temp(&st, name, 4242), STORE_OK);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_uint_eq(sb.st_uid, 65534);
+	ck_assert_uint_eq(sb.st_gid, 100);
+	ck_assert_uint_eq(sb.st_mode & 07777, 0660);
+	/* names that are not a writer's temp file, a symlink, a second link */
+	static const char *const bad[] = {
+		"../x", ".tmp-0123", ".tmp-0123456789ABCDEF0123456789ABCDEF", ".lock", HELLO_ID,
+		".tmp-0123456789abcdef0123456789abcdef/", ".tmp-0123456789abcdef0123456789abcdef0",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_int_eq(store_give_temp(&st, bad[i], 0), STORE_BAD_ID);
+	char *other = xasprintf("%s/.tmp-11111111111111111111111111111111", storedir);
+	ck_assert_int_eq(symlink("/etc/passwd", other), 0);
+	ck_assert_int_eq(store_give_temp(&st, ".tmp-11111111111111111111111111111111", 0), STORE_BAD_ID);
+	ck_assert_int_eq(unlink(other), 0);
+	ck_assert_int_eq(link(path, other), 0);
+	ck_assert_int_eq(store_give_temp(&st, ".tmp-11111111111111111111111111111111", 65534), STORE_BAD_ID);
+	ck_assert_int_eq(unlink(other), 0);
+	ck_assert_int_eq(unlink(path), 0);
+	free(other);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_a_writer_that_may_not_chown_asks_its_give_hook)
+{
+	char id[STORE_ID_LEN + 1];
+	struct stat sb;
+	int calls = 0;
+	ck_assert_int_eq(chown(storedir, 65534, (gid_t)-1), 0);
+	ck_assert_int_eq(store_share(&st, "100", lockpath, 1), STORE_OK);
+	st.give = give_as_root;
+	st.give_arg = &calls;
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	ck_assert_int_eq(calls, 1);
+	object_stat(HELLO_ID, &sb);
+	ck_assert_uint_eq(sb.st_uid, 65534);
+	ck_assert_uint_eq(sb.st_mode & 07777, 0660);
+	st.give = NULL;
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -621,6 +689,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_a_file_linked_in_is_not_an_object);
 	tcase_add_test(tc, test_share_refuses_a_folder_others_could_replace);
 	tcase_add_test(tc, test_shared_lock_is_outside_the_folder);
+	tcase_add_test(tc, test_give_temp_hands_over_only_a_writers_own_temp_file);
+	tcase_add_test(tc, test_a_writer_that_may_not_chown_asks_its_give_hook);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,70 @@
+/* pod_token: see pod_token.h. */
+#include "pod_token.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "log.h"
+
+#define SECRET_MAX 64
+
+static unsigned char secret[SECRET_MAX];
+static size_t secret_len; /* 0: none */
+
+int pod_token_init(void)
+{
+	unsigned char key[POD_TOKEN_SECRET_LEN];
+	size_t got = 0;
+	while (got < sizeof(key)) {
+		ssize_t n = getrandom(key + got, sizeof(key) - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			OPENSSL_cleanse(key, sizeof(key));
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	pod_token_set_secret(key, sizeof(key));
+	OPENSSL_cleanse(key, sizeof(key));
+	return 0;
+}
+
+void pod_token_set_secret(const void *key, size_t len)
+{
+	pod_token_forget();
+	if (len == 0 || len > SECRET_MAX)
+		return;
+	memcpy(secret, key, len);
+	secret_len = len;
+}
+
+void pod_token_forget(void)
+{
+	OPENSSL_cleanse(secret, sizeof(secret));
+	secret_len = 0;
+}
+
+int pod_token_for(const char *name, char out[POD_TOKEN_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	out[0] = '\0';
+	if (secret_len == 0)
+		return -1;
+	if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)name, strlen(name), mac, &len) ||
+	    len * 2 != POD_TOKEN_LEN)
+		log_fatal("HMAC-SHA256 failed");
+	for (unsigned int i = 0; i < len; i++) {
+		out[2 * i] = hex[mac[i] >> 4];
+		out[2 * i + 1] = hex[mac[i] & 15];
+	}
+	out[POD_TOKEN_LEN] = '\0';
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return 0;
+}
