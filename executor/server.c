@@ -1,6 +1,7 @@
-/* server: see server.h. The HTTP side (routes, request bodies, JSON in and out,
- * status codes) and the life of the process (signals, readiness, shutdown);
- * files are workspace.c's business and processes runner.c's. */
+/* server: see server.h. The HTTP side (routes, the pod's token, request bodies,
+ * JSON in and out, status codes) and the life of the process (signals,
+ * readiness, shutdown); files are workspace.c's business and processes
+ * runner.c's. */
 #include "server.h"
 
 #include <ctype.h>
@@ -29,6 +30,7 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 
+#include "bearer.h"
 #include "log.h"
 #include "package_names.h"
 #include "runner.h"
@@ -42,6 +44,8 @@
 #define JSON_DEPTH 8
 #define JSON_OUT (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define IMPORTS_TIMEOUT_MS 10000         /* the runner's answer to an import check */
+#define TOKEN_ENV "EXECUTOR_TOKEN"       /* a pod's token (the service's pod_token.h) */
+#define TOKEN_MAX 1024                   /* bytes */
 
 enum exec_state { EXEC_IDLE, EXEC_RUNNING, EXEC_DONE };
 
@@ -58,6 +62,8 @@ struct server {
 	pthread_mutex_t talk;   /* one exchange with the runner at a time */
 	uint64_t body_cap;      /* POST /execute */
 	uint64_t output_cap;    /* per stream */
+	int auth;               /* 1: every route but /healthz needs the token */
+	unsigned char token_digest[BEARER_DIGEST_LEN]; /* SHA-256 of the token; the token itself is not kept */
 };
 
 enum req_kind { REQ_DONE, REQ_PUT, REQ_EXECUTE, REQ_IMPORTS };
@@ -106,6 +112,22 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, co
 	return reply_obj(c, status, o);
 }
 
+/* What a request without the pod's token gets: the shape of the service's
+ * own 401 (FastAPI's). */
+static enum MHD_Result reply_401(struct MHD_Connection *c)
+{
+	static const char body[] = "{\"detail\":\"Not authenticated\"}";
+	struct MHD_Response *r =
+		MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result reply_405(struct MHD_Connection *c, const char *allow)
 {
 	static const char body[] = "{\"error\":\"method not allowed\"}";
@@ -139,6 +161,57 @@ static const char *ws_message(enum ws_status st)
 	default:
 		return "the file could not be written";
 	}
+}
+
+/* ---- the pod's token ---------------------------------------------------- */
+
+/* Takes TOKEN_ENV out of the environment at start: s keeps the SHA-256 of its
+ * value only, the variable is unset and its bytes are wiped where they were
+ * (so neither a child nor /proc/PID/environ shows it). 0, also when it is not
+ * set (no token: every request is served, as in a local sandbox whose socket
+ * is the service's alone); -1 when it is set but empty or over TOKEN_MAX
+ * bytes: the server does not start rather than serve without it. */
+static int take_token(struct server *s)
+{
+	extern char **environ;
+	static const char prefix[] = TOKEN_ENV "=";
+	size_t n = 0, k = 0;
+	for (char **e = environ; e && *e; e++)
+		n += strncmp(*e, prefix, sizeof(prefix) - 1) == 0;
+	if (n == 0)
+		return 0;
+	char **found = xcalloc(n, sizeof(*found));
+	for (char **e = environ; *e && k < n; e++)
+		if (strncmp(*e, prefix, sizeof(prefix) - 1) == 0)
+			found[k++] = *e;
+	/* the first is what getenv answers */
+	const char *value = found[0] + sizeof(prefix) - 1;
+	size_t len = strlen(value);
+	int ok = len > 0 && len <= TOKEN_MAX;
+	if (ok)
+		bearer_sha256(value, len, s->token_digest);
+	unsetenv(TOKEN_ENV); /* drops the pointers, frees no string */
+	for (size_t i = 0; i < n; i++)
+		explicit_bzero(found[i], strlen(found[i]));
+	free(found);
+	if (!ok) {
+		log_error(TOKEN_ENV " is set but empty or longer than %d bytes; not serving", TOKEN_MAX);
+		return -1;
+	}
+	s->auth = 1;
+	return 0;
+}
+
+/* Whether the request may go on: no token to check, or `Authorization:
+ * Bearer <token>`. Digests compared in constant time: neither the token's
+ * bytes nor its length show in the time taken. */
+static int authorized(const struct server *s, struct MHD_Connection *c)
+{
+	if (!s->auth)
+		return 1;
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	unsigned char digest[BEARER_DIGEST_LEN];
+	return bearer_digest(v, TOKEN_MAX, digest) == 0 && bearer_equal(digest, s->token_digest);
 }
 
 /* ---- request parsing ---------------------------------------------------- */
@@ -638,8 +711,11 @@ static enum MHD_Result begin(struct server *s, struct MHD_Connection *c, const c
 			     const char *method, struct request *rq)
 {
 	int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	/* the readiness probe's: open, it tells only whether the runner is warm */
 	if (strcmp(url, "/healthz") == 0)
 		return is_get ? healthz(s, c) : reply_405(c, "GET, HEAD");
+	if (!authorized(s, c))
+		return reply_401(c); /* before any route: unknown paths too */
 	if (strcmp(url, "/execute") == 0) {
 		if (strcmp(method, "POST") != 0)
 			return reply_405(c, "POST");
@@ -794,7 +870,9 @@ static int listen_unix(const char *path)
 	mode_t old = umask(0177);
 	int rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
 	umask(old);
-	if (rc < 0 || chmod(path, 0600) < 0 || listen(fd, 64) < 0) {
+	/* group: the directory's (a sandbox's sock/ is setgid to the service
+	 * user's group, whose workers connect; sandbox.c make_dirs) */
+	if (rc < 0 || chmod(path, 0660) < 0 || listen(fd, 64) < 0) {
 		log_error("listening on %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
@@ -922,6 +1000,9 @@ int server_run(const struct server_options *o)
 		log_error("signalfd: %s", strerror(errno));
 		goto out;
 	}
+	/* before the runner is forked (its environment is built from scratch anyway) */
+	if (take_token(&s) < 0)
+		goto out;
 	/* Unless we are pid 1 anyway, orphans of the code come to us to be reaped
 	 * (and killed with the runner's group). */
 	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)

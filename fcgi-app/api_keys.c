@@ -3,15 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
+#include "bearer.h"
 #include "util.h"
 
 static int name_char(char c)
@@ -24,13 +24,6 @@ static int name_char(char c)
 static int key_char(char c)
 {
 	return c > ' ' && c < 0x7f;
-}
-
-static void sha256(const char *data, size_t len, unsigned char out[32])
-{
-	unsigned int n = 0;
-	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
-		abort();
 }
 
 static int hex_value(char c)
@@ -78,7 +71,7 @@ static const char *parse_line(const char *line, size_t len, struct api_key *key)
 	for (size_t i = 0; i < rlen; i++)
 		if (!key_char(rest[i]))
 			return "the key may hold only printable ASCII without spaces";
-	sha256(rest, rlen, key->digest);
+	bearer_sha256(rest, rlen, key->digest);
 	return NULL;
 }
 
@@ -113,7 +106,7 @@ int api_keys_parse(const char *text, size_t len, struct api_keys *out, char *err
 		for (size_t i = 0; i < out->n && !why; i++) {
 			if (strcmp(out->keys[i].name, key.name) == 0)
 				why = "the name is used twice";
-			else if (CRYPTO_memcmp(out->keys[i].digest, key.digest, 32) == 0)
+			else if (bearer_equal(out->keys[i].digest, key.digest))
 				why = "the same key is given twice";
 		}
 		if (why)
@@ -200,21 +193,12 @@ int api_keys_write_digests(const struct api_keys *k, const char *path, gid_t gid
 
 const char *api_keys_match(const struct api_keys *k, const char *authorization)
 {
-	if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+	unsigned char digest[BEARER_DIGEST_LEN];
+	if (bearer_digest(authorization, API_KEY_MAX_LEN, digest) < 0)
 		return NULL;
-	const char *key = authorization + 7;
-	while (*key == ' ')
-		key++;
-	size_t len = strlen(key);
-	while (len > 0 && key[len - 1] == ' ')
-		len--;
-	if (len == 0 || len > API_KEY_MAX_LEN)
-		return NULL;
-	unsigned char digest[32];
-	sha256(key, len, digest);
 	const char *found = NULL;
 	for (size_t i = 0; i < k->n; i++) /* every entry: no early exit */
-		if (CRYPTO_memcmp(k->keys[i].digest, digest, 32) == 0)
+		if (bearer_equal(k->keys[i].digest, digest))
 			found = k->keys[i].name;
 	return found;
 }

@@ -13,9 +13,12 @@ delete (returns the pod, then DELETED). Bearer tokens are checked (401 Status).
 Discovery (/version, /api, /api/v1, /apis) is enough for `kubectl --server`.
 
 Each pod "runs": a real `executor serve --host 127.A.B.N --port 8000 --lockdown
-none` is started for it, in a mount namespace where its own directory is bind-
-mounted on /workspace (so this needs root, and creates an empty /workspace), and its status goes Pending -> Running -> Ready once the
-executor's /healthz answers, with podIP 127.A.B.N.
+none` is started for it, with the container's env (EXECUTOR_TOKEN included), in a
+mount namespace where its own directory is bind-mounted on /workspace (so this
+needs root, and creates an empty /workspace), and its status goes Pending ->
+Running -> Ready once the executor's /healthz answers (no header, as the
+kubelet's probe), with podIP 127.A.B.N. GET /admin/state's created_env keeps
+each created pod's container env by name, after its deletion too.
 
 Test hooks (no auth) under /admin: GET /admin/state; POST /admin/fault
 {"method","path","status","retry_after","count","drop","after","text"};
@@ -111,7 +114,7 @@ class State:
         self.tokens = set()
         self.image_pull_failures = 0
         self.stats = {"created": 0, "deleted": 0, "requests": {}, "max_live": 0, "watches": 0,
-                      "created_names": [], "deleted_names": []}
+                      "created_names": [], "deleted_names": [], "created_env": {}}
         self.ip_base = "127.%d.%d" % (random.randint(100, 250), random.randint(1, 250))
         self.free_ips = ["%s.%d" % (self.ip_base, n) for n in range(2, 255)]
         if args.token_file:
@@ -167,7 +170,9 @@ def run_pod(ns, name):
             return
         ip = S.free_ips.pop(0)
         c = pod["spec"]["containers"][0]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+        # the container's env as the kubelet gives it (EXECUTOR_TOKEN among it:
+        # the executor then refuses every request but /healthz without it)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("APP_") and k != "EXECUTOR_TOKEN"}
         for e in c.get("env", []):
             if "value" in e:
                 env[e["name"]] = e["value"]
@@ -472,6 +477,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             S.pods[(ns, name)] = pod
             S.stats["created"] += 1
             S.stats["created_names"].append(name)
+            # what each pod was created with, kept after its deletion (tests look
+            # for its EXECUTOR_TOKEN where it must not be)
+            cs = (body.get("spec") or {}).get("containers") or [{}]
+            S.stats["created_env"][name] = {e.get("name"): e.get("value") for e in cs[0].get("env") or []
+                                            if isinstance(e, dict)}
             S.emit(ns, "ADDED", pod)
             out = copy.deepcopy(pod)
         threading.Thread(target=run_pod, args=(ns, name), daemon=True).start()

@@ -9,7 +9,8 @@ double's record of every pod: N executions create exactly N pods beyond the warm
 target and every used one is deleted; a pod stuck in ImagePullBackOff is replaced;
 injected 429/500/410/dropped connections are survived with no duplicate pod and
 no lost execution; a rotated token is picked up; a killed service leaves pods that
-its restart deletes. Also validates the generated pod spec and the rendered k8s/
+its restart deletes; each pod answers only its own EXECUTOR_TOKEN (401 without it),
+which is nowhere in the service's log or database and never seen by the code. Also validates the generated pod spec and the rendered k8s/
 manifests against the Kubernetes schemas (node + npm kubernetes-models in
 tests/k8s/node_modules; `make k8s-test` installs them). Last line:
 `k8s-pool: N passed, M failed[, K skipped]`.
@@ -71,6 +72,7 @@ class Instance:
 
     def __init__(self, extra_env=None):
         self.tmp = tempfile.mkdtemp(prefix="ci-k8s-pool-")
+        os.chmod(self.tmp, 0o755)  # the workers' user passes through to the database (as tests/e2e/run.py)
         self.double, self.api, self.token_file = e2e_run.start_double(BUILD, os.path.join(self.tmp, "k8s"))
         self.instance = "pool-" + secrets.token_hex(4)
         self.extra_env = extra_env or {}
@@ -276,6 +278,68 @@ class Faults(PoolCase):
             self.ok()
         wait_for("new pods made with the new token", lambda: self.i.state()["created"] >= created + 3)
         wait_for("the pool to settle", self.i.settled)
+
+
+class PodToken(PoolCase):
+    """Each pod answers only the service: EXECUTOR_TOKEN in its spec, one per pod,
+    sent by the workers, never in the service's log or database, never seen by
+    the code."""
+    extra_env = {"APP_LOG_LEVEL": "debug"}  # the most the service logs
+
+    def pod_request(self, pod, method, path, body=None, token=None):
+        return request("http://%s:8000" % pod["ip"], method, path, body, timeout=10, token=token)
+
+    def test_pods_refuse_requests_without_their_own_token(self):
+        wait_for("the warm pool", self.i.settled)
+        pods = self.i.live()
+        env = self.i.state()["created_env"]
+        tokens = {p["name"]: env[p["name"]].get("EXECUTOR_TOKEN") for p in pods}
+        for name, token in tokens.items():
+            self.assertRegex(token or "", r"^[0-9a-f]{64}$", name)
+        self.assertEqual(len(set(tokens.values())), len(pods), "two pods share a token")
+        a, b = pods[0], pods[1]
+        # the readiness probe's route stays open (it is how the pods became ready)
+        st, out, _ = self.pod_request(a, "GET", "/healthz")
+        self.assertEqual((st, out), (200, {"status": "ok"}))
+        for token in (None, "0" * 64, tokens[a["name"]][:-1], tokens[b["name"]]):  # b's token does not open a
+            for method, path, body in (("PUT", "/workspace/planted.py", None),
+                                       ("GET", "/workspace/planted.py", None),
+                                       ("POST", "/imports", {"source_code": "import os"}),
+                                       ("POST", "/execute", {"source_code": "open('/workspace/x', 'w')"})):
+                st, out, hdr = self.pod_request(a, method, path, body, token)
+                self.assertEqual(st, 401, (method, path, token, out))
+                self.assertEqual(out, {"detail": "Not authenticated"})
+                self.assertEqual(hdr.get("WWW-Authenticate"), "Bearer")
+        # its own token opens it (a GET of nothing: the pod stays fresh for a client)
+        st, _, _ = self.pod_request(a, "GET", "/workspace/missing.txt", token=tokens[a["name"]])
+        self.assertEqual(st, 404)
+
+    def test_executions_work_and_the_token_is_nowhere_else(self):
+        wait_for("the warm pool", self.i.settled)
+        for k in range(3):
+            self.ok("print(%d)" % k, "%d\n" % k)
+        # the code sees no token: not in its environment, not in the server's
+        self.ok("import os\nenv = open('/proc/%d/environ' % os.getppid(), 'rb').read()\n"
+                "print(os.environ.get('EXECUTOR_TOKEN'), b'EXECUTOR_TOKEN' in env)", "None False\n")
+        wait_for("the pool to settle", self.i.settled)
+        env = self.i.state()["created_env"]
+        used = self.i.executed_pods()
+        self.assertGreaterEqual(len(used), 4)
+        tokens = {name: e.get("EXECUTOR_TOKEN") for name, e in env.items()}
+        for name in used:
+            self.assertRegex(tokens.get(name) or "", r"^[0-9a-f]{64}$", name)
+        with open(os.path.join(self.i.tmp, "service.log"), "rb") as f:
+            log = f.read()
+        self.assertIn(b"created", log)  # the debug log is there to look into
+        db = b""
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.i.db + suffix):
+                with open(self.i.db + suffix, "rb") as f:
+                    db += f.read()
+        self.assertIn(used[0].encode(), db)  # the pod's name is, its token is not
+        for name, token in tokens.items():
+            self.assertNotIn(token.encode(), log, "the token of %s is in the service's log" % name)
+            self.assertNotIn(token.encode(), db, "the token of %s is in the database" % name)
 
 
 class Restart(unittest.TestCase):
