@@ -86,13 +86,24 @@ int pkg_module_valid(const char *name)
 	return 1;
 }
 
-int pkg_dir_name_valid(const char *name)
+static int name_valid(const char *name, size_t max)
 {
 	size_t n = strlen(name);
-	if (n == 0 || n > PKG_DIR_NAME_MAX || !isalnum((unsigned char)name[0]))
+	if (n == 0 || n > max || !isalnum((unsigned char)name[0]))
 		return 0;
 	for (size_t i = 0; i < n; i++)
 		if (!isalnum((unsigned char)name[i]) && !strchr("._+!-", name[i]))
 			return 0;
 	return 1;
+}
+
+int pkg_dir_name_valid(const char *name)
+{
+	return name_valid(name, PKG_DIR_NAME_MAX);
+}
+
+int pkg_metadata_name_valid(const char *name)
+{
+	size_t n = strlen(name), suffix = strlen(".dist-info");
+	return name_valid(name, PKG_METADATA_MAX) && n > suffix && strcmp(name + n - suffix, ".dist-info") == 0;
 }

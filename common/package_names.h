@@ -11,6 +11,7 @@
 #define PKG_NAME_MAX 100
 /* Longest name of a directory under the cache's dists/. */
 #define PKG_DIR_NAME_MAX 200
+#define PKG_METADATA_MAX 255 /* longest name of a *.dist-info directory */
 /* Most cached distributions one run may have on sys.path. */
 #define PKG_MAX_PER_RUN 16
 
@@ -34,5 +35,10 @@ int pkg_module_valid(const char *name);
  * sys.path may get): [A-Za-z0-9][A-Za-z0-9._+!-]*, at most PKG_DIR_NAME_MAX
  * bytes, so never ".", "..", empty or containing '/'. */
 int pkg_dir_name_valid(const char *name);
+
+/* True when name may be a distribution's metadata directory inside one of
+ * those: the same characters, ending in ".dist-info", at most
+ * PKG_METADATA_MAX bytes. */
+int pkg_metadata_name_valid(const char *name);
 
 #endif

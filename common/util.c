@@ -336,3 +336,24 @@ int send_with_fds(int fd, const void *msg, size_t len, const int *fds, size_t nf
 		errno = EMSGSIZE;
 	return n >= 0 && (size_t)n == len ? 0 : -1;
 }
+
+char *env_take(const char *name)
+{
+	extern char **environ;
+	size_t plen = strlen(name), n = 0;
+	for (char **e = environ; e && *e; e++)
+		n += strncmp(*e, name, plen) == 0 && (*e)[plen] == '=';
+	if (n == 0)
+		return NULL;
+	char **found = xcalloc(n, sizeof(*found)), *value = NULL;
+	size_t k = 0;
+	for (char **e = environ; *e && k < n; e++)
+		if (strncmp(*e, name, plen) == 0 && (*e)[plen] == '=')
+			found[k++] = *e;
+	value = xstrdup(found[0] + plen + 1);
+	unsetenv(name); /* drops the pointers, frees no string */
+	for (k = 0; k < n; k++)
+		explicit_bzero(found[k], strlen(found[k]));
+	free(found);
+	return value;
+}

@@ -54,6 +54,12 @@ struct membuf {
 size_t membuf_append(char *ptr, size_t size, size_t n, void *arg);
 ssize_t read_all(int fd, void *buf, size_t len);
 
+/* Takes the secret environment variable name out of the process: a copy of
+ * its value (the first, what getenv answers; the caller wipes and frees it)
+ * or NULL when it is not set. Every NAME= entry is unset and its bytes wiped
+ * where they were, so neither a child nor /proc/PID/environ shows it. */
+char *env_take(const char *name);
+
 /* rm -rf without following symlinks, staying on one file system. 0 or -1. */
 int remove_tree(const char *path);
 /* mkdir -p with mode for created components. 0 or -1. */

@@ -173,27 +173,15 @@ static const char *ws_message(enum ws_status st)
  * bytes: the server does not start rather than serve without it. */
 static int take_token(struct server *s)
 {
-	extern char **environ;
-	static const char prefix[] = TOKEN_ENV "=";
-	size_t n = 0, k = 0;
-	for (char **e = environ; e && *e; e++)
-		n += strncmp(*e, prefix, sizeof(prefix) - 1) == 0;
-	if (n == 0)
+	char *value = env_take(TOKEN_ENV);
+	if (!value)
 		return 0;
-	char **found = xcalloc(n, sizeof(*found));
-	for (char **e = environ; *e && k < n; e++)
-		if (strncmp(*e, prefix, sizeof(prefix) - 1) == 0)
-			found[k++] = *e;
-	/* the first is what getenv answers */
-	const char *value = found[0] + sizeof(prefix) - 1;
 	size_t len = strlen(value);
 	int ok = len > 0 && len <= TOKEN_MAX;
 	if (ok)
 		bearer_sha256(value, len, s->token_digest);
-	unsetenv(TOKEN_ENV); /* drops the pointers, frees no string */
-	for (size_t i = 0; i < n; i++)
-		explicit_bzero(found[i], strlen(found[i]));
-	free(found);
+	explicit_bzero(value, len);
+	free(value);
 	if (!ok) {
 		log_error(TOKEN_ENV " is set but empty or longer than %d bytes; not serving", TOKEN_MAX);
 		return -1;

@@ -12,7 +12,9 @@ void access_digests_path(const struct config *cfg, char *out, size_t cap)
 	snprintf(out, cap, "%s/api-keys", cfg->run_dir);
 }
 
-/* Reads the digests again when the master has written new ones. 0, or -1. */
+/* Reads the digests again when the master has written new ones. 0, or -1
+ * when they cannot be read: then no key is kept (every request refused until
+ * they can), never the keys of before. */
 static int refresh(struct access *a, const struct config *cfg)
 {
 	uint64_t gen = scoreboard_keys_generation();
@@ -21,11 +23,12 @@ static int refresh(struct access *a, const struct config *cfg)
 	char path[512], err[256];
 	access_digests_path(cfg, path, sizeof(path));
 	struct api_keys fresh;
+	api_keys_free(&a->keys);
+	a->loaded = 0;
 	if (api_keys_load(path, &fresh, err, sizeof(err)) < 0) {
 		log_error("access: cannot read the API keys from %s: %s", path, err);
-		return a->loaded ? 0 : -1; /* keep the keys we had */
+		return -1;
 	}
-	api_keys_free(&a->keys);
 	a->keys = fresh;
 	a->generation = gen;
 	a->loaded = 1;

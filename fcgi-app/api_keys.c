@@ -117,11 +117,6 @@ int api_keys_parse(const char *text, size_t len, struct api_keys *out, char *err
 		}
 		out->keys[out->n++] = key;
 	}
-	if (!why && out->n == 0) {
-		snprintf(err, errlen, "no key in it");
-		api_keys_free(out);
-		return -1;
-	}
 	if (why) {
 		snprintf(err, errlen, "line %zu: %s", lineno, why);
 		api_keys_free(out);

@@ -27,7 +27,8 @@ struct api_keys {
 };
 
 /* Parses text (len bytes). 0, or -1 with a message naming the line in err
- * (never the key). Names and digests must be unique; at least one key. */
+ * (never the key). Names and digests must be unique. A text without a key
+ * gives none (the master refuses to start with none: master.c). */
 int api_keys_parse(const char *text, size_t len, struct api_keys *out, char *err, size_t errlen);
 
 /* Reads and parses the file at path (at most API_KEYS_FILE_MAX bytes). */

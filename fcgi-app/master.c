@@ -83,24 +83,37 @@ static int prepare_dirs(const struct config *cfg)
 /* Reads APP_API_KEYS_FILE and writes its digests where the workers read them
  * (readable by the service user's group), then tells the workers. On a
  * bad file the keys in use stay. 0, or -1 (logged). */
-static int publish_keys(const struct config *cfg)
+/* Publishes the keys of APP_API_KEYS_FILE to the workers (their digests-only
+ * copy, access.h). At start a file that cannot be used, or has no key, stops
+ * the service (-1). On a reload it revokes every key instead: a file being
+ * fixed leaves the service closed, never the keys of before still working. */
+static int publish_keys(const struct config *cfg, int at_start)
 {
 	char err[256], path[512];
 	struct api_keys keys;
-	if (api_keys_load(cfg->api_keys_file, &keys, err, sizeof(err)) < 0) {
-		log_error("APP_API_KEYS_FILE %s: %s", cfg->api_keys_file, err);
-		return -1;
+	int usable = api_keys_load(cfg->api_keys_file, &keys, err, sizeof(err)) == 0;
+	if (usable && keys.n == 0) {
+		snprintf(err, sizeof(err), "no key in it");
+		usable = 0;
+	}
+	if (!usable) {
+		log_error("APP_API_KEYS_FILE %s: %s%s", cfg->api_keys_file, err,
+			  at_start ? "" : "; every key is refused until it is fixed and SIGHUP sent again");
+		if (at_start)
+			return -1;
+		memset(&keys, 0, sizeof(keys));
 	}
 	access_digests_path(cfg, path, sizeof(path));
 	struct passwd *pw = getpwnam(cfg->service_user);
 	int rc = api_keys_write_digests(&keys, path, pw ? pw->pw_gid : (gid_t)-1);
-	if (rc < 0)
+	if (rc < 0) {
 		log_error("writing %s: %s", path, strerror(errno));
-	else
+		unlink(path); /* the workers then refuse every request (access.c) */
+	} else if (usable) {
 		log_info("API keys: %zu from %s", keys.n, cfg->api_keys_file);
+	}
 	api_keys_free(&keys);
-	if (rc == 0)
-		scoreboard_keys_changed();
+	scoreboard_keys_changed();
 	return rc;
 }
 
@@ -322,6 +335,19 @@ int master_run(const struct config *cfg)
 {
 	struct master m = {.cfg = cfg, .listen_fd = -1, .notify = {-1, -1}, .ready_fd = -1, .helper_fd = -1};
 	log_set_role("master");
+	/* a reload asked for while starting waits until the loop reads it */
+	sigset_t hup;
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	sigprocmask(SIG_BLOCK, &hup, NULL);
+	/* only health_check, a process of its own, uses that key: no process of
+	 * the service keeps one (a worker taken over would have a key to use) */
+	char *health_key = env_take("APP_HEALTH_CHECK_KEY");
+	if (health_key) {
+		explicit_bzero(health_key, strlen(health_key));
+		free(health_key);
+	}
+	explicit_bzero(cfg->health_check_key, strlen(cfg->health_check_key));
 	/* the workers' user owns the database before SQLite makes its WAL files */
 	if (service_user_lookup(cfg, &m.user) < 0 || prepare_dirs(cfg) < 0 ||
 	    service_user_own_state(cfg, &m.user) < 0 || migrate(cfg) < 0)
@@ -336,7 +362,7 @@ int master_run(const struct config *cfg)
 	/* counters and worker slots, shared with every child forked below */
 	if (scoreboard_create() < 0)
 		return 1;
-	if (cfg->api_keys_file[0] && publish_keys(cfg) < 0)
+	if (cfg->api_keys_file[0] && publish_keys(cfg, 1) < 0)
 		return 1;
 	if (pipe2(m.notify, O_NONBLOCK | O_CLOEXEC) < 0 || open_socket(&m) < 0)
 		return 1;
@@ -387,7 +413,7 @@ int master_run(const struct config *cfg)
 			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
 				m.stopping = 1;
 			else if (si.ssi_signo == SIGHUP && cfg->api_keys_file[0])
-				publish_keys(cfg); /* on failure the keys in use stay */
+				publish_keys(cfg, 0);
 		}
 		reap(&m);
 	}

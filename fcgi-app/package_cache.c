@@ -37,6 +37,10 @@ static int path_of(char *out, size_t cap, const char *a, const char *b)
 
 int pkgcache_dir_path(const struct config *cfg, const char *dir, char *out, size_t cap)
 {
+	if (!pkg_dir_name_valid(dir)) {
+		log_warn("packages: the database names %.80s as a cached directory; no such name is used", dir);
+		return -1;
+	}
 	int n = snprintf(out, cap, "%s/dists/%s", cfg->package_cache, dir);
 	return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
@@ -78,7 +82,7 @@ static int dir_intact(const struct config *cfg, const char *dir, const char *met
 {
 	char path[PATH_MAX], file[PATH_MAX];
 	struct stat st;
-	if (pkgcache_dir_path(cfg, dir, path, sizeof(path)) < 0)
+	if (pkgcache_dir_path(cfg, dir, path, sizeof(path)) < 0 || !pkg_metadata_name_valid(metadata))
 		return 0;
 	int n = snprintf(file, sizeof(file), "%s/%s", path, metadata);
 	return n > 0 && (size_t)n < sizeof(file) && lstat(file, &st) == 0 && S_ISDIR(st.st_mode);
@@ -266,7 +270,7 @@ int pkgcache_publish(const struct config *cfg, const char *staging, const char *
 	char target[PATH_MAX];
 	struct stat st;
 	*size = 0;
-	if (!pkg_dir_name_valid(dir) || pkgcache_dir_path(cfg, dir, target, sizeof(target)) < 0) {
+	if (pkgcache_dir_path(cfg, dir, target, sizeof(target)) < 0) {
 		log_error("packages: %s is no name for the cache", dir);
 		return -1;
 	}

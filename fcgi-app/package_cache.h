@@ -26,7 +26,9 @@ void pkgcache_startup(const struct config *cfg, struct db *db);
 /* Makes a new, empty staging directory; its path goes to out. 0, or -1. */
 int pkgcache_staging_make(const struct config *cfg, char *out, size_t cap);
 
-/* Host path of dists/<dir> into out. 0, or -1 when it does not fit. */
+/* Host path of dists/<dir> into out. 0, or -1 when it does not fit or dir is
+ * no valid directory name (pkg_dir_name_valid): names come from the database,
+ * which the service user can write, and root removes what they name. */
 int pkgcache_dir_path(const struct config *cfg, const char *dir, char *out, size_t cap);
 
 /* Serves a distribution from the cache when a directory was installed that

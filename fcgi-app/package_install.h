@@ -15,7 +15,6 @@
 #include "package_names.h"
 
 #define PKG_REQUIREMENT_MAX 255 /* longest requirement handed to pip (db_package_dist) */
-#define PKG_METADATA_MAX 255    /* longest name of a *.dist-info directory */
 
 /* One distribution a run needs, as pip is asked for it. */
 struct pkg_wanted {

@@ -446,8 +446,7 @@ int root_helper_install(const struct config *cfg, const char *execution_id, cons
 	json_object_put(rq);
 	const char *d = answer_string(a, "dir"), *m = answer_string(a, "metadata"), *note = answer_string(a, "note");
 	int rc = -1;
-	if (d && m && pkg_dir_name_valid(d) && strlen(m) <= PKG_METADATA_MAX && !strchr(m, '/') &&
-	    strcmp(m, ".") != 0 && strcmp(m, "..") != 0) {
+	if (d && m && pkg_dir_name_valid(d) && pkg_metadata_name_valid(m)) {
 		snprintf(dir, PKG_DIR_NAME_MAX + 1, "%s", d);
 		snprintf(metadata, PKG_METADATA_MAX + 1, "%s", m);
 		rc = 0;

@@ -60,7 +60,7 @@ static void serve_one(struct app *app, FCGX_Request *req)
 	char *path = xstrdup(uri);
 	path[strcspn(path, "?#")] = '\0';
 	in.path = path;
-	/* before the body is read: a caller without a key uploads nothing */
+	/* before the body is read: a caller without a key costs no worker time */
 	if (access_check(&app->access, app->cfg, path, FCGX_GetParam("HTTP_AUTHORIZATION", req->envp),
 			 &in.key, &out) < 0)
 		goto send_path;

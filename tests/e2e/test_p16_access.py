@@ -4,6 +4,7 @@ flight are limited without touching other keys, the keys are re-read on
 SIGHUP without dropping requests, and the service listens on loopback unless
 told otherwise."""
 import concurrent.futures
+import glob
 import hashlib
 import json
 import os
@@ -60,7 +61,7 @@ class KeysTest(E2E):
         # bob is known by the digest of his key only
         cls.write_keys("alice:%s\nbob:sha256:%s\nops:%s\n" % (ALICE, hashlib.sha256(BOB.encode()).hexdigest(), OPS))
         cls.inst.env.update({"APP_API_KEYS_FILE": cls.keys_file, "APP_METRICS_KEYS": "ops",
-                             "APP_KEY_MAX_CONCURRENT": "1"})
+                             "APP_KEY_MAX_CONCURRENT": "1", "APP_HEALTH_CHECK_KEY": OPS})
         cls.inst.start()
 
     @classmethod
@@ -128,6 +129,28 @@ class KeysTest(E2E):
             data += f.read()
         for secret in (ALICE, BOB, hashlib.sha256(ALICE.encode()).hexdigest()):
             self.assertNotIn(secret.encode(), data)
+
+    def test_no_process_of_the_service_keeps_the_health_check_key(self):
+        """Only health_check, a process of its own, uses APP_HEALTH_CHECK_KEY:
+        the master takes it out of its environment before anything starts, so
+        a worker taken over finds no key in its own or its parent's."""
+        session = []
+        for stat_path in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                with open(stat_path) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == self.inst.proc.pid:  # the session the master leads
+                session.append(int(stat_path.split("/")[2]))
+        self.assertGreaterEqual(len(session), 4, session)  # master, workers, manager, lighttpd...
+        for pid in session:
+            try:
+                with open("/proc/%d/environ" % pid, "rb") as f:
+                    environ = f.read()
+            except OSError:
+                continue  # gone meanwhile
+            self.assertNotIn(OPS.encode(), environ, "pid %d" % pid)
 
     def test_health_readiness_and_the_document_stay_open(self):
         with self.inst.current():
@@ -237,19 +260,34 @@ class ReloadTest(E2E):
                     os.kill(inst.proc.pid, signal.SIGHUP)
                     wait_for(lambda: execute(CAROL, "print(3)").status == 200, "carol's key to work")
                     self.assertEqual(execute(BOB, "print(4)").status, 401)
-                    # a broken file: the keys in use stay
-                    with open(keys_file, "w") as f:
-                        f.write("carol:short\n")
-                    os.kill(inst.proc.pid, signal.SIGHUP)
-                    wait_for(lambda: "APP_API_KEYS_FILE %s: line 1" % keys_file in open(inst.log).read(),
-                             "the bad file to be reported")
-                    self.assertEqual(execute(CAROL, "print(5)").status, 200)
                     n = len(statuses)
                     wait_for(lambda: len(statuses) >= n + 4, "alice's later requests")
                     stop.set()
                     for b in busy:
                         b.result()
                 self.assertEqual(set(statuses), {200}, statuses)
+                # a broken file revokes every key (closed, not the keys of before)
+                # until a good one is reloaded; the bob line being removed was
+                # the edit, so bob stays out too
+                with open(keys_file, "w") as f:
+                    f.write("alice:%s\ncarol:short\n" % ALICE)
+                os.kill(inst.proc.pid, signal.SIGHUP)
+                wait_for(lambda: "every key is refused until it is fixed" in open(inst.log).read(),
+                         "the bad file to be reported")
+                wait_for(lambda: execute(CAROL, "print(5)").status == 401, "carol's key to be revoked")
+                self.assertEqual(execute(ALICE, "print(5)").status, 401)
+                # an empty file too
+                with open(keys_file, "w") as f:
+                    f.write("# nobody\n")
+                os.kill(inst.proc.pid, signal.SIGHUP)
+                wait_for(lambda: "no key in it; every key is refused" in open(inst.log).read(),
+                         "the empty file to be reported")
+                self.assertEqual(execute(ALICE, "print(6)").status, 401)
+                with open(keys_file, "w") as f:
+                    f.write("carol:%s\n" % CAROL)
+                os.kill(inst.proc.pid, signal.SIGHUP)
+                wait_for(lambda: execute(CAROL, "print(7)").status == 200, "carol's key to work again")
+                self.assertEqual(execute(ALICE, "print(8)").status, 401)
         finally:
             ok, lines = inst.stop()
             self.assertTrue(ok, "\n".join(lines))

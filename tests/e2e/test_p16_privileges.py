@@ -18,6 +18,7 @@ import unittest
 
 import client
 from support import DB_PATH, E2E, MASTER_PID, RUN_DIR, STORE
+from instance import Instance
 from test_p8_resilience import alive, wait_until
 
 SERVICE_USER = os.environ.get("APP_SERVICE_USER", "code-interpreter")
@@ -243,3 +244,38 @@ class P16LeastPrivilege(E2E):
                 self.assertEqual(code, 0, err)
                 self.assertEqual(json.loads(out), {"error": "refused"})
         self.assertHello()
+
+
+class P16DatabaseIsNotTrustedByRoot(E2E):
+    """The database is the service user's to write, so a worker taken over can
+    put anything in it; root reads names of the package cache from it and
+    removes what they name (eviction at start and after installs). A name that
+    reaches out of the cache must remove nothing: written here as the service
+    user, as such a worker would."""
+
+    def test_a_planted_cache_row_cannot_make_root_remove_a_file(self):
+        inst = Instance(workers=1, pool=1)
+        try:
+            inst.start()
+            ok, lines = inst.stop()
+            self.assertTrue(ok, "\n".join(lines))
+            victim = os.path.join(inst.tmp, "victim-root")
+            os.mkdir(victim, 0o700)  # root's, on the cache's file system
+            rel = os.path.relpath(victim, os.path.join(inst.tmp, "packages", "dists"))
+            user = pwd.getpwnam(SERVICE_USER)
+            plant = subprocess.run(
+                ["/usr/bin/python3", "-c",
+                 "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("
+                 "\"INSERT INTO package_dists (dir, package, version, requirement, kind, metadata, size_bytes,"
+                 " installed_ms, last_used_ms) VALUES (?, 'x', '1', 'x', 'latest', 'x-1.dist-info', ?, 0, 0)\","
+                 " (sys.argv[2], 1 << 50)); c.commit()", inst.db, rel],
+                user=user.pw_uid, group=user.pw_gid, capture_output=True, text=True)
+            self.assertEqual(plant.returncode, 0, plant.stderr)
+            inst.start()  # start-up drops rows whose directory is missing, and evicts over the limit
+            self.assertTrue(os.path.isdir(victim), "root removed %s, named by a planted row" % victim)
+            with open(inst.log) as f:
+                self.assertIn("no such name is used", f.read())
+        finally:
+            ok, lines = inst.stop()
+            inst.remove()
+            self.assertTrue(ok, "\n".join(lines))

@@ -64,12 +64,31 @@ START_TEST(a_digest_line_matches_its_key)
 }
 END_TEST
 
+/* A file without a key gives none, and its digests copy too: nothing
+ * matches (the master's reload of a broken file publishes that). */
+START_TEST(no_keys_match_nothing)
+{
+	char err[256], dir[] = "/tmp/check-keys-XXXXXX", path[300];
+	struct api_keys k;
+	ck_assert_int_eq(api_keys_parse("# only a comment\n", 17, &k, err, sizeof(err)), 0);
+	ck_assert_uint_eq(k.n, 0);
+	ck_assert_ptr_null(api_keys_match(&k, "Bearer " ALICE));
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/api-keys", dir);
+	ck_assert_int_eq(api_keys_write_digests(&k, path, (gid_t)-1), 0);
+	api_keys_free(&k);
+	ck_assert_int_eq(api_keys_load(path, &k, err, sizeof(err)), 0);
+	ck_assert_uint_eq(k.n, 0);
+	ck_assert_ptr_null(api_keys_match(&k, "Bearer " ALICE));
+	api_keys_free(&k);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(bad_files_are_refused_with_the_line)
 {
 	char err[256];
-	ck_assert_int_eq(parses("", err), -1);
-	ck_assert_str_eq(err, "no key in it");
-	ck_assert_int_eq(parses("# only a comment\n", err), -1);
 	ck_assert_int_eq(parses("alice " ALICE "\n", err), -1);
 	ck_assert_str_eq(err, "line 1: expected NAME:KEY or NAME:sha256:HEX");
 	ck_assert_int_eq(parses("ok:" ALICE "\nshort:0123456789\n", err), -1);
@@ -204,6 +223,13 @@ START_TEST(access_decides_routes_and_limits_each_key)
 	ck_assert_int_eq(out.status, CI_INTERNAL);
 	json_object_put(out.body);
 	out.body = NULL;
+	/* and so does one that cannot be read when the master says it changed:
+	 * the keys of before are not kept */
+	scoreboard_keys_changed();
+	ck_assert_int_eq(access_check(&a, &cfg, "/v1/execute", "Bearer bob-key-0123456789abc", &name, &out), -1);
+	ck_assert_int_eq(out.status, CI_INTERNAL);
+	json_object_put(out.body);
+	out.body = NULL;
 	access_release(&a);
 	access_release(&fresh);
 	config_release(&cfg);
@@ -220,6 +246,7 @@ static Suite *api_keys_suite(void)
 	tcase_add_test(tc, bad_files_are_refused_with_the_line);
 	tcase_add_test(tc, the_digests_copy_holds_no_key_and_reads_back);
 	tcase_add_test(tc, metrics_key_lists);
+	tcase_add_test(tc, no_keys_match_nothing);
 	tcase_add_test(tc, access_decides_routes_and_limits_each_key);
 	suite_add_tcase(s, tc);
 	return s;

@@ -50,6 +50,29 @@ START_TEST(config_overrides_and_errors)
 END_TEST
 
 /* The README's configuration table is the one the code prints. */
+/* A secret variable leaves the environment and its bytes are wiped where
+ * they were (what /proc/PID/environ would show of an exec'd block). */
+START_TEST(env_take_unsets_and_wipes)
+{
+	static char first[] = "CI_SECRET=hunter2-hunter2", second[] = "CI_SECRET=other";
+	ck_assert_ptr_null(env_take("CI_SECRET"));
+	ck_assert_int_eq(putenv(first), 0);
+	ck_assert_int_eq(putenv((char *)"CI_SECRETS=stays"), 0);
+	char *v = env_take("CI_SECRET");
+	ck_assert_str_eq(v, "hunter2-hunter2");
+	free(v);
+	ck_assert_ptr_null(getenv("CI_SECRET"));
+	ck_assert_str_eq(getenv("CI_SECRETS"), "stays");
+	for (size_t i = 0; i < sizeof(first) - 1; i++)
+		ck_assert_int_eq(first[i], 0);
+	ck_assert_int_eq(putenv(second), 0);
+	v = env_take("CI_SECRET");
+	ck_assert_str_eq(v, "other");
+	free(v);
+	ck_assert_int_eq(second[0], 0);
+}
+END_TEST
+
 START_TEST(readme_lists_every_option_as_the_code_does)
 {
 	FILE *f = fopen(DATADIR "/README.md", "r");
@@ -245,6 +268,7 @@ int main(void)
 	tcase_add_test(tc, config_defaults);
 	tcase_add_test(tc, config_overrides_and_errors);
 	tcase_add_test(tc, readme_lists_every_option_as_the_code_does);
+	tcase_add_test(tc, env_take_unsets_and_wipes);
 	tcase_add_test(tc, utf8_repair_replaces_invalid);
 	tcase_add_test(tc, ids_are_random_and_well_formed);
 	tcase_add_test(tc, tree_helpers);

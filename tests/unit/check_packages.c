@@ -78,6 +78,26 @@ START_TEST(test_cache_directory_names)
 	ck_assert(!pkg_dir_name_valid(longname));
 	longname[PKG_DIR_NAME_MAX] = '\0';
 	ck_assert(pkg_dir_name_valid(longname));
+	ck_assert(pkg_metadata_name_valid("typing_extensions-4.9.0.dist-info"));
+	static const char *const bad_metadata[] = {"", ".dist-info", "../x.dist-info", "x-1.0", "a/b.dist-info",
+						   "x-1.0.dist-info/..", ".."};
+	for (size_t i = 0; i < sizeof(bad_metadata) / sizeof(bad_metadata[0]); i++)
+		ck_assert_msg(!pkg_metadata_name_valid(bad_metadata[i]), "%s accepted", bad_metadata[i]);
+}
+END_TEST
+
+/* The cache's directory names come from the database, which the service user
+ * can write; root removes what they name (eviction, start-up): a name that
+ * reaches out of dists/ gives no path at all. */
+START_TEST(test_database_names_outside_the_cache_give_no_path)
+{
+	struct config c = {.package_cache = (char *)"/var/cache/x"};
+	char path[PATH_MAX];
+	ck_assert_int_eq(pkgcache_dir_path(&c, "../../victim-root", path, sizeof(path)), -1);
+	ck_assert_int_eq(pkgcache_dir_path(&c, "..", path, sizeof(path)), -1);
+	ck_assert_int_eq(pkgcache_dir_path(&c, "a/../../b", path, sizeof(path)), -1);
+	ck_assert_int_eq(pkgcache_dir_path(&c, "ci-demo-2.0", path, sizeof(path)), 0);
+	ck_assert_str_eq(path, "/var/cache/x/dists/ci-demo-2.0");
 }
 END_TEST
 
@@ -297,6 +317,7 @@ static Suite *packages_suite(void)
 	tcase_add_test(tc, test_options_urls_paths_and_markers_are_refused);
 	tcase_add_test(tc, test_normalize);
 	tcase_add_test(tc, test_cache_directory_names);
+	tcase_add_test(tc, test_database_names_outside_the_cache_give_no_path);
 	suite_add_tcase(s, tc);
 	TCase *cache = tcase_create("cache");
 	tcase_add_checked_fixture(cache, cache_setup, cache_teardown);
