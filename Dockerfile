@@ -1,7 +1,10 @@
 # The service image: lighttpd + code-interpreter (FastCGI master, workers, pool
-# manager) + health_check, for APP_EXECUTOR_BACKEND=kubernetes (k8s/deployment.yaml).
+# manager) + health_check, for APP_EXECUTOR_BACKEND=kubernetes (k8s/statefulset.yaml).
 # Build from the repository root:  docker build -t code-interpreter .
+# (make images builds it with podman, offline: scripts/images.sh)
 
+# The build stage is executor/Dockerfile's, line for line: the two builds
+# share its layers (the second build reuses the first one's compile).
 FROM debian:12-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential pkg-config \
@@ -9,8 +12,14 @@ RUN apt-get update \
       libseccomp-dev libmicrohttpd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY . .
-RUN make BUILD=/out /out/code-interpreter /out/health_check
+# what the binaries are made of, so that other edits keep the compile cached
+COPY Makefile ./
+COPY common common
+COPY storage storage
+COPY executor executor
+COPY fcgi-app fcgi-app
+COPY docs/openapi.json docs/
+RUN make BUILD=/out /out/code-interpreter /out/health_check /out/executor
 
 FROM debian:12-slim
 RUN apt-get update \

@@ -9,10 +9,22 @@
 #   make soak   10,000 mixed requests at concurrency 16 (not part of make test)
 #   make bench  latency, throughput and memory against a bare python3
 #   make lint   cppcheck and a grep for banned functions
+#   make images  the service and executor images (SERVICE_IMAGE, EXECUTOR_IMAGE below)
+#               with podman, offline (not part of make test; scripts/images.sh):
+#               installs what is missing of Debian's podman, buildah, runc, netavark,
+#               iptables and debootstrap, builds a debian:12-slim base once, then both
+#               images, then runs image-smoke
+#   make image-smoke  the executor image runs print(1) as a pod would; the service
+#               image answers health_check (against the API server double)
 
 BUILD   ?= build
 CC      ?= cc
 SAN     ?= 0
+
+# the images make images builds (podman's local storage)
+SERVICE_IMAGE  ?= localhost/code-interpreter:dev
+EXECUTOR_IMAGE ?= localhost/code-interpreter-executor:dev
+IMAGES_DIR     ?= $(BUILD)/images
 
 WARN    = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
           -Wformat=2 -Wwrite-strings -Wvla
@@ -41,7 +53,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 BINS  = $(BUILD)/code-interpreter $(BUILD)/executor $(BUILD)/executor-warm $(BUILD)/health_check
 TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all deps run test unit e2e soak bench lint clean compile_commands.json k8s-test docs-ui openapi-test clients-test
+.PHONY: all deps run test unit e2e soak bench lint clean compile_commands.json k8s-test docs-ui openapi-test clients-test \
+        images image-smoke
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -152,6 +165,15 @@ test: deps
 	$(MAKE) BUILD=build e2e
 	$(MAKE) BUILD=build k8s-test
 	$(MAKE) BUILD=build clients-test
+
+# podman's settings for this host, the debootstrap log and the build logs go
+# to $(IMAGES_DIR); nothing under /etc changes. Times of each step are printed.
+IMAGES_ENV = SERVICE_IMAGE=$(SERVICE_IMAGE) EXECUTOR_IMAGE=$(EXECUTOR_IMAGE) IMAGES_DIR=$(IMAGES_DIR)
+images:
+	@$(IMAGES_ENV) ./scripts/images.sh base build smoke
+
+image-smoke:
+	@$(IMAGES_ENV) ./scripts/images.sh smoke
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \

@@ -24,8 +24,10 @@
  * the names of 64-bit ABIs) without adjtimex, clock_adjtime (the machine's
  * clock), name_to_handle_at (file handles), io_uring_* (DESIGN §3),
  * inotify_*, fanotify_mark (watching the shared root), memfd_secret,
- * pidfd_open, pidfd_send_signal, process_mrelease (pidfds: nothing a run
- * needs), landlock_* (no user in the image), remap_file_pages (deprecated
+ * pidfd_send_signal, process_mrelease (pidfds: nothing a run needs; only
+ * pidfd_open is allowed, because `executor serve --lockdown process`, a pod,
+ * watches its runner through one after the whole server is locked down),
+ * landlock_* (no user in the image), remap_file_pages (deprecated
  * emulation), epoll_ctl_old, epoll_wait_old (never implemented), and without
  * ptrace, process_vm_readv/writev, modify_ldt, which Docker allows. clone,
  * personality, ioctl, socket and socketpair are allowed by argument below;
@@ -53,8 +55,8 @@ static const char *const allowed[] = {
 	"mlock2", "mlockall", "mmap", "mprotect", "mq_getsetattr", "mq_notify", "mq_open",
 	"mq_timedreceive", "mq_timedsend", "mq_unlink", "mremap", "msgctl", "msgget",
 	"msgrcv", "msgsnd", "msync", "munlock", "munlockall", "munmap", "nanosleep",
-	"newfstatat", "open", "openat", "openat2", "pause", "pipe", "pipe2", "pkey_alloc",
-	"pkey_free", "pkey_mprotect", "poll", "ppoll", "prctl", "pread64", "preadv",
+	"newfstatat", "open", "openat", "openat2", "pause", "pidfd_open", "pipe", "pipe2",
+	"pkey_alloc", "pkey_free", "pkey_mprotect", "poll", "ppoll", "prctl", "pread64", "preadv",
 	"preadv2", "prlimit64", "pselect6", "pwrite64", "pwritev", "pwritev2", "read",
 	"readahead", "readlink", "readlinkat", "readv", "recvfrom", "recvmmsg", "recvmsg",
 	"removexattr", "rename", "renameat", "renameat2", "restart_syscall", "rmdir",
