@@ -371,12 +371,36 @@ class Manifests(unittest.TestCase):
         import yaml
         docs = [d for d in yaml.safe_load_all(r.stdout) if d]
         kinds = sorted(d["kind"] for d in docs)
-        self.assertEqual(kinds, ["Deployment", "Namespace", "NetworkPolicy", "NetworkPolicy", "Role",
-                                 "RoleBinding", "Secret", "Service", "ServiceAccount"])
+        self.assertEqual(kinds, ["Namespace", "NetworkPolicy", "NetworkPolicy", "PersistentVolumeClaim",
+                                 "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Service", "Service",
+                                 "ServiceAccount", "StatefulSet"])
+        # replicas: the objects on one ReadWriteMany claim every replica mounts,
+        # the database on a volume of each replica's own, never the shared one
+        sts = [d for d in docs if d["kind"] == "StatefulSet"][0]
+        self.assertGreaterEqual(sts["spec"]["replicas"], 2)
+        deploy = sts["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in deploy["containers"][0]["env"]}
+        mounts = {m["name"]: m["mountPath"] for m in deploy["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v for v in deploy["volumes"]}
+        pvc = [d for d in docs if d["kind"] == "PersistentVolumeClaim"][0]
+        self.assertEqual(pvc["spec"]["accessModes"], ["ReadWriteMany"])
+        self.assertEqual(volumes["objects"]["persistentVolumeClaim"]["claimName"], pvc["metadata"]["name"])
+        self.assertEqual(env["APP_FILE_STORAGE_PATH"]["value"], mounts["objects"])
+        own = [t["metadata"]["name"] for t in sts["spec"]["volumeClaimTemplates"]
+               if t["spec"]["accessModes"] == ["ReadWriteOnce"]]
+        self.assertIn("data", own)
+        self.assertNotIn("data", volumes)  # from the template: one per replica
+        self.assertTrue(env["APP_DB_PATH"]["value"].startswith(mounts["data"] + "/"), env["APP_DB_PATH"])
+        self.assertFalse(env["APP_DB_PATH"]["value"].startswith(mounts["objects"] + "/"))
+        self.assertTrue(env["APP_PACKAGE_CACHE"]["value"].startswith(mounts["data"] + "/"))
+        pdb = [d for d in docs if d["kind"] == "PodDisruptionBudget"][0]
+        self.assertEqual(pdb["spec"]["selector"], sts["spec"]["selector"])
+        headless = [d for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None"]
+        self.assertEqual([d["metadata"]["name"] for d in headless], [sts["spec"]["serviceName"]])
+        resources = deploy["containers"][0]["resources"]
+        self.assertTrue(resources["requests"] and resources["limits"], resources)
         # the service pod listens on every interface, so it has keys, from the Secret,
         # which ships without any (the service refuses to start until one is put in)
-        deploy = [d for d in docs if d["kind"] == "Deployment"][0]["spec"]["template"]["spec"]
-        env = {e["name"]: e for e in deploy["containers"][0]["env"]}
         self.assertEqual(env["APP_HTTP_HOST"]["value"], "0.0.0.0")
         keys_dir = [m for m in deploy["containers"][0]["volumeMounts"] if m["name"] == "api-keys"][0]["mountPath"]
         self.assertEqual(env["APP_API_KEYS_FILE"]["value"], keys_dir + "/api-keys")
