@@ -165,6 +165,8 @@ static const struct opt opts[] = {
 	    "kubernetes: runtimeClassName of executor pods, e.g. gvisor"),
 	OPT("APP_EXECUTOR_POD_DEADLINE", T_INT, pod_deadline, "3600", 60, 604800,
 	    "kubernetes: activeDeadlineSeconds of an executor pod (warm time included)"),
+	OPT("APP_EXECUTOR_PACKAGES_MB", T_U64_MB, executor_packages_bytes, "1024", 1, 1e7,
+	    "kubernetes: size of an executor pod's packages emptyDir, where the service delivers the cached distributions a run imports (the executor refuses more)"),
 	OPT_SHOWN("APP_KUBERNETES_API_URL", T_STR, k8s_api_url, "", 0, 0, "(in cluster)",
 	    "kubernetes: API server URL, e.g. http://127.0.0.1:8001 for kubectl proxy"),
 	OPT_SHOWN("APP_KUBERNETES_TOKEN_FILE", T_STR, k8s_token_file, "", 0, 0, "the service-account token",

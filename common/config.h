@@ -84,6 +84,7 @@ struct config {
 	char *pod_name_prefix;
 	char *runtime_class;          /* "" for none */
 	int pod_deadline;             /* activeDeadlineSeconds */
+	uint64_t executor_packages_bytes; /* a pod's packages emptyDir: what deliveries may fill */
 	char *k8s_api_url;            /* "" in cluster */
 	char *k8s_token_file;
 	char *k8s_ca_file;

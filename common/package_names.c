@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "validate.h"
+
 static int name_char(int c)
 {
 	return isalnum(c) || c == '.' || c == '_' || c == '-';
@@ -100,6 +102,17 @@ static int name_valid(const char *name, size_t max)
 int pkg_dir_name_valid(const char *name)
 {
 	return name_valid(name, PKG_DIR_NAME_MAX);
+}
+
+int pkg_file_path_valid(const char *rel, size_t len)
+{
+	const char *slash = memchr(rel, '/', len);
+	char dir[PKG_DIR_NAME_MAX + 1];
+	if (!slash || (size_t)(slash - rel) > PKG_DIR_NAME_MAX || valid_workspace_rel(rel, len) != NULL)
+		return 0;
+	memcpy(dir, rel, (size_t)(slash - rel));
+	dir[slash - rel] = '\0';
+	return pkg_dir_name_valid(dir);
 }
 
 int pkg_metadata_name_valid(const char *name)

@@ -36,6 +36,14 @@ int pkg_module_valid(const char *name);
  * bytes, so never ".", "..", empty or containing '/'. */
 int pkg_dir_name_valid(const char *name);
 
+/* True when rel (len bytes) may name a file of a cache directory delivered
+ * to an executor pod (PUT /packages/<rel>, docs/executor-protocol.md):
+ * "<dir>/<path>", dir valid per pkg_dir_name_valid and the whole valid per
+ * valid_workspace_rel (common/validate.h: no empty, "." or ".." component, no
+ * NUL, at most VALID_REL_MAX bytes). The service checks it before sending,
+ * the executor again. */
+int pkg_file_path_valid(const char *rel, size_t len);
+
 /* True when name may be a distribution's metadata directory inside one of
  * those: the same characters, ending in ".dist-info", at most
  * PKG_METADATA_MAX bytes. */

@@ -32,7 +32,7 @@ static const char usage_text[] =
 	"      dies.\n"
 	"\n"
 	"  executor serve [--socket PATH | [--host IPV4] --port N] [--workspace DIR]\n"
-	"                 [--runner-dir DIR]\n"
+	"                 [--runner-dir DIR] [--packages DIR]\n"
 	"                 [--lockdown MODE | --no-sandbox] [--ready-fd N]\n"
 	"      Run the executor server directly (Kubernetes pods, tests). Defaults: TCP\n"
 	"      port 8000 on every address (--host binds one), workspace /workspace,\n"
@@ -45,6 +45,10 @@ static const char usage_text[] =
 	"        runner   lock down only the Python runner, switching it to uid/gid 1000\n"
 	"                 (needs root; this is what a local sandbox does inside).\n"
 	"        none     no lock-down at all: development only. --no-sandbox is the same.\n"
+	"      --packages DIR (a pod's emptyDir at /opt/code-interpreter/packages):\n"
+	"      PUT /packages/<dir>/<path> writes the package cache directories the\n"
+	"      service delivers there, read-only, at most APP_EXECUTOR_PACKAGES_MB;\n"
+	"      without it that route is a 404 (local sandboxes see the cache itself).\n"
 	"      With EXECUTOR_TOKEN set (in a pod the service sets it), every request\n"
 	"      but GET /healthz needs `Authorization: Bearer <that token>` (else 401);\n"
 	"      the variable is unset and its bytes wiped at start.\n"
@@ -269,6 +273,7 @@ static int cmd_serve(int argc, char **argv)
 		{"host", required_argument, NULL, 'H'},
 		{"workspace", required_argument, NULL, 'w'},
 		{"runner-dir", required_argument, NULL, 'd'},
+		{"packages", required_argument, NULL, 'P'},
 		{"lockdown", required_argument, NULL, 'l'},
 		{"no-sandbox", no_argument, NULL, 'n'},
 		{"ready-fd", required_argument, NULL, 'r'},
@@ -276,6 +281,7 @@ static int cmd_serve(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *socket_path = NULL, *workspace = "/workspace", *runner_dir = NULL, *host = NULL;
+	const char *packages_dir = NULL;
 	int port = 8000, port_given = 0, ready_fd = -1, c;
 	enum lockdown_mode mode = LOCK_PROCESS;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -296,6 +302,9 @@ static int cmd_serve(int argc, char **argv)
 			break;
 		case 'd':
 			runner_dir = optarg;
+			break;
+		case 'P':
+			packages_dir = optarg;
 			break;
 		case 'l':
 			if (strcmp(optarg, "process") == 0)
@@ -337,6 +346,7 @@ static int cmd_serve(int argc, char **argv)
 		.port = port,
 		.host = host,
 		.workspace = workspace,
+		.packages_dir = packages_dir,
 		.runner_dir = runner_dir ? runner_dir : default_runner,
 		.sandboxed = mode == LOCK_RUNNER,
 		.ready_fd = ready_fd,

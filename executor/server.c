@@ -33,6 +33,7 @@
 #include "bearer.h"
 #include "log.h"
 #include "package_names.h"
+#include "pod_packages.h"
 #include "runner.h"
 #include "util.h"
 #include "validate.h"
@@ -63,10 +64,12 @@ struct server {
 	uint64_t body_cap;      /* POST /execute */
 	uint64_t output_cap;    /* per stream */
 	int auth;               /* 1: every route but /healthz needs the token */
+	int has_packages;       /* 1: a pod's, PUT /packages/... fills packages */
+	struct podpkg packages;
 	unsigned char token_digest[BEARER_DIGEST_LEN]; /* SHA-256 of the token; the token itself is not kept */
 };
 
-enum req_kind { REQ_DONE, REQ_PUT, REQ_EXECUTE, REQ_IMPORTS };
+enum req_kind { REQ_DONE, REQ_PUT, REQ_PACKAGE, REQ_EXECUTE, REQ_IMPORTS };
 
 struct request {
 	enum req_kind kind;     /* REQ_DONE: a response is queued already */
@@ -74,6 +77,9 @@ struct request {
 	const char *error;
 	struct ws_file file;    /* PUT */
 	uint64_t received;
+	int package;            /* file is a PUT /packages/ one (pod_packages.h) */
+	uint64_t charged;       /* what the packages' limit was charged for it */
+	int64_t mtime;          /* its ?mtime=, -1 for none */
 	char *body;             /* POST /execute */
 	size_t len, cap;
 };
@@ -518,6 +524,9 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				   "the runner was lost in the import check");
 	}
+	/* no more package files come: what was delivered is read-only for the code */
+	if (s->has_packages)
+		podpkg_seal(&s->packages);
 	json_object_object_add(req, "op", json_object_new_string("execute"));
 	size_t len;
 	const char *json = json_object_to_json_string_length(req, JSON_OUT, &len);
@@ -695,6 +704,107 @@ static enum MHD_Result begin_put(struct server *s, struct MHD_Connection *c, con
 	return MHD_YES;
 }
 
+static unsigned podpkg_http_status(enum podpkg_status st)
+{
+	switch (st) {
+	case PODPKG_OK:
+		return MHD_HTTP_CREATED;
+	case PODPKG_BAD_PATH:
+		return MHD_HTTP_BAD_REQUEST;
+	case PODPKG_FULL:
+		return MHD_HTTP_CONTENT_TOO_LARGE;
+	case PODPKG_NO_SPACE:
+		return MHD_HTTP_INSUFFICIENT_STORAGE;
+	case PODPKG_IO:
+		break;
+	}
+	return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static const char *podpkg_message(enum podpkg_status st)
+{
+	switch (st) {
+	case PODPKG_BAD_PATH:
+		return "invalid path: <package directory>/<path> without empty, . or .. components, "
+		       "nothing on the way but directories, and not delivered before";
+	case PODPKG_FULL:
+		return "the packages are larger than APP_EXECUTOR_PACKAGES_MB (or too many files)";
+	case PODPKG_NO_SPACE:
+		return "the packages directory is full";
+	default:
+		return "the file could not be written";
+	}
+}
+
+struct query {
+	const char *mtime; /* the value of mtime, or NULL */
+	int other;         /* another argument, or mtime twice */
+};
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	struct query *q = cls;
+	if (strcmp(key, "mtime") == 0 && value && !q->mtime)
+		q->mtime = value;
+	else
+		q->other = 1;
+	return MHD_YES;
+}
+
+/* The ?mtime= of a package file: seconds since the epoch, 1 to 12 digits;
+ * -1 when there is none. 0, or -1 when the query is anything else. */
+static int package_mtime(struct MHD_Connection *c, int64_t *out)
+{
+	struct query q = {NULL, 0};
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+	*out = -1;
+	if (q.other)
+		return -1;
+	if (!q.mtime)
+		return 0;
+	size_t n = strlen(q.mtime);
+	if (n == 0 || n > 12 || strspn(q.mtime, "0123456789") != n)
+		return -1;
+	*out = (int64_t)strtoll(q.mtime, NULL, 10);
+	return 0;
+}
+
+/* PUT /packages/<dir>/<path>: a file of a package cache directory the
+ * service delivers to its pod (pod_packages.h), before the execution. */
+static enum MHD_Result begin_package(struct server *s, struct MHD_Connection *c, const char *raw,
+				     struct request *rq)
+{
+	char *rel = url_decode(raw);
+	if (!rel || !pkg_file_path_valid(rel, strlen(rel))) {
+		free(rel);
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, podpkg_message(PODPKG_BAD_PATH));
+	}
+	if (package_mtime(c, &rq->mtime) < 0) {
+		free(rel);
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, "the only query is ?mtime=SECONDS (1 to 12 digits)");
+	}
+	uint64_t cl = 0;
+	if (content_length(c, &cl) && cl > s->cfg->sandbox_file_bytes) {
+		free(rel);
+		return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the file is larger than APP_SANDBOX_FILE_MB");
+	}
+	pthread_mutex_lock(&s->lock);
+	int started = s->state != EXEC_IDLE;
+	pthread_mutex_unlock(&s->lock);
+	if (started) {
+		free(rel);
+		return reply_error(c, MHD_HTTP_CONFLICT, "the execution has started");
+	}
+	enum podpkg_status st = podpkg_begin(&s->packages, rel, cl, &rq->file, &rq->charged);
+	free(rel);
+	if (st != PODPKG_OK)
+		return reply_error(c, podpkg_http_status(st), podpkg_message(st));
+	rq->kind = REQ_PACKAGE;
+	rq->package = 1;
+	return MHD_YES;
+}
+
 static enum MHD_Result begin(struct server *s, struct MHD_Connection *c, const char *url,
 			     const char *method, struct request *rq)
 {
@@ -730,15 +840,25 @@ static enum MHD_Result begin(struct server *s, struct MHD_Connection *c, const c
 			return begin_put(s, c, raw, rq);
 		return reply_405(c, "GET, HEAD, PUT");
 	}
+	if (strncmp(url, "/packages/", 10) == 0 || strcmp(url, "/packages") == 0) {
+		/* a pod's route only: a local sandbox sees the cache itself */
+		if (!s->has_packages)
+			return reply_error(c, MHD_HTTP_NOT_FOUND, "this executor takes no packages (--packages)");
+		if (strcmp(method, "PUT") != 0)
+			return reply_405(c, "PUT");
+		return begin_package(s, c, url[9] ? url + 10 : "", rq);
+	}
 	return reply_error(c, MHD_HTTP_NOT_FOUND, "not found");
 }
 
-static void fail(struct request *rq, unsigned status, const char *msg)
+static void fail(struct server *s, struct request *rq, unsigned status, const char *msg)
 {
 	rq->status = status;
 	rq->error = msg;
 	if (rq->kind == REQ_PUT)
 		ws_file_abort(&rq->file);
+	else if (rq->kind == REQ_PACKAGE)
+		podpkg_abort(&s->packages, &rq->file, rq->charged);
 	free(rq->body);
 	rq->body = NULL;
 	rq->len = rq->cap = 0;
@@ -751,15 +871,26 @@ static void take_body(struct server *s, struct request *rq, const char *data, si
 	if (rq->kind == REQ_PUT) {
 		rq->received += n;
 		if (rq->received > s->cfg->sandbox_file_bytes) {
-			fail(rq, MHD_HTTP_CONTENT_TOO_LARGE, "the file is larger than APP_SANDBOX_FILE_MB");
+			fail(s, rq, MHD_HTTP_CONTENT_TOO_LARGE, "the file is larger than APP_SANDBOX_FILE_MB");
 			return;
 		}
 		enum ws_status st = ws_file_write(&rq->file, data, n);
 		if (st != WS_OK)
-			fail(rq, ws_http_status(st), ws_message(st));
+			fail(s, rq, ws_http_status(st), ws_message(st));
+	} else if (rq->kind == REQ_PACKAGE) {
+		rq->received += n;
+		enum podpkg_status st = rq->received > s->cfg->sandbox_file_bytes ? PODPKG_FULL
+					: podpkg_charge(&s->packages, &rq->charged, rq->received);
+		if (st == PODPKG_OK) {
+			enum ws_status wst = ws_file_write(&rq->file, data, n);
+			st = wst == WS_OK ? PODPKG_OK : wst == WS_NO_SPACE ? PODPKG_NO_SPACE : PODPKG_IO;
+		}
+		if (st != PODPKG_OK)
+			fail(s, rq, podpkg_http_status(st), rq->received > s->cfg->sandbox_file_bytes
+				? "the file is larger than APP_SANDBOX_FILE_MB" : podpkg_message(st));
 	} else if (rq->kind == REQ_EXECUTE || rq->kind == REQ_IMPORTS) {
 		if (n > s->body_cap - rq->len) {
-			fail(rq, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large");
+			fail(s, rq, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large");
 			return;
 		}
 		if (rq->len + n > rq->cap) {
@@ -804,6 +935,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return reply_error(c, ws_http_status(st), ws_message(st));
 		return reply(c, MHD_HTTP_CREATED, "{}", 2, NULL);
 	}
+	if (kind == REQ_PACKAGE) {
+		pthread_mutex_lock(&s->lock);
+		int started = s->state != EXEC_IDLE;
+		pthread_mutex_unlock(&s->lock);
+		if (started) { /* the tree was sealed for the run meanwhile */
+			podpkg_abort(&s->packages, &rq->file, rq->charged);
+			return reply_error(c, MHD_HTTP_CONFLICT, "the execution has started");
+		}
+		enum podpkg_status st = podpkg_commit(&s->packages, &rq->file, rq->mtime, rq->charged);
+		if (st != PODPKG_OK)
+			return reply_error(c, podpkg_http_status(st), podpkg_message(st));
+		return reply(c, MHD_HTTP_CREATED, "{}", 2, NULL);
+	}
 	if (kind == REQ_IMPORTS)
 		return check_imports(s, c, rq);
 	return execute(s, c, rq);
@@ -812,13 +956,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		      enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
+	struct server *s = cls;
 	(void)c;
 	(void)toe;
 	struct request *rq = *con_cls;
 	if (!rq)
 		return;
-	ws_file_abort(&rq->file); /* a PUT cut short leaves nothing behind */
+	/* a PUT cut short leaves nothing behind */
+	if (rq->package)
+		podpkg_abort(&s->packages, &rq->file, rq->charged);
+	else
+		ws_file_abort(&rq->file);
 	free(rq->body);
 	free(rq);
 	*con_cls = NULL;
@@ -996,9 +1144,14 @@ int server_run(const struct server_options *o)
 	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_warn("PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
 
-	if (ws_open(&s.ws, workspace, o->sandboxed) < 0)
+	if (ws_open(&s.ws, workspace, o->sandboxed ? WS_CHOWN : 0) < 0)
 		goto out;
 	ws_ok = 1;
+	if (o->packages_dir) {
+		if (podpkg_open(&s.packages, o->packages_dir, o->cfg->executor_packages_bytes) < 0)
+			goto out;
+		s.has_packages = 1;
+	}
 	if (ws_snapshot(&s.ws) < 0)
 		goto out;
 	/* Listening before the runner starts: clients queue up and see 503 until
@@ -1050,6 +1203,7 @@ out:
 		unlink(o->socket_path);
 	if (ws_ok)
 		ws_release(&s.ws);
+	podpkg_release(&s.packages);
 	if (sfd >= 0)
 		close(sfd);
 	sigaction(SIGPIPE, &oldpipe, NULL);

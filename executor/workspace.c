@@ -27,7 +27,7 @@ struct ws_entry {
 	struct timespec mtime, ctime;
 };
 
-int ws_open(struct workspace *ws, const char *dir, int chown_files)
+int ws_open(struct workspace *ws, const char *dir, unsigned flags)
 {
 	memset(ws, 0, sizeof(*ws));
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -50,7 +50,7 @@ int ws_open(struct workspace *ws, const char *dir, int chown_files)
 		return -1;
 	}
 	ws->dev = st.st_dev;
-	ws->chown_files = chown_files;
+	ws->flags = flags;
 	pthread_mutex_init(&ws->lock, NULL);
 	return 0;
 }
@@ -118,7 +118,7 @@ static int open_parent(struct workspace *ws, char *buf, int create, char **leaf,
 			goto fail;
 		if (made) {
 			if (fchmod(next, 0755) < 0 ||
-			    (ws->chown_files && fchown(next, SANDBOX_UID, SANDBOX_GID) < 0)) {
+			    ((ws->flags & WS_CHOWN) && fchown(next, SANDBOX_UID, SANDBOX_GID) < 0)) {
 				int e = errno;
 				close(next);
 				errno = e;
@@ -176,8 +176,10 @@ enum ws_status ws_file_create(struct workspace *ws, const char *rel, struct ws_f
 	int dirfd = open_parent(ws, buf, 1, &leaf, &st);
 	if (dirfd < 0)
 		goto out;
-	int fd = openat(dirfd, leaf, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK |
-				       O_NOCTTY | O_CLOEXEC, 0644);
+	int read_only = (ws->flags & WS_READ_ONLY) != 0;
+	mode_t mode = read_only ? 0444 : 0644;
+	int fd = openat(dirfd, leaf, O_WRONLY | O_CREAT | (read_only ? O_EXCL : O_TRUNC) | O_NOFOLLOW |
+				       O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode);
 	if (fd < 0) {
 		st = errno_status(errno);
 		if (st == WS_NOT_FOUND)
@@ -190,8 +192,8 @@ enum ws_status ws_file_create(struct workspace *ws, const char *rel, struct ws_f
 		goto close_file;
 	}
 	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 || fchmod(fd, 0644) < 0 ||
-	    (ws->chown_files && fchown(fd, SANDBOX_UID, SANDBOX_GID) < 0)) {
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 || fchmod(fd, mode) < 0 ||
+	    ((ws->flags & WS_CHOWN) && fchown(fd, SANDBOX_UID, SANDBOX_GID) < 0)) {
 		log_warn("workspace: preparing %s: %s", rel, strerror(errno));
 		st = WS_IO;
 		goto close_file;
@@ -241,9 +243,11 @@ enum ws_status ws_file_commit(struct workspace *ws, struct ws_file *f)
 		ws_file_abort(f);
 		return WS_IO;
 	}
-	pthread_mutex_lock(&ws->lock);
-	remember(ws, f->rel, &st);
-	pthread_mutex_unlock(&ws->lock);
+	if (!(ws->flags & WS_READ_ONLY)) {
+		pthread_mutex_lock(&ws->lock);
+		remember(ws, f->rel, &st);
+		pthread_mutex_unlock(&ws->lock);
+	}
 	file_close(f);
 	return WS_OK;
 }

@@ -24,10 +24,16 @@ enum ws_status {
 
 struct ws_entry;
 
+/* ws_open's flags */
+#define WS_CHOWN 1u      /* chown what PUT creates to uid/gid 1000 */
+#define WS_READ_ONLY 2u  /* files are created 0444 and never replace one that
+			  * exists; their identities are not recorded (a pod's
+			  * packages directory, pod_packages.h) */
+
 struct workspace {
 	int rootfd;
 	dev_t dev;
-	int chown_files;          /* chown what PUT creates to uid/gid 1000 */
+	unsigned flags;           /* WS_CHOWN, WS_READ_ONLY */
 	struct ws_entry *known;   /* identities recorded at start and by PUT */
 	size_t nknown, capknown;
 	pthread_mutex_t lock;     /* guards known */
@@ -41,8 +47,9 @@ struct ws_file {
 	char *rel;
 };
 
-/* Opens dir as the workspace. 0, or -1 (logged). */
-int ws_open(struct workspace *ws, const char *dir, int chown_files);
+/* Opens dir as the workspace, with flags (WS_CHOWN, WS_READ_ONLY). 0, or -1
+ * (logged). */
+int ws_open(struct workspace *ws, const char *dir, unsigned flags);
 /* Closes and frees; safe on a zeroed or released workspace. */
 void ws_release(struct workspace *ws);
 
@@ -54,12 +61,14 @@ void ws_release(struct workspace *ws);
 int ws_snapshot(struct workspace *ws);
 
 /* Opens rel for writing (creating missing directories, mode 0755; the file gets
- * mode 0644, truncated). On WS_OK f holds the open file; finish it with
- * ws_file_commit or ws_file_abort. */
+ * mode 0644, truncated; with WS_READ_ONLY mode 0444, and WS_BAD_PATH when it
+ * exists). On WS_OK f holds the open file; finish it with ws_file_commit or
+ * ws_file_abort. */
 enum ws_status ws_file_create(struct workspace *ws, const char *rel, struct ws_file *f);
 /* Appends len bytes. WS_OK, WS_NO_SPACE or WS_IO. */
 enum ws_status ws_file_write(struct ws_file *f, const void *buf, size_t len);
-/* Records the file's identity and closes it. WS_OK or WS_IO. */
+/* Records the file's identity (unless WS_READ_ONLY) and closes it. WS_OK or
+ * WS_IO. */
 enum ws_status ws_file_commit(struct workspace *ws, struct ws_file *f);
 /* Removes the half-written file and closes it; safe when nothing is open. */
 void ws_file_abort(struct ws_file *f);

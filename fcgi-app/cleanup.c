@@ -33,8 +33,28 @@ static void add_expired(const char *id, uint64_t size, void *arg)
 	b->n++;
 }
 
+/* Whether an object whose row expired was used since cutoff on another
+ * replica sharing the store (its file's modification time): its row then
+ * takes that time and it stays. -1 when the file cannot be read (kept, for
+ * the next pass to decide). */
+static int used_elsewhere(struct db *db, struct store *st, const char *id, int64_t cutoff, struct cleanup_report *r)
+{
+	int64_t used = 0;
+	enum store_status s = store_last_used(st, id, &used);
+	if (s == STORE_NOT_FOUND)
+		return 0; /* gone already: the row goes */
+	if (s != STORE_OK)
+		return -1;
+	if (used < cutoff)
+		return 0;
+	if (db_object_touch(db, id, 0, used) == DB_OK)
+		r->renewed++;
+	return 1;
+}
+
 /* Expired objects, BATCH at a time: rows deleted in one transaction, then the
- * files, all under the exclusive lock. */
+ * files, all under the exclusive lock; an object another replica used since
+ * the cutoff keeps its file and row (used_elsewhere). */
 static int expire_objects(struct db *db, struct store *st, int64_t cutoff, struct cleanup_report *r)
 {
 	struct batch b = {.v = xcalloc(BATCH, sizeof(struct victim))};
@@ -57,7 +77,8 @@ static int expire_objects(struct db *db, struct store *st, int64_t cutoff, struc
 			break;
 		}
 		for (size_t i = 0; i < b.n; i++)
-			b.v[i].deleted = db_object_delete_expired(db, b.v[i].id, cutoff) == DB_OK;
+			b.v[i].deleted = used_elsewhere(db, st, b.v[i].id, cutoff, r) == 0 &&
+					 db_object_delete_expired(db, b.v[i].id, cutoff) == DB_OK;
 		if (db_commit(db) != DB_OK) {
 			store_unlock(st);
 			rc = -1;
@@ -97,8 +118,11 @@ static void add_old_file(const char *id, uint64_t size, int64_t mtime_s, void *a
 }
 
 /* Object files older than the TTL with no row: a cleanup that died between
- * its row delete and its unlink, or a writer that died between its rename and
- * its touch. Checked and removed under the exclusive lock. */
+ * its row delete and its unlink, a writer that died between its rename and
+ * its touch, or the object of another replica sharing the store that nobody
+ * used within the TTL (its file's modification time is its last use on any
+ * replica). Checked again, through a fresh open (store_last_used), and
+ * removed under the exclusive lock; their ownership entries go with them. */
 static int remove_orphans(struct db *db, struct store *st, int64_t cutoff_ms, struct cleanup_report *r)
 {
 	struct files f = {.cutoff_s = cutoff_ms / 1000};
@@ -112,14 +136,15 @@ static int remove_orphans(struct db *db, struct store *st, int64_t cutoff_ms, st
 		}
 		for (size_t k = i; k < f.n && k < i + BATCH; k++) {
 			enum db_status s = db_object_known(db, f.v[k].id);
-			if (s == DB_NOT_FOUND) {
-				if (store_remove(st, f.v[k].id) == STORE_OK) {
-					log_info("cleanup: removed orphan object file %s", f.v[k].id);
-					r->orphans++;
-				}
-			} else if (s != DB_OK) {
+			if (s != DB_OK && s != DB_NOT_FOUND) {
 				rc = -1;
 				break;
+			}
+			int64_t used = 0;
+			if (s == DB_NOT_FOUND && store_last_used(st, f.v[k].id, &used) == STORE_OK &&
+			    used < cutoff_ms && store_remove(st, f.v[k].id) == STORE_OK) {
+				log_info("cleanup: removed orphan object file %s", f.v[k].id);
+				r->orphans++;
 			}
 		}
 		store_unlock(st);
@@ -141,6 +166,10 @@ int cleanup_pass(const struct config *cfg, struct db *db, struct store *st, int6
 		rc = -1;
 	if (rc == 0 && remove_orphans(db, st, object_cutoff, r) < 0)
 		rc = -1;
+	if (rc == 0 && store_lock_exclusive(st) == 0) {
+		r->owners = store_remove_stale_owners(st, object_cutoff);
+		store_unlock(st);
+	}
 	for (int n = EXEC_BATCH; rc == 0 && n == EXEC_BATCH;) {
 		if (db_executions_delete_before(db, exec_cutoff, EXEC_BATCH, &n) != DB_OK)
 			rc = -1;
@@ -199,10 +228,11 @@ int cleanup_run(const struct config *cfg)
 			log_warn("cleanup: pass stopped early (the database is busy or failing); next in %g s",
 				 cfg->cleanup_interval);
 		count(&r);
-		if (r.objects || r.executions || r.temps || r.orphans)
+		if (r.objects || r.executions || r.temps || r.orphans || r.owners || r.renewed)
 			log_info("cleanup: removed %d objects (%llu bytes), %d executions, %d temp files, "
-				 "%d orphan files", r.objects, (unsigned long long)r.bytes, r.executions, r.temps,
-				 r.orphans);
+				 "%d orphan files, %d stale owner entries; kept %d used on another replica",
+				 r.objects, (unsigned long long)r.bytes, r.executions, r.temps, r.orphans, r.owners,
+				 r.renewed);
 		next = monotonic_ms() + interval;
 	}
 out:
@@ -225,8 +255,9 @@ int cleanup_once(const struct config *cfg, FILE *out)
 		goto done;
 	struct cleanup_report r;
 	int pass = cleanup_pass(cfg, db, &st, now_ms(), &r);
-	fprintf(out, "removed %d objects (%llu bytes), %d executions, %d temp files, %d orphan files\n",
-		r.objects, (unsigned long long)r.bytes, r.executions, r.temps, r.orphans);
+	fprintf(out, "removed %d objects (%llu bytes), %d executions, %d temp files, %d orphan files, "
+		"%d stale owner entries; kept %d used on another replica\n", r.objects, (unsigned long long)r.bytes,
+		r.executions, r.temps, r.orphans, r.owners, r.renewed);
 	if (pass < 0)
 		fprintf(out, "the pass stopped early: the database is busy or failing (see the log)\n");
 	rc = pass < 0 ? 1 : 0;

@@ -253,13 +253,12 @@ static void describe(struct run *x, struct db_execution *e, json_object *names, 
 	};
 }
 
-/* Whether the input object exists and the caller may use it (files_visible):
- * an object of another key's is refused exactly as an unknown one. */
+/* Whether the input object exists and the caller may use it, marking it
+ * used (files_use): an object of another key's is refused exactly as an
+ * unknown one. */
 static int input_usable(struct run *x, const char *id)
 {
-	/* visibility first: another key's object and an unknown id then take
-	 * the same steps, so the time taken does not tell them apart */
-	return files_visible(x->app, x->req->key, id) == CI_OK && store_exists(&x->app->store, id);
+	return files_use(x->app, x->req->key, id) == CI_OK;
 }
 
 /* Checks the input objects and records the run as 'running' with its inputs

@@ -50,15 +50,14 @@ void xc_release(struct xc *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* base + "/workspace/" + each component of path (which starts with
- * /workspace/ and was validated) percent-encoded. */
-static char *workspace_url(struct xc *c, const char *path)
+/* base + "/" + route + "/" + each component of p (a validated relative
+ * path) percent-encoded. */
+static char *route_url(struct xc *c, const char *route, const char *p)
 {
 	CURL *curl = c->curl;
-	const char *p = path + strlen("/workspace/");
-	size_t cap = strlen(c->base) + 32 + strlen(p) * 3 + 1;
+	size_t cap = strlen(c->base) + strlen(route) + 32 + strlen(p) * 3 + 1;
 	char *url = xmalloc(cap);
-	size_t o = (size_t)snprintf(url, cap, "%s/workspace", c->base);
+	size_t o = (size_t)snprintf(url, cap, "%s/%s", c->base, route);
 	while (*p) {
 		size_t n = strcspn(p, "/");
 		char *enc = curl_easy_escape(curl, p, (int)n);
@@ -75,6 +74,12 @@ static char *workspace_url(struct xc *c, const char *path)
 	return url;
 }
 
+/* The URL of path, which starts with /workspace/ and was validated. */
+static char *workspace_url(struct xc *c, const char *path)
+{
+	return route_url(c, "workspace", path + strlen("/workspace/"));
+}
+
 /* Readies the handle for a request to url. Returns the request's header list,
  * the token's line in it when there is one (the caller appends its own, sets
  * CURLOPT_HTTPHEADER and frees it with curl_slist_free_all). */
@@ -89,6 +94,7 @@ static struct curl_slist *reset(struct xc *c, const char *url)
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
 	c->error[0] = '\0';
+	c->status = 0;
 	return c->auth ? curl_slist_append(NULL, c->auth) : NULL;
 }
 
@@ -131,6 +137,7 @@ static int finish(struct xc *c, CURLcode rc, const char *what, long want)
 	}
 	long code = 0;
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+	c->status = code;
 	if (code != want) {
 		snprintf(c->error, sizeof(c->error), "%s: executor answered %ld", what, code);
 		return -1;
@@ -138,22 +145,55 @@ static int finish(struct xc *c, CURLcode rc, const char *what, long want)
 	return 0;
 }
 
-int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size, struct store_check *check)
+/* A PUT's answer is `{}` or an error the status tells: not kept (libcurl
+ * would write it to stdout, the service's log). */
+static size_t discard(char *ptr, size_t size, size_t n, void *arg)
 {
-	char *url = workspace_url(c, path);
+	(void)ptr;
+	(void)arg;
+	return size * n;
+}
+
+/* PUT url with size bytes of fd (checked by check when not NULL), within
+ * timeout_ms. 0, XC_CHANGED or -1 (c->error says what, naming it). */
+static int put_fd(struct xc *c, const char *url, const char *what, int fd, uint64_t size,
+		  struct store_check *check, long timeout_ms)
+{
 	struct curl_slist *h = reset(c, url);
 	struct fd_reader r = {.fd = fd, .left = size, .check = check};
 	curl_easy_setopt(c->curl, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, read_fd);
 	curl_easy_setopt(c->curl, CURLOPT_READDATA, &r);
 	curl_easy_setopt(c->curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 120000L);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, discard);
 	h = curl_slist_append(h, "Expect:");
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
-	int rc = finish(c, curl_easy_perform(c->curl), "upload", 201);
+	int rc = finish(c, curl_easy_perform(c->curl), what, 201);
 	curl_slist_free_all(h);
-	free(url);
 	return r.changed ? XC_CHANGED : rc;
+}
+
+int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size, struct store_check *check)
+{
+	char *url = workspace_url(c, path);
+	int rc = put_fd(c, url, "upload", fd, size, check, 120000L);
+	free(url);
+	return rc;
+}
+
+int xc_put_package_file(struct xc *c, const char *rel, int fd, uint64_t size, int64_t mtime, long timeout_ms)
+{
+	char *path = route_url(c, "packages", rel);
+	char *url = mtime >= 0 ? xasprintf("%s?mtime=%lld", path, (long long)mtime) : xstrdup(path);
+	free(path);
+	int rc = put_fd(c, url, "package upload", fd, size, NULL, timeout_ms > 0 ? timeout_ms : 1L);
+	free(url);
+	if (rc == XC_CHANGED) {
+		snprintf(c->error, sizeof(c->error), "package upload: %.200s ended before its size", rel);
+		rc = -1;
+	}
+	return rc;
 }
 
 

@@ -16,6 +16,7 @@ struct xc {
 	char *base;             /* owned: "http://sandbox" or the endpoint URL */
 	char *auth;             /* owned "Authorization: Bearer ..." line, or NULL */
 	char error[256];        /* last failure, one line */
+	long status;            /* the last request's HTTP status, 0 when none came */
 };
 
 /* Prepares a client for the executor at endpoint: an absolute unix socket path,
@@ -34,6 +35,12 @@ void xc_release(struct xc *c);
  * (c->error). */
 #define XC_CHANGED (-2)
 int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size, struct store_check *check);
+/* PUT /packages/{rel}[?mtime=MTIME] (a pod's route: a file of a package
+ * cache directory, rel "<dir>/<path>" valid per pkg_file_path_valid) with
+ * size bytes read from fd, within timeout_ms; mtime < 0: none sent. 0, or -1
+ * (c->error; c->status the executor's answer, e.g. 413 when the pod's
+ * packages are full). */
+int xc_put_package_file(struct xc *c, const char *rel, int fd, uint64_t size, int64_t mtime, long timeout_ms);
 /* The largest answer to POST /execute read from an executor whose streams are
  * capped at max_output_bytes each (APP_MAX_OUTPUT_BYTES): both streams
  * JSON-escaped at 6 bytes a byte, with their markers, plus 64 MiB for the rest. */

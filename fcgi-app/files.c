@@ -63,8 +63,13 @@ enum ci_status files_commit(struct app *app, const char *key, struct store_write
 	uint64_t size = w->size;
 	enum store_status st = store_writer_commit(w, id);
 	enum ci_status rc = st == STORE_OK ? CI_OK : files_writer_status(w, st);
-	if (rc == CI_OK)
-		rc = from_db(db_object_touch(app->db, id, size, now_ms(), key));
+	if (rc == CI_OK) {
+		/* the same bytes may have been there, unused for long */
+		(void)store_touch(&app->store, id);
+		rc = from_db(db_object_touch(app->db, id, size, now_ms()));
+	}
+	if (rc == CI_OK && key && store_own(&app->store, id, key) != STORE_OK)
+		rc = CI_INTERNAL;
 	if (locked)
 		store_unlock(&app->store);
 	return rc;
@@ -107,8 +112,21 @@ enum ci_status files_visible(struct app *app, const char *key, const char *id)
 {
 	if (!key)
 		return CI_OK;
-	enum db_status st = db_object_visible(app->db, id, key, app->cfg->file_storage_group[0] != '\0');
-	return st == DB_NOT_FOUND ? CI_NOT_FOUND : from_db(st);
+	enum store_status st = store_owned(&app->store, id, key, app->cfg->file_storage_group[0] != '\0');
+	return st == STORE_OK ? CI_OK : st == STORE_NOT_FOUND ? CI_NOT_FOUND : CI_INTERNAL;
+}
+
+enum ci_status files_use(struct app *app, const char *key, const char *id)
+{
+	/* visibility first: another key's object and an unknown id then take
+	 * the same steps, so the time taken does not tell them apart */
+	enum ci_status rc = files_visible(app, key, id);
+	if (rc != CI_OK)
+		return rc;
+	if (!store_exists(&app->store, id))
+		return CI_NOT_FOUND;
+	(void)store_touch(&app->store, id);
+	return CI_OK;
 }
 
 enum ci_status files_open(struct app *app, const char *key, const char *id, int *fd, char **data, uint64_t *size)
@@ -127,10 +145,12 @@ enum ci_status files_open(struct app *app, const char *key, const char *id, int 
 		close(*fd);
 		*fd = -1;
 	}
-	if (st == STORE_OK)
-		rc = from_db(db_object_touch(app->db, id, *size, now_ms(), NULL));
-	else if (st == STORE_IO)
+	if (st == STORE_OK) {
+		(void)store_touch(&app->store, id);
+		rc = from_db(db_object_touch(app->db, id, *size, now_ms()));
+	} else if (st == STORE_IO) {
 		rc = CI_INTERNAL;
+	}
 	if (rc != CI_OK) {
 		if (*fd >= 0)
 			close(*fd);

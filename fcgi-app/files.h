@@ -1,11 +1,15 @@
 /* files: stored objects as the service uses them (POST/GET /v1/files, a run's
  * inputs and outputs). Owns the order that keeps the store and SQLite
  * consistent with cleanup running beside us: an object is made "used" (its
+ * file's modification time, which replicas sharing the store see, and its
  * row's last_used_ms set to now) under the store's shared lock, and only
  * after its file exists; cleanup deletes the row, then the file, under the
- * exclusive lock, and only rows still unused since its cutoff. So a request
- * that has touched an object can rely on it for APP_FILE_TTL, and a row never
- * names a missing file. Never parses HTTP. */
+ * exclusive lock, and only when both are unused since its cutoff. So a
+ * request that has touched an object can rely on it for APP_FILE_TTL, on
+ * every replica, and a row of this service's never names a file it removed
+ * (another replica's cleanup may remove an object this one did not use
+ * within the TTL: its row then names a missing file until its own cleanup).
+ * Never parses HTTP. */
 #ifndef FILES_H
 #define FILES_H
 
@@ -23,7 +27,8 @@
 enum store_status files_store_open(struct store *st, const struct config *cfg, int master);
 
 /* With API keys an object is the key's that uploaded it or whose run
- * produced it: key is the caller's key name, NULL without keys. */
+ * produced it (store_own: recorded in the store, so on every replica): key
+ * is the caller's key name, NULL without keys. */
 
 /* Streams len bytes of in into the store (never all in memory), the object
  * the key's from then on. CI_CREATED with id; CI_BAD_REQUEST when the body ends early; CI_TOO_LARGE past
@@ -46,6 +51,12 @@ enum ci_status files_open(struct app *app, const char *key, const char *id, int 
  * owns it (a member put it there; every member can read it anyway). CI_OK,
  * CI_NOT_FOUND, CI_UNAVAILABLE or CI_INTERNAL. */
 enum ci_status files_visible(struct app *app, const char *key, const char *id);
+
+/* For a run's input, under the store's shared lock: files_visible, then
+ * whether the object exists, then marks its file used (store_touch; the
+ * caller records the row's use). CI_OK, CI_NOT_FOUND (as for an unknown id),
+ * CI_INTERNAL. */
+enum ci_status files_use(struct app *app, const char *key, const char *id);
 
 /* Commits a writer, marks the object used and the key's (see store_writer_commit): CI_OK
  * with id, or the status of the failure (CI_INSUFFICIENT_STORAGE for ENOSPC

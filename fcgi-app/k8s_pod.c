@@ -1,7 +1,8 @@
 /* k8s_pod: see k8s_pod.h. The pod spec below is the restricted Pod Security
- * profile plus what the executor needs: a writable /workspace and /tmp, port
- * 8000, and the limits of the service's configuration and the pod's token in
- * its environment. The readiness probe's /healthz is the one route the
+ * profile plus what the executor needs: a writable /workspace and /tmp, with
+ * installs on the fly a packages emptyDir the service fills before the run,
+ * port 8000, and the limits of the service's configuration and the pod's
+ * token in its environment. The readiness probe's /healthz is the one route the
  * executor answers without the token (it tells only whether it is ready). */
 #include "k8s_pod.h"
 
@@ -111,6 +112,8 @@ static json_object *container_env(const struct config *cfg)
 	add_env_num(env, "APP_SANDBOX_OPEN_FILES", (unsigned long long)cfg->sandbox_open_files);
 	add_env_num(env, "APP_SANDBOX_CPU_SECONDS", (unsigned long long)cfg->sandbox_cpu_seconds);
 	add_env(env, "APP_LOG_LEVEL", cfg->log_level);
+	if (cfg->package_install)
+		add_env_num(env, "APP_EXECUTOR_PACKAGES_MB", cfg->executor_packages_bytes >> 20);
 	return env;
 }
 
@@ -145,6 +148,10 @@ static json_object *container(const struct config *cfg, json_object *resources)
 			   "--runner-dir", K8S_RUNNER_DIR};
 	for (size_t i = 0; i < sizeof(a) / sizeof(*a); i++)
 		json_object_array_add(args, str(a[i]));
+	if (cfg->package_install) {
+		json_object_array_add(args, str("--packages"));
+		json_object_array_add(args, str(K8S_PACKAGES_DIR));
+	}
 	json_object_object_add(c, "args", args);
 	json_object *ports = json_object_new_array();
 	json_object *p = json_object_new_object();
@@ -181,6 +188,8 @@ static json_object *container(const struct config *cfg, json_object *resources)
 	json_object *mounts = json_object_new_array();
 	json_object_array_add(mounts, mount("workspace", "/workspace"));
 	json_object_array_add(mounts, mount("tmp", "/tmp"));
+	if (cfg->package_install)
+		json_object_array_add(mounts, mount("packages", K8S_PACKAGES_DIR));
 	json_object_object_add(c, "volumeMounts", mounts);
 	return c;
 }
@@ -278,6 +287,8 @@ json_object *k8s_pod_build(const struct config *cfg, const char *name, const cha
 	json_object *vols = json_object_new_array();
 	json_object_array_add(vols, empty_dir("workspace", cfg->sandbox_workspace_bytes));
 	json_object_array_add(vols, empty_dir("tmp", cfg->sandbox_tmp_bytes));
+	if (cfg->package_install)
+		json_object_array_add(vols, empty_dir("packages", cfg->executor_packages_bytes));
 	json_object_object_add(spec, "volumes", vols);
 	k8s_json_merge(spec, extra);
 	json_object_object_add(pod, "spec", spec);

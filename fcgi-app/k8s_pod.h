@@ -14,6 +14,9 @@
 /* executor/python in the executor image; the same path as in a local sandbox,
  * which custom tools rely on */
 #define K8S_RUNNER_DIR "/opt/code-interpreter/python"
+/* the packages emptyDir, where the runner looks for a run's package
+ * directories (SBX_INSIDE_PACKAGES, runner.py): `executor serve --packages` */
+#define K8S_PACKAGES_DIR "/opt/code-interpreter/packages"
 #define K8S_LABEL_MANAGED "app.kubernetes.io/managed-by"
 #define K8S_LABEL_INSTANCE "code-interpreter/instance"
 

@@ -130,7 +130,7 @@ static int migrate(const struct config *cfg)
 	if (st == DB_OK && db_executions_interrupt_all(db, now_ms(), &interrupted) == DB_OK && interrupted)
 		log_warn("%d executions were left running by an earlier run; marked interrupted", interrupted);
 	/* no install runs yet: what staging holds is from a crash */
-	if (st == DB_OK && cfg->package_install && strcmp(cfg->backend, "local") == 0)
+	if (st == DB_OK && cfg->package_install)
 		pkgcache_startup(cfg, db);
 	db_close(&db);
 	return st == DB_OK ? 0 : -1;

@@ -1,6 +1,7 @@
-/* packages: see packages.h. A request's installs share one deadline; the
- * installs themselves happen on the root side (package_install.h, asked
- * through root_helper.h): a worker only looks in the cache. */
+/* packages: see packages.h. A request's installs (and, for a pod, the copies
+ * of its directories) share one deadline; the installs themselves happen on
+ * the root side (package_install.h, asked through root_helper.h): a worker
+ * only looks in the cache and reads it to copy it to a pod. */
 #include "packages.h"
 
 #include <limits.h>
@@ -13,6 +14,7 @@
 #include "db.h"
 #include "log.h"
 #include "package_cache.h"
+#include "package_delivery.h"
 #include "package_install.h"
 #include "root_helper.h"
 #include "util.h"
@@ -105,11 +107,11 @@ void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, 
 {
 	const struct config *cfg = app->cfg;
 	memset(out, 0, sizeof(*out));
-	/* local sandboxes only (README: pods do not mount this cache); code
-	 * without either word can neither import nor ask pip: no check */
-	if (!cfg->package_install || strcmp(cfg->backend, "local") != 0 ||
-	    (!strstr(source, "import") && !strstr(source, "pip")))
+	/* code without either word can neither import nor ask pip: no check */
+	if (!cfg->package_install || (!strstr(source, "import") && !strstr(source, "pip")))
 		return;
+	/* a pod sees nothing of this machine's cache: what it gets is sent */
+	int to_pod = strcmp(cfg->backend, "kubernetes") == 0;
 	json_object *resp = NULL, *missing, *pip, *code;
 	if (xc_imports(xc, source, &resp) < 0) {
 		log_warn("packages: the import check failed (%s); running the code as it is", xc->error);
@@ -165,6 +167,8 @@ void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, 
 	}
 	/* a run's sys.path gets a directory only for a module its distribution
 	 * declares (or for a pip line) */
+	const char *lost[PKG_MAX_PER_RUN]; /* directories a pod did not take */
+	size_t n_lost = 0;
 	for (size_t i = 0; i < n; i++) {
 		char path[PATH_MAX];
 		int wanted = w[i].dir[0] && w[i].n_modules == 0;
@@ -179,6 +183,15 @@ void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, 
 		int dup = 0;
 		for (size_t k = 0; k < out->n_dirs; k++)
 			dup |= strcmp(out->dirs[k], w[i].dir) == 0;
+		for (size_t k = 0; k < n_lost; k++)
+			wanted &= strcmp(lost[k], w[i].dir) != 0;
+		char why[400];
+		if (wanted && !dup && to_pod && pkgdeliver_dir(cfg, xc, w[i].dir, deadline, why, sizeof(why)) < 0) {
+			pkg_note_add(&out->notes, "Package not available: %s could not be copied to the executor "
+				 "pod: %s", w[i].spec.norm, why);
+			lost[n_lost++] = w[i].dir;
+			wanted = 0;
+		}
 		if (wanted && !dup)
 			out->dirs[out->n_dirs++] = xstrdup(w[i].dir);
 	}

@@ -1,12 +1,13 @@
 /* packages: the worker's side of packages installed on the fly (DESIGN.md §6).
- * Asks the claimed sandbox which imports it cannot find (POST /imports), maps
- * modules to distributions (executor/python/package_map.json, APP_PACKAGE_MAP),
- * finds each in the cache or has the root side install it (root_helper.h,
- * package_install.h: `executor install`, whose sandbox runs pip, wheels only)
- * within the request's deadline, and names the cache directories the run's
- * sys.path gets: only those of distributions that declare the modules the
- * code imports. Never runs pip itself and never trusts the sandbox's answer
- * unchecked. */
+ * Asks the claimed sandbox or pod which imports it cannot find (POST
+ * /imports), maps modules to distributions (executor/python/package_map.json,
+ * APP_PACKAGE_MAP), finds each in the cache or has the root side install it
+ * (root_helper.h, package_install.h: `executor install`, whose sandbox runs
+ * pip, wheels only) within the request's deadline, and names the cache
+ * directories the run's sys.path gets: only those of distributions that
+ * declare the modules the code imports; a pod is sent those directories first
+ * (package_delivery.h). Never runs pip itself and never trusts the sandbox's
+ * answer unchecked. */
 #ifndef PACKAGES_H
 #define PACKAGES_H
 
@@ -23,11 +24,13 @@ struct pkg_outcome {
 	size_t n_dirs;
 };
 
-/* Checks source in the sandbox behind xc, finds or installs what it lacks
- * (all installs together within APP_PACKAGE_INSTALL_TIMEOUT) and records which
- * cache directories the run uses. Never fails the run: a failed check is
- * logged and leaves everything unchanged, a failed install becomes a note. Does nothing when APP_PACKAGE_INSTALL=0, for
- * the kubernetes backend, or when source contains neither "import" nor "pip". */
+/* Checks source in the sandbox behind xc, finds or installs what it lacks and,
+ * for a pod, sends it the directories (all installs and copies together
+ * within APP_PACKAGE_INSTALL_TIMEOUT), and records which cache directories the
+ * run uses. Never fails the run: a failed check is logged and leaves
+ * everything unchanged, a failed install or copy becomes a note. Does nothing
+ * when APP_PACKAGE_INSTALL=0, or when source contains neither "import" nor
+ * "pip". */
 void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, const char *source,
 		      struct pkg_outcome *out);
 void pkg_outcome_release(struct pkg_outcome *o);

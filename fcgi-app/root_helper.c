@@ -284,7 +284,7 @@ static void serve(const struct config *cfg, struct store *store, int fd, uid_t p
 		log_warn("root helper: refused a request from uid %d: %s", (int)peer_uid, why);
 		answer(fd, error_answer("refused"));
 	} else if (rq.op == RH_INSTALL) {
-		if (!cfg->package_install || strcmp(cfg->backend, "local") != 0)
+		if (!cfg->package_install)
 			answer(fd, error_answer("package installs are off"));
 		else
 			answer(fd, serve_install(cfg, &rq));

@@ -40,8 +40,6 @@ enum stmt_id {
 	ST_SBX_SET_READY,
 	ST_SBX_ENDPOINT,
 	ST_OBJECT_KNOWN,
-	ST_OBJECT_OWN,
-	ST_OBJECT_VISIBLE,
 	ST_OBJECT_STATS,
 	ST_OBJECTS_EXPIRED,
 	ST_OBJECT_DELETE_EXPIRED,
@@ -106,12 +104,6 @@ static const char *const stmt_sql[ST_COUNT_] = {
 		" WHERE id = ?1 AND state = 'starting'",
 	[ST_SBX_ENDPOINT] = "SELECT endpoint FROM sandboxes WHERE id = ?1",
 	[ST_OBJECT_KNOWN] = "SELECT 1 FROM file_objects WHERE id = ?1",
-	[ST_OBJECT_OWN] =
-		"INSERT INTO object_keys (object_id, api_key, since_ms) VALUES (?1, ?2, ?3)"
-		" ON CONFLICT DO NOTHING",
-	[ST_OBJECT_VISIBLE] =
-		"SELECT EXISTS (SELECT 1 FROM object_keys WHERE object_id = ?1 AND api_key = ?2)"
-		" OR (?3 AND NOT EXISTS (SELECT 1 FROM object_keys WHERE object_id = ?1))",
 	[ST_OBJECT_STATS] = "SELECT count(*), coalesce(sum(size), 0) FROM file_objects",
 	[ST_OBJECTS_EXPIRED] =
 		"SELECT id, size FROM file_objects WHERE last_used_ms < ?1 AND id > ?2"
@@ -618,61 +610,19 @@ out:
 
 /* --- file objects --------------------------------------------------------- */
 
-/* The touch statement alone (inside the caller's transaction, if any). */
-static int touch(struct db *db, const char *id, uint64_t size, int64_t now)
-{
-	sqlite3_stmt *s = stmt(db, ST_OBJECT_TOUCH);
-
-	if (!s)
-		return SQLITE_ERROR;
-	bind_text(s, 1, id);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
-	sqlite3_bind_int64(s, 3, now);
-	return run(db, s, "file object touch");
-}
-
-enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int64_t now, const char *key)
+enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int64_t now)
 {
 	if (size > INT64_MAX) {
 		log_error("db: object %s: size %llu out of range", id, (unsigned long long)size);
 		return DB_ERROR;
 	}
-	if (!key)
-		return status_of(touch(db, id, size, now));
-	enum db_status rc = simple(db, ST_BEGIN);
-	if (rc != DB_OK)
-		return rc;
-	int step = touch(db, id, size, now);
-	sqlite3_stmt *s = step == SQLITE_DONE ? stmt(db, ST_OBJECT_OWN) : NULL;
-	if (s) {
-		bind_text(s, 1, id);
-		bind_text(s, 2, key);
-		sqlite3_bind_int64(s, 3, now);
-		step = run(db, s, "file object owner");
-	}
-	rc = s && step == SQLITE_DONE ? simple(db, ST_COMMIT) : DB_ERROR;
-	if (rc != DB_OK) {
-		if (rc == DB_ERROR && status_of(step) == DB_BUSY)
-			rc = DB_BUSY;
-		rollback(db);
-	}
-	return rc;
-}
-
-enum db_status db_object_visible(struct db *db, const char *id, const char *key, int unowned_too)
-{
-	sqlite3_stmt *s = stmt(db, ST_OBJECT_VISIBLE);
-
+	sqlite3_stmt *s = stmt(db, ST_OBJECT_TOUCH);
 	if (!s)
 		return DB_ERROR;
 	bind_text(s, 1, id);
-	bind_text(s, 2, key);
-	sqlite3_bind_int(s, 3, unowned_too ? 1 : 0);
-	int step = sqlite3_step(s);
-	enum db_status rc = step == SQLITE_ROW ? (sqlite3_column_int(s, 0) ? DB_OK : DB_NOT_FOUND)
-			    : status_of(step) == DB_BUSY ? DB_BUSY : DB_ERROR;
-	sqlite3_reset(s);
-	return rc;
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)size);
+	sqlite3_bind_int64(s, 3, now);
+	return status_of(run(db, s, "file object touch"));
 }
 
 enum db_status db_object_known(struct db *db, const char *id)

@@ -41,13 +41,11 @@ enum db_status db_migrate(struct db *db, const char *migrations_dir);
 enum db_status db_ping(struct db *db);
 
 /* --- file objects ------------------------------------------------------- */
-/* Inserts the object or, when known, updates its last_used_ms; with key (an
- * API key's name, or NULL) the object is that key's too, in the same
- * transaction. */
-enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int64_t now_ms, const char *key);
-/* DB_OK when the key owns the object (object_keys), or unowned_too and no
- * key owns it; DB_NOT_FOUND otherwise. */
-enum db_status db_object_visible(struct db *db, const char *id, const char *key, int unowned_too);
+/* Inserts the object or, when known, moves its last_used_ms forward to
+ * now_ms (never back; a size of 0 never shrinks a known one). Which keys
+ * may see an object is no row: it lives in the store (store_own), which
+ * replicas share. */
+enum db_status db_object_touch(struct db *db, const char *id, uint64_t size, int64_t now_ms);
 
 /* True (DB_OK) when the object has a row, DB_NOT_FOUND when not. */
 enum db_status db_object_known(struct db *db, const char *id);

@@ -620,6 +620,8 @@ int store_exists(struct store *st, const char *id)
 	return S_ISREG(sb.st_mode) && sb.st_nlink == 1 && !too_large(st, &sb); /* as store_open_object */
 }
 
+static void disown(struct store *st, const char *id);
+
 enum store_status store_remove(struct store *st, const char *id)
 {
 	enum store_status rc = check_id(id);
@@ -628,11 +630,16 @@ enum store_status store_remove(struct store *st, const char *id)
 		return rc;
 	if (unlinkat(st->dirfd, id, 0) < 0) {
 		if (errno == ENOENT)
-			return STORE_NOT_FOUND;
-		log_error("store: remove %s/%s: %s", st->dir, id, strerror(errno));
-		return STORE_IO;
+			rc = STORE_NOT_FOUND;
+		else {
+			log_error("store: remove %s/%s: %s", st->dir, id, strerror(errno));
+			return STORE_IO;
+		}
 	}
-	return STORE_OK;
+	/* the object first: a crash in between leaves entries without an
+	 * object (store_remove_stale_owners), never an object without them */
+	disown(st, id);
+	return rc;
 }
 
 /* Removes one temp file unless a live writer holds it or it is too fresh.
@@ -641,7 +648,11 @@ static int remove_temp_if_stale(struct store *st, const char *name, time_t now)
 {
 	struct stat sb;
 	int removed = 0;
-	int fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	/* for writing where it may be: over NFS flock is a lock on the server,
+	 * and an exclusive one needs a descriptor open for writing */
+	int fd = openat(st->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 && (errno == EACCES || errno == EISDIR || errno == ETXTBSY))
+		fd = openat(st->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
 	if (fd < 0) {
 		/* not openable (symlink, vanished): a plain file entry, or nothing */
@@ -718,5 +729,245 @@ int store_each_object(struct store *st, void (*fn)(const char *id, uint64_t size
 		fn(de->d_name, (uint64_t)sb.st_size, (int64_t)sb.st_mtime, arg);
 	}
 	closedir(d);
+	return n;
+}
+
+/* --- what replicas share ------------------------------------------------- */
+
+static int64_t mtime_ms(const struct stat *sb)
+{
+	return (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000;
+}
+
+enum store_status store_touch(struct store *st, const char *id)
+{
+	enum store_status rc = check_id(id);
+	/* the modification time only: UTIME_NOW needs write access or
+	 * ownership, never more */
+	const struct timespec now[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+
+	if (rc != STORE_OK)
+		return rc;
+	if (utimensat(st->dirfd, id, now, AT_SYMLINK_NOFOLLOW) == 0)
+		return STORE_OK;
+	if (errno == ENOENT)
+		return STORE_NOT_FOUND;
+	if (errno == EPERM || errno == EACCES)
+		log_debug("store: cannot mark %s/%s used: %s", st->dir, id, strerror(errno));
+	else
+		log_error("store: cannot mark %s/%s used: %s", st->dir, id, strerror(errno));
+	return STORE_IO;
+}
+
+enum store_status store_last_used(struct store *st, const char *id, int64_t *ms)
+{
+	enum store_status rc = check_id(id);
+	struct stat sb;
+
+	if (rc != STORE_OK)
+		return rc;
+	/* close-to-open: an open makes an NFS client ask the server for the
+	 * attributes, which another client's touch changed */
+	int fd = openat(st->dirfd, id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	int r = fd >= 0 ? fstat(fd, &sb) : fstatat(st->dirfd, id, &sb, AT_SYMLINK_NOFOLLOW);
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (r < 0) {
+		if (e == ENOENT)
+			return STORE_NOT_FOUND;
+		log_error("store: stat %s/%s: %s", st->dir, id, strerror(e));
+		return STORE_IO;
+	}
+	if (!S_ISREG(sb.st_mode))
+		return STORE_NOT_FOUND;
+	*ms = mtime_ms(&sb);
+	return STORE_OK;
+}
+
+/* The name of owner's entry: the hex SHA-256 of the name. */
+static void owner_tag(const char *owner, char tag[STORE_ID_LEN + 1])
+{
+	EVP_MD_CTX *ctx = sha256_new();
+	if (EVP_DigestUpdate(ctx, owner, strlen(owner)) != 1)
+		log_fatal("store: EVP_DigestUpdate failed");
+	final_hex(ctx, tag);
+	EVP_MD_CTX_free(ctx);
+}
+
+/* .owners as a directory descriptor, or -1 with errno (ENOENT: there is
+ * none yet). In a shared folder, whose members may rename what is in it, an
+ * unprivileged process takes only one that is its user's and that no one
+ * else may write (EPERM, logged). */
+static int open_owners(struct store *st)
+{
+	int fd = openat(st->dirfd, STORE_OWNERS, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat sb;
+
+	if (fd < 0 || !st->shared || geteuid() == 0)
+		return fd;
+	if (fstat(fd, &sb) < 0) {
+		log_error("store: fstat %s/%s: %s", st->dir, STORE_OWNERS, strerror(errno));
+		close(fd);
+		errno = EIO;
+		return -1;
+	}
+	if (sb.st_uid != geteuid() || (sb.st_mode & 022)) {
+		log_error("store: %s/%s is not this user's alone (uid %d, mode %o): no object is anyone's own "
+			  "until it is", st->dir, STORE_OWNERS, (int)sb.st_uid, (unsigned)(sb.st_mode & 07777));
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
+enum store_status store_own(struct store *st, const char *id, const char *owner)
+{
+	enum store_status rc = check_id(id);
+	char tag[STORE_ID_LEN + 1];
+	int ofd = -1, idfd = -1, fd = -1;
+
+	if (rc != STORE_OK)
+		return rc;
+	if (!owner || !owner[0])
+		return STORE_BAD_ID;
+	owner_tag(owner, tag);
+	rc = STORE_IO;
+	int made_owners = mkdirat(st->dirfd, STORE_OWNERS, 0700) == 0;
+	if (!made_owners && errno != EEXIST)
+		goto out;
+	if ((ofd = open_owners(st)) < 0)
+		goto out;
+	int made_id = mkdirat(ofd, id, 0700) == 0;
+	if (!made_id && errno != EEXIST)
+		goto out;
+	if ((idfd = openat(ofd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		goto out;
+	fd = openat(idfd, tag, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		rc = STORE_OK; /* had it already: nothing new to make durable */
+		goto out;
+	}
+	/* durable as the object is: its entry, and the directories made for it */
+	if (fd < 0 || fsync(idfd) < 0 || (made_id && fsync(ofd) < 0) || (made_owners && fsync(st->dirfd) < 0))
+		goto out;
+	rc = STORE_OK;
+out:
+	if (rc != STORE_OK)
+		log_error("store: cannot record an owner of %s in %s/%s: %s", id, st->dir, STORE_OWNERS,
+			  strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	if (idfd >= 0)
+		close(idfd);
+	if (ofd >= 0)
+		close(ofd);
+	return rc;
+}
+
+enum store_status store_owned(struct store *st, const char *id, const char *owner, int unowned_too)
+{
+	char tag[STORE_ID_LEN + 1];
+	char path[2 * STORE_ID_LEN + 2];
+	struct stat sb;
+
+	if (check_id(id) != STORE_OK || !owner)
+		return STORE_NOT_FOUND;
+	owner_tag(owner, tag);
+	int ofd = open_owners(st);
+	if (ofd < 0) {
+		if (errno == ENOENT)
+			return unowned_too ? STORE_OK : STORE_NOT_FOUND;
+		return STORE_IO;
+	}
+	/* one lookup of <id>/<tag>: another owner's object and an unknown id
+	 * take the same steps */
+	snprintf(path, sizeof(path), "%s/%s", id, tag);
+	enum store_status rc = STORE_OK;
+	if (fstatat(ofd, path, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+		rc = S_ISREG(sb.st_mode) ? STORE_OK : STORE_NOT_FOUND;
+	else if (errno != ENOENT && errno != ENOTDIR)
+		rc = STORE_IO;
+	else if (unowned_too && fstatat(ofd, id, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT)
+		rc = STORE_OK; /* nobody's */
+	else
+		rc = STORE_NOT_FOUND;
+	if (rc == STORE_IO)
+		log_error("store: %s/%s/%s: %s", st->dir, STORE_OWNERS, path, strerror(errno));
+	close(ofd);
+	return rc;
+}
+
+/* Removes the entry name of the directory parent: a directory with the
+ * files in it, or anything else that is no directory. 0, or -1 (logged). */
+static int remove_entry(int parent, const char *name)
+{
+	int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if ((errno == ENOTDIR || errno == ELOOP) && (unlinkat(parent, name, 0) == 0 || errno == ENOENT))
+			return 0;
+		log_warn("store: cannot remove %s/%s: %s", STORE_OWNERS, name, strerror(errno));
+		return -1;
+	}
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -1;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+	if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+		log_warn("store: cannot remove %s/%s: %s", STORE_OWNERS, name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Removes .owners/<id>, if there is one. */
+static void disown(struct store *st, const char *id)
+{
+	int ofd = open_owners(st);
+	if (ofd < 0)
+		return; /* none (ENOENT), or not to be trusted (logged) */
+	(void)remove_entry(ofd, id);
+	close(ofd);
+}
+
+int store_remove_stale_owners(struct store *st, int64_t cutoff_ms)
+{
+	int n = 0;
+	int ofd = open_owners(st);
+	if (ofd < 0)
+		return 0;
+	int fd = fcntl(ofd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		close(ofd);
+		return 0;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		struct stat sb;
+		if (!is_object_name(de->d_name))
+			continue;
+		if (fstatat(st->dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+			continue; /* the object is there (or cannot be told gone) */
+		if (fstatat(ofd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || mtime_ms(&sb) >= cutoff_ms)
+			continue;
+		if (remove_entry(ofd, de->d_name) == 0) {
+			log_info("store: removed the owners of %s, an object that is gone", de->d_name);
+			n++;
+		}
+	}
+	closedir(d);
+	close(ofd);
 	return n;
 }

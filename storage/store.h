@@ -2,6 +2,8 @@
  * Owns the files under the store directory: each object is one file named by the
  * lowercase hex SHA-256 of its content, written to a temporary name, fsynced and
  * renamed, mode 0444. It never modifies or truncates an object once it exists.
+ * Replicas may share the folder, each with its own database: an object's
+ * last use and its owners live in the folder (see "what replicas share").
  * The folder may be shared with a group of client processes (store_share),
  * which then write objects too (the clients' LocalPythonStorage): whoever reads
  * an object for a run or a download checks its bytes against its name as they
@@ -132,8 +134,50 @@ void store_check_end(struct store_check *c);
 /* True when an object with this (valid) id exists. */
 int store_exists(struct store *st, const char *id);
 
-/* Removes one object (cleanup). STORE_NOT_FOUND when it was not there. */
+/* Removes one object (cleanup), then its ownership entries (store_own).
+ * STORE_NOT_FOUND when it was not there. */
 enum store_status store_remove(struct store *st, const char *id);
+
+/* --- what replicas share -------------------------------------------------
+ * Several services (replicas) may share one store folder, each with its own
+ * database. What they must all see lives in the folder: an object's last use
+ * is its file's modification time, and which API keys may see it are its
+ * ownership entries, <dir>/.owners/<id>/<owner tag> (empty files; the tag is
+ * the lowercase hex SHA-256 of the key's name, so any name is a safe file
+ * name). .owners and the directories in it are 0700: a shared folder's
+ * group cannot write them. No scan of objects or temp files looks at them. */
+#define STORE_OWNERS ".owners"
+
+/* The object was used now: its file's modification time becomes now
+ * (utimensat through the store's directory, no symlink followed; on a
+ * network volume the server's clock). STORE_OK; STORE_BAD_ID;
+ * STORE_NOT_FOUND when there is no such file; STORE_IO when it may not be
+ * changed (a file a shared folder's member made with its own mode: logged
+ * at debug) or the file system failed (logged). */
+enum store_status store_touch(struct store *st, const char *id);
+
+/* The object file's modification time in unix milliseconds into *ms, read
+ * after a fresh open where the file may be opened (a network file system
+ * revalidates on open what another client changed). STORE_OK,
+ * STORE_NOT_FOUND (no such regular file), STORE_BAD_ID, STORE_IO (logged). */
+enum store_status store_last_used(struct store *st, const char *id, int64_t *ms);
+
+/* Records that owner (a key's name, not empty) has the object: its entry
+ * made durable when new. STORE_OK; STORE_NOT_FOUND for an id that can name
+ * no object; STORE_BAD_ID; STORE_IO (logged). */
+enum store_status store_own(struct store *st, const char *id, const char *owner);
+
+/* Whether owner may see the object: STORE_OK when owner has it, or when
+ * unowned_too and nobody has it (no .owners/<id>); else STORE_NOT_FOUND
+ * (also for a bad id). In a shared folder (store_share) an .owners that is
+ * not this process's user's alone is refused (STORE_IO, logged): a member
+ * could have put it there. STORE_IO when the file system fails. */
+enum store_status store_owned(struct store *st, const char *id, const char *owner, int unowned_too);
+
+/* Removes the ownership entries of objects that are gone (a crash between
+ * an object's removal and its entries') and have not changed since
+ * before cutoff_ms; returns how many objects' entries it removed. */
+int store_remove_stale_owners(struct store *st, int64_t cutoff_ms);
 
 /* Removes temp files left by a crash (names starting with ".tmp-"); returns
  * how many it removed. */
@@ -142,8 +186,9 @@ int store_remove_stale_temps(struct store *st);
 /* The store lock (flock on <dir>/.lock) orders object lifetimes between
  * processes: whoever makes an object used (a writer committing and touching
  * its row, a reader touching an input) holds it shared; cleanup holds it
- * exclusive while it deletes rows and files. 0, or -1 (logged; the caller
- * goes on without it). */
+ * exclusive while it deletes rows and files. Replicas sharing the folder
+ * share <dir>/.lock too (over NFS v4 a flock is a lock on the server). 0, or
+ * -1 (logged; the caller goes on without it). */
 int store_lock_shared(struct store *st);
 int store_lock_exclusive(struct store *st);
 void store_unlock(struct store *st);

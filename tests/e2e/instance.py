@@ -15,7 +15,9 @@ from support import BUILD
 
 
 class Instance:
-    def __init__(self, env=None, tmp=None, workers=2, pool=1):
+    def __init__(self, env=None, tmp=None, workers=2, pool=1, backend="local"):
+        """backend "kubernetes": against the API server double run.py started
+        (--backend kubernetes), under an instance label of its own."""
         self.tmp = tmp or tempfile.mkdtemp(prefix="ci-e2e-inst-")
         os.chmod(self.tmp, 0o755)
         self.port = run.free_port()
@@ -30,6 +32,8 @@ class Instance:
                          "APP_EXECUTOR_POOL_SIZE": str(pool), "APP_CGROUP_PARENT": self.parent,
                          "APP_PRELOAD_MODULES": "", "APP_DATA_DIR": run.REPO,
                          "APP_PACKAGE_CACHE": self.tmp + "/packages", "APP_PIP_FIND_LINKS": self.tmp + "/wheels"})
+        if backend == "kubernetes":
+            self.env.update(run.kubernetes_env(os.environ["E2E_K8S_API"], os.environ["E2E_K8S_TOKEN_FILE"], pool))
         os.makedirs(self.tmp + "/wheels", exist_ok=True)
         self.env.update(env or {})
         self.proc = None

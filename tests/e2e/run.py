@@ -259,27 +259,66 @@ LOCAL_ONLY = {
     "test_killed_spawner": "the zygote's spawner is the local backend's",
     "test_no_process_started_by_the_code": "a pod's processes die with the pod (pid 1 there); the double's do not",
     "test_timed_out_run_leaves_no_process": "a pod's processes die with the pod (pid 1 there); the double's do not",
-    "test_pip_install_lines_are_still_taken_out": "pods get no package installs, so no pip line is taken "
-                                                  "out for them (packages.c)",
     "test_nothing_from_one_run_is_visible_to_the_next": "a pod has its own /tmp and pid namespace; the double's "
                                                          "executors share the host's",
 }
 
 
-def skip_local_only(suite):
+def skip_local_only(suite, table=None, prefix="local backend only: "):
     for t in suite:
         if isinstance(t, unittest.TestSuite):
-            skip_local_only(t)
+            skip_local_only(t, table, prefix)
             continue
-        for pat, reason in LOCAL_ONLY.items():
+        for pat, reason in (LOCAL_ONLY if table is None else table).items():
             if pat in t.id():
                 name = t._testMethodName
-                setattr(t, name, unittest.skip("local backend only: " + reason)(getattr(t, name)))
+                setattr(t, name, unittest.skip(prefix + reason)(getattr(t, name)))
                 break
 
 
+# ---- pods as containers (--pods container: make image-test) ----------------------
+# The double runs each pod as a container of POD_IMAGE (tests/k8s/podman_pods.py),
+# so confinement is real: only what a container cannot show is skipped here.
+POD_IMAGE = None  # set by --image; start_double and kubernetes_env follow it
+
+CONTAINER_SKIP = {
+}
+
+
+def container_leftovers(double, lines):
+    """After the double's exit: its containers and network gone (removed if not,
+    reported). True when clean."""
+    ident = getattr(double, "podman_id", None)
+    if not ident:
+        return True
+    sys.path.insert(0, os.path.join(REPO, "tests", "k8s"))
+    import podman_pods
+    left = podman_pods.leftovers(ident, remove=True)
+    for kind, items in zip(("container", "network", "firewall rule"), left):
+        for n in items:
+            lines.append("kubernetes: FAIL: %s left (now removed): %s" % (kind, n))
+    if any(left):
+        return False
+    lines.append("kubernetes: no container, network or firewall rule of %s left" % ident)
+    return True
+
+
+def container_times(st, lines):
+    """What each pod's container took, from the double's record."""
+    ts = st.get("container_times") or []
+    if not ts:
+        return
+
+    def med(k):
+        v = sorted(t[k] for t in ts if k in t)
+        return "%.2f s" % v[len(v) // 2] if v else "-"
+    lines.append("kubernetes: %d containers; median podman run %s, start to ready %s, removal %s"
+                 % (len(ts), med("run"), med("ready"), med("remove")))
+
+
 def start_double(build, state):
-    """Starts tests/k8s/apiserver.py; returns (proc, url, token_file)."""
+    """Starts tests/k8s/apiserver.py; returns (proc, url, token_file). With
+    POD_IMAGE its pods are containers, and proc.podman_id names them."""
     os.makedirs(state, exist_ok=True)
     token_file = os.path.join(state, "token")
     with open(token_file, "w") as f:
@@ -287,12 +326,17 @@ def start_double(build, state):
     port_file = os.path.join(state, "port")
     log = open(os.path.join(state, "apiserver.log"), "wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "E2E_"))}
+    container_args = []
+    if POD_IMAGE:
+        container_args = ["--pods", "container", "--image", POD_IMAGE, "--podman-id", "ci-k8s-" + secrets.token_hex(4)]
     proc = subprocess.Popen([sys.executable, os.path.join(REPO, "tests", "k8s", "apiserver.py"),
                              "--port-file", port_file, "--token-file", token_file,
                              "--executor", os.path.join(build, "executor"), "--data-dir", REPO,
-                             "--state-dir", os.path.join(state, "pods")],
+                             "--state-dir", os.path.join(state, "pods")] + container_args,
                             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     log.close()
+    if POD_IMAGE:
+        proc.podman_id = container_args[-1]
     deadline = time.monotonic() + 20
     while not os.path.exists(port_file):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -300,6 +344,20 @@ def start_double(build, state):
         time.sleep(0.05)
     with open(port_file) as f:
         return proc, "http://127.0.0.1:%s" % f.read().strip(), token_file
+
+
+def kubernetes_env(url, token_file, queue):
+    """A service's settings for the API server double; each service its own
+    instance label (the pods it may find and delete as its own)."""
+    return {
+        "APP_EXECUTOR_BACKEND": "kubernetes",
+        "APP_KUBERNETES_API_URL": url,
+        "APP_KUBERNETES_TOKEN_FILE": token_file,
+        "APP_KUBERNETES_NAMESPACE": "default",
+        "APP_KUBERNETES_INSTANCE": "e2e-" + secrets.token_hex(4),
+        "APP_EXECUTOR_POD_QUEUE_TARGET_LENGTH": str(queue),
+        **({"APP_EXECUTOR_IMAGE": POD_IMAGE} if POD_IMAGE else {}),
+    }
 
 
 def double_state(url):
@@ -346,7 +404,16 @@ def main():
                          "while the executor does not work)")
     ap.add_argument("--backend", choices=["local", "kubernetes"], default="local",
                     help="kubernetes: run against the API server double (tests/k8s/apiserver.py)")
+    ap.add_argument("--pods", choices=["process", "container"], default="process",
+                    help="with --backend kubernetes, container: each pod a podman container of --image "
+                         "(make image-test)")
+    ap.add_argument("--image", help="with --pods container: the executor image")
     args = ap.parse_args()
+    if args.pods == "container":
+        if args.backend != "kubernetes" or not args.image:
+            ap.error("--pods container needs --backend kubernetes and --image")
+        global POD_IMAGE
+        POD_IMAGE = args.image
 
     build = os.path.abspath(args.build)
     tmp = tempfile.mkdtemp(prefix="ci-e2e-")
@@ -398,15 +465,8 @@ def main():
             print("e2e: FAIL: %s" % e)
             print("e2e: 0 passed, 1 failed")
             return 1
-        env.update({
-            "APP_EXECUTOR_BACKEND": "kubernetes",
-            "APP_KUBERNETES_API_URL": k8s_url,
-            "APP_KUBERNETES_TOKEN_FILE": token_file,
-            "APP_KUBERNETES_NAMESPACE": "default",
-            "APP_KUBERNETES_INSTANCE": "e2e-" + secrets.token_hex(4),
-            "APP_EXECUTOR_POD_QUEUE_TARGET_LENGTH": "2",
-        })
-        os.environ.update({"E2E_K8S_API": k8s_url, "E2E_K8S_STATE": k8s_state})
+        env.update(kubernetes_env(k8s_url, token_file, queue=2))
+        os.environ.update({"E2E_K8S_API": k8s_url, "E2E_K8S_STATE": k8s_state, "E2E_K8S_TOKEN_FILE": token_file})
         print("e2e: kubernetes backend, API server double at %s" % k8s_url, flush=True)
     print("e2e: temp dir %s, port %d, cgroup parent %s" % (tmp, port, cgroup_parent), flush=True)
 
@@ -454,7 +514,9 @@ def main():
             if args.pattern:
                 loader.testNamePatterns = [p if "*" in p else "*%s*" % p for p in args.pattern]
             suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
-            if args.backend == "kubernetes":
+            if args.backend == "kubernetes" and POD_IMAGE:
+                skip_local_only(suite, CONTAINER_SKIP, "with real containers: ")
+            elif args.backend == "kubernetes":
                 skip_local_only(suite)
             runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=1 if args.quiet else 2)
             result = runner.run(suite)
@@ -490,12 +552,18 @@ def main():
             except (OSError, ValueError, http.client.HTTPException) as e:
                 report.append("kubernetes: FAIL: the API server double does not answer: %r" % e)
                 ok = False
+            if POD_IMAGE:
+                try:
+                    container_times(double_state(os.environ["E2E_K8S_API"]), report)
+                except (OSError, ValueError, http.client.HTTPException):
+                    pass
             double.send_signal(signal.SIGTERM)
             try:
-                double.wait(20)
+                double.wait(60)
             except subprocess.TimeoutExpired:
                 double.kill()
                 double.wait()
+            ok = container_leftovers(double, report) and ok
             if ok and not keep_tmp:
                 shutil.rmtree(os.environ["E2E_K8S_STATE"], ignore_errors=True)
             else:

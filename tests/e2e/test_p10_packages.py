@@ -9,7 +9,12 @@ never built (no package code runs at install), a module that a wheel ships
 beside its own is never served to a run that did not import that wheel, two
 installs that share a dependency do not write into each other's files, the
 cache is evicted least recently used first above APP_PACKAGE_CACHE_MB, and a
-request's installs end at its deadline."""
+request's installs end at its deadline.
+
+With run.py --backend kubernetes the instances run their code in pods of the
+API server double: the same installs into the service's cache, and each run's
+directories are copied into its pod (PUT /packages/..., package_delivery.h)
+whole, with their files' times, read-only, within APP_EXECUTOR_PACKAGES_MB."""
 import hashlib
 import json
 import os
@@ -24,6 +29,9 @@ from instance import Instance
 from support import E2E
 from test_p9_ops import db_rows
 
+BACKEND = os.environ.get("E2E_BACKEND", "local")
+PODS = BACKEND == "kubernetes"
+
 
 def installs(inst, package):
     return db_rows(inst.db, "SELECT status, version, module, requirement, execution_id, log_tail"
@@ -35,7 +43,7 @@ class P10Packages(E2E):
 
     @classmethod
     def setUpClass(cls):
-        cls.inst = Instance(workers=8, pool=4)
+        cls.inst = Instance(workers=8, pool=4, backend=BACKEND)
         wh = cls.inst.tmp + "/wheels"
         wheels.build(wh, "ci-plain", "1.0", {"ci_plain.py": "X = 'plain'\n"})
         wheels.build(wh, "ci-fancy-dist", "1.2", {"ci_fancy_mod/__init__.py": "from ci_base import BASE\nVALUE = BASE + 1\n"},
@@ -141,6 +149,8 @@ class P10Packages(E2E):
         self.assertEqual(db_rows(self.inst.db, "SELECT count(*) FROM package_installs WHERE requirement LIKE '%etc%'"
                                  " OR requirement LIKE '%evil%'")[0][0], 0)
 
+    @unittest.skipIf(PODS, "a pod's network is the NetworkPolicy's (egress: [], checked by tests/k8s/test_pool.py); "
+                     "the double runs executors on the host's")
     def test_the_code_has_no_network_right_after_an_install(self):
         out = self.run_probe(
             "import ci_net, socket, json\n"
@@ -155,12 +165,59 @@ class P10Packages(E2E):
 
     def test_the_cache_is_read_only_for_the_code(self):
         self.run_code("import ci_plain\n")
+        if PODS:
+            return self.pod_copy_is_read_only_and_its_own()
         out = self.run_probe(
             "import ci_plain, json\n"
             "try:\n    open(ci_plain.__file__, 'a').write('x')\n    r = 'written'\n"
             "except OSError as e:\n    r = e.errno\n"
             "print(json.dumps(r))\n")
         self.assertIn(out, (13, 30))  # EACCES (root's, no write bits) or EROFS
+
+    def pod_copy_is_read_only_and_its_own(self):
+        # a pod gets a copy: files 0444, directories 0555 (the server's uid is
+        # the code's in a restricted pod, so the code could chmod its copy
+        # back, as the double's root can write it: either way only its own
+        # run's copy; the service's cache and the next pod are untouched)
+        out = self.run_probe(
+            "import ci_plain, os, json\n"
+            "d = os.path.dirname(ci_plain.__file__)\n"
+            "modes = [oct(os.stat(ci_plain.__file__).st_mode & 0o777), oct(os.stat(d).st_mode & 0o777)]\n"
+            "try:\n    open(ci_plain.__file__, 'a').write('X = \"tampered\"\\n')\n    r = 'written'\n"
+            "except OSError as e:\n    r = e.errno\n"
+            "print(json.dumps([modes, r]))\n")
+        self.assertEqual(out[0], ["0o444", "0o555"])
+        self.assertIn(out[1], ("written", 13))
+        dirs = db_rows(self.inst.db, "SELECT dir FROM package_dists WHERE package = 'ci-plain'")
+        with open("%s/packages/dists/%s/ci_plain.py" % (self.inst.tmp, dirs[0][0])) as f:
+            self.assertEqual(f.read(), "X = 'plain'\n")
+        out = self.run_code("import ci_plain\nprint(ci_plain.X)\n")
+        self.assertEqual(out["stdout"], "plain\n")
+
+    @unittest.skipUnless(PODS, "pods only: a local sandbox binds the cache itself")
+    def test_a_pod_gets_each_directory_whole_with_its_times(self):
+        out = self.run_probe(
+            "import ci_fancy_mod, os, json\n"
+            "top = os.path.dirname(os.path.dirname(ci_fancy_mod.__file__))\n"
+            "files = {}\n"
+            "for d, _, fs in os.walk(top):\n"
+            "    for f in fs:\n"
+            "        st = os.stat(os.path.join(d, f))\n"
+            "        files[os.path.relpath(os.path.join(d, f), top)] = [st.st_size, int(st.st_mtime)]\n"
+            "print(json.dumps([os.path.basename(top), files]))\n")
+        dirs = db_rows(self.inst.db, "SELECT dir FROM package_dists WHERE package = 'ci-fancy-dist'")
+        self.assertEqual(out[0], dirs[0][0])
+        root = "%s/packages/dists/%s" % (self.inst.tmp, dirs[0][0])
+        want = {}
+        for d, _, fs in os.walk(root):
+            for f in fs:
+                st = os.stat(os.path.join(d, f))
+                want[os.path.relpath(os.path.join(d, f), root)] = [st.st_size, int(st.st_mtime)]
+        self.assertEqual(out[1], want)
+        # the dependency came with it, and pip's compiled files are there (and
+        # valid: same times as in the cache)
+        self.assertIn("ci_base.py", want)
+        self.assertTrue(any("__pycache__" in k for k in want), sorted(want))
 
     def test_eight_concurrent_runs_install_the_same_package_once(self):
         results = [None] * 8
@@ -211,13 +268,14 @@ class P10Packages(E2E):
         # and a run's sys.path has only what it imported; the cache cannot be
         # listed, and the directories' names cannot be guessed
         out = self.run_probe("import ci_shadowed, sys, os, json\n"
-                             "try:\n    os.listdir('/opt/code-interpreter/packages')\n    listed = 'listed'\n"
+                             "try:\n    listed = os.listdir('/opt/code-interpreter/packages')\n"
                              "except PermissionError:\n    listed = 'denied'\n"
                              "print(json.dumps([listed, [p for p in sys.path if p.startswith('/opt/code-interpreter/packages')]]))\n")
         dirs = db_rows(self.inst.db, "SELECT dir FROM package_dists WHERE package = 'ci-shadowed'")
         self.assertEqual(len(dirs), 1)
         self.assertRegex(dirs[0][0], r"^ci-shadowed-1\.0-[0-9a-f]{32}$")
-        self.assertEqual(out, ["denied", ["/opt/code-interpreter/packages/" + dirs[0][0]]])
+        # a pod holds only what was copied for its own run
+        self.assertEqual(out, [[dirs[0][0]] if PODS else "denied", ["/opt/code-interpreter/packages/" + dirs[0][0]]])
 
     def test_a_wheel_whose_metadata_claims_another_distribution_serves_nobody(self):
         out = self.run_code("!pip install ci-victim\nprint('ran')\n")
@@ -292,7 +350,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 class P10CacheLimit(E2E):
     def test_a_cache_over_its_limit_evicts_the_least_recently_used(self):
-        inst = Instance({"APP_PACKAGE_CACHE_MB": "1"}, workers=1, pool=1)
+        inst = Instance({"APP_PACKAGE_CACHE_MB": "1"}, workers=1, pool=1, backend=BACKEND)
         for name in ("a", "b", "c"):
             wheels.build(inst.tmp + "/wheels", "ci-big-" + name, "1.0",
                          {"ci_big_%s/__init__.py" % name: "NAME = %r\n" % name,
@@ -350,7 +408,7 @@ class P10Deadline(E2E):
     def test_installs_that_pass_the_deadline_end_with_it_and_release_worker_and_sandbox(self):
         index = StallingIndex()
         inst = Instance({"APP_PACKAGE_INSTALL_TIMEOUT": "3", "APP_PIP_INDEX_URL": index.url(),
-                         "APP_PIP_FIND_LINKS": ""}, workers=2, pool=2)
+                         "APP_PIP_FIND_LINKS": ""}, workers=2, pool=2, backend=BACKEND)
         try:
             inst.start()
             with inst.current():
@@ -363,6 +421,11 @@ class P10Deadline(E2E):
                     results[i] = (r, time.monotonic() - t0)
 
                 # two requests for the same package: one installs, the other waits on its lock
+                # (both at once: each with a sandbox or pod ready for it)
+                deadline = time.monotonic() + 30
+                while db_rows(inst.db, "SELECT count(*) FROM sandboxes WHERE state = 'ready'") != [(2,)]:
+                    self.assertLess(time.monotonic(), deadline, "two sandboxes never became ready")
+                    time.sleep(0.05)
                 threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
                 for t in threads:
                     t.start()
@@ -388,9 +451,33 @@ class P10Deadline(E2E):
         self.assertTrue(ok, "\n".join(lines))
 
 
+@unittest.skipUnless(PODS, "pods only: what one pod takes (APP_EXECUTOR_PACKAGES_MB)")
+class P10PodLimit(E2E):
+    def test_packages_larger_than_the_pod_takes_are_a_note_and_the_code_still_runs(self):
+        inst = Instance({"APP_EXECUTOR_PACKAGES_MB": "1"}, workers=1, pool=1, backend=BACKEND)
+        wheels.build(inst.tmp + "/wheels", "ci-huge", "1.0", {"ci_huge/__init__.py": "H = 1\n",
+                                                              "ci_huge/blob.bin": os.urandom(1536 * 1024)})
+        wheels.build(inst.tmp + "/wheels", "ci-small", "1.0", {"ci_small.py": "S = 'small'\n"})
+        try:
+            inst.start()
+            with inst.current():
+                out = self.run_code("import ci_small\ntry:\n    import ci_huge\nexcept ImportError:\n"
+                                    "    print('no huge')\nprint(ci_small.S)\n")
+                self.assertEqual(out["stdout"], "no huge\nsmall\n", out["stderr"])
+                self.assertTrue(out["stderr"].startswith(
+                    "Package not available: ci-huge could not be copied to the executor pod: the run's "
+                    "packages are larger than the pod takes (APP_EXECUTOR_PACKAGES_MB 1 MiB in all"), out["stderr"])
+                # installed all the same: the cache has it, another setting serves it
+                self.assertEqual([r[0] for r in installs(inst, "ci-huge")], ["ok"])
+        finally:
+            ok, lines = inst.stop()
+            inst.remove()
+        self.assertTrue(ok, "\n".join(lines))
+
+
 class P10Off(E2E):
     def test_package_install_off_leaves_imports_and_pip_lines_alone(self):
-        inst = Instance({"APP_PACKAGE_INSTALL": "0"}, workers=1, pool=1)
+        inst = Instance({"APP_PACKAGE_INSTALL": "0"}, workers=1, pool=1, backend=BACKEND)
         wheels.build(inst.tmp + "/wheels", "ci-plain", "1.0", {"ci_plain.py": "X = 'plain'\n"})
         try:
             inst.start()

@@ -48,11 +48,44 @@ static void teardown(void)
 	ck_assert_int_eq(remove_tree(tmpdir), 0);
 }
 
-/* Stores text and gives it a row last used at used_ms. */
+/* Sets the object file's modification time (its last use on any replica). */
+static void set_file_used(const char *id, int64_t used_ms)
+{
+	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {used_ms / 1000, (used_ms % 1000) * 1000000}};
+	ck_assert_int_eq(utimensat(st.dirfd, id, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+/* Stores text and gives it a row last used at used_ms, its file too. */
 static void put(const char *text, int64_t used_ms, char id[STORE_ID_LEN + 1])
 {
 	ck_assert_int_eq(store_put(&st, text, strlen(text), id), STORE_OK);
-	ck_assert_int_eq(db_object_touch(db, id, strlen(text), used_ms, NULL), DB_OK);
+	ck_assert_int_eq(db_object_touch(db, id, strlen(text), used_ms), DB_OK);
+	set_file_used(id, used_ms);
+}
+
+static void find_id(const char *id, uint64_t size, void *arg)
+{
+	const char **want = arg;
+	(void)size;
+	if (*want && strcmp(id, *want) == 0)
+		*want = NULL;
+}
+
+/* Whether d has a row for id last used before cutoff_ms. */
+static int row_older(struct db *d, const char *id, int64_t cutoff_ms)
+{
+	const char *want = id;
+	ck_assert_int_eq(db_objects_expired(d, cutoff_ms, "", 1000, find_id, &want), DB_OK);
+	return want == NULL;
+}
+
+/* Whether the store holds .owners/<id>. */
+static int has_owners(const char *id)
+{
+	char *path = xasprintf("%s/" STORE_OWNERS "/%s", st.dir, id);
+	int r = access(path, F_OK) == 0;
+	free(path);
+	return r;
 }
 
 static void begin_run(const char *id, const char *input, int64_t started)
@@ -80,7 +113,7 @@ START_TEST(test_expired_object_goes_row_and_file_fresh_and_in_use_stay)
 	put("in use", now - 200000, used);
 	/* a run in flight has 'used' as input, then its row is made old again */
 	begin_run("run-1", used, now - 300000);
-	ck_assert_int_eq(db_object_touch(db, used, 6, 0, NULL), DB_OK); /* never lowers last_used */
+	ck_assert_int_eq(db_object_touch(db, used, 6, 0), DB_OK); /* never lowers last_used */
 	struct cleanup_report r;
 	ck_assert_int_eq(cleanup_pass(&cfg, db, &st, now + 200000, &r), 0);
 	/* at now+200 s: 'fresh' (used now-1 s) expired too; 'used' is pinned by the running run */
@@ -133,6 +166,100 @@ START_TEST(test_orphan_files_and_stale_temps_are_removed)
 	ck_assert(!store_exists(&st, id));
 	ck_assert_int_eq(access(tmp, F_OK), -1);
 	free(tmp);
+}
+END_TEST
+
+/* Replica A (db, this test's database) and replica B (its own database)
+ * share the store. B uses an object A last used long ago: A's cleanup keeps
+ * it and renews its row from the file; once nobody used it within the TTL,
+ * A's cleanup removes it, its ownership entries too. */
+START_TEST(test_an_object_another_replica_used_is_kept_until_nobody_uses_it)
+{
+	int64_t now = now_ms();
+	char id[STORE_ID_LEN + 1], idle[STORE_ID_LEN + 1];
+	put("shared", now - 200000, id);
+	put("idle", now - 200000, idle);
+	ck_assert_int_eq(store_own(&st, id, "alice"), STORE_OK);
+	ck_assert_int_eq(store_own(&st, idle, "alice"), STORE_OK);
+	char *b_path = xasprintf("%s/replica-b.db", tmpdir);
+	struct db *b = db_open(b_path);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(db_migrate(b, REPO_MIGRATIONS), DB_OK);
+	/* B's use: its own row, and the file (files_open) */
+	ck_assert_int_eq(store_touch(&st, id), STORE_OK);
+	ck_assert_int_eq(db_object_touch(b, id, 6, now_ms()), DB_OK);
+
+	struct cleanup_report r;
+	ck_assert_int_eq(cleanup_pass(&cfg, db, &st, now, &r), 0);
+	ck_assert(store_exists(&st, id));
+	ck_assert(has_owners(id));
+	ck_assert_int_eq(db_object_known(db, id), DB_OK);
+	ck_assert(!row_older(db, id, now - 2000)); /* renewed from the file */
+	ck_assert_int_eq(r.renewed, 1);
+	/* what neither used went, with its entries */
+	ck_assert(!store_exists(&st, idle));
+	ck_assert(!has_owners(idle));
+	ck_assert_int_eq(r.objects, 1);
+
+	/* a TTL later nobody has used it: A's row and the file are old */
+	ck_assert_int_eq(cleanup_pass(&cfg, db, &st, now + 200000, &r), 0);
+	ck_assert_int_eq(r.objects, 1);
+	ck_assert_int_eq(r.renewed, 0);
+	ck_assert(!store_exists(&st, id));
+	ck_assert(!has_owners(id));
+	ck_assert_int_eq(db_object_known(db, id), DB_NOT_FOUND);
+	/* B's row names a file that is gone: its own cleanup drops it */
+	ck_assert_int_eq(cleanup_pass(&cfg, b, &st, now + 200000, &r), 0);
+	ck_assert_int_eq(db_object_known(b, id), DB_NOT_FOUND);
+	db_close(&b);
+	free(b_path);
+}
+END_TEST
+
+/* An object without a row here is another replica's (or a crash's): judged
+ * by its file's modification time alone. */
+START_TEST(test_another_replicas_object_goes_only_when_its_file_is_old)
+{
+	int64_t now = now_ms();
+	char id[STORE_ID_LEN + 1];
+	ck_assert_int_eq(store_put(&st, "theirs", 6, id), STORE_OK);
+	ck_assert_int_eq(store_own(&st, id, "bob"), STORE_OK);
+	struct cleanup_report r;
+	ck_assert_int_eq(cleanup_pass(&cfg, db, &st, now, &r), 0);
+	ck_assert_int_eq(r.orphans, 0);
+	ck_assert(store_exists(&st, id));
+	/* used just now by the other replica, whatever its age before */
+	set_file_used(id, now - 200000);
+	ck_assert_int_eq(store_touch(&st, id), STORE_OK);
+	ck_assert_int_eq(cleanup_pass(&cfg, db, &st, now, &r), 0);
+	ck_assert_int_eq(r.orphans, 0);
+	ck_assert(store_exists(&st, id));
+	set_file_used(id, now - 200000);
+	ck_assert_int_eq(cleanup_pass(&cfg, db, &st, now, &r), 0);
+	ck_assert_int_eq(r.orphans, 1);
+	ck_assert(!store_exists(&st, id));
+	ck_assert(!has_owners(id));
+}
+END_TEST
+
+/* Ownership entries whose object is gone (a crash between the two
+ * removals) go once older than the TTL. */
+START_TEST(test_stale_owner_entries_are_removed)
+{
+	int64_t now = now_ms();
+	char id[STORE_ID_LEN + 1];
+	ck_assert_int_eq(store_put(&st, "gone", 4, id), STORE_OK);
+	ck_assert_int_eq(store_own(&st, id, "alice"), STORE_OK);
+	char *path = xasprintf("%s/%s", st.dir, id);
+	ck_assert_int_eq(unlink(path), 0); /* the object, not its entries */
+	free(path);
+	struct cleanup_report r;
+	ck_assert_int_eq(cleanup_pass(&cfg, db, &st, now, &r), 0);
+	ck_assert_int_eq(r.owners, 0);
+	ck_assert(has_owners(id));
+	ck_assert_int_eq(cleanup_pass(&cfg, db, &st, now + 200000, &r), 0);
+	ck_assert_int_eq(r.owners, 1);
+	ck_assert(!has_owners(id));
 }
 END_TEST
 
@@ -218,6 +345,9 @@ static Suite *suite(void)
 	tcase_add_test(t, test_expired_object_goes_row_and_file_fresh_and_in_use_stay);
 	tcase_add_test(t, test_fresh_objects_are_kept);
 	tcase_add_test(t, test_orphan_files_and_stale_temps_are_removed);
+	tcase_add_test(t, test_an_object_another_replica_used_is_kept_until_nobody_uses_it);
+	tcase_add_test(t, test_another_replicas_object_goes_only_when_its_file_is_old);
+	tcase_add_test(t, test_stale_owner_entries_are_removed);
 	tcase_add_test(t, test_old_finished_records_go_running_ones_stay);
 	tcase_add_test(t, test_interrupt_all_marks_only_running_rows);
 	tcase_add_test(t, test_finish_of_a_run_never_begun_fails);

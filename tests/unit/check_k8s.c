@@ -274,6 +274,54 @@ START_TEST(pod_spec_defaults_are_restricted)
 }
 END_TEST
 
+/* Installs on the fly: a packages emptyDir of APP_EXECUTOR_PACKAGES_MB where
+ * the runner looks (runner.py), which `executor serve --packages` fills with
+ * what the service delivers; none without installs. */
+START_TEST(pod_spec_has_the_packages_emptydir)
+{
+	struct config cfg;
+	char *env[] = {(char *)"APP_EXECUTOR_BACKEND=kubernetes", (char *)"APP_EXECUTOR_PACKAGES_MB=300", NULL};
+	load(&cfg, env);
+	char err[256];
+	json_object *pod = k8s_pod_build(&cfg, "x-1", "svc-0", NULL, err, sizeof(err));
+	ck_assert_ptr_nonnull(pod);
+	json_object *c = at(pod, "spec.containers.0");
+	json_object *args = at(c, "args");
+	size_t n = json_object_array_length(args);
+	ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(args, n - 2)), "--packages");
+	ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(args, n - 1)),
+			 "/opt/code-interpreter/packages");
+	ck_assert_str_eq(at_str(c, "volumeMounts.2.name"), "packages");
+	ck_assert_str_eq(at_str(c, "volumeMounts.2.mountPath"), "/opt/code-interpreter/packages");
+	ck_assert_str_eq(at_str(pod, "spec.volumes.2.name"), "packages");
+	ck_assert_str_eq(at_str(pod, "spec.volumes.2.emptyDir.sizeLimit"), "300Mi");
+	int found = 0;
+	json_object *envs = at(c, "env");
+	for (size_t i = 0; i < json_object_array_length(envs); i++) {
+		json_object *e = json_object_array_get_idx(envs, i);
+		if (strcmp(at_str(e, "name"), "APP_EXECUTOR_PACKAGES_MB") == 0) {
+			ck_assert_str_eq(at_str(e, "value"), "300");
+			found = 1;
+		}
+	}
+	ck_assert(found);
+	json_object_put(pod);
+	config_release(&cfg);
+
+	char *off[] = {(char *)"APP_EXECUTOR_BACKEND=kubernetes", (char *)"APP_PACKAGE_INSTALL=0", NULL};
+	load(&cfg, off);
+	pod = k8s_pod_build(&cfg, "x-1", "svc-0", NULL, err, sizeof(err));
+	ck_assert_ptr_nonnull(pod);
+	ck_assert_ptr_null(at(pod, "spec.volumes.2"));
+	ck_assert_ptr_null(at(pod, "spec.containers.0.volumeMounts.2"));
+	args = at(pod, "spec.containers.0.args");
+	for (size_t i = 0; i < json_object_array_length(args); i++)
+		ck_assert_str_ne(json_object_get_string(json_object_array_get_idx(args, i)), "--packages");
+	json_object_put(pod);
+	config_release(&cfg);
+}
+END_TEST
+
 START_TEST(pod_spec_takes_the_options)
 {
 	struct config cfg;
@@ -453,6 +501,7 @@ static Suite *suite(void)
 	tcase_add_test(t, merge_patch_follows_rfc7386);
 	tcase_add_test(t, pod_spec_defaults_are_restricted);
 	tcase_add_test(t, pod_spec_takes_the_options);
+	tcase_add_test(t, pod_spec_has_the_packages_emptydir);
 	tcase_add_test(t, pod_spec_carries_the_token);
 	tcase_add_test(t, config_checks_the_kubernetes_options);
 	tcase_add_test(t, instance_name_is_a_valid_label_value);

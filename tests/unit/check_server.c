@@ -16,11 +16,14 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "executor_client.h"
 #include "log.h"
+#include "package_delivery.h"
+#include "package_names.h"
 #include "server.h"
 #include "util.h"
 
@@ -30,6 +33,8 @@ struct srv {
 	char dir[64];      /* everything of one test lives here */
 	char ws[128];
 	char sock[128];
+	char pkgs[128];    /* the packages directory of a pod's server */
+	int with_packages; /* the next server gets --packages pkgs */
 	pid_t pid;
 	int ready_rd;
 	const char *token; /* EXECUTOR_TOKEN of the next server, or NULL */
@@ -46,7 +51,10 @@ static void setup(void)
 	ck_assert_ptr_nonnull(mkdtemp(S.dir));
 	snprintf(S.ws, sizeof(S.ws), "%s/ws", S.dir);
 	snprintf(S.sock, sizeof(S.sock), "%s/executor.sock", S.dir);
+	snprintf(S.pkgs, sizeof(S.pkgs), "%s/packages", S.dir);
 	ck_assert_int_eq(mkdir(S.ws, 0755), 0);
+	ck_assert_int_eq(mkdir(S.pkgs, 0777), 0);
+	ck_assert_int_eq(chmod(S.pkgs, 0777), 0); /* an emptyDir's mode */
 }
 
 /* Starts server_run in a child. extra_env: APP_* settings; runner_dir NULL for
@@ -82,6 +90,7 @@ static void srv_spawn(const char *runner_dir, char *const *extra_env)
 			.cfg = &cfg,
 			.socket_path = S.sock,
 			.workspace = S.ws,
+			.packages_dir = S.with_packages ? S.pkgs : NULL,
 			.runner_dir = runner_dir ? runner_dir : RUNNER_DIR,
 			.sandboxed = sandboxed,
 			.ready_fd = p[1],
@@ -1317,6 +1326,258 @@ START_TEST(empty_token_is_fatal)
 }
 END_TEST
 
+/* ---- a pod's packages (PUT /packages/..., pod_packages.h) ---------------- */
+
+#define PKG_DIR "ci-x-1.0-0123456789abcdef0123456789abcdef"
+
+/* The mode bits of path (no symlink followed), or -1 when it is missing. */
+static int mode_of(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+START_TEST(packages_delivered_read_only_before_the_run)
+{
+	S.with_packages = 1;
+	srv_start();
+	ck_assert_int_eq(put("/packages/" PKG_DIR "/ci_x/__init__.py?mtime=1700000000", "X = 1\n"), 201);
+	ck_assert_int_eq(put("/packages/" PKG_DIR "/ci_x/sub%2Fdeep.py", "Y = 2\n"), 201);
+	char *f = xasprintf("%s/" PKG_DIR "/ci_x/__init__.py", S.pkgs);
+	struct stat st;
+	ck_assert_int_eq(lstat(f, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_int_eq(st.st_mode & 07777, 0444);
+	ck_assert_int_eq((long long)st.st_mtim.tv_sec, 1700000000LL);
+	ck_assert_int_eq(st.st_size, 6);
+	char *deep = xasprintf("%s/" PKG_DIR "/ci_x/sub/deep.py", S.pkgs);
+	ck_assert_int_eq(mode_of(deep), 0444);
+	/* a file once delivered is never replaced */
+	ck_assert_int_eq(put("/packages/" PKG_DIR "/ci_x/__init__.py", "X = 'evil'\n"), 400);
+	/* the run makes the directories read-only too (the files are already) */
+	char *dir = xasprintf("%s/" PKG_DIR "/ci_x", S.pkgs);
+	ck_assert_int_eq(mode_of(dir), 0755);
+	json_object *r = run("print(1)", NULL, 0);
+	json_object_put(r);
+	ck_assert_int_eq(mode_of(dir), 0555);
+	char *sub = xasprintf("%s/" PKG_DIR "/ci_x/sub", S.pkgs);
+	ck_assert_int_eq(mode_of(sub), 0555);
+	char *top = xasprintf("%s/" PKG_DIR, S.pkgs);
+	ck_assert_int_eq(mode_of(top), 0555);
+	ck_assert_int_eq(mode_of(S.pkgs), 0777); /* the emptyDir's own mount point is left alone */
+	/* and nothing comes after the run started */
+	ck_assert_int_eq(put("/packages/" PKG_DIR "/ci_x/late.py", "Z = 3\n"), 409);
+	char *late = xasprintf("%s/" PKG_DIR "/ci_x/late.py", S.pkgs);
+	ck_assert_int_eq(mode_of(late), -1);
+	ck_assert_int_eq(lstat(f, &st), 0);
+	ck_assert_int_eq(st.st_size, 6);
+	free(f);
+	free(deep);
+	free(dir);
+	free(sub);
+	free(top);
+	free(late);
+}
+END_TEST
+
+START_TEST(packages_bad_names_and_traversal_refused)
+{
+	/* a symlink out of the packages directory, there before the server starts */
+	char *link = xasprintf("%s/ci-evil-1.0", S.pkgs);
+	ck_assert_int_eq(symlink(S.dir, link), 0);
+	free(link);
+	S.with_packages = 1;
+	srv_start();
+	char longname[PKG_DIR_NAME_MAX + 2];
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	char *too_long = xasprintf("/packages/%s/x.py", longname);
+	const char *bad[] = {"/packages/../x.py", "/packages/ci-a-1.0/../../x.py", "/packages/..%2Fx.py",
+			     "/packages/ci-a-1.0%2F..%2F..%2Fx.py", "/packages/%2e%2e/x.py",
+			     "/packages/ci-a-1.0/%2e%2e/%2e%2e/x.py", "/packages/ci-a-1.0", "/packages/",
+			     "/packages", "/packages/ci-a-1.0/", "/packages//x.py", "/packages/ci-a-1.0//x.py",
+			     "/packages/.hidden/x.py", "/packages/-x/x.py", "/packages/ci%20a/x.py",
+			     "/packages/ci-a%00/x.py", "/packages/ci-a-1.0/a%00b", "/packages/ci-a-1.0/%zz",
+			     too_long, "/packages/ci-evil-1.0/x.py", "/packages/ci-evil-1.0/sub/x.py",
+			     "/packages/ci-a-1.0/x.py?mtime=abc", "/packages/ci-a-1.0/x.py?mtime=-1",
+			     "/packages/ci-a-1.0/x.py?mtime=1234567890123",
+			     "/packages/ci-a-1.0/x.py?mtime=1&mtime=2", "/packages/ci-a-1.0/x.py?other=1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		ck_assert_msg(put(bad[i], "evil") == 400, "PUT %s", bad[i]);
+	free(too_long);
+	/* nothing landed outside the packages directory, nor in it */
+	const char *nowhere[] = {"x.py", "sub", "../x.py"};
+	for (size_t i = 0; i < sizeof(nowhere) / sizeof(*nowhere); i++) {
+		char *p = xasprintf("%s/%s", S.dir, nowhere[i]);
+		ck_assert_msg(access(p, F_OK) == -1, "%s exists", p);
+		free(p);
+	}
+	char *p = xasprintf("%s/ci-a-1.0", S.pkgs);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	free(p);
+	/* other methods are not taken */
+	struct resp g = http("GET", "/packages/ci-a-1.0/x.py", NULL, 0);
+	ck_assert_int_eq(g.status, 405);
+	free(g.body);
+	ck_assert_int_eq(put("/packages/ci-a-1.0/x.py", "ok"), 201);
+}
+END_TEST
+
+START_TEST(packages_route_only_in_a_pod)
+{
+	srv_start(); /* a local sandbox's server: no --packages */
+	ck_assert_int_eq(put("/packages/" PKG_DIR "/x.py", "X = 1\n"), 404);
+	char *p = xasprintf("%s/" PKG_DIR, S.pkgs);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	free(p);
+	p = xasprintf("%s/" PKG_DIR, S.ws);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	free(p);
+}
+END_TEST
+
+START_TEST(packages_capped_in_size)
+{
+	char *env[] = {(char *)"APP_EXECUTOR_PACKAGES_MB=1", (char *)"APP_SANDBOX_FILE_MB=1", NULL};
+	S.with_packages = 1;
+	srv_start_env(env);
+	size_t n = 600 * 1024;
+	char *blob = xmalloc(n + 1);
+	memset(blob, 'a', n);
+	blob[n] = '\0';
+	ck_assert_int_eq(put("/packages/ci-a-1.0/one.bin", blob), 201);
+	ck_assert_int_eq(put("/packages/ci-a-1.0/two.bin", blob), 413); /* 1.2 MB in all */
+	free(blob);
+	char *p = xasprintf("%s/ci-a-1.0/two.bin", S.pkgs);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	free(p);
+	/* a refused file is not counted */
+	ck_assert_int_eq(put("/packages/ci-a-1.0/small.py", "ok"), 201);
+	/* nor is any file larger than the pod's RLIMIT_FSIZE taken, chunked or not */
+	n = (1 << 20) + 1;
+	blob = xmalloc(n + 1);
+	memset(blob, 'b', n);
+	blob[n] = '\0';
+	ck_assert_int_eq(put("/packages/ci-b-1.0/big.bin", blob), 413);
+	struct resp r = http_h("PUT", "/packages/ci-b-1.0/big.bin", blob, n, "Transfer-Encoding: chunked");
+	ck_assert_int_eq(r.status, 413);
+	free(r.body);
+	free(blob);
+	p = xasprintf("%s/ci-b-1.0/big.bin", S.pkgs);
+	ck_assert_int_eq(access(p, F_OK), -1);
+	free(p);
+}
+END_TEST
+
+/* Writes text into dir/name (mode 0644, mtime) for the cache double below. */
+static void plant(const char *dir, const char *name, const char *text, time_t mtime)
+{
+	char *p = xasprintf("%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write_all(fd, text, strlen(text)), 0);
+	struct timespec t[2] = {{.tv_sec = mtime}, {.tv_sec = mtime}};
+	ck_assert_int_eq(futimens(fd, t), 0);
+	close(fd);
+	free(p);
+}
+
+/* The service's side (package_delivery.h): a cache directory arrives whole,
+ * with its files' times, and nothing but its regular files and directories. */
+START_TEST(package_dir_delivered_by_the_service)
+{
+	S.token = TOKEN;
+	S.with_packages = 1;
+	char *limit[] = {(char *)"APP_EXECUTOR_PACKAGES_MB=1", NULL};
+	srv_start_env(limit);
+	char *cache = xasprintf("%s/cache", S.dir);
+	char *env_cache = xasprintf("APP_PACKAGE_CACHE=%s", cache);
+	char *env[] = {env_cache, (char *)"APP_EXECUTOR_PACKAGES_MB=1", NULL};
+	struct config cfg;
+	char err[256];
+	ck_assert_msg(config_load(&cfg, env, err, sizeof(err)) == 0, "%s", err);
+	char *d = xasprintf("%s/dists/" PKG_DIR, cache);
+	char *m = xasprintf("%s/ci_x", d), *c = xasprintf("%s/ci_x/__pycache__", d);
+	char *i = xasprintf("%s/ci_x-1.0.dist-info", d);
+	ck_assert_int_eq(mkdir(cache, 0711), 0);
+	char *dists = xasprintf("%s/dists", cache);
+	ck_assert_int_eq(mkdir(dists, 0711), 0);
+	ck_assert_int_eq(mkdir(d, 0755), 0);
+	ck_assert_int_eq(mkdir(m, 0755), 0);
+	ck_assert_int_eq(mkdir(c, 0755), 0);
+	ck_assert_int_eq(mkdir(i, 0755), 0);
+	plant(m, "__init__.py", "X = 1\n", 1600000000);
+	plant(c, "__init__.cpython-311.pyc", "not really bytecode", 1600000001);
+	plant(i, "RECORD", "ci_x/__init__.py,,\n", 1600000002);
+	plant(d, "ci_y.py", "", 1600000003); /* empty files too */
+	char *l = xasprintf("%s/link.py", d);
+	ck_assert_int_eq(symlink("/etc/passwd", l), 0);
+	char *fifo = xasprintf("%s/fifo", d);
+	ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+
+	struct xc xc;
+	xc_init(&xc, S.sock, TOKEN);
+	char why[400];
+	ck_assert_msg(pkgdeliver_dir(&cfg, &xc, PKG_DIR, monotonic_ms() + 20000, why, sizeof(why)) == 0, "%s", why);
+	const char *want[][2] = {{"ci_x/__init__.py", "X = 1\n"},
+				 {"ci_x/__pycache__/__init__.cpython-311.pyc", "not really bytecode"},
+				 {"ci_x-1.0.dist-info/RECORD", "ci_x/__init__.py,,\n"},
+				 {"ci_y.py", ""}};
+	for (size_t k = 0; k < sizeof(want) / sizeof(*want); k++) {
+		char *src = xasprintf("%s/%s", d, want[k][0]), *dst = xasprintf("%s/" PKG_DIR "/%s", S.pkgs, want[k][0]);
+		struct stat a, b;
+		ck_assert_msg(stat(src, &a) == 0 && lstat(dst, &b) == 0, "%s", dst);
+		ck_assert_msg(S_ISREG(b.st_mode) && (b.st_mode & 07777) == 0444, "%s", dst);
+		ck_assert_int_eq((long long)b.st_mtim.tv_sec, (long long)a.st_mtim.tv_sec);
+		char got[64] = "";
+		int fd = open(dst, O_RDONLY);
+		ck_assert_int_ge(fd, 0);
+		ssize_t got_n = read(fd, got, sizeof(got) - 1);
+		close(fd);
+		ck_assert_int_eq(got_n, (ssize_t)strlen(want[k][1]));
+		ck_assert_str_eq(got, want[k][1]);
+		free(src);
+		free(dst);
+	}
+	char *out = xasprintf("%s/" PKG_DIR "/link.py", S.pkgs);
+	ck_assert_int_eq(mode_of(out), -1);
+	free(out);
+	out = xasprintf("%s/" PKG_DIR "/fifo", S.pkgs);
+	ck_assert_int_eq(mode_of(out), -1);
+	free(out);
+
+	/* sent again, the pod refuses: a directory is sent once */
+	ck_assert_int_eq(pkgdeliver_dir(&cfg, &xc, PKG_DIR, monotonic_ms() + 20000, why, sizeof(why)), -1);
+	/* a name that is no cache directory's is not even read */
+	ck_assert_int_eq(pkgdeliver_dir(&cfg, &xc, "../dists", monotonic_ms() + 20000, why, sizeof(why)), -1);
+	/* more than the pod takes: the note says which limit */
+	char *big = xasprintf("%s/dists/ci-big-1.0-00", cache);
+	ck_assert_int_eq(mkdir(big, 0755), 0);
+	char *blob = xmalloc((1 << 20) + 2);
+	memset(blob, 'z', (1 << 20) + 1);
+	blob[(1 << 20) + 1] = '\0';
+	plant(big, "big.bin", blob, 1600000000);
+	free(blob);
+	ck_assert_int_eq(pkgdeliver_dir(&cfg, &xc, "ci-big-1.0-00", monotonic_ms() + 20000, why, sizeof(why)), -1);
+	ck_assert_msg(strstr(why, "APP_EXECUTOR_PACKAGES_MB"), "%s", why);
+	/* past the deadline nothing is sent */
+	ck_assert_int_eq(pkgdeliver_dir(&cfg, &xc, PKG_DIR, monotonic_ms() - 1, why, sizeof(why)), -1);
+	ck_assert_msg(strstr(why, "APP_PACKAGE_INSTALL_TIMEOUT"), "%s", why);
+	xc_release(&xc);
+	config_release(&cfg);
+	free(big);
+	free(l);
+	free(fifo);
+	free(d);
+	free(m);
+	free(c);
+	free(i);
+	free(dists);
+	free(cache);
+	free(env_cache);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
 	Suite *s = suite_create("server");
@@ -1365,6 +1626,11 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, token_guards_every_route_but_healthz);
 	tcase_add_test(tc, token_sent_by_the_client_and_hidden_from_the_code);
 	tcase_add_test(tc, empty_token_is_fatal);
+	tcase_add_test(tc, packages_delivered_read_only_before_the_run);
+	tcase_add_test(tc, packages_bad_names_and_traversal_refused);
+	tcase_add_test(tc, packages_route_only_in_a_pod);
+	tcase_add_test(tc, packages_capped_in_size);
+	tcase_add_test(tc, package_dir_delivered_by_the_service);
 	suite_add_tcase(s, tc);
 	return s;
 }

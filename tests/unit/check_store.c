@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -662,6 +664,211 @@ START_TEST(test_a_writer_that_may_not_chown_asks_its_give_hook)
 }
 END_TEST
 
+/* sha256("alice"): alice's ownership entry (`printf %s alice | sha256sum`) */
+#define ALICE_TAG "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"
+
+static void count_object(const char *id, uint64_t size, int64_t mtime_s, void *arg)
+{
+	(void)id;
+	(void)size;
+	(void)mtime_s;
+	(void)arg;
+}
+
+/* The modification time of a store entry in ms; -1 when it cannot be read. */
+static int64_t entry_mtime_ms(const char *name, int64_t *atime_ms)
+{
+	char *path = xasprintf("%s/%s", storedir, name);
+	struct stat sb;
+	int r = lstat(path, &sb);
+	free(path);
+	if (r < 0)
+		return -1;
+	if (atime_ms)
+		*atime_ms = (int64_t)sb.st_atim.tv_sec * 1000 + sb.st_atim.tv_nsec / 1000000;
+	return (int64_t)sb.st_mtim.tv_sec * 1000 + sb.st_mtim.tv_nsec / 1000000;
+}
+
+START_TEST(test_touch_marks_an_object_used_now_and_last_used_reads_it)
+{
+	char id[STORE_ID_LEN + 1];
+	int64_t ms = 0, atime = 0, atime_after = 0;
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	age_file(id);
+	int64_t old = entry_mtime_ms(id, &atime);
+	ck_assert_int_eq(store_last_used(&st, id, &ms), STORE_OK);
+	ck_assert_int_eq(ms, old);
+	ck_assert_int_le(ms, now_ms() - 3500 * 1000);
+
+	int64_t before = now_ms();
+	ck_assert_int_eq(store_touch(&st, id), STORE_OK);
+	ck_assert_int_eq(store_last_used(&st, id, &ms), STORE_OK);
+	ck_assert_int_ge(ms, before - 1000); /* the file system's clock may round down */
+	ck_assert_int_le(ms, now_ms() + 1000);
+	ck_assert_int_eq(entry_mtime_ms(id, &atime_after), ms);
+	ck_assert_int_eq(atime_after, atime); /* only the modification time */
+	/* the object itself is untouched: still read-only, same bytes */
+	char buf[16];
+	ck_assert_int_eq(read_object(id, buf, sizeof(buf)), 5);
+
+	ck_assert_int_eq(store_touch(&st, HELLO_WORLD_ID), STORE_NOT_FOUND);
+	ck_assert_int_eq(store_last_used(&st, HELLO_WORLD_ID, &ms), STORE_NOT_FOUND);
+	ck_assert_int_eq(store_touch(&st, "../x"), STORE_BAD_ID);
+	ck_assert_int_eq(store_last_used(&st, "../x", &ms), STORE_BAD_ID);
+	ck_assert_int_eq(store_touch(&st, "abc"), STORE_NOT_FOUND); /* valid, never an object name */
+}
+END_TEST
+
+START_TEST(test_touch_never_follows_a_symlink)
+{
+	char *target = xasprintf("%s/target", tmpdir);
+	char *link = xasprintf("%s/%s", storedir, HELLO_ID);
+	plant(target, "x", 0644);
+	struct timespec old[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+	ck_assert_int_eq(utimensat(AT_FDCWD, target, old, 0), 0);
+	ck_assert_int_eq(symlink(target, link), 0);
+	(void)store_touch(&st, HELLO_ID); /* the link's own time at most */
+	struct stat sb;
+	ck_assert_int_eq(stat(target, &sb), 0);
+	ck_assert_int_eq(sb.st_mtime, old[1].tv_sec);
+	int64_t ms;
+	ck_assert_int_eq(store_last_used(&st, HELLO_ID, &ms), STORE_NOT_FOUND);
+	free(target);
+	free(link);
+}
+END_TEST
+
+/* Whether the path under the store directory that fmt makes exists (lstat). */
+static int exists(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int exists(const char *fmt, ...)
+{
+	char rel[512], path[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rel, sizeof(rel), fmt, ap);
+	va_end(ap);
+	snprintf(path, sizeof(path), "%s/%s", storedir, rel);
+	struct stat sb;
+	return lstat(path, &sb) == 0;
+}
+
+START_TEST(test_owners_are_entries_in_the_store)
+{
+	char id[STORE_ID_LEN + 1], other[STORE_ID_LEN + 1];
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	ck_assert_int_eq(store_put(&st, "hello world", 11, other), STORE_OK);
+	/* nobody's yet */
+	ck_assert_int_eq(store_owned(&st, id, "alice", 0), STORE_NOT_FOUND);
+	ck_assert_int_eq(store_owned(&st, id, "alice", 1), STORE_OK);
+
+	ck_assert_int_eq(store_own(&st, id, "alice"), STORE_OK);
+	ck_assert_int_eq(store_own(&st, id, "alice"), STORE_OK); /* again: no change */
+	char *entry = xasprintf("%s/.owners/%s/" ALICE_TAG, storedir, id);
+	struct stat sb;
+	ck_assert_int_eq(lstat(entry, &sb), 0);
+	ck_assert(S_ISREG(sb.st_mode));
+	ck_assert_int_eq(sb.st_size, 0);
+	free(entry);
+	for (int i = 0; i < 2; i++) {
+		char *dir = i ? xasprintf("%s/.owners/%s", storedir, id) : xasprintf("%s/.owners", storedir);
+		ck_assert_int_eq(lstat(dir, &sb), 0);
+		ck_assert(S_ISDIR(sb.st_mode));
+		ck_assert_uint_eq(sb.st_mode & 0777, 0700);
+		free(dir);
+	}
+	ck_assert_int_eq(store_owned(&st, id, "alice", 0), STORE_OK);
+	ck_assert_int_eq(store_owned(&st, id, "bob", 0), STORE_NOT_FOUND);
+	ck_assert_int_eq(store_owned(&st, id, "bob", 1), STORE_NOT_FOUND); /* someone's: not unowned */
+	ck_assert_int_eq(store_owned(&st, other, "alice", 0), STORE_NOT_FOUND);
+	ck_assert_int_eq(store_owned(&st, other, "alice", 1), STORE_OK);
+	/* two owners; any name is a safe file name */
+	ck_assert_int_eq(store_own(&st, id, "../../bob/.."), STORE_OK);
+	ck_assert_int_eq(store_owned(&st, id, "../../bob/..", 0), STORE_OK);
+	ck_assert_int_eq(store_owned(&st, id, "alice", 0), STORE_OK);
+	ck_assert(!exists("bob"));
+	/* what is no object id owns nothing */
+	ck_assert_int_eq(store_own(&st, "../x", "alice"), STORE_BAD_ID);
+	ck_assert_int_eq(store_own(&st, id, ""), STORE_BAD_ID);
+	ck_assert_int_eq(store_owned(&st, "../x", "alice", 1), STORE_NOT_FOUND);
+	ck_assert_int_eq(store_owned(&st, "abc", "alice", 1), STORE_NOT_FOUND);
+
+	/* the scans of objects and temp files pass .owners by */
+	ck_assert_int_eq(store_each_object(&st, count_object, NULL), 2);
+	age_file(".owners");
+	ck_assert_int_eq(store_remove_stale_temps(&st), 0);
+	ck_assert(exists(".owners/%s", id));
+
+	/* the entries go with the object */
+	ck_assert_int_eq(store_remove(&st, id), STORE_OK);
+	ck_assert(!exists(".owners/%s", id));
+	ck_assert(exists(".owners"));
+	ck_assert_int_eq(store_owned(&st, id, "alice", 0), STORE_NOT_FOUND);
+	ck_assert_int_eq(store_owned(&st, id, "alice", 1), STORE_OK);
+}
+END_TEST
+
+START_TEST(test_stale_owner_entries_go_once_old)
+{
+	char id[STORE_ID_LEN + 1];
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	ck_assert_int_eq(store_own(&st, id, "alice"), STORE_OK);
+	ck_assert_int_eq(store_own(&st, HELLO_WORLD_ID, "alice"), STORE_OK); /* no such object */
+	char *junk = xasprintf("%s/.owners/not-an-id", storedir);
+	ck_assert_int_eq(mkdir(junk, 0700), 0);
+	int64_t now = now_ms();
+	/* fresh: kept (a writer may be between its object and its entry) */
+	ck_assert_int_eq(store_remove_stale_owners(&st, now - 60000), 0);
+	ck_assert(exists(".owners/%s", HELLO_WORLD_ID));
+	/* older than the cutoff: the one without its object goes */
+	ck_assert_int_eq(store_remove_stale_owners(&st, now + 60000), 1);
+	ck_assert(!exists(".owners/%s", HELLO_WORLD_ID));
+	ck_assert(exists(".owners/%s", id));
+	ck_assert_int_eq(store_owned(&st, id, "alice", 0), STORE_OK);
+	ck_assert_int_eq(access(junk, F_OK), 0); /* not named like an object: not ours to judge */
+	free(junk);
+}
+END_TEST
+
+/* In a shared folder a member may rename what is in it: an .owners that is
+ * not the process's user's alone counts for nothing. 0 when it holds. */
+static int shared_owners_checks(const char *id)
+{
+	int bad = 0;
+	st.shared = 1;
+	bad |= store_own(&st, id, "alice") != STORE_OK;
+	bad |= store_owned(&st, id, "alice", 1) != STORE_OK;
+	bad |= fchmodat(st.dirfd, ".owners", 0770, 0) != 0; /* the test dir above is root's: relative */
+	bad |= store_owned(&st, id, "alice", 1) != STORE_IO;
+	bad |= store_owned(&st, id, "bob", 1) != STORE_IO;
+	bad |= store_own(&st, id, "bob") != STORE_IO;
+	bad |= fchmodat(st.dirfd, ".owners", 0700, 0) != 0;
+	bad |= store_owned(&st, id, "alice", 0) != STORE_OK;
+	st.shared = 0;
+	return bad;
+}
+
+START_TEST(test_a_shared_folders_owners_must_be_the_users_alone)
+{
+	char id[STORE_ID_LEN + 1];
+	ck_assert_int_eq(store_put(&st, "hello", 5, id), STORE_OK);
+	if (geteuid() != 0) {
+		ck_assert_int_eq(shared_owners_checks(id), 0);
+		return;
+	}
+	/* root passes every check: as another user */
+	ck_assert_int_eq(chown(storedir, 65534, 65534), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(setresgid(65534, 65534, 65534) == 0 && setresuid(65534, 65534, 65534) == 0
+			      ? shared_owners_checks(id) : 2);
+	int status = 0;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -691,6 +898,11 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_shared_lock_is_outside_the_folder);
 	tcase_add_test(tc, test_give_temp_hands_over_only_a_writers_own_temp_file);
 	tcase_add_test(tc, test_a_writer_that_may_not_chown_asks_its_give_hook);
+	tcase_add_test(tc, test_touch_marks_an_object_used_now_and_last_used_reads_it);
+	tcase_add_test(tc, test_touch_never_follows_a_symlink);
+	tcase_add_test(tc, test_owners_are_entries_in_the_store);
+	tcase_add_test(tc, test_stale_owner_entries_go_once_old);
+	tcase_add_test(tc, test_a_shared_folders_owners_must_be_the_users_alone);
 	suite_add_tcase(s, tc);
 	return s;
 }
