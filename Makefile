@@ -16,6 +16,12 @@
 #               images, then runs image-smoke
 #   make image-smoke  the executor image runs print(1) as a pod would; the service
 #               image answers health_check (against the API server double)
+#   make image-test  the e2e suite and the pool checks with the kubernetes backend,
+#               the API server double running each pod as a podman container of
+#               EXECUTOR_IMAGE from the pod spec (user, read-only root, no
+#               capabilities, no_new_privs, seccomp, emptyDirs as sized tmpfs, cgroup
+#               limits, a network only the host reaches); needs make images first
+#               (not part of make test; about 20 minutes here)
 
 BUILD   ?= build
 CC      ?= cc
@@ -54,7 +60,7 @@ BINS  = $(BUILD)/code-interpreter $(BUILD)/executor $(BUILD)/executor-warm $(BUI
 TESTS = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
 .PHONY: all deps run test unit e2e soak bench lint clean compile_commands.json k8s-test docs-ui openapi-test clients-test \
-        images image-smoke
+        images image-smoke image-test
 all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -174,6 +180,10 @@ images:
 
 image-smoke:
 	@$(IMAGES_ENV) ./scripts/images.sh smoke
+
+# the service from $(BUILD) on the host, its pods from $(EXECUTOR_IMAGE)
+image-test: all docs-ui
+	@$(IMAGES_ENV) BUILD=$(BUILD) ./scripts/images.sh test
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability --std=c11 \

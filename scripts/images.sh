@@ -5,7 +5,7 @@
 # Debian 12, as root. Changes nothing under /etc: podman's settings for this
 # host are $IMAGES_DIR/containers.conf, given through CONTAINERS_CONF.
 #
-#   scripts/images.sh [base] [build] [smoke]      (no step: all three)
+#   scripts/images.sh [base] [build] [smoke] [test]   (no step: the first three)
 #
 #   base   debian:12-slim from debootstrap (--variant=minbase, the mirror apt
 #          uses here), slimmed as Debian's own debian:12-slim is, imported as
@@ -19,8 +19,14 @@
 #          double (tests/k8s/apiserver.py, run in a container of the executor
 #          image: its pods are `executor serve` processes in there), answers
 #          health_check. Every container is removed at the end.
+#   test   (make image-test) the e2e suite with the Kubernetes backend, then
+#          the pod checks of tests/k8s/test_pool.py, with the API double
+#          running each pod as a container of $EXECUTOR_IMAGE on a network
+#          only the host reaches (tests/k8s/podman_pods.py); the service runs
+#          on the host from $BUILD. Each double removes its containers, network
+#          and firewall rules; the runners check it.
 #
-# Environment: SERVICE_IMAGE, EXECUTOR_IMAGE (the Makefile sets them),
+# Environment: SERVICE_IMAGE, EXECUTOR_IMAGE, BUILD (the Makefile sets them),
 # BASE_IMAGE (localhost/debian:12-slim), IMAGES_DIR (build/images).
 set -eu
 
@@ -44,14 +50,19 @@ now_ms() {
 	echo $(($(date +%s%N) / 1000000))
 }
 
+# Seconds since $1 (now_ms), as 12.3 s.
+since() {
+	t1=$(now_ms)
+	echo "$(((t1 - $1) / 1000)).$(((t1 - $1) % 1000 / 100)) s"
+}
+
 # Runs "$@" after $1 (a label) and prints how long it took.
 timed() {
 	label=$1
 	shift
 	t0=$(now_ms)
 	"$@"
-	t1=$(now_ms)
-	say "$label: $(((t1 - t0) / 1000)).$(((t1 - t0) % 1000 / 100)) s"
+	say "$label: $(since "$t0")"
 }
 
 # ---- podman on this host -------------------------------------------------
@@ -318,14 +329,39 @@ smoke_service() {
 	podman rm -f -t 0 "$double" >/dev/null
 }
 
+# ---- test ----------------------------------------------------------------
+
+# Warns when a source of the executor binary is newer than $EXECUTOR_IMAGE:
+# the pods run the image's executor, the service is this tree's.
+warn_if_stale() {
+	created=$(podman image inspect --format '{{.Created.Unix}}' "$EXECUTOR_IMAGE")
+	newer=$(find executor common Makefile -type f -newermt "@$created" 2>/dev/null | head -n 3 | tr '\n' ' ')
+	[ -z "$newer" ] || say "test: warning: $EXECUTOR_IMAGE is older than ${newer}(make images rebuilds it)"
+}
+
+image_test() {
+	podman image exists "$EXECUTOR_IMAGE" || die "test: no image $EXECUTOR_IMAGE: run \`make images\` first"
+	[ -x "${BUILD:?}/code-interpreter" ] || die "test: no $BUILD/code-interpreter (make BUILD=$BUILD all)"
+	warn_if_stale
+	rc=0
+	t0=$(now_ms)
+	/usr/bin/python3 tests/e2e/run.py --build "$BUILD" --backend kubernetes \
+		--pods container --image "$EXECUTOR_IMAGE" -q || rc=1
+	say "test: e2e, kubernetes backend, pods as containers: $(since "$t0")"
+	t0=$(now_ms)
+	/usr/bin/python3 tests/k8s/test_pool.py --build "$BUILD" --pods container --image "$EXECUTOR_IMAGE" || rc=1
+	say "test: pool checks, pods as containers: $(since "$t0")"
+	return $rc
+}
+
 # ---- main ----------------------------------------------------------------
 
 [ "$(id -u)" = 0 ] || die "run as root (podman's storage is root's)"
 [ $# -gt 0 ] || set -- base build smoke
 for step in "$@"; do
 	case $step in
-	base | build | smoke) ;;
-	*) die "unknown step $step (base, build, smoke)" ;;
+	base | build | smoke | test) ;;
+	*) die "unknown step $step (base, build, smoke, test)" ;;
 	esac
 done
 timed tools ./scripts/deps.sh --images
@@ -347,5 +383,6 @@ for step in "$@"; do
 		timed "smoke: executor" smoke_executor
 		timed "smoke: service" smoke_service
 		;;
+	test) image_test ;;
 	esac
 done

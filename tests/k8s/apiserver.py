@@ -3,6 +3,7 @@
 
     /usr/bin/python3 tests/k8s/apiserver.py --executor build/executor --port-file F
         [--port 0] [--token-file T] [--state-dir D] [--data-dir REPO] [--start-delay S]
+        [--pods container --image IMAGE [--podman-id ID]]
 
 Serves, like the real one, every call the service's client makes on
 /api/v1/namespaces/{ns}/pods: create (201 with uid and resourceVersion; 409
@@ -14,11 +15,20 @@ Discovery (/version, /api, /api/v1, /apis) is enough for `kubectl --server`.
 
 Each pod "runs": a real `executor serve --host 127.A.B.N --port 8000 --lockdown
 none` is started for it, with the container's env (EXECUTOR_TOKEN included), in a
-mount namespace where its own directory is bind-mounted on /workspace (so this
-needs root, and creates an empty /workspace), and its status goes Pending ->
+mount namespace where its own directory is bind-mounted on /workspace, and
+another on the mountPath of its "packages" emptyDir when it has one (so this
+needs root, and creates the empty mount points), and its status goes Pending ->
 Running -> Ready once the executor's /healthz answers (no header, as the
 kubelet's probe), with podIP 127.A.B.N. GET /admin/state's created_env keeps
 each created pod's container env by name, after its deletion too.
+
+With --pods container (as root, podman set up as scripts/images.sh does), each
+pod is instead a container of IMAGE started from its spec as a kubelet would
+(tests/k8s/podman_pods.py: securityContext, resources, emptyDirs as tmpfs,
+command, args and env as given, so `--lockdown process` runs), on an internal
+podman network named ID that only the host reaches; podIP is its address
+there, and a deletion is `podman rm -f -t 0`. At exit no container, network or
+firewall rule of ID is left.
 
 Test hooks (no auth) under /admin: GET /admin/state; POST /admin/fault
 {"method","path","status","retry_after","count","drop","after","text"};
@@ -113,6 +123,7 @@ class State:
         self.faults = []
         self.tokens = set()
         self.image_pull_failures = 0
+        self.containers = None  # podman_pods.Pods with --pods container
         self.stats = {"created": 0, "deleted": 0, "requests": {}, "max_live": 0, "watches": 0,
                       "created_names": [], "deleted_names": [], "created_env": {}}
         self.ip_base = "127.%d.%d" % (random.randint(100, 250), random.randint(1, 250))
@@ -149,22 +160,46 @@ def set_ready(pod, ready):
             c["lastTransitionTime"] = now_iso()
 
 
+def set_waiting(ns, pod, reason, message):
+    """The container waits for good (lock held): ImagePullBackOff and the like."""
+    pod["status"]["containerStatuses"] = [{
+        "name": "executor", "ready": False, "restartCount": 0,
+        "image": pod["spec"]["containers"][0].get("image", ""), "imageID": "",
+        "state": {"waiting": {"reason": reason, "message": message}}}]
+    S.emit(ns, "MODIFIED", pod)
+
+
+def pull_failure(ns, pod):
+    """The /admin/image-pull-failures hook (lock held): True when this pod got one."""
+    if S.image_pull_failures <= 0:
+        return False
+    S.image_pull_failures -= 1
+    set_waiting(ns, pod, "ImagePullBackOff", "Back-off pulling image (test double)")
+    return True
+
+
+def mark_running(ns, pod, ip, host_ip="127.0.0.1"):
+    """Running with its IP, not yet Ready (lock held)."""
+    pod["status"].update({"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": host_ip,
+                          "startTime": now_iso()})
+    pod["status"]["containerStatuses"] = [{
+        "name": "executor", "ready": False, "restartCount": 0, "started": True,
+        "image": pod["spec"]["containers"][0].get("image", ""), "imageID": "",
+        "state": {"running": {"startedAt": now_iso()}}}]
+    S.emit(ns, "MODIFIED", pod)
+
+
 def run_pod(ns, name):
     """The kubelet: takes the pod from Pending to Ready, or to a failure."""
+    if S.containers is not None:
+        return run_container_pod(ns, name)
     key = (ns, name)
     time.sleep(S.args.start_delay)
     with S.lock:
         pod = S.pods.get(key)
         if not pod or pod["metadata"].get("deletionTimestamp"):
             return
-        if S.image_pull_failures > 0:
-            S.image_pull_failures -= 1
-            pod["status"]["containerStatuses"] = [{
-                "name": "executor", "ready": False, "restartCount": 0,
-                "image": pod["spec"]["containers"][0].get("image", ""), "imageID": "",
-                "state": {"waiting": {"reason": "ImagePullBackOff",
-                                      "message": "Back-off pulling image (test double)"}}}]
-            S.emit(ns, "MODIFIED", pod)
+        if pull_failure(ns, pod):
             return
         if not S.free_ips:
             return
@@ -191,24 +226,33 @@ def run_pod(ns, name):
             args += ["--lockdown", "none"]
         cmd = [S.args.executor] + args + ["--host", ip]
         # the image's runner and bin directories, as executor/Dockerfile installs them
+        binds = [(ws, "/workspace"), (os.path.join(S.args.data_dir, "executor", "python"), RUNNER_DIR),
+                 (os.path.join(S.args.data_dir, "executor", "bin"), BIN_DIR)]
+        # the packages emptyDir, when the spec has one: the pod's own directory (0777, as the kubelet's)
+        for m in c.get("volumeMounts") or []:
+            if m.get("name") == "packages":
+                own = os.path.join(S.args.state_dir, name, "packages")
+                os.makedirs(own, exist_ok=True)
+                os.chmod(own, 0o777)
+                os.makedirs(m["mountPath"], exist_ok=True)
+                binds.append((own, m["mountPath"]))
+        script = " && ".join('mount --bind "$%d" %s' % (i, dst) for i, (_, dst) in enumerate(binds))
         cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-               'mount --bind "$0" /workspace && mount --bind "$1" ' + RUNNER_DIR +
-               ' && mount --bind "$2" ' + BIN_DIR + ' && shift 2 && exec "$@"',
-               ws, os.path.join(S.args.data_dir, "executor", "python"),
-               os.path.join(S.args.data_dir, "executor", "bin")] + cmd
+               script + ' && shift %d && exec "$@"' % (len(binds) - 1)] + [src for src, _ in binds] + cmd
         proc = subprocess.Popen(cmd,
                                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         S.procs[key] = proc
         S.stats["max_live"] = max(S.stats["max_live"], len(S.procs))
-        pod["status"].update({"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "127.0.0.1",
-                              "startTime": now_iso()})
-        pod["status"]["containerStatuses"] = [{
-            "name": "executor", "ready": False, "restartCount": 0, "started": True,
-            "image": c.get("image", ""), "imageID": "",
-            "state": {"running": {"startedAt": now_iso()}}}]
-        S.emit(ns, "MODIFIED", pod)
-    # the readiness probe: GET /healthz on port 8000
+        mark_running(ns, pod, ip)
+    probe_until_ready(key, proc, ip)
+    report_exit(key, proc)
+
+
+def probe_until_ready(key, proc, ip):
+    """The readiness probe, GET /healthz on port 8000 with no header: the pod is
+    Ready once it answers 200. True then, False if proc ended or 120 s passed."""
+    ns = key[0]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -227,9 +271,14 @@ def run_pod(ns, name):
                     set_ready(pod, True)
                     pod["status"]["containerStatuses"][0]["ready"] = True
                     S.emit(ns, "MODIFIED", pod)
-            break
+            return True
         time.sleep(0.02)
-    # the container's life: a death is reported as the kubelet would
+    return False
+
+
+def report_exit(key, proc):
+    """The container's life: a death is reported as the kubelet would."""
+    ns = key[0]
     rc = proc.wait()
     with S.lock:
         pod = S.pods.get(key)
@@ -253,6 +302,8 @@ def stop_proc(key):
 def reap(proc):
     if proc is None:
         return
+    if S.containers is not None:
+        return remove_container(proc)
     try:
         proc.send_signal(signal.SIGTERM)
         proc.wait(5)
@@ -311,6 +362,69 @@ def validate(body):
         return status_obj(422, "Invalid", 'Pod "%s" is invalid: %s' % (name, causes[0]["message"]),
                           {"name": name, "kind": "pods", "causes": causes})
     return None
+
+
+# ---- pods as containers (--pods container) ----------------------------------
+# Each pod a container of --image, made by tests/k8s/podman_pods.py from the
+# pod's spec (securityContext, resources, emptyDirs, command, args and env as
+# given: the executor's own `--lockdown process` runs), on a network that only
+# the host reaches; its IP there is status.podIP. Here is the kubelet's part:
+# start it outside the lock (podman takes a few tenths of a second), then the
+# same readiness probe and life as a process pod; a deletion is `podman rm -f
+# -t 0`. Each pod's times go to /admin/state's container_times, its log to
+# STATE_DIR/logs/NAME.log.
+
+def run_container_pod(ns, name):
+    key = (ns, name)
+    begin = time.monotonic()
+    time.sleep(S.args.start_delay)
+    with S.lock:
+        pod = S.pods.get(key)
+        if not pod or pod["metadata"].get("deletionTimestamp") or pull_failure(ns, pod):
+            return
+        spec = copy.deepcopy(pod["spec"])
+    pod_dir = os.path.join(S.args.state_dir, name)
+    os.makedirs(pod_dir, exist_ok=True)
+    log = os.path.join(pod_dir, "executor.log")
+    try:
+        proc, ip = S.containers.start(name, spec, log, begin)
+        proc.log = log
+    except S.containers.SpecError as e:
+        with S.lock:
+            pod = S.pods.get(key)
+            if pod and not pod["metadata"].get("deletionTimestamp"):
+                set_waiting(ns, pod, e.reason, str(e))
+        return
+    with S.lock:
+        pod = S.pods.get(key)
+        gone = not pod or pod["metadata"].get("deletionTimestamp")
+        if not gone:
+            S.procs[key] = proc
+            S.stats["max_live"] = max(S.stats["max_live"], len(S.procs))
+            mark_running(ns, pod, ip, S.containers.gateway)
+    if gone:  # deleted while podman started it
+        return reap(proc)
+    if probe_until_ready(key, proc, ip):
+        proc.times["ready"] = time.monotonic()
+    report_exit(key, proc)
+
+
+def remove_container(proc):
+    """A pod's deletion; its times (seconds) and its log kept."""
+    proc.remove()
+    logs = os.path.join(S.args.state_dir, "logs")
+    os.makedirs(logs, exist_ok=True)
+    try:
+        os.replace(proc.log, os.path.join(logs, os.path.basename(os.path.dirname(proc.log)) + ".log"))
+    except OSError:
+        pass
+    t = proc.times
+    rec = {"run": t.get("running", t["removed"]) - t["begin"], "remove": t["removed"] - t["deleted"]}
+    if "ready" in t:
+        rec["ready"] = t["ready"] - t["begin"]
+        rec["ready_to_delete"] = t["deleted"] - t["ready"]
+    with S.lock:
+        S.stats.setdefault("container_times", []).append(rec)
 
 
 # ---- HTTP -------------------------------------------------------------------
@@ -679,11 +793,23 @@ def main():
     ap.add_argument("--bookmark-interval", type=float, default=1.0)
     ap.add_argument("--forbid", action="append", default=[], help="namespace where every call is 403")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--pods", choices=["process", "container"], default="process",
+                    help="container: each pod a podman container of --image (tests/k8s/podman_pods.py)")
+    ap.add_argument("--image", help="with --pods container: the executor image every pod runs")
+    ap.add_argument("--podman-id", default="ci-k8s-" + uuid.uuid4().hex[:8],
+                    help="with --pods container: the network's name, the containers' prefix and label")
     args = ap.parse_args()
+    if args.pods == "container" and not args.image:
+        ap.error("--pods container needs --image")
     own_state = not args.state_dir
     if own_state:
         args.state_dir = tempfile.mkdtemp(prefix="k8s-double-")
     S = State(args)
+    if args.pods == "container":
+        import podman_pods  # beside this file
+        S.containers = podman_pods.Pods(args.image, args.podman_id)
+        print("apiserver: pods are containers of %s on network %s (%s)"
+              % (args.image, args.podman_id, S.containers.gateway), flush=True)
     # mount points of every pod's workspace and runner; left in place (other
     # doubles may use them)
     os.makedirs("/workspace", exist_ok=True)
@@ -710,6 +836,8 @@ def main():
             S.procs.clear()
         for p in procs:
             reap(p)
+        if S.containers is not None:
+            S.containers.close()
         if own_state:
             shutil.rmtree(args.state_dir, ignore_errors=True)
 

@@ -14,6 +14,12 @@ which is nowhere in the service's log or database and never seen by the code. Al
 manifests against the Kubernetes schemas (node + npm kubernetes-models in
 tests/k8s/node_modules; `make k8s-test` installs them). Last line:
 `k8s-pool: N passed, M failed[, K skipped]`.
+
+With --pods container --image IMAGE (make image-test) the double runs each pod
+as a podman container of IMAGE; PodNetwork then checks that a pod reaches
+nothing but its own network's answers to the service (no route out, no service
+of the host, no other pod), and Manifests, which checks no pod, is left to
+`make k8s-test`.
 """
 import argparse
 import http.client
@@ -74,6 +80,7 @@ class Instance:
         self.tmp = tempfile.mkdtemp(prefix="ci-k8s-pool-")
         os.chmod(self.tmp, 0o755)  # the workers' user passes through to the database (as tests/e2e/run.py)
         self.double, self.api, self.token_file = e2e_run.start_double(BUILD, os.path.join(self.tmp, "k8s"))
+        self.leftovers = []  # what close() found of the double's containers (container mode)
         self.instance = "pool-" + secrets.token_hex(4)
         self.extra_env = extra_env or {}
         self.db = os.path.join(self.tmp, "db", "ci.db")
@@ -92,6 +99,8 @@ class Instance:
             "APP_KUBERNETES_INSTANCE": self.instance,
             "APP_EXECUTOR_POD_QUEUE_TARGET_LENGTH": str(TARGET), "APP_SANDBOX_START_TIMEOUT": "20",
         })
+        if e2e_run.POD_IMAGE:
+            env["APP_EXECUTOR_IMAGE"] = e2e_run.POD_IMAGE
         env.update(self.extra_env)
         self.log = open(os.path.join(self.tmp, "service.log"), "ab")
         self.proc = subprocess.Popen([os.path.join(BUILD, "code-interpreter")], env=env, stdout=self.log,
@@ -155,10 +164,13 @@ class Instance:
         self.stop()
         self.double.send_signal(signal.SIGTERM)
         try:
-            self.double.wait(20)
+            self.double.wait(60)
         except subprocess.TimeoutExpired:
             self.double.kill()
             self.double.wait()
+        lines = []
+        if not e2e_run.container_leftovers(self.double, lines):
+            self.leftovers = lines
         if not os.environ.get("K8S_KEEP"):  # K8S_KEEP=1 keeps logs and state for a look
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -173,6 +185,7 @@ class PoolCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.i.close()
+        assert not cls.i.leftovers, cls.i.leftovers
 
     def ok(self, code="print(6 * 7)", want="42\n"):
         st, out, _ = self.i.execute(code)
@@ -362,8 +375,95 @@ class Restart(unittest.TestCase):
             i.close()
 
 
+PROBE_NET = r'''
+import json, socket, time
+out = {}
+def attempt(key, host, port):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.settimeout(3)
+    t = time.monotonic()
+    try:
+        s.connect((host, port))
+        out[key] = ["connected", 0]
+    except OSError as e:
+        out[key] = [type(e).__name__ + ":" + str(e.errno), round(time.monotonic() - t, 2)]
+    s.close()
+def mine(ip):
+    try:
+        socket.socket().bind((ip, 0))
+        return True
+    except OSError:
+        return False
+attempt("outside", "1.1.1.1", 53)
+attempt("host_address", %(host_address)r, %(port)d)
+attempt("gateway", %(gateway)r, %(port)d)
+attempt("service_on_gateway", %(gateway)r, %(service_port)d)
+for ip in %(pods)r:
+    if not mine(ip):
+        attempt("pod " + ip, ip, 8000)
+routes = [l.split()[1] for l in open("/proc/net/route").read().splitlines()[1:]]
+out["default_route"] = "00000000" in routes
+print(json.dumps(out))
+'''
+
+
+class PodNetwork(PoolCase):
+    """Only the service reaches a pod: from a pod's code, no route out, no
+    service of the host (its side of the bridge included), no other pod; the
+    host reaches each pod's port 8000."""
+
+    @classmethod
+    def setUpClass(cls):
+        if e2e_run.POD_IMAGE:
+            super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        if e2e_run.POD_IMAGE:
+            super().tearDownClass()
+
+    def setUp(self):
+        if not e2e_run.POD_IMAGE:
+            self.skipTest("pods are processes on the host's loopback without --pods container")
+
+    def test_a_pod_reaches_nothing_but_answers_the_host(self):
+        import socket
+        wait_for("the warm pool", self.i.settled)
+        pods = self.i.live()
+        gateway = self.i.get_pod(pods[0]["name"])["status"]["hostIP"]
+        for p in pods:  # the host (the service's side) reaches every pod
+            st, out, _ = request("http://%s:8000" % p["ip"], "GET", "/healthz", timeout=5)
+            self.assertEqual((st, out), (200, {"status": "ok"}), p)
+        # a service of the host on every address, which the host itself reaches
+        srv = socket.socket()
+        srv.bind(("0.0.0.0", 0))
+        srv.listen(8)
+        port = srv.getsockname()[1]
+        host_address = subprocess.run(["ip", "-4", "-o", "route", "get", "1.1.1.1"], capture_output=True,
+                                      text=True).stdout.split(" src ")[1].split()[0]
+        try:
+            socket.create_connection((gateway, port), 2).close()
+            code = PROBE_NET % {"host_address": host_address, "gateway": gateway, "port": port,
+                                "service_port": self.i.port, "pods": [p["ip"] for p in pods]}
+            st, out, _ = self.i.execute(code)
+        finally:
+            srv.close()
+        self.assertEqual(st, 200, out)
+        self.assertEqual(out["exit_code"], 0, out)
+        res = json.loads(out["stdout"])
+        self.assertFalse(res.pop("default_route"), "a pod has a default route")
+        self.assertEqual(len([k for k in res if k.startswith("pod ")]), len(pods) - 1, res)
+        for key, (what, _) in res.items():
+            self.assertNotEqual(what, "connected", "a pod reached %s: %s" % (key, res))
+        # no route at all out of its subnet: refused at once, not timed out
+        for key in ("outside", "host_address"):
+            self.assertTrue(res[key][0].endswith(":101"), res)  # ENETUNREACH
+
+
 class Manifests(unittest.TestCase):
     def test_kustomize_renders_and_objects_match_the_kubernetes_schemas(self):
+        if e2e_run.POD_IMAGE:
+            self.skipTest("checks no pod: `make k8s-test` runs it")
         if not shutil.which("kubectl"):
             self.skipTest("kubectl is not installed")
         r = subprocess.run(["kubectl", "kustomize", os.path.join(REPO, "k8s")], capture_output=True, text=True)
@@ -433,7 +533,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build")
     ap.add_argument("-k", dest="pattern", action="append", default=[])
+    ap.add_argument("--pods", choices=["process", "container"], default="process",
+                    help="container: each pod a podman container of --image (make image-test)")
+    ap.add_argument("--image", help="with --pods container: the executor image")
     args = ap.parse_args()
+    if args.pods == "container" and not args.image:
+        ap.error("--pods container needs --image")
+    e2e_run.POD_IMAGE = args.image if args.pods == "container" else None
     BUILD = os.path.abspath(args.build)
     loader = unittest.TestLoader()
     if args.pattern:
