@@ -10,6 +10,10 @@
 
 #define BEARER_DIGEST_LEN 32
 
+/* The environment variable that carries an executor pod's token, set in its
+ * spec by the service (fcgi-app/k8s_pod.c), taken by `executor serve`. */
+#define EXECUTOR_TOKEN_ENV "EXECUTOR_TOKEN"
+
 /* SHA-256 of len bytes of data into out. */
 void bearer_sha256(const void *data, size_t len, unsigned char out[BEARER_DIGEST_LEN]);
 

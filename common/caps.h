@@ -4,14 +4,17 @@
 #ifndef CAPS_H
 #define CAPS_H
 
-/* Empties the bounding set. A process without CAP_SETPCAP (a pod that already
- * runs unprivileged) cannot, and need not: no_new_privs keeps exec from
- * gaining anything the bounding set would have stopped; then 0 as well. 0, or
- * -1 (errno set). */
-int caps_drop_bounding_set(void);
+#include <stddef.h>
+#include <sys/types.h>
 
-/* Empties the permitted, effective and inheritable sets and checks that they
- * are empty. 0, or -1 (errno set). */
-int caps_clear(void);
+/* Gives up root in the calling process for good: the supplementary groups
+ * become the n_groups given, the bounding and ambient sets are emptied, uid and
+ * gid (real, effective, saved) become uid/gid and are checked, setuid(0) must
+ * fail, and the permitted, effective and inheritable sets are emptied and
+ * checked; the parent-death signal, which a credential change clears, is kept.
+ * uid (uid_t)-1 keeps the ids (a process that runs unprivileged already, e.g.
+ * a pod, only empties its sets; groups it may not change stay). 0, or -1 with
+ * errno set and *step naming what failed. */
+int caps_become(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups, const char **step);
 
 #endif

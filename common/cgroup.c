@@ -86,13 +86,14 @@ static int write_file(const char *path, const char *s)
 	return rc;
 }
 
-/* True when the space-separated list contains word. */
+/* True when the list (words separated by spaces, newlines or commas, as in
+ * cgroup.controllers or a v1 line of /proc/self/cgroup) contains word. */
 static int has_word(const char *list, const char *word)
 {
 	size_t n = strlen(word);
 	for (const char *p = list; (p = strstr(p, word)) != NULL; p += n) {
-		int start = p == list || p[-1] == ' ' || p[-1] == '\n';
-		int end = p[n] == '\0' || p[n] == ' ' || p[n] == '\n';
+		int start = p == list || strchr(" \n,", p[-1]);
+		int end = p[n] == '\0' || strchr(" \n,", p[n]);
 		if (start && end)
 			return 1;
 	}
@@ -572,25 +573,95 @@ int cgroup_join(const struct config *cfg, pid_t model)
 	return n > 0 && (l.kind == CG_V2 || l.v1_memory) ? 1 : 0;
 }
 
+/* The oom_kill count in a v2 memory.events or a v1 memory.oom_control. 0 when
+ * unknown. */
+static uint64_t oom_kill_field(const char *path)
+{
+	char buf[4096];
+	if (read_small(path, buf, sizeof(buf)) < 0)
+		return 0;
+	for (char *p = buf; (p = strstr(p, "oom_kill ")) != NULL; p++)
+		if (p == buf || p[-1] == '\n')
+			return strtoull(p + strlen("oom_kill "), NULL, 10);
+	return 0;
+}
+
 uint64_t cgroup_oom_kills(const struct config *cfg, const char *id)
 {
-	char dirs[MAX_GROUPS][PATH_MAX], path[PATH_MAX + 32], buf[4096];
+	char dirs[MAX_GROUPS][PATH_MAX], path[PATH_MAX + 32];
 	struct cg_layout l = detect();
 	int n = group_dirs(cfg, id, dirs);
 	for (int i = 0; i < n; i++) {
 		const char *file = l.kind == CG_V2 ? "memory.events" : "memory.oom_control";
 		if (l.kind == CG_V1 && strncmp(dirs[i], V1_MEMORY "/", strlen(V1_MEMORY) + 1) != 0)
 			continue;
-		if (pathf(path, sizeof(path), "%s/%s", dirs[i], file) < 0 ||
-		    read_small(path, buf, sizeof(buf)) < 0)
+		if (pathf(path, sizeof(path), "%s/%s", dirs[i], file) < 0)
 			return 0;
-		for (char *p = buf; (p = strstr(p, "oom_kill ")) != NULL; p++) {
-			if (p != buf && p[-1] != '\n')
-				continue;
-			return strtoull(p + strlen("oom_kill "), NULL, 10);
-		}
+		return oom_kill_field(path);
 	}
 	return 0;
+}
+
+/* The memory group of the calling process: its directory and whether it is a
+ * v2 one. 0, or -1 when /proc/self/cgroup names none that can be read. A
+ * group is looked for where /proc/self/cgroup says, then at the controller's
+ * root, which is where a container without a cgroup namespace of its own
+ * sees its group. The root group of a v2 hierarchy has no memory.max, so it
+ * is never taken for a limited one. */
+static int self_memory_group(char *dir, size_t cap, int *v2)
+{
+	static const char *const v2_roots[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return -1;
+	char line[1024], path[PATH_MAX + 32];
+	int found = 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *c1 = strchr(line, ':');
+		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		const char *controllers = c1 + 1, *group = strcmp(c2 + 1, "/") == 0 ? "" : c2 + 1;
+		int is_v2 = *controllers == '\0';
+		if (!is_v2 && !has_word(controllers, "memory"))
+			continue;
+		const char *roots[2] = {is_v2 ? v2_roots[0] : V1_MEMORY, is_v2 ? v2_roots[1] : NULL};
+		const char *probe = is_v2 ? "memory.max" : "memory.limit_in_bytes";
+		for (int r = 0; r < 2 && roots[r] && !found; r++)
+			for (int at_root = 0; at_root < 2 && !found; at_root++) {
+				if (pathf(dir, cap, "%s%s", roots[r], at_root ? "" : group) < 0 ||
+				    pathf(path, sizeof(path), "%s/%s", dir, probe) < 0)
+					continue;
+				found = file_exists(path);
+				*v2 = is_v2;
+			}
+	}
+	fclose(f);
+	return found ? 0 : -1;
+}
+
+uint64_t cgroup_self_memory_limit(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32], buf[64];
+	int v2;
+	if (self_memory_group(dir, sizeof(dir), &v2) < 0 ||
+	    pathf(path, sizeof(path), "%s/%s", dir, v2 ? "memory.max" : "memory.limit_in_bytes") < 0 ||
+	    read_small(path, buf, sizeof(buf)) < 0 || strncmp(buf, "max", 3) == 0)
+		return 0;
+	uint64_t limit = strtoull(buf, NULL, 10);
+	return limit < (UINT64_C(1) << 62) ? limit : 0; /* v1 says "none" with a huge number */
+}
+
+uint64_t cgroup_self_oom_kills(void)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32];
+	int v2;
+	if (self_memory_group(dir, sizeof(dir), &v2) < 0 ||
+	    pathf(path, sizeof(path), "%s/%s", dir, v2 ? "memory.events" : "memory.oom_control") < 0)
+		return 0;
+	return oom_kill_field(path);
 }
 
 int cgroup_remove(const struct config *cfg, const char *id)

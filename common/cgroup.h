@@ -50,6 +50,12 @@ int cgroup_join(const struct config *cfg, pid_t model);
 /* How many times the sandbox's memory limit killed a process (oom_kill), 0 when
  * unknown. */
 uint64_t cgroup_oom_kills(const struct config *cfg, const char *id);
+/* The memory group the calling process is in (/proc/self/cgroup), such as a
+ * pod's or a systemd unit's: its limit in bytes, 0 when it has none or none
+ * can be read; and how many times that limit killed a process (oom_kill), 0
+ * when unknown. */
+uint64_t cgroup_self_memory_limit(void);
+uint64_t cgroup_self_oom_kills(void);
 /* Kills whatever still runs in the sandbox's groups and removes them. 0 or -1. */
 int cgroup_remove(const struct config *cfg, const char *id);
 /* Removes every sandbox group under cfg->cgroup_parent, killing what runs in

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "package_names.h"
+#include "pip_command.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -75,25 +76,22 @@ int install_run(const struct config *cfg, const char *id, const char *staging, d
 	/* A directory of wheels is bound into the sandbox; anything else is a
 	 * URL, for pip to fetch on the host's network. */
 	const char *links = cfg->pip_find_links;
-	int links_dir = links[0] == '/';
+	int links_dir = pip_links_dir(cfg);
 	struct stat st;
 	if (links_dir && (stat(links, &st) < 0 || !S_ISDIR(st.st_mode))) {
 		log_error("install: APP_PIP_FIND_LINKS=%s is not a directory", links);
 		return 2;
 	}
-	int offline = links_dir && !cfg->pip_index_url[0];
+	int offline = pip_offline(cfg);
 
-	/* wheels only: no sdist is built, so no package code runs */
 	const char *argv[32];
 	size_t n = 0;
-	static const char *const fixed[] = {
-		"-I", "-m", "pip", "install", "--target", INSTALL_INSIDE_STAGING,
-		"--only-binary", ":all:", "--no-cache-dir", "--disable-pip-version-check",
-		"--no-input", "--progress-bar", "off", "--no-warn-script-location",
-	};
+	static const char *const head[] = {"-I", "-m", "pip", "install", "--target", INSTALL_INSIDE_STAGING};
 	argv[n++] = cfg->python;
-	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		argv[n++] = fixed[i];
+	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
+		argv[n++] = head[i];
+	for (size_t i = 0; pip_install_options[i]; i++)
+		argv[n++] = pip_install_options[i];
 	if (offline)
 		argv[n++] = "--no-index";
 	if (links_dir) {

@@ -48,10 +48,13 @@ static int take(struct podpkg *p, uint64_t n)
 	return ok;
 }
 
+/* Gives back n bytes of the limit and one file: a file that was refused or
+ * removed counts against neither. */
 static void give_back(struct podpkg *p, uint64_t n)
 {
 	pthread_mutex_lock(&p->lock);
 	p->used -= n <= p->used ? n : p->used;
+	p->files -= p->files > 0;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -68,9 +71,13 @@ enum podpkg_status podpkg_begin(struct podpkg *p, const char *rel, uint64_t size
 	if (!too_many)
 		p->files++;
 	pthread_mutex_unlock(&p->lock);
-	uint64_t c = size > p->cap ? p->cap + 1 : cost(size);
-	if (too_many || !take(p, c))
+	if (too_many)
 		return PODPKG_FULL;
+	uint64_t c = size > p->cap ? p->cap + 1 : cost(size);
+	if (!take(p, c)) {
+		give_back(p, 0);
+		return PODPKG_FULL;
+	}
 	enum ws_status st = ws_file_create(&p->ws, rel, f);
 	if (st != WS_OK) {
 		give_back(p, c);

@@ -29,7 +29,7 @@ struct podpkg {
 	struct workspace ws; /* the directory, WS_READ_ONLY */
 	uint64_t cap;        /* bytes the files may be charged in all */
 	uint64_t used;       /* bytes charged so far */
-	long files;          /* files begun */
+	long files;          /* files begun and not refused or removed */
 	pthread_mutex_t lock; /* guards used and files */
 };
 

@@ -25,12 +25,14 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 #include <microhttpd.h>
 
 #include "bearer.h"
+#include "cgroup.h"
 #include "log.h"
 #include "package_names.h"
 #include "pod_packages.h"
@@ -45,7 +47,6 @@
 #define JSON_DEPTH 8
 #define JSON_OUT (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define IMPORTS_TIMEOUT_MS 10000         /* the runner's answer to an import check */
-#define TOKEN_ENV "EXECUTOR_TOKEN"       /* a pod's token (the service's pod_token.h) */
 #define TOKEN_MAX 1024                   /* bytes */
 
 enum exec_state { EXEC_IDLE, EXEC_RUNNING, EXEC_DONE };
@@ -171,7 +172,7 @@ static const char *ws_message(enum ws_status st)
 
 /* ---- the pod's token ---------------------------------------------------- */
 
-/* Takes TOKEN_ENV out of the environment at start: s keeps the SHA-256 of its
+/* Takes EXECUTOR_TOKEN_ENV out of the environment at start: s keeps the SHA-256 of its
  * value only, the variable is unset and its bytes are wiped where they were
  * (so neither a child nor /proc/PID/environ shows it). 0, also when it is not
  * set (no token: every request is served, as in a local sandbox whose socket
@@ -179,7 +180,7 @@ static const char *ws_message(enum ws_status st)
  * bytes: the server does not start rather than serve without it. */
 static int take_token(struct server *s)
 {
-	char *value = env_take(TOKEN_ENV);
+	char *value = env_take(EXECUTOR_TOKEN_ENV);
 	if (!value)
 		return 0;
 	size_t len = strlen(value);
@@ -189,7 +190,7 @@ static int take_token(struct server *s)
 	explicit_bzero(value, len);
 	free(value);
 	if (!ok) {
-		log_error(TOKEN_ENV " is set but empty or longer than %d bytes; not serving", TOKEN_MAX);
+		log_error(EXECUTOR_TOKEN_ENV " is set but empty or longer than %d bytes; not serving", TOKEN_MAX);
 		return -1;
 	}
 	s->auth = 1;
@@ -452,8 +453,10 @@ static json_object *stream_json(const struct run_stream *st, const char *tail)
 	return o;
 }
 
+/* memory_hit: the memory limit of the executor's own group (a pod's) killed a
+ * process during the run; memory_limit: that limit in bytes, 0 if unknown. */
 static json_object *result_json(const struct run_result *res, double timeout, char **files,
-				size_t nfiles)
+				size_t nfiles, int memory_hit, uint64_t memory_limit)
 {
 	int exit_code = -1, sig = 0;
 	if (res->status_known && WIFSIGNALED(res->status)) {
@@ -476,6 +479,12 @@ static json_object *result_json(const struct run_result *res, double timeout, ch
 	json_object_object_add(o, "stdout_bytes", json_object_new_int64((int64_t)res->out.total));
 	json_object_object_add(o, "stderr_bytes", json_object_new_int64((int64_t)res->err.total));
 	json_object_object_add(o, "duration_ms", json_object_new_int64(res->duration_ms));
+	if (memory_hit) {
+		json_object_object_add(o, "memory_limit_hit", json_object_new_boolean(1));
+		if (memory_limit)
+			json_object_object_add(o, "memory_limit_bytes",
+					       json_object_new_int64((int64_t)memory_limit));
+	}
 	json_object *arr = json_object_new_array();
 	for (size_t i = 0; i < nfiles; i++)
 		json_object_array_add(arr, json_object_new_string(files[i]));
@@ -531,7 +540,11 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 	size_t len;
 	const char *json = json_object_to_json_string_length(req, JSON_OUT, &len);
 	struct run_result res;
+	/* a pod's memory limit is its group's: a kill there during the run is the
+	 * code's (the server itself holds little) */
+	uint64_t oom_before = cgroup_self_oom_kills();
 	runner_execute(&s->runner, json, len, timeout, s->output_cap, &res);
+	int memory_hit = !res.timed_out && cgroup_self_oom_kills() > oom_before;
 	pthread_mutex_unlock(&s->talk);
 	json_object_put(req);
 
@@ -539,10 +552,11 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 	size_t nfiles = 0;
 	if (ws_list_changed(&s->ws, subdirectories, &files, &nfiles) < 0)
 		log_warn("execute: the workspace listing is incomplete");
-	json_object *out = result_json(&res, timeout, files, nfiles);
-	log_info("execute: exit %d%s in %" PRId64 " ms, %zu bytes out, %zu bytes err, %zu files",
+	json_object *out = result_json(&res, timeout, files, nfiles, memory_hit,
+				       memory_hit ? cgroup_self_memory_limit() : 0);
+	log_info("execute: exit %d%s%s in %" PRId64 " ms, %zu bytes out, %zu bytes err, %zu files",
 		 json_object_get_int(json_object_object_get(out, "exit_code")),
-		 res.timed_out ? " (timed out)" : "", res.duration_ms, (size_t)res.out.total,
+		 res.timed_out ? " (timed out)" : "", memory_hit ? " (memory limit hit)" : "", res.duration_ms, (size_t)res.out.total,
 		 (size_t)res.err.total, nfiles);
 	for (size_t i = 0; i < nfiles; i++)
 		free(files[i]);
@@ -660,6 +674,14 @@ static enum MHD_Result get_file(struct server *s, struct MHD_Connection *c, cons
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+	/* an installer's files keep their times where they are fetched to: pip's
+	 * compiled .pyc files name their source's modification time */
+	struct stat st;
+	struct tm tm;
+	char date[64];
+	if (fstat(fd, &st) == 0 && gmtime_r(&st.st_mtime, &tm) &&
+	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm) > 0)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_LAST_MODIFIED, date);
 	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;

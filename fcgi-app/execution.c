@@ -147,12 +147,22 @@ static int run_code(struct run *x)
 				   json_object_object_get_ex(x->resp, "stderr", &v) ? json_object_get_string(v) : "");
 	int timed_out = json_object_object_get_ex(x->resp, "timed_out", &v) && json_object_get_boolean(v);
 	x->status = timed_out ? "timeout" : x->exit_code == 0 ? "ok" : "error";
-	/* local sandboxes only: a pod's cgroup is not ours to read */
-	if (!timed_out && strcmp(x->app->cfg->backend, "local") == 0 &&
-	    cgroup_oom_kills(x->app->cfg, x->sandbox) > 0) {
+	/* a local sandbox's group is ours to read; a pod's executor reads its own */
+	uint64_t limit = x->app->cfg->sandbox_memory_bytes;
+	int memory_hit;
+	if (strcmp(x->app->cfg->backend, "local") == 0) {
+		memory_hit = cgroup_oom_kills(x->app->cfg, x->sandbox) > 0;
+	} else {
+		memory_hit = json_object_object_get_ex(x->resp, "memory_limit_hit", &v) &&
+			     json_object_get_boolean(v);
+		if (json_object_object_get_ex(x->resp, "memory_limit_bytes", &v) &&
+		    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
+			limit = (uint64_t)json_object_get_int64(v);
+	}
+	if (!timed_out && memory_hit) {
 		char note[160];
 		snprintf(note, sizeof(note), "Memory limit exceeded: the sandbox's limit of %llu MiB was hit.",
-			 (unsigned long long)(x->app->cfg->sandbox_memory_bytes >> 20));
+			 (unsigned long long)(limit >> 20));
 		append_note(x, note);
 		x->status = "memory";
 	}
@@ -315,7 +325,7 @@ static enum ci_status begin_record(struct run *x)
 static int await_sandbox(const struct run *x)
 {
 	for (size_t i = 0; i < x->req->n_files; i++)
-		if (!store_exists(&x->app->store, x->req->files[i].object_id))
+		if (!files_usable(x->app, x->req->key, x->req->files[i].object_id))
 			return 0;
 	return pool_await(x->app->ready_fd, POOL_RETRY_MS);
 }

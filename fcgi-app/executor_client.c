@@ -241,8 +241,12 @@ int xc_execute(struct xc *c, json_object *body, double timeout_s, uint64_t max_o
 	       json_object **out)
 {
 	/* the executor enforces the limit itself; this is the guard if it cannot */
-	return post_json(c, "execute", body, (long)(timeout_s * 1000) + 30000L,
-			 xc_response_limit(max_output_bytes), out);
+	return xc_execute_within(c, body, timeout_s, xc_response_limit(max_output_bytes), out);
+}
+
+int xc_execute_within(struct xc *c, json_object *body, double timeout_s, uint64_t limit, json_object **out)
+{
+	return post_json(c, "execute", body, (long)(timeout_s * 1000) + 30000L, limit, out);
 }
 
 int xc_imports(struct xc *c, const char *source, json_object **out)
@@ -254,31 +258,67 @@ int xc_imports(struct xc *c, const char *source, json_object **out)
 	return rc;
 }
 
-struct store_sink { struct store_writer *w; int too_large; };
+/* Where a download goes: the store (w) or a file (fd, at most max bytes). */
+struct sink {
+	struct store_writer *w;
+	int fd;
+	uint64_t max, written;
+	int too_large;
+};
 
-static size_t write_store(char *ptr, size_t size, size_t n, void *arg)
+static size_t write_sink(char *ptr, size_t size, size_t n, void *arg)
 {
-	struct store_sink *s = arg;
-	enum store_status st = store_writer_write(s->w, ptr, size * n);
-	if (st == STORE_TOO_LARGE)
+	struct sink *s = arg;
+	if (s->w) {
+		enum store_status st = store_writer_write(s->w, ptr, size * n);
+		if (st == STORE_TOO_LARGE)
+			s->too_large = 1;
+		return st == STORE_OK ? size * n : 0;
+	}
+	if (size * n > s->max - s->written) {
 		s->too_large = 1;
-	return st == STORE_OK ? size * n : 0;
+		return 0;
+	}
+	if (write_all(s->fd, ptr, size * n) < 0)
+		return 0;
+	s->written += size * n;
+	return size * n;
+}
+
+/* GET /workspace/{path} into s; *mtime (when not NULL) gets Last-Modified,
+ * or -1. 0, 1 when too large, or -1 (c->error). */
+static int get_into(struct xc *c, const char *path, struct sink *s, long timeout_ms, int64_t *mtime)
+{
+	char *url = workspace_url(c, path);
+	struct curl_slist *h = reset(c, url);
+	if (h)
+		curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_sink);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	if (mtime)
+		curl_easy_setopt(c->curl, CURLOPT_FILETIME, 1L);
+	int rc = finish(c, curl_easy_perform(c->curl), "download", 200);
+	if (mtime) {
+		curl_off_t t = -1;
+		*mtime = rc == 0 && curl_easy_getinfo(c->curl, CURLINFO_FILETIME_T, &t) == CURLE_OK ? (int64_t)t : -1;
+	}
+	curl_slist_free_all(h);
+	free(url);
+	return s->too_large ? 1 : rc;
 }
 
 int xc_get_file(struct xc *c, const char *path, struct store_writer *w)
 {
-	char *url = workspace_url(c, path);
-	struct curl_slist *h = reset(c, url);
-	struct store_sink s = {w, 0};
-	if (h)
-		curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, write_store);
-	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &s);
-	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, 120000L);
-	int rc = finish(c, curl_easy_perform(c->curl), "download", 200);
-	curl_slist_free_all(h);
-	free(url);
-	if (s.too_large)
-		return 1;
+	struct sink s = {.w = w, .fd = -1};
+	return get_into(c, path, &s, 120000L, NULL);
+}
+
+int xc_get_file_fd(struct xc *c, const char *path, int fd, uint64_t max, long timeout_ms, uint64_t *written,
+		   int64_t *mtime)
+{
+	struct sink s = {.fd = fd, .max = max};
+	int rc = get_into(c, path, &s, timeout_ms, mtime);
+	*written = s.written;
 	return rc;
 }

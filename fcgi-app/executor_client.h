@@ -50,11 +50,19 @@ uint64_t xc_response_limit(uint64_t max_output_bytes);
  * bytes. 0, or -1 (c->error). */
 int xc_execute(struct xc *c, json_object *body, double timeout_s, uint64_t max_output_bytes,
 	       json_object **out);
+/* The same with an answer of at most limit bytes. */
+int xc_execute_within(struct xc *c, json_object *body, double timeout_s, uint64_t limit, json_object **out);
 /* POST /imports {"source_code": source}: *out gets the answer ({"missing",
  * "pip", "source_code"}; caller puts it). 0, or -1 (c->error). */
 int xc_imports(struct xc *c, const char *source, json_object **out);
 /* GET /workspace/{path} into the store through w (already begun). 0, or -1
  * (c->error); 1 when the object is larger than the writer's limit. */
 int xc_get_file(struct xc *c, const char *path, struct store_writer *w);
+/* GET /workspace/{path} into the file fd, at most max bytes (*written gets
+ * how many were written) within timeout_ms; *mtime gets the answer's
+ * Last-Modified (seconds since the epoch), -1 without one. 0, 1 when the file
+ * is larger than max, or -1 (c->error). */
+int xc_get_file_fd(struct xc *c, const char *path, int fd, uint64_t max, long timeout_ms, uint64_t *written,
+		   int64_t *mtime);
 
 #endif

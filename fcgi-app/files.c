@@ -116,13 +116,16 @@ enum ci_status files_visible(struct app *app, const char *key, const char *id)
 	return st == STORE_OK ? CI_OK : st == STORE_NOT_FOUND ? CI_NOT_FOUND : CI_INTERNAL;
 }
 
+int files_usable(struct app *app, const char *key, const char *id)
+{
+	return files_visible(app, key, id) == CI_OK && store_exists(&app->store, id);
+}
+
 enum ci_status files_use(struct app *app, const char *key, const char *id)
 {
-	/* visibility first: another key's object and an unknown id then take
-	 * the same steps, so the time taken does not tell them apart */
-	enum ci_status rc = files_visible(app, key, id);
-	if (rc != CI_OK)
-		return rc;
+	enum ci_status st = files_visible(app, key, id);
+	if (st != CI_OK)
+		return st;
 	if (!store_exists(&app->store, id))
 		return CI_NOT_FOUND;
 	(void)store_touch(&app->store, id);

@@ -49,13 +49,18 @@ enum ci_status files_open(struct app *app, const char *key, const char *id, int 
 /* Whether key may use the object: always without keys; with keys when the
  * key owns it, or, with a shared folder (APP_FILE_STORAGE_GROUP), when no key
  * owns it (a member put it there; every member can read it anyway). CI_OK,
- * CI_NOT_FOUND, CI_UNAVAILABLE or CI_INTERNAL. */
+ * CI_NOT_FOUND or CI_INTERNAL. */
 enum ci_status files_visible(struct app *app, const char *key, const char *id);
 
-/* For a run's input, under the store's shared lock: files_visible, then
- * whether the object exists, then marks its file used (store_touch; the
- * caller records the row's use). CI_OK, CI_NOT_FOUND (as for an unknown id),
- * CI_INTERNAL. */
+/* True when key may use the object and it exists, in that order: another
+ * key's object and an unknown id take the same steps, so the time taken does
+ * not tell them apart. Marks nothing. */
+int files_usable(struct app *app, const char *key, const char *id);
+
+/* For a run's input, under the store's shared lock: files_usable's checks in
+ * its order, then marks its file used (store_touch; the caller records the
+ * row's use). CI_OK, CI_NOT_FOUND (as for an unknown id), CI_INTERNAL when
+ * the ownership could not be read. */
 enum ci_status files_use(struct app *app, const char *key, const char *id);
 
 /* Commits a writer, marks the object used and the key's (see store_writer_commit): CI_OK

@@ -48,6 +48,11 @@ char *k8s_pool_selector(const char *instance)
 	return xasprintf(K8S_LABEL_MANAGED "=code-interpreter," K8S_LABEL_INSTANCE "=%s", instance);
 }
 
+char *k8s_installer_selector(const char *instance)
+{
+	return xasprintf(K8S_LABEL_MANAGED "=code-interpreter," K8S_LABEL_INSTALLER_OF "=%s", instance);
+}
+
 void k8s_json_merge(json_object *target, json_object *patch)
 {
 	json_object_object_foreach(patch, key, val) {
@@ -96,13 +101,16 @@ static void add_env_double(json_object *env, const char *name, double v)
 	add_env(env, name, buf);
 }
 
-/* The service's limits, so the executor in the pod enforces the same ones. */
-static json_object *container_env(const struct config *cfg)
+/* The service's limits, so the executor in the pod enforces the same ones; an
+ * installer's run (pip) may take the installs' whole time. */
+static json_object *container_env(const struct config *cfg, int install)
 {
 	json_object *env = json_object_new_array();
 	add_env_double(env, "APP_EXECUTION_TIMEOUT", cfg->execution_timeout);
-	add_env_double(env, "APP_MAX_EXECUTION_TIMEOUT", cfg->max_execution_timeout);
-	add_env_num(env, "APP_MAX_OUTPUT_BYTES", cfg->max_output_bytes);
+	add_env_double(env, "APP_MAX_EXECUTION_TIMEOUT",
+		       install && cfg->package_install_timeout > cfg->max_execution_timeout
+			       ? cfg->package_install_timeout : cfg->max_execution_timeout);
+	add_env_num(env, "APP_MAX_OUTPUT_BYTES", install ? K8S_INSTALLER_OUTPUT_BYTES : cfg->max_output_bytes);
 	add_env_num(env, "APP_MAX_REQUEST_BYTES", cfg->max_request_bytes);
 	add_env_num(env, "APP_MAX_INPUT_FILES", (unsigned long long)cfg->max_input_files);
 	add_env(env, "APP_PRELOAD_MODULES", cfg->preload_modules);
@@ -112,7 +120,7 @@ static json_object *container_env(const struct config *cfg)
 	add_env_num(env, "APP_SANDBOX_OPEN_FILES", (unsigned long long)cfg->sandbox_open_files);
 	add_env_num(env, "APP_SANDBOX_CPU_SECONDS", (unsigned long long)cfg->sandbox_cpu_seconds);
 	add_env(env, "APP_LOG_LEVEL", cfg->log_level);
-	if (cfg->package_install)
+	if (cfg->package_install && !install)
 		add_env_num(env, "APP_EXECUTOR_PACKAGES_MB", cfg->executor_packages_bytes >> 20);
 	return env;
 }
@@ -137,8 +145,9 @@ static json_object *mount(const char *name, const char *path)
 	return m;
 }
 
-static json_object *container(const struct config *cfg, json_object *resources)
+static json_object *container(const struct config *cfg, json_object *resources, int install)
 {
+	int packages = cfg->package_install && !install;
 	json_object *c = json_object_new_object();
 	json_object_object_add(c, "name", str("executor"));
 	json_object_object_add(c, "image", str(cfg->executor_image));
@@ -148,7 +157,7 @@ static json_object *container(const struct config *cfg, json_object *resources)
 			   "--runner-dir", K8S_RUNNER_DIR};
 	for (size_t i = 0; i < sizeof(a) / sizeof(*a); i++)
 		json_object_array_add(args, str(a[i]));
-	if (cfg->package_install) {
+	if (packages) {
 		json_object_array_add(args, str("--packages"));
 		json_object_array_add(args, str(K8S_PACKAGES_DIR));
 	}
@@ -160,7 +169,7 @@ static json_object *container(const struct config *cfg, json_object *resources)
 	json_object_object_add(p, "protocol", str("TCP"));
 	json_object_array_add(ports, p);
 	json_object_object_add(c, "ports", ports);
-	json_object_object_add(c, "env", container_env(cfg));
+	json_object_object_add(c, "env", container_env(cfg, install));
 	json_object_object_add(c, "resources", resources);
 
 	json_object *probe = json_object_new_object();
@@ -188,21 +197,22 @@ static json_object *container(const struct config *cfg, json_object *resources)
 	json_object *mounts = json_object_new_array();
 	json_object_array_add(mounts, mount("workspace", "/workspace"));
 	json_object_array_add(mounts, mount("tmp", "/tmp"));
-	if (cfg->package_install)
+	if (packages)
 		json_object_array_add(mounts, mount("packages", K8S_PACKAGES_DIR));
 	json_object_object_add(c, "volumeMounts", mounts);
 	return c;
 }
 
-static json_object *metadata(const struct config *cfg, const char *name, const char *instance)
+static json_object *metadata(const struct config *cfg, const char *name, const char *instance, int install)
 {
 	json_object *md = json_object_new_object();
 	json_object_object_add(md, "name", str(name));
 	json_object *labels = json_object_new_object();
-	json_object_object_add(labels, "app.kubernetes.io/name", str("code-interpreter-executor"));
-	json_object_object_add(labels, "app.kubernetes.io/component", str("executor"));
+	json_object_object_add(labels, "app.kubernetes.io/name",
+			       str(install ? K8S_INSTALLER_NAME : "code-interpreter-executor"));
+	json_object_object_add(labels, "app.kubernetes.io/component", str(install ? "installer" : "executor"));
 	json_object_object_add(labels, K8S_LABEL_MANAGED, str("code-interpreter"));
-	json_object_object_add(labels, K8S_LABEL_INSTANCE, str(instance));
+	json_object_object_add(labels, install ? K8S_LABEL_INSTALLER_OF : K8S_LABEL_INSTANCE, str(instance));
 	json_object_object_add(md, "labels", labels);
 	if (cfg->k8s_pod_name[0] && cfg->k8s_pod_uid[0]) {
 		/* deleted with the service's pod by the garbage collector */
@@ -245,8 +255,8 @@ static int set_container_env(json_object *spec, const char *name, const char *va
 	return -1;
 }
 
-json_object *k8s_pod_build(const struct config *cfg, const char *name, const char *instance, const char *token,
-			   char *err, size_t errlen)
+static json_object *pod_build(const struct config *cfg, const char *name, const char *instance, const char *token,
+			      int install, char *err, size_t errlen)
 {
 	json_object *resources = json_tokener_parse(cfg->executor_resources);
 	json_object *extra = json_tokener_parse(cfg->pod_spec_extra);
@@ -262,13 +272,15 @@ json_object *k8s_pod_build(const struct config *cfg, const char *name, const cha
 	pod = json_object_new_object();
 	json_object_object_add(pod, "apiVersion", str("v1"));
 	json_object_object_add(pod, "kind", str("Pod"));
-	json_object_object_add(pod, "metadata", metadata(cfg, name, instance));
+	json_object_object_add(pod, "metadata", metadata(cfg, name, instance, install));
 
 	json_object *spec = json_object_new_object();
 	json_object_object_add(spec, "restartPolicy", str("Never"));
 	json_object_object_add(spec, "automountServiceAccountToken", json_object_new_boolean(0));
 	json_object_object_add(spec, "enableServiceLinks", json_object_new_boolean(0));
-	json_object_object_add(spec, "activeDeadlineSeconds", json_object_new_int(cfg->pod_deadline));
+	json_object_object_add(spec, "activeDeadlineSeconds",
+			       json_object_new_int(install ? (int)cfg->package_install_timeout + K8S_INSTALLER_GRACE_S
+							   : cfg->pod_deadline));
 	json_object_object_add(spec, "terminationGracePeriodSeconds", json_object_new_int(1));
 	if (cfg->runtime_class[0])
 		json_object_object_add(spec, "runtimeClassName", str(cfg->runtime_class));
@@ -282,17 +294,20 @@ json_object *k8s_pod_build(const struct config *cfg, const char *name, const cha
 	json_object_object_add(psc, "seccompProfile", seccomp);
 	json_object_object_add(spec, "securityContext", psc);
 	json_object *containers = json_object_new_array();
-	json_object_array_add(containers, container(cfg, json_object_get(resources)));
+	json_object_array_add(containers, container(cfg, json_object_get(resources), install));
 	json_object_object_add(spec, "containers", containers);
 	json_object *vols = json_object_new_array();
-	json_object_array_add(vols, empty_dir("workspace", cfg->sandbox_workspace_bytes));
-	json_object_array_add(vols, empty_dir("tmp", cfg->sandbox_tmp_bytes));
-	if (cfg->package_install)
+	/* an installer's workspace takes what a run's packages may take in all
+	 * (more could never be delivered), its /tmp pip's downloads of as much */
+	json_object_array_add(vols, empty_dir("workspace", install ? cfg->executor_packages_bytes
+								   : cfg->sandbox_workspace_bytes));
+	json_object_array_add(vols, empty_dir("tmp", install ? cfg->executor_packages_bytes : cfg->sandbox_tmp_bytes));
+	if (cfg->package_install && !install)
 		json_object_array_add(vols, empty_dir("packages", cfg->executor_packages_bytes));
 	json_object_object_add(spec, "volumes", vols);
 	k8s_json_merge(spec, extra);
 	json_object_object_add(pod, "spec", spec);
-	if (token && set_container_env(spec, K8S_TOKEN_ENV, token) < 0) {
+	if (token && set_container_env(spec, EXECUTOR_TOKEN_ENV, token) < 0) {
 		snprintf(err, errlen, "APP_EXECUTOR_POD_SPEC_EXTRA: the pod has no container named executor");
 		json_object_put(pod);
 		pod = NULL;
@@ -301,6 +316,18 @@ out:
 	json_object_put(resources);
 	json_object_put(extra);
 	return pod;
+}
+
+json_object *k8s_pod_build(const struct config *cfg, const char *name, const char *instance, const char *token,
+			   char *err, size_t errlen)
+{
+	return pod_build(cfg, name, instance, token, 0, err, errlen);
+}
+
+json_object *k8s_installer_pod_build(const struct config *cfg, const char *name, const char *instance,
+				     const char *token, char *err, size_t errlen)
+{
+	return pod_build(cfg, name, instance, token, 1, err, errlen);
 }
 
 const char *k8s_get_str(json_object *o, const char *k1, const char *k2)

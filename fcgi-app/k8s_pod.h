@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <json-c/json.h>
 
+#include "bearer.h"
 #include "config.h"
 
 #define K8S_EXECUTOR_PORT 8000
@@ -19,6 +20,16 @@
 #define K8S_PACKAGES_DIR "/opt/code-interpreter/packages"
 #define K8S_LABEL_MANAGED "app.kubernetes.io/managed-by"
 #define K8S_LABEL_INSTANCE "code-interpreter/instance"
+/* An installer pod's: the instance that made it (never K8S_LABEL_INSTANCE, so
+ * the pool's selector never takes an installer for a run's pod). */
+#define K8S_LABEL_INSTALLER_OF "code-interpreter/installer-of"
+/* app.kubernetes.io/name of an installer pod, which k8s/networkpolicy.yaml
+ * lets reach the package index */
+#define K8S_INSTALLER_NAME "code-interpreter-installer"
+/* an installer pod lives at most APP_PACKAGE_INSTALL_TIMEOUT and this */
+#define K8S_INSTALLER_GRACE_S 60
+/* an installer's APP_MAX_OUTPUT_BYTES: pip's output, kept per stream */
+#define K8S_INSTALLER_OUTPUT_BYTES ((uint64_t)256 << 10)
 
 /* The instance identity label value: cfg->k8s_instance, else the service's pod
  * name, else the host name; cut down to a valid label value (<= 63 bytes of
@@ -26,18 +37,23 @@
 void k8s_instance_name(const struct config *cfg, char *out, size_t cap);
 /* "managed-by=code-interpreter,instance=<instance>": the pool's pods. Caller frees. */
 char *k8s_pool_selector(const char *instance);
-
-/* The executor container's variable holding its pod's token (pod_token.h). */
-#define K8S_TOKEN_ENV "EXECUTOR_TOKEN"
+/* "managed-by=code-interpreter,installer-of=<instance>": its installer pods. */
+char *k8s_installer_selector(const char *instance);
 
 /* Builds the pod named name for this instance. token (NULL: none) becomes
- * K8S_TOKEN_ENV in the executor container's env, set after
+ * EXECUTOR_TOKEN_ENV (bearer.h) in the executor container's env, set after
  * APP_EXECUTOR_POD_SPEC_EXTRA is merged so that the extra cannot drop or
  * replace it. NULL with a reason in err when the configured JSON (resources,
  * spec extra) is not an object, or when the extra left no container named
  * executor. Caller puts it. */
 json_object *k8s_pod_build(const struct config *cfg, const char *name, const char *instance, const char *token,
 			   char *err, size_t errlen);
+/* The same for an installer pod (pod_install.h): labelled K8S_LABEL_INSTALLER_OF
+ * instance and K8S_INSTALLER_NAME, no packages emptyDir, a workspace and /tmp
+ * of APP_EXECUTOR_PACKAGES_MB each, runs of up to APP_PACKAGE_INSTALL_TIMEOUT,
+ * activeDeadlineSeconds that plus K8S_INSTALLER_GRACE_S. */
+json_object *k8s_installer_pod_build(const struct config *cfg, const char *name, const char *instance,
+				     const char *token, char *err, size_t errlen);
 /* JSON merge patch (RFC 7386) of patch into target: objects merge key by key,
  * null removes a key, anything else replaces. patch is borrowed. */
 void k8s_json_merge(json_object *target, json_object *patch);

@@ -233,8 +233,8 @@ static void spawn(struct master *m, enum role role, int slot)
 		int rc = 1;
 		if (role != ROLE_HELPER)
 			close(m->helper_fd); /* a worker holding it could answer for the helper */
-		if (role != ROLE_WORKER && role != ROLE_POOL)
-			pod_token_forget(); /* only those create pods and talk to them */
+		if (role != ROLE_WORKER && role != ROLE_POOL && role != ROLE_HELPER)
+			pod_token_forget(); /* only those create pods and talk to them (the helper installer pods) */
 		if (role == ROLE_WORKER) {
 			close(m->notify[0]);
 			/* unprivileged before anything hostile is read */
@@ -377,10 +377,8 @@ int master_run(const struct config *cfg)
 		return 1;
 	/* each pod's token derives from it (pod_token.h); a restart makes a new
 	 * one and deletes the pods of the old */
-	if (strcmp(cfg->backend, "kubernetes") == 0 && pod_token_init() < 0) {
-		log_error("getrandom: %s", strerror(errno));
-		return 1;
-	}
+	if (strcmp(cfg->backend, "kubernetes") == 0)
+		pod_token_init();
 
 	sigset_t mask;
 	sigemptyset(&mask);

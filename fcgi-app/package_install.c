@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "package_cache.h"
+#include "pod_install.h"
 #include "util.h"
 
 #define TAIL_LINES 8
@@ -285,7 +286,9 @@ int pkg_install(const struct config *cfg, struct db *db, const char *execution_i
 		goto out;
 	}
 	int64_t started = now_ms(), t0 = monotonic_ms();
-	int rc = run_installer(cfg, staging, w->requirement, left, &output);
+	/* in a pod of its own on the kubernetes backend (pod_install.h) */
+	int rc = strcmp(cfg->backend, "kubernetes") == 0 ? pod_install_run(cfg, staging, w->requirement, left, &output)
+							 : run_installer(cfg, staging, w->requirement, left, &output);
 	int64_t took = monotonic_ms() - t0;
 	close(turn);
 	turn = -1;

@@ -1,7 +1,8 @@
 /* package_install: installs one distribution into the package cache: its
  * name's lock, a look in the cache (another request may have installed it
  * meanwhile), one of APP_PACKAGE_INSTALL_CONCURRENCY turns, `executor install`
- * (pip, wheels only, in the install sandbox) into staging, publishing
+ * (pip, wheels only, in the install sandbox; on the kubernetes backend pip in
+ * an installer pod, pod_install.h) into staging, publishing
  * (root-owned, package_cache.h) and the records. Needs root: it runs in the
  * root helper's child (root_helper.h), never in a worker. Also the notes that
  * a failed install leaves in a run's stderr, which the worker writes too. */

@@ -1,37 +1,25 @@
 /* pod_token: see pod_token.h. */
 #include "pod_token.h"
 
-#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "log.h"
+#include "util.h"
 
 #define SECRET_MAX 64
 
 static unsigned char secret[SECRET_MAX];
 static size_t secret_len; /* 0: none */
 
-int pod_token_init(void)
+void pod_token_init(void)
 {
 	unsigned char key[POD_TOKEN_SECRET_LEN];
-	size_t got = 0;
-	while (got < sizeof(key)) {
-		ssize_t n = getrandom(key + got, sizeof(key) - got, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			OPENSSL_cleanse(key, sizeof(key));
-			return -1;
-		}
-		got += (size_t)n;
-	}
+	random_bytes(key, sizeof(key));
 	pod_token_set_secret(key, sizeof(key));
 	OPENSSL_cleanse(key, sizeof(key));
-	return 0;
 }
 
 void pod_token_set_secret(const void *key, size_t len)

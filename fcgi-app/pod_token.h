@@ -13,8 +13,8 @@
 #define POD_TOKEN_SECRET_LEN 32
 #define POD_TOKEN_LEN 64 /* hex digits of an HMAC-SHA256 */
 
-/* Makes the secret (getrandom). 0, or -1 with errno. */
-int pod_token_init(void);
+/* Makes the secret (random_bytes). */
+void pod_token_init(void);
 /* Tests only: the secret is these len bytes (1..64). */
 void pod_token_set_secret(const void *key, size_t len);
 /* Wipes the secret (a process that needs no token). */

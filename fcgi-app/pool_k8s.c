@@ -93,6 +93,29 @@ static void delete_stray(struct manager *m, const char *name, const char *why)
 		log_warn("pod %s: delete failed (%ld %s)", name, st.http, st.message);
 }
 
+/* Deletes the installer pods of this instance that have ended: an install
+ * deletes its pod itself, but not when the service was stopped or killed
+ * during it (the pod then ends at its activeDeadlineSeconds). One that still
+ * runs may be an install in progress. */
+static void sweep_installers(struct manager *m)
+{
+	char *selector = k8s_installer_selector(m->instance);
+	json_object *list = NULL, *items;
+	struct k8s_status st;
+	if (k8s_pod_list(&m->k, selector, &list, &st) == K8S_OK &&
+	    json_object_object_get_ex(list, "items", &items) && json_object_is_type(items, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(items); i++) {
+			json_object *pod = json_object_array_get_idx(items, i);
+			const char *name = k8s_get_str(pod, "metadata", "name");
+			const char *phase = k8s_get_str(pod, "status", "phase");
+			if (name && phase && (strcmp(phase, "Failed") == 0 || strcmp(phase, "Succeeded") == 0))
+				delete_stray(m, name, "an installer pod that ended");
+		}
+	}
+	json_object_put(list);
+	free(selector);
+}
+
 static int ours(struct manager *m, json_object *pod)
 {
 	json_object *md, *labels, *v;
@@ -396,6 +419,7 @@ static int k8s_run(const struct config *cfg, int notify_fd, int ready_fd)
 			goto out;
 		sleep(1);
 	}
+	sweep_installers(&m);
 	fill(&m);
 	while (!m.stopping) {
 		watch(&m);

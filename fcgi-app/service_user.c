@@ -221,38 +221,9 @@ static int fail(const char *step)
 
 int service_user_become(const struct service_user *u)
 {
-	if (u->drop) {
-		/* a credential change clears the parent-death signal: kept */
-		int pdeath = 0;
-		if (prctl(PR_GET_PDEATHSIG, &pdeath, 0, 0, 0) < 0)
-			return fail("PR_GET_PDEATHSIG");
-		/* groups and the bounding set need CAP_SETGID and CAP_SETPCAP: first */
-		if (setgroups(u->n_groups, u->groups) < 0)
-			return fail("setgroups");
-		if (caps_drop_bounding_set() < 0)
-			return fail("PR_CAPBSET_DROP");
-		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-			return fail("PR_CAP_AMBIENT_CLEAR_ALL");
-		if (setresgid(u->gid, u->gid, u->gid) < 0)
-			return fail("setresgid");
-		if (setresuid(u->uid, u->uid, u->uid) < 0)
-			return fail("setresuid");
-		uid_t r, e, s;
-		gid_t gr, ge, gs;
-		if (getresuid(&r, &e, &s) < 0 || getresgid(&gr, &ge, &gs) < 0 || r != u->uid || e != u->uid ||
-		    s != u->uid || gr != u->gid || ge != u->gid || gs != u->gid) {
-			errno = EPERM;
-			return fail("uid check");
-		}
-		if (setuid(0) == 0) { /* no way back */
-			errno = EPERM;
-			return fail("root could be regained");
-		}
-		if (caps_clear() < 0)
-			return fail("capset(empty)");
-		if (pdeath && prctl(PR_SET_PDEATHSIG, pdeath, 0, 0, 0) < 0)
-			return fail("PR_SET_PDEATHSIG");
-	}
+	const char *step = NULL;
+	if (u->drop && caps_become(u->uid, u->gid, u->groups, u->n_groups, &step) < 0)
+		return fail(step);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return fail("PR_SET_NO_NEW_PRIVS");
 	return 0;

@@ -24,6 +24,7 @@ import time
 import unittest
 
 import client
+import run
 import wheels
 from instance import Instance
 from support import E2E
@@ -53,6 +54,7 @@ class P10Packages(E2E):
         wheels.build(wh, "ci-piponly", "2.0", {"ci_piponly_mod.py": "Y = 2\n"})
         wheels.build(wh, "ci-net", "1.0", {"ci_net.py": "N = 1\n"})
         wheels.build(wh, "ci-conc", "1.0", {"ci_conc.py": "C = 'conc'\n"})
+        wheels.build(wh, "ci-podinst", "1.0", {"ci_podinst.py": "P = 'pod'\n"})
         # an sdist whose build backend tries the network and the cache
         cls.listener = socket.socket()
         cls.listener.bind(("127.0.0.1", 0))
@@ -218,6 +220,28 @@ class P10Packages(E2E):
         # valid: same times as in the cache)
         self.assertIn("ci_base.py", want)
         self.assertTrue(any("__pycache__" in k for k in want), sorted(want))
+
+    @unittest.skipUnless(PODS, "pods only: a local install runs in the install sandbox")
+    def test_an_install_runs_in_an_installer_pod_of_its_own(self):
+        before = set(run.double_state(os.environ["E2E_K8S_API"])["created_names"])
+        out = self.run_code("import ci_podinst\nprint(ci_podinst.P)\n")
+        self.assertEqual(out["stdout"], "pod\n", out["stderr"])
+        rows = installs(self.inst, "ci-podinst")
+        self.assertEqual([r[0] for r in rows], ["ok"])
+        self.assertIn("Successfully installed ci_podinst-1.0", rows[0][5])
+        st = run.double_state(os.environ["E2E_K8S_API"])
+        installers = [n for n in st["created_names"] if n not in before and "install-" in n]
+        self.assertEqual(len(installers), 1, st["created_names"])
+        name = installers[0]
+        labels = st["created_labels"][name]
+        instance = self.inst.env["APP_KUBERNETES_INSTANCE"]
+        # never one of the pool's (whose selector is the instance label), and
+        # the one the installers' NetworkPolicy selects
+        self.assertEqual(labels.get("code-interpreter/installer-of"), instance, labels)
+        self.assertNotIn("code-interpreter/instance", labels)
+        self.assertEqual(labels.get("app.kubernetes.io/name"), "code-interpreter-installer")
+        self.assertEqual(len(st["created_env"][name].get("EXECUTOR_TOKEN", "")), 64)
+        self.assertIn(name, st["deleted_names"])
 
     def test_eight_concurrent_runs_install_the_same_package_once(self):
         results = [None] * 8
@@ -454,21 +478,34 @@ class P10Deadline(E2E):
 @unittest.skipUnless(PODS, "pods only: what one pod takes (APP_EXECUTOR_PACKAGES_MB)")
 class P10PodLimit(E2E):
     def test_packages_larger_than_the_pod_takes_are_a_note_and_the_code_still_runs(self):
+        # each fits alone, the two together do not: the second delivered is left off
         inst = Instance({"APP_EXECUTOR_PACKAGES_MB": "1"}, workers=1, pool=1, backend=BACKEND)
+        for name in ("a", "b"):
+            wheels.build(inst.tmp + "/wheels", "ci-half-" + name, "1.0",
+                         {"ci_half_%s/__init__.py" % name: "H = 1\n",
+                          "ci_half_%s/blob.bin" % name: os.urandom(640 * 1024)})
+        wheels.build(inst.tmp + "/wheels", "ci-small", "1.0", {"ci_small.py": "S = 'small'\n"})
         wheels.build(inst.tmp + "/wheels", "ci-huge", "1.0", {"ci_huge/__init__.py": "H = 1\n",
                                                               "ci_huge/blob.bin": os.urandom(1536 * 1024)})
-        wheels.build(inst.tmp + "/wheels", "ci-small", "1.0", {"ci_small.py": "S = 'small'\n"})
         try:
             inst.start()
             with inst.current():
-                out = self.run_code("import ci_small\ntry:\n    import ci_huge\nexcept ImportError:\n"
-                                    "    print('no huge')\nprint(ci_small.S)\n")
-                self.assertEqual(out["stdout"], "no huge\nsmall\n", out["stderr"])
-                self.assertTrue(out["stderr"].startswith(
-                    "Package not available: ci-huge could not be copied to the executor pod: the run's "
-                    "packages are larger than the pod takes (APP_EXECUTOR_PACKAGES_MB 1 MiB in all"), out["stderr"])
-                # installed all the same: the cache has it, another setting serves it
-                self.assertEqual([r[0] for r in installs(inst, "ci-huge")], ["ok"])
+                out = self.run_code("import ci_small\ntry:\n    import ci_half_a\nexcept ImportError:\n"
+                                    "    print('no ci_half_a')\ntry:\n    import ci_half_b\nexcept ImportError:\n"
+                                    "    print('no ci_half_b')\nprint(ci_small.S)\n")
+                self.assertRegex(out["stdout"], r"^no ci_half_[ab]\nsmall\n$", out["stderr"])
+                self.assertRegex(out["stderr"],
+                    r"^Package not available: ci-half-[ab] could not be copied to the executor pod: the run's "
+                    r"packages are larger than the pod takes \(APP_EXECUTOR_PACKAGES_MB 1 MiB in all")
+                # installed all the same: the cache has both, another setting serves them
+                self.assertEqual([r[0] for r in installs(inst, "ci-half-a")], ["ok"])
+                self.assertEqual([r[0] for r in installs(inst, "ci-half-b")], ["ok"])
+                # more than a pod takes is no install at all: the installer pod has no room for it
+                out = self.run_code("try:\n    import ci_huge\nexcept ImportError:\n    print('no huge')\n")
+                self.assertEqual(out["stdout"], "no huge\n", out["stderr"])
+                self.assertIn("Package install failed: ci_huge (needed by `import ci_huge`): ", out["stderr"])
+                self.assertIn("larger than APP_EXECUTOR_PACKAGES_MB (1 MiB)", out["stderr"])
+                self.assertEqual([r[0] for r in installs(inst, "ci-huge")], ["failed"])
         finally:
             ok, lines = inst.stop()
             inst.remove()

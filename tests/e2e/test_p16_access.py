@@ -44,6 +44,18 @@ def download(key, object_id):
     return client.raw("GET", "/v1/files/" + object_id, headers=bearer(key) if key else None)
 
 
+def assert_answers_as_unknown(test, key, oid):
+    """key gets for oid exactly what an unknown id gets: 404 on download, the
+    same 422 as an execute input (against the instance client.py points at)."""
+    unknown = sha256(os.urandom(8))
+    mine, other = download(key, oid), download(key, unknown)
+    test.assertEqual((mine.status, mine.json), (404, other.json))
+    r = execute(key, "print(open('in.txt').read())", files={"/workspace/in.txt": oid})
+    r_unknown = execute(key, "print(1)", files={"/workspace/in.txt": unknown})
+    test.assertEqual(r.status, 422, r)
+    test.assertEqual(r.json, json.loads(json.dumps(r_unknown.json).replace(unknown, oid)))
+
+
 def wait_for(predicate, what, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -144,13 +156,16 @@ class KeysTest(E2E):
             if int(fields[3]) == self.inst.proc.pid:  # the session the master leads
                 session.append(int(stat_path.split("/")[2]))
         self.assertGreaterEqual(len(session), 4, session)  # master, workers, manager, lighttpd...
+        read = 0
         for pid in session:
             try:
                 with open("/proc/%d/environ" % pid, "rb") as f:
                     environ = f.read()
             except OSError:
                 continue  # gone meanwhile
+            read += 1
             self.assertNotIn(OPS.encode(), environ, "pid %d" % pid)
+        self.assertGreaterEqual(read, 4, "environments read: %d of %s" % (read, session))
 
     def test_health_readiness_and_the_document_stay_open(self):
         with self.inst.current():
@@ -176,13 +191,7 @@ class KeysTest(E2E):
             oid = up.json["object_id"]
             self.assertEqual(download(ALICE, oid).body, data)
             # bob: exactly what an unknown id gets
-            unknown = sha256(os.urandom(8))
-            mine, other = download(BOB, oid), download(BOB, unknown)
-            self.assertEqual((mine.status, mine.json), (404, other.json))
-            r = execute(BOB, "print(open('notes.txt').read())", files={"/workspace/notes.txt": oid})
-            r_unknown = execute(BOB, "print(1)", files={"/workspace/notes.txt": unknown})
-            self.assertEqual(r.status, 422, r)
-            self.assertEqual(r.json, json.loads(json.dumps(r_unknown.json).replace(unknown, oid)))
+            assert_answers_as_unknown(self, BOB, oid)
             # alice may use it
             r = execute(ALICE, "print(open('notes.txt').read(), end='')", files={"/workspace/notes.txt": oid})
             self.assertEqual((r.status, r.json["stdout"]), (200, data.decode()))

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import unittest
 
-import client
 from support import DB_PATH, E2E, MASTER_PID, RUN_DIR, STORE
 from instance import Instance
 from test_p8_resilience import alive, wait_until
@@ -138,7 +137,9 @@ class P16LeastPrivilege(E2E):
         os.kill(victim, signal.SIGKILL)
         self.assertTrue(wait_until(lambda: not alive(victim) and len(workers()) == len(before), 15),
                         "worker %d not replaced: %s" % (victim, workers()))
-        for pid in set(workers()) - set(before):
+        respawned = set(workers()) - set(before)
+        self.assertTrue(respawned, "no new worker among %s" % workers())
+        for pid in respawned:
             self.assertUnprivileged(pid)
         self.assertHello()
 

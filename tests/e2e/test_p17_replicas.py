@@ -8,7 +8,6 @@ removes what nobody used, with its ownership entries; a restart loses
 nothing. Runs on the backend run.py was given (--backend kubernetes: both
 instances against the API server double)."""
 import hashlib
-import json
 import os
 import shutil
 import sqlite3
@@ -16,35 +15,15 @@ import subprocess
 import tempfile
 import time
 
-import client
 import run
 from instance import Instance
 from support import BUILD, E2E, sha256
+from test_p16_access import assert_answers_as_unknown, download, execute, upload
 
 ALICE = "alice-key-" + "e5" * 12
 BOB = "bob-key-" + "f6" * 12
 TTL = 3600  # seconds; what the cleanup command is given
 OLD = 2 * TTL  # how long ago an aged object was last used
-
-
-def bearer(key):
-    return {"Authorization": "Bearer " + key}
-
-
-def upload(key, data):
-    return client.raw("POST", "/v1/files", data,
-                      headers=dict(bearer(key), **{"Content-Type": "application/octet-stream"}))
-
-
-def download(key, object_id):
-    return client.raw("GET", "/v1/files/" + object_id, headers=bearer(key))
-
-
-def execute(key, source, files=None):
-    body = {"source_code": source}
-    if files is not None:
-        body["files"] = files
-    return client.raw("POST", "/v1/execute", json.dumps(body), headers=bearer(key))
 
 
 def tag(name):
@@ -129,14 +108,8 @@ class P17Replicas(E2E):
 
     def assertUnknown(self, inst, key, oid):
         """key gets for oid exactly what an unknown id gets, on inst."""
-        unknown = sha256(os.urandom(8))
         with inst.current():
-            mine, other = download(key, oid), download(key, unknown)
-            self.assertEqual((mine.status, mine.json), (404, other.json))
-            r = execute(key, "print(open('in.txt').read())", files={"/workspace/in.txt": oid})
-            r_unknown = execute(key, "print(1)", files={"/workspace/in.txt": unknown})
-        self.assertEqual(r.status, 422, r)
-        self.assertEqual(r.json, json.loads(json.dumps(r_unknown.json).replace(unknown, oid)))
+            assert_answers_as_unknown(self, key, oid)
 
     def test_an_upload_on_a_downloads_and_runs_on_b_for_its_key_alone(self):
         data = b"uploaded to A " + os.urandom(16).hex().encode()

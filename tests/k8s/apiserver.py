@@ -19,8 +19,9 @@ mount namespace where its own directory is bind-mounted on /workspace, and
 another on the mountPath of its "packages" emptyDir when it has one (so this
 needs root, and creates the empty mount points), and its status goes Pending ->
 Running -> Ready once the executor's /healthz answers (no header, as the
-kubelet's probe), with podIP 127.A.B.N. GET /admin/state's created_env keeps
-each created pod's container env by name, after its deletion too.
+kubelet's probe), with podIP 127.A.B.N. GET /admin/state's created_env and
+created_labels keep each created pod's container env and labels by name,
+after its deletion too.
 
 With --pods container (as root, podman set up as scripts/images.sh does), each
 pod is instead a container of IMAGE started from its spec as a kubelet would
@@ -125,7 +126,8 @@ class State:
         self.image_pull_failures = 0
         self.containers = None  # podman_pods.Pods with --pods container
         self.stats = {"created": 0, "deleted": 0, "requests": {}, "max_live": 0, "watches": 0,
-                      "created_names": [], "deleted_names": [], "created_env": {}}
+                      "created_names": [], "deleted_names": [], "created_env": {},
+                      "created_labels": {}}
         self.ip_base = "127.%d.%d" % (random.randint(100, 250), random.randint(1, 250))
         self.free_ips = ["%s.%d" % (self.ip_base, n) for n in range(2, 255)]
         if args.token_file:
@@ -383,11 +385,12 @@ def run_container_pod(ns, name):
         if not pod or pod["metadata"].get("deletionTimestamp") or pull_failure(ns, pod):
             return
         spec = copy.deepcopy(pod["spec"])
+        labels = dict(pod["metadata"].get("labels") or {})
     pod_dir = os.path.join(S.args.state_dir, name)
     os.makedirs(pod_dir, exist_ok=True)
     log = os.path.join(pod_dir, "executor.log")
     try:
-        proc, ip = S.containers.start(name, spec, log, begin)
+        proc, ip = S.containers.start(name, spec, log, begin, labels)
         proc.log = log
     except S.containers.SpecError as e:
         with S.lock:
@@ -596,6 +599,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             cs = (body.get("spec") or {}).get("containers") or [{}]
             S.stats["created_env"][name] = {e.get("name"): e.get("value") for e in cs[0].get("env") or []
                                             if isinstance(e, dict)}
+            S.stats["created_labels"][name] = dict((body.get("metadata") or {}).get("labels") or {})
             S.emit(ns, "ADDED", pod)
             out = copy.deepcopy(pod)
         threading.Thread(target=run_pod, args=(ns, name), daemon=True).start()
@@ -796,6 +800,9 @@ def main():
     ap.add_argument("--pods", choices=["process", "container"], default="process",
                     help="container: each pod a podman container of --image (tests/k8s/podman_pods.py)")
     ap.add_argument("--image", help="with --pods container: the executor image every pod runs")
+    ap.add_argument("--index-dir", action="append", default=[],
+                    help="with --pods container: directories (a glob pattern, expanded at each pod's start) "
+                         "installer pods see read-only at the same path (the tests' wheels: their package index)")
     ap.add_argument("--podman-id", default="ci-k8s-" + uuid.uuid4().hex[:8],
                     help="with --pods container: the network's name, the containers' prefix and label")
     args = ap.parse_args()
@@ -807,7 +814,7 @@ def main():
     S = State(args)
     if args.pods == "container":
         import podman_pods  # beside this file
-        S.containers = podman_pods.Pods(args.image, args.podman_id)
+        S.containers = podman_pods.Pods(args.image, args.podman_id, args.index_dir)
         print("apiserver: pods are containers of %s on network %s (%s)"
               % (args.image, args.podman_id, S.containers.gateway), flush=True)
     # mount points of every pod's workspace and runner; left in place (other

@@ -17,6 +17,7 @@ it with the last) and INPUT rules (iptables, ip6tables) that drop new
 connections from the bridge (no pod reaches a service of the host). Pods.close()
 removes the containers, the network and the rules.
 """
+import glob
 import json
 import os
 import random
@@ -176,14 +177,19 @@ class Container:
         self.times["removed"] = time.monotonic()
 
 
+# app.kubernetes.io/name of an installer pod (fcgi-app/k8s_pod.h)
+INSTALLER_NAME = "code-interpreter-installer"
+
+
 class Pods:
     """This double's containers and their network."""
 
     SpecError = SpecError  # for a caller that imports this module lazily
 
-    def __init__(self, image, ident):
+    def __init__(self, image, ident, index_dirs=()):
         self.image = image
         self.id = ident
+        self.index_dirs = list(index_dirs)
         self.lock = threading.Lock()
         self.rules = []
         run(["podman", "image", "exists", image])
@@ -223,11 +229,17 @@ class Pods:
     def container_name(self, pod):
         return "%s-%s" % (self.id, pod)
 
-    def start(self, pod, spec, log_path=None, begin=None):
+    def start(self, pod, spec, log_path=None, begin=None, labels=None):
         """Starts the pod's container; (Container, ip). Raises SpecError. begin:
-        when the kubelet took the pod (time.monotonic(); default now)."""
+        when the kubelet took the pod (time.monotonic(); default now); labels:
+        the pod's."""
         name = self.container_name(pod)
         args, env = podman_flags(spec, pod, self.image, self.image_user, log_path)
+        if (labels or {}).get("app.kubernetes.io/name") == INSTALLER_NAME:
+            # the package index an installer pod reaches: here the tests' wheel
+            # directories (glob patterns), read-only where the service names them
+            for d in sorted({m for pattern in self.index_dirs for m in glob.glob(pattern) if os.path.isdir(m)}):
+                args[:0] = ["--mount", "type=bind,source=%s,destination=%s,ro=true" % (d, d)]
         penv = {k: v for k, v in os.environ.items() if not k.startswith("APP_") and k != "EXECUTOR_TOKEN"}
         penv.update(env)
         cmd = ["podman", "run", "-d", "--name", name, "--label", "%s=%s" % (LABEL, self.id),

@@ -375,6 +375,45 @@ class Restart(unittest.TestCase):
             i.close()
 
 
+class InstallerSweep(unittest.TestCase):
+    def test_a_start_deletes_its_ended_installer_pods_only(self):
+        i = Instance()
+        try:
+            wait_for("the warm pool", i.settled)
+            with open(i.token_file) as f:
+                token = f.read().strip()
+            model = i.get_pod(i.live()[0]["name"])
+            names = {}
+            for what, owner in (("ended", i.instance), ("running", i.instance), ("other", "pool-someone-else")):
+                name = "code-executor-install-%s-%s" % (what, secrets.token_hex(3))
+                labels = {"app.kubernetes.io/managed-by": "code-interpreter",
+                          "app.kubernetes.io/name": "code-interpreter-installer",
+                          "code-interpreter/installer-of": owner}
+                st, out, _ = request(i.api, "POST", "/api/v1/namespaces/default/pods",
+                                     {"apiVersion": "v1", "kind": "Pod",
+                                      "metadata": {"name": name, "labels": labels}, "spec": model["spec"]},
+                                     token=token)
+                self.assertEqual(st, 201, out)
+                names[what] = name
+            for name in names.values():
+                wait_for("%s running" % name, lambda n=name: i.get_pod(n)["status"].get("phase") == "Running")
+            i.admin("/admin/pods/%s/fail" % names["ended"], {"reason": "DeadlineExceeded"})
+            i.admin("/admin/pods/%s/fail" % names["other"], {"reason": "DeadlineExceeded"})
+            i.stop()
+            i.start()
+            wait_for("the ended installer pod deleted", lambda: names["ended"] in i.state()["deleted_names"])
+            wait_for("the pool to settle", i.settled)
+            deleted = i.state()["deleted_names"]
+            # one that still runs may be an install in progress; another instance's is not ours
+            self.assertNotIn(names["running"], deleted)
+            self.assertNotIn(names["other"], deleted)
+            for what in ("running", "other"):
+                st, _, _ = request(i.api, "DELETE", "/api/v1/namespaces/default/pods/" + names[what], token=token)
+                self.assertEqual(st, 200)
+        finally:
+            i.close()
+
+
 PROBE_NET = r'''
 import json, socket, time
 out = {}
@@ -471,9 +510,21 @@ class Manifests(unittest.TestCase):
         import yaml
         docs = [d for d in yaml.safe_load_all(r.stdout) if d]
         kinds = sorted(d["kind"] for d in docs)
-        self.assertEqual(kinds, ["Namespace", "NetworkPolicy", "NetworkPolicy", "PersistentVolumeClaim",
+        self.assertEqual(kinds, ["Namespace", "NetworkPolicy", "NetworkPolicy", "NetworkPolicy", "PersistentVolumeClaim",
                                  "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Service", "Service",
                                  "ServiceAccount", "StatefulSet"])
+        # runs' pods reach nothing; installers' only HTTPS outside the cluster's
+        # private ranges and DNS; both answer only the service
+        policies = {d["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]: d["spec"]
+                    for d in docs if d["kind"] == "NetworkPolicy"}
+        self.assertEqual(policies["code-interpreter-executor"]["egress"], [])
+        installer = policies["code-interpreter-installer"]
+        self.assertEqual(installer["policyTypes"], ["Ingress", "Egress"])
+        self.assertIn("10.0.0.0/8", installer["egress"][0]["to"][0]["ipBlock"]["except"])
+        self.assertEqual(installer["egress"][0]["ports"], [{"protocol": "TCP", "port": 443}])
+        for spec in (policies["code-interpreter-executor"], installer):
+            self.assertEqual(spec["ingress"][0]["from"][0]["podSelector"]["matchLabels"],
+                             {"app.kubernetes.io/name": "code-interpreter"})
         # replicas: the objects on one ReadWriteMany claim every replica mounts,
         # the database on a volume of each replica's own, never the shared one
         sts = [d for d in docs if d["kind"] == "StatefulSet"][0]

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "k8s_client.h"
 #include "k8s_pod.h"
+#include "pod_install.h"
 
 static json_object *J(const char *text)
 {
@@ -277,6 +278,65 @@ END_TEST
 /* Installs on the fly: a packages emptyDir of APP_EXECUTOR_PACKAGES_MB where
  * the runner looks (runner.py), which `executor serve --packages` fills with
  * what the service delivers; none without installs. */
+/* An installer pod: never matched by the pool's selector (no instance label),
+ * the name the installers' NetworkPolicy selects, room for one run's packages,
+ * no packages emptyDir, its token, its deadline. */
+START_TEST(installer_pod_spec)
+{
+	struct config cfg;
+	char *env[] = {(char *)"APP_EXECUTOR_BACKEND=kubernetes", (char *)"APP_EXECUTOR_PACKAGES_MB=300",
+		       (char *)"APP_PACKAGE_INSTALL_TIMEOUT=200", (char *)"APP_MAX_EXECUTION_TIMEOUT=60", NULL};
+	load(&cfg, env);
+	char err[256];
+	json_object *pod = k8s_installer_pod_build(&cfg, "x-install-1", "svc-0", "0123abcd", err, sizeof(err));
+	ck_assert_ptr_nonnull(pod);
+	json_object *labels = at(pod, "metadata.labels"), *v;
+	ck_assert(json_object_object_get_ex(labels, "code-interpreter/installer-of", &v));
+	ck_assert_str_eq(json_object_get_string(v), "svc-0");
+	ck_assert(!json_object_object_get_ex(labels, "code-interpreter/instance", NULL));
+	ck_assert(json_object_object_get_ex(labels, "app.kubernetes.io/name", &v));
+	ck_assert_str_eq(json_object_get_string(v), "code-interpreter-installer");
+	ck_assert_int_eq(json_object_get_int(at(pod, "spec.activeDeadlineSeconds")), 200 + K8S_INSTALLER_GRACE_S);
+	ck_assert(!json_object_get_boolean(at(pod, "spec.automountServiceAccountToken")));
+	ck_assert_str_eq(at_str(pod, "spec.volumes.0.emptyDir.sizeLimit"), "300Mi");
+	ck_assert_str_eq(at_str(pod, "spec.volumes.1.emptyDir.sizeLimit"), "300Mi");
+	ck_assert_ptr_null(at(pod, "spec.volumes.2"));
+	json_object *c = at(pod, "spec.containers.0");
+	json_object *args = at(c, "args");
+	for (size_t i = 0; i < json_object_array_length(args); i++)
+		ck_assert_str_ne(json_object_get_string(json_object_array_get_idx(args, i)), "--packages");
+	int token = 0, timeout = 0;
+	json_object *envs = at(c, "env");
+	for (size_t i = 0; i < json_object_array_length(envs); i++) {
+		json_object *e = json_object_array_get_idx(envs, i);
+		ck_assert_str_ne(at_str(e, "name"), "APP_EXECUTOR_PACKAGES_MB");
+		if (strcmp(at_str(e, "name"), "EXECUTOR_TOKEN") == 0)
+			token = strcmp(at_str(e, "value"), "0123abcd") == 0;
+		if (strcmp(at_str(e, "name"), "APP_MAX_EXECUTION_TIMEOUT") == 0)
+			timeout = strcmp(at_str(e, "value"), "200") == 0;
+	}
+	ck_assert(token && timeout);
+	json_object_put(pod);
+	config_release(&cfg);
+}
+END_TEST
+
+/* What an installer pod lists is fetched only from under its target. */
+START_TEST(installer_listing_checked)
+{
+	ck_assert_str_eq(pod_install_rel("/workspace/staging/six.py"), "six.py");
+	ck_assert_str_eq(pod_install_rel("/workspace/staging/numpy/core/x.so"), "numpy/core/x.so");
+	static const char *const bad[] = {
+		"/workspace/staging", "/workspace/staging/", "/workspace/stagingx/a", "/workspace/a.py",
+		"/workspace/staging/../a", "/workspace/staging/a/../../b", "/workspace/staging/./a",
+		"/workspace/staging//a", "/etc/passwd", "staging/a", "", NULL,
+	};
+	for (size_t i = 0; bad[i]; i++)
+		ck_assert_msg(pod_install_rel(bad[i]) == NULL, "%s taken", bad[i]);
+	ck_assert_ptr_null(pod_install_rel(NULL));
+}
+END_TEST
+
 START_TEST(pod_spec_has_the_packages_emptydir)
 {
 	struct config cfg;
@@ -363,7 +423,7 @@ static void token_env(json_object *pod, char *out, size_t cap)
 	json_object *envs = at(pod, "spec.containers.0.env");
 	for (size_t i = 0; envs && i < json_object_array_length(envs); i++) {
 		json_object *e = json_object_array_get_idx(envs, i);
-		if (strcmp(at_str(e, "name"), K8S_TOKEN_ENV) == 0)
+		if (strcmp(at_str(e, "name"), EXECUTOR_TOKEN_ENV) == 0)
 			snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? "," : "", at_str(e, "value"));
 	}
 }
@@ -502,6 +562,8 @@ static Suite *suite(void)
 	tcase_add_test(t, pod_spec_defaults_are_restricted);
 	tcase_add_test(t, pod_spec_takes_the_options);
 	tcase_add_test(t, pod_spec_has_the_packages_emptydir);
+	tcase_add_test(t, installer_pod_spec);
+	tcase_add_test(t, installer_listing_checked);
 	tcase_add_test(t, pod_spec_carries_the_token);
 	tcase_add_test(t, config_checks_the_kubernetes_options);
 	tcase_add_test(t, instance_name_is_a_valid_label_value);

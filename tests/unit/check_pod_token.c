@@ -66,11 +66,11 @@ END_TEST
 START_TEST(random_secrets_differ)
 {
 	char a[POD_TOKEN_LEN + 1], b[POD_TOKEN_LEN + 1];
-	ck_assert_int_eq(pod_token_init(), 0);
+	pod_token_init();
 	ck_assert_int_eq(pod_token_for("code-executor-0123456789", a), 0);
 	ck_assert_uint_eq(strlen(a), POD_TOKEN_LEN);
 	ck_assert(lower_hex(a));
-	ck_assert_int_eq(pod_token_init(), 0); /* a restarted service */
+	pod_token_init(); /* a restarted service */
 	ck_assert_int_eq(pod_token_for("code-executor-0123456789", b), 0);
 	ck_assert_str_ne(a, b);
 }
