@@ -297,11 +297,13 @@ static json_object *pod_build(const struct config *cfg, const char *name, const 
 	json_object_array_add(containers, container(cfg, json_object_get(resources), install));
 	json_object_object_add(spec, "containers", containers);
 	json_object *vols = json_object_new_array();
-	/* an installer's workspace takes what a run's packages may take in all
-	 * (more could never be delivered), its /tmp pip's downloads of as much */
-	json_object_array_add(vols, empty_dir("workspace", install ? cfg->executor_packages_bytes
+	/* an installer's workspace and /tmp (pip's download, its build and the
+	 * target's copy before the move) take twice what a run's packages may
+	 * take in all: a distribution larger than that limit still fits, so the
+	 * fetch finds it too large and says so (rather than pip's ENOSPC) */
+	json_object_array_add(vols, empty_dir("workspace", install ? K8S_INSTALLER_ROOM(cfg)
 								   : cfg->sandbox_workspace_bytes));
-	json_object_array_add(vols, empty_dir("tmp", install ? cfg->executor_packages_bytes : cfg->sandbox_tmp_bytes));
+	json_object_array_add(vols, empty_dir("tmp", install ? K8S_INSTALLER_ROOM(cfg) : cfg->sandbox_tmp_bytes));
 	if (cfg->package_install && !install)
 		json_object_array_add(vols, empty_dir("packages", cfg->executor_packages_bytes));
 	json_object_object_add(spec, "volumes", vols);

@@ -28,6 +28,8 @@
 #define K8S_INSTALLER_NAME "code-interpreter-installer"
 /* an installer pod lives at most APP_PACKAGE_INSTALL_TIMEOUT and this */
 #define K8S_INSTALLER_GRACE_S 60
+/* an installer's workspace and /tmp: twice APP_EXECUTOR_PACKAGES_MB each */
+#define K8S_INSTALLER_ROOM(cfg) (2 * (cfg)->executor_packages_bytes)
 /* an installer's APP_MAX_OUTPUT_BYTES: pip's output, kept per stream */
 #define K8S_INSTALLER_OUTPUT_BYTES ((uint64_t)256 << 10)
 
@@ -50,7 +52,7 @@ json_object *k8s_pod_build(const struct config *cfg, const char *name, const cha
 			   char *err, size_t errlen);
 /* The same for an installer pod (pod_install.h): labelled K8S_LABEL_INSTALLER_OF
  * instance and K8S_INSTALLER_NAME, no packages emptyDir, a workspace and /tmp
- * of APP_EXECUTOR_PACKAGES_MB each, runs of up to APP_PACKAGE_INSTALL_TIMEOUT,
+ * of K8S_INSTALLER_ROOM each, runs of up to APP_PACKAGE_INSTALL_TIMEOUT,
  * activeDeadlineSeconds that plus K8S_INSTALLER_GRACE_S. */
 json_object *k8s_installer_pod_build(const struct config *cfg, const char *name, const char *instance,
 				     const char *token, char *err, size_t errlen);

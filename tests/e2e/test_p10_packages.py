@@ -241,6 +241,11 @@ class P10Packages(E2E):
         self.assertNotIn("code-interpreter/instance", labels)
         self.assertEqual(labels.get("app.kubernetes.io/name"), "code-interpreter-installer")
         self.assertEqual(len(st["created_env"][name].get("EXECUTOR_TOKEN", "")), 64)
+        # deleted before the answer; the pod goes once its container is gone
+        deadline = time.monotonic() + 30
+        while name not in st["deleted_names"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            st = run.double_state(os.environ["E2E_K8S_API"])
         self.assertIn(name, st["deleted_names"])
 
     def test_eight_concurrent_runs_install_the_same_package_once(self):

@@ -298,8 +298,10 @@ START_TEST(installer_pod_spec)
 	ck_assert_str_eq(json_object_get_string(v), "code-interpreter-installer");
 	ck_assert_int_eq(json_object_get_int(at(pod, "spec.activeDeadlineSeconds")), 200 + K8S_INSTALLER_GRACE_S);
 	ck_assert(!json_object_get_boolean(at(pod, "spec.automountServiceAccountToken")));
-	ck_assert_str_eq(at_str(pod, "spec.volumes.0.emptyDir.sizeLimit"), "300Mi");
-	ck_assert_str_eq(at_str(pod, "spec.volumes.1.emptyDir.sizeLimit"), "300Mi");
+	/* twice the packages' limit: a distribution too large still fits, for
+	 * the fetch to say so */
+	ck_assert_str_eq(at_str(pod, "spec.volumes.0.emptyDir.sizeLimit"), "600Mi");
+	ck_assert_str_eq(at_str(pod, "spec.volumes.1.emptyDir.sizeLimit"), "600Mi");
 	ck_assert_ptr_null(at(pod, "spec.volumes.2"));
 	json_object *c = at(pod, "spec.containers.0");
 	json_object *args = at(c, "args");
