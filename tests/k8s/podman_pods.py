@@ -23,7 +23,9 @@ import os
 import random
 import re
 import shlex
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -194,6 +196,10 @@ class Pods:
         self.rules = []
         run(["podman", "image", "exists", image])
         self.image_user = run(["podman", "image", "inspect", "--format", "{{.Config.User}}", image]).strip()
+        # the working directory of podman run, so of each container's conmon,
+        # which writes a file named oom there when the container's memory
+        # limit is hit
+        self.workdir = tempfile.mkdtemp(prefix=ident + "-")
         self.create_network()
         try:
             net = json.loads(run(["podman", "network", "inspect", ident]))[0]
@@ -244,7 +250,8 @@ class Pods:
         penv.update(env)
         cmd = ["podman", "run", "-d", "--name", name, "--label", "%s=%s" % (LABEL, self.id),
                "--network", self.id, "--pull", "never"] + args
-        r = subprocess.run(cmd, capture_output=True, text=True, env=penv, stdin=subprocess.DEVNULL)
+        r = subprocess.run(cmd, capture_output=True, text=True, env=penv, stdin=subprocess.DEVNULL,
+                           cwd=self.workdir)
         if r.returncode != 0:
             run(["podman", "rm", "-f", "-t", "0", "--ignore", name], check=False)
             err = r.stderr.strip()[-300:]
@@ -278,6 +285,7 @@ class Pods:
         for tool, rule in self.rules:
             run([tool, "-w", "-D"] + rule, check=False)
         self.rules = []
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def leftovers(ident, remove=False):
