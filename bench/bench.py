@@ -13,7 +13,12 @@ APP_PRELOAD_MODULES, waits until the pool is full, and measures side by side:
   3. executions per second at concurrency 8 for S seconds (errors counted) vs
      bare `python3 -c` runs per second two at a time;
   4. PSS (/proc/PID/smaps_rollup) of the service, lighttpd and the warm pool at
-     rest, and the PSS the pool adds.
+     rest, and the PSS the pool adds;
+  5. a CPU profile of one execution (hello world at concurrency 8): each
+     process role's CPU time per execution from /proc (live processes' own
+     time plus their ended children's), the workers' by stage (/metrics,
+     ci_worker_cpu_seconds_total), the bench's own, and the rest of the
+     machine's busy time (/proc/stat: kernel threads and anything else).
 The service runs with an API key (APP_API_KEYS_FILE) and every request carries
 it, as a service reachable by others must; --no-keys runs it open.
 Figures 1-3 are taken in turns (service, bare, service, bare, ...: ROUNDS each)
@@ -220,6 +225,89 @@ def memory(master):
     return total, lighttpd, pool, len(procs) + 1
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+# process name (comm) -> what the profile calls it; a process's ended
+# children (cutime, cstime) are counted as what they were
+ROLES = {"lighttpd": "lighttpd", "ci-worker": "workers", "code-interpreter": "master",
+         "ci-cleanup": "cleanup process", "ci-root-helper": "root helper", "ci-pool": "pool manager (refill)",
+         "spawner": "spawner (forks sandboxes)", "zygote": "warm zygote (forks runners)",
+         "sandbox": "sandboxes (server, runner, code)", "runner": "sandboxes (server, runner, code)"}
+ENDED = {"ci-pool": "pool manager (refill)", "spawner": "sandboxes (server, runner, code)",
+         "zygote": "sandboxes (server, runner, code)", "sandbox": "sandboxes (server, runner, code)",
+         "runner": "sandboxes (server, runner, code)"}
+
+
+def cpu_by_role(master):
+    """{role: CPU seconds} of the service's processes: each live one's own
+    time, plus the time of its children that ended (as their role)."""
+    out = {}
+    for pid in [master] + list(e2e.descendants(master)):
+        s = e2e.read_proc(pid, "stat")
+        if not s:
+            continue
+        comm = s[s.find(b"(") + 1:s.rfind(b")")].decode(errors="replace")
+        f = s[s.rfind(b")") + 2:].split()
+        own, ended = (int(f[11]) + int(f[12])) / TICK, (int(f[13]) + int(f[14])) / TICK
+        role = ROLES.get(comm, "other (%s)" % comm)
+        out[role] = out.get(role, 0) + own
+        kids = ENDED.get(comm, role)
+        out[kids] = out.get(kids, 0) + ended
+    return out
+
+
+def machine_cpu():
+    """Busy CPU seconds of the whole machine (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / TICK
+
+
+def stage_cpu(port):
+    """{stage: workers' CPU seconds} from GET /metrics."""
+    headers = {"Authorization": "Bearer " + KEY} if KEY else {}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/metrics", headers=headers)
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("ci_worker_cpu_seconds_total{"):
+            name, value = line.rsplit(" ", 1)
+            out[name.split('"')[1]] = float(value)
+    return out
+
+
+def profile(master, port, seconds, conc):
+    """CPU per execution of hello world at concurrency conc, by process
+    role and, for the workers, by stage; the rest of the machine's busy
+    time (kernel threads: network namespace teardown, RCU; the bench
+    itself) on its own line."""
+    roles0, stages0, busy0, self0 = cpu_by_role(master), stage_cpu(port), machine_cpu(), sum(os.times()[:2])
+    rate, n, errors = throughput_service(port, seconds, conc)
+    # the sandboxes used last end, and the refill settles, before the reading
+    time.sleep(1.0)
+    roles1, stages1, busy1, self1 = cpu_by_role(master), stage_cpu(port), machine_cpu(), sum(os.times()[:2])
+    n = max(n, 1)
+    per = {r: (roles1.get(r, 0) - roles0.get(r, 0)) * 1000 / n for r in set(roles0) | set(roles1)}
+    ours = sum(per.values())
+    bench = (self1 - self0) * 1000 / n
+    rest = (busy1 - busy0) * 1000 / n - ours - bench
+    print("profile       CPU per execution, hello world at concurrency %d, %d executions (%d errors): "
+          "service %.2f ms, machine %.2f ms" % (conc, n, errors, ours, (busy1 - busy0) * 1000 / n))
+    for role, v in sorted(per.items(), key=lambda kv: -kv[1]):
+        if abs(v) < 0.005:
+            continue
+        line = "  %-34s %6.2f ms" % (role, v)
+        if role == "workers":
+            line += "  (" + ", ".join("%s %.2f" % (k, (stages1.get(k, 0) - stages0.get(k, 0)) * 1000 / n)
+                                      for k in stages1) + ")"
+        print(line)
+    print("  %-34s %6.2f ms" % ("the bench's client", bench))
+    print("  %-34s %6.2f ms" % ("kernel threads and the rest", rest))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build")
@@ -309,6 +397,9 @@ def main():
               "bare python3 %.1f runs/s two at a time | ratio %.2f (per round: %s)"
               % (rate, args.seconds, n, errors, bare_rate, rate / bare_rate,
                  " ".join("%.2f" % (a[0] / b) for a, b in zip(svc, bare))))
+
+        wait_pool_full(db)
+        profile(proc.pid, port, min(args.seconds, 10), 8)
 
         print("memory        PSS at rest, pool of %d: service total %.1f MB (%d processes, incl. "
               "lighttpd %.1f MB) | added by the pool %.1f MB | service without the pool %.1f MB"

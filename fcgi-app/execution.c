@@ -381,8 +381,11 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	uuid4(r->id);
 	struct run x = {.app = app, .req = req, .k = k ? k : &plain, .r = r, .status = "failed",
 			.exit_code = -1, .started_ms = now_ms()};
+	scoreboard_stage_mark(SB_ST_REQUEST);
 	int announced = await_sandbox(&x);
+	scoreboard_stage_mark(SB_ST_CLAIM);
 	enum ci_status st = begin_record(&x);
+	scoreboard_stage_mark(SB_ST_RECORD);
 	if (announced && st != CI_OK)
 		pool_announce(app->ready_fd); /* not ours to take: the next worker's */
 	if (st != CI_OK) {
@@ -414,19 +417,24 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	}
 	xc_init(&x.xc, endpoint, token);
 	explicit_bzero(token, sizeof(token));
+	scoreboard_stage_mark(SB_ST_CLAIM);
 	st = CI_INTERNAL;
 	x.failure = CI_INTERNAL;
 	if (upload_inputs(&x) < 0) {
 		st = x.failure;
 		goto release;
 	}
+	scoreboard_stage_mark(SB_ST_UPLOAD);
 	/* plain runs only: a custom tool's code is ours */
 	if (x.k == &plain)
 		packages_prepare(app, &x.xc, r->id, req->source_code, &x.pkg);
-	if (run_code(&x) < 0 || download_outputs(&x) < 0) {
+	int ran = run_code(&x);
+	scoreboard_stage_mark(SB_ST_RUN);
+	if (ran < 0 || download_outputs(&x) < 0) {
 		st = x.failure;
 		goto release;
 	}
+	scoreboard_stage_mark(SB_ST_COLLECT);
 	st = CI_OK;
 	r->body = json_object_new_object();
 	json_object *v = NULL;
@@ -443,6 +451,7 @@ release:
 	}
 out:
 	record(&x);
+	scoreboard_stage_mark(SB_ST_RECORD);
 	scoreboard_exec_end();
 	json_object_put(x.resp);
 	json_object_put(x.files);

@@ -230,6 +230,11 @@ static void spawn(struct master *m, enum role role, int slot)
 	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* what ps and /proc/PID/comm show (lighttpd names itself) */
+		static const char *const comm[] = {[ROLE_WORKER] = "ci-worker", [ROLE_POOL] = "ci-pool",
+						   [ROLE_CLEANUP] = "ci-cleanup", [ROLE_HELPER] = "ci-root-helper"};
+		if (role != ROLE_LIGHTTPD)
+			prctl(PR_SET_NAME, comm[role]);
 		int rc = 1;
 		if (role != ROLE_HELPER)
 			close(m->helper_fd); /* a worker holding it could answer for the helper */

@@ -120,6 +120,15 @@ static void cleanup(struct text *t, const struct scoreboard_view *v)
 	put(t, "ci_cleanup_passes_total %llu\n", (unsigned long long)v->cleanup[SB_CL_PASSES]);
 }
 
+static void stages(struct text *t, const struct scoreboard_view *v)
+{
+	help(t, "ci_worker_cpu_seconds_total", "counter",
+	     "Workers' CPU time by stage of a request (request: FastCGI, checks, response).");
+	for (int k = 0; k < SB_STAGES; k++)
+		put(t, "ci_worker_cpu_seconds_total{stage=\"%s\"} %.6f\n", scoreboard_stage_names[k],
+		    (double)v->stage_ns[k] / 1e9);
+}
+
 char *metrics_render(struct app *app, size_t *len)
 {
 	struct text t = {.p = xmalloc(8192), .len = 0, .cap = 8192};
@@ -130,6 +139,7 @@ char *metrics_render(struct app *app, size_t *len)
 	executions(&t, &v);
 	gauges(&t, app);
 	cleanup(&t, &v);
+	stages(&t, &v);
 	*len = t.len;
 	return t.p;
 }

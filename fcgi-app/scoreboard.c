@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -15,6 +16,7 @@ const char *const scoreboard_outcomes[SB_OUTCOMES] = {"ok", "error", "timeout", 
 						      "killed", "failed", "interrupted"};
 const char *const scoreboard_cleanup_names[SB_CLEANUP] = {"objects", "object_bytes", "executions",
 							  "temp_files", "orphan_files", "passes"};
+const char *const scoreboard_stage_names[SB_STAGES] = {"request", "record", "claim", "upload", "run", "collect"};
 
 struct slot {
 	atomic_int busy;          /* 1 while exec_id names a run in flight */
@@ -28,6 +30,7 @@ struct board {
 	atomic_uint_fast64_t exec_count, exec_sum_ms;
 	atomic_uint_fast64_t outcomes[SB_OUTCOMES];
 	atomic_uint_fast64_t cleanup[SB_CLEANUP];
+	atomic_uint_fast64_t stage_ns[SB_STAGES];
 	atomic_uint_fast64_t keys_generation; /* bumped by the master when the keys change */
 	struct slot slots[SB_SLOTS];
 };
@@ -122,6 +125,18 @@ void scoreboard_cleanup(enum sb_cleanup what, uint64_t n)
 		atomic_fetch_add_explicit(&board->cleanup[what], n, memory_order_relaxed);
 }
 
+void scoreboard_stage_mark(enum sb_stage s)
+{
+	static uint64_t last;
+	struct timespec ts;
+	if (!board || s < 0 || s >= SB_STAGES || clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+		return;
+	uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (last && now > last)
+		atomic_fetch_add_explicit(&board->stage_ns[s], now - last, memory_order_relaxed);
+	last = now;
+}
+
 void scoreboard_exec_begin(const char *id)
 {
 	if (!board || my_slot < 0)
@@ -171,4 +186,6 @@ void scoreboard_read(struct scoreboard_view *v)
 		v->outcomes[o] = atomic_load_explicit(&board->outcomes[o], memory_order_relaxed);
 	for (int k = 0; k < SB_CLEANUP; k++)
 		v->cleanup[k] = atomic_load_explicit(&board->cleanup[k], memory_order_relaxed);
+	for (int k = 0; k < SB_STAGES; k++)
+		v->stage_ns[k] = atomic_load_explicit(&board->stage_ns[k], memory_order_relaxed);
 }

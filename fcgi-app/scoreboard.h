@@ -30,6 +30,16 @@ enum sb_cleanup {
 };
 extern const char *const scoreboard_cleanup_names[SB_CLEANUP];
 
+/* The stages of a request a worker's CPU time is counted in (process CPU
+ * time, CLOCK_PROCESS_CPUTIME_ID): "request" is FastCGI, parsing, checks,
+ * the response and the log line; "record" both SQLite writes; "claim" taking
+ * a sandbox; "upload" the input files; "run" the execute call (with installs
+ * on the fly); "collect" storing the changed files. */
+enum sb_stage {
+	SB_ST_REQUEST, SB_ST_RECORD, SB_ST_CLAIM, SB_ST_UPLOAD, SB_ST_RUN, SB_ST_COLLECT, SB_STAGES
+};
+extern const char *const scoreboard_stage_names[SB_STAGES];
+
 /* Creates the mapping (master, before fork). 0, or -1 (logged). */
 int scoreboard_create(void);
 /* Child side: which worker slot this process owns (-1: none). */
@@ -39,6 +49,9 @@ void scoreboard_set_slot(int slot);
 void scoreboard_request(int route, int http_code);
 void scoreboard_execution(enum sb_outcome o, int64_t duration_ms);
 void scoreboard_cleanup(enum sb_cleanup what, uint64_t n);
+
+/* Counts this process's CPU time since its previous mark in stage s. */
+void scoreboard_stage_mark(enum sb_stage s);
 
 /* The API keys' generation: the master bumps it after writing new keys;
  * a worker that sees it change reads them again. */
@@ -67,6 +80,7 @@ struct scoreboard_view {
 	uint64_t exec_count, exec_sum_ms;
 	uint64_t outcomes[SB_OUTCOMES];
 	uint64_t cleanup[SB_CLEANUP];
+	uint64_t stage_ns[SB_STAGES];
 };
 void scoreboard_read(struct scoreboard_view *v);
 

@@ -114,6 +114,7 @@ send:;
 	scoreboard_request(out.route, code);
 	log_request(&in, &out, code, t0);
 	free(body);
+	scoreboard_stage_mark(SB_ST_REQUEST);
 }
 
 /* A predecessor in this worker's slot died while running an execution: its

@@ -5,6 +5,13 @@
 # calls warm() once and serve() in each sandbox's forked runner.
 import os
 import sys
+# Bound once, here: an import statement in a forked runner, even of a module
+# already loaded, writes to (copies) dozens of the zygote's pages.
+import _signal
+import atexit as _atexit
+import json as _json
+import linecache as _linecache
+import types as _types
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # The runner's own directory must not be importable by the code or the preloads.
@@ -90,8 +97,7 @@ def _read_message():
 
 
 def _write_message(obj):
-    import json
-    data = json.dumps(obj).encode("ascii")
+    data = _json.dumps(obj).encode("ascii")
     data = len(data).to_bytes(4, "big") + data
     try:
         while data:
@@ -100,27 +106,48 @@ def _write_message(obj):
         os._exit(2)  # the server gave up on us (and kills us)
 
 
+def _mark(d):
+    """Where dict d stands now: its last key and its size."""
+    return next(reversed(d)) if d else None, len(d)
+
+
+def _drop_added(d, mark):
+    """Removes the keys added to d since mark (_mark), read from the end (a
+    dict keeps insertion order): never a walk of the whole dict, whose every
+    key would be a page copied from the zygote (hundreds with the preloads).
+    When the marked last key went meanwhile, d is left as it is."""
+    last = mark[0]
+    added = []
+    for key in reversed(d):
+        if key is last:
+            break
+        added.append(key)
+    else:
+        if last is not None:
+            return
+    for key in added:
+        d.pop(key, None)
+
+
 def _check_imports(source):
     """imports.check on the code, in this process, leaving nothing behind that
-    the code could see: sys.path, sys.modules and sys.path_importer_cache are
-    put back as they were (_run lists the workspace anew anyway). Only the
-    workspace is searched besides our own sys.path: a module that only the
-    package cache provides is missing, and the service decides which cached
-    distribution's directory the run gets for it. Any failure answers
-    "nothing missing", the code unchanged."""
+    the code could see: sys.path is put back, and what the check added to
+    sys.modules and sys.path_importer_cache is removed (_run lists the
+    workspace anew anyway). Only the workspace is searched besides our own
+    sys.path: a module that only the package cache provides is missing, and
+    the service decides which cached distribution's directory the run gets
+    for it. Any failure answers "nothing missing", the code unchanged."""
     path = list(sys.path)
-    modules = set(sys.modules)
-    importers = set(sys.path_importer_cache)
+    modules = _mark(sys.modules)
+    importers = _mark(sys.path_importer_cache)
     try:
         return _IMPORTS.check(source, [_WORKSPACE])
     except BaseException:
         return {"missing": [], "pip": [], "source_code": source}
     finally:
         sys.path[:] = path
-        for name in [m for m in sys.modules if m not in modules]:
-            sys.modules.pop(name, None)
-        for entry in [e for e in sys.path_importer_cache if e not in importers]:
-            sys.path_importer_cache.pop(entry, None)
+        _drop_added(sys.modules, modules)
+        _drop_added(sys.path_importer_cache, importers)
 
 
 def _flush():
@@ -141,8 +168,7 @@ def _finish(status):
     except BaseException:
         pass
     try:
-        import atexit
-        atexit._run_exitfuncs()
+        _atexit._run_exitfuncs()
     except BaseException:
         pass
     _flush()
@@ -192,9 +218,6 @@ def _report(exc, tb):
 def _run(source, env, packages):
     """Runs the code; packages: names of directories under the package cache
     (checked by the server), appended to sys.path in that order."""
-    import linecache
-    import types
-
     os.environ.update(env)
     os.chdir(_WORKSPACE)
     sys.path.insert(0, _WORKSPACE)
@@ -208,10 +231,10 @@ def _run(source, env, packages):
         sys.path_importer_cache.pop(p, None)
     sys.argv = ["<string>"]
     filename = "<string>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    _linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     global _SELF
     _SELF = sys.modules.get("__main__")  # keeps the runner's module alive
-    main = types.ModuleType("__main__")
+    main = _types.ModuleType("__main__")
     main.__dict__["__builtins__"] = __builtins__
     sys.modules["__main__"] = main
     try:
@@ -244,10 +267,7 @@ def warm(workspace, preload):
     _WORKSPACE = workspace
     _preload(preload)
     _install_shims()
-    import json  # noqa: F401 (imported before the request so a run pays nothing)
-    import linecache  # noqa: F401
-    import traceback  # noqa: F401
-    import types  # noqa: F401
+    import traceback  # noqa: F401 (imported before the request so a run pays nothing)
     global _IMPORTS, _SHELL
     _IMPORTS = _own_module("imports")
     _SHELL = _own_module("shell")
@@ -330,10 +350,9 @@ def serve(forked=False, numpy_seeded=False):
     forked: a runner forked from the zygote, which gets Python's SIGINT handler
     back and its own draw of NumPy's global generator (numpy_seeded: the
     zygote's C code has already drawn it)."""
-    import json
     if forked:
-        import signal
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # _signal's, not signal's: the latter's enum conversions copy ~50 pages
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
         # Forked from one zygote, every sandbox would draw the same numbers:
         # a whole new MT19937 state from the OS (what seed() would derive from
         # 128 bits, at under half the cost in a forked runner).
@@ -350,7 +369,7 @@ def serve(forked=False, numpy_seeded=False):
         if raw is None:
             os._exit(0)
         try:
-            req = json.loads(raw.decode("utf-8", "surrogateescape"))
+            req = _json.loads(raw.decode("utf-8", "surrogateescape"))
             op = req.get("op")
             source = req["source_code"]
         except Exception:

@@ -125,6 +125,16 @@ class P9Metrics(E2E):
         self.assertEqual(after['ci_http_requests_total{method="GET",route="/metrics",status="200"}'],
                          before.get('ci_http_requests_total{method="GET",route="/metrics",status="200"}', 0) + 1)
 
+    def test_metrics_count_workers_cpu_by_stage(self):
+        _, before = metrics()
+        r = client.execute("open('out.txt', 'w').write('x' * 100000); print('y' * 1000000)")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertIn("/workspace/out.txt", r.json["files"])
+        _, after = metrics()
+        for stage in ("request", "record", "claim", "upload", "run", "collect"):
+            key = 'ci_worker_cpu_seconds_total{stage="%s"}' % stage
+            self.assertGreater(after[key], before.get(key, 0), key)
+
     def test_one_log_line_per_request_with_execution_id_route_status_duration(self):
         r = client.execute("print(1)")
         eid = r.headers.get("x-execution-id")

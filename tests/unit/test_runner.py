@@ -46,9 +46,22 @@ def hook(event, args):
 sys.addaudithook(hook)
 out = {}
 if op == "imports":
+    if req.get("finder_imports"):
+        class Importing:
+            # a meta path finder that imports a module as it searches (as
+            # some packages' import hooks do)
+            def find_spec(self, name, path=None, target=None):
+                if name != req["finder_imports"]:
+                    __import__(req["finder_imports"])
+                return None
+        sys.meta_path.insert(0, Importing())
     before = list(sys.path)
+    modules, finders = set(sys.modules), set(sys.path_importer_cache)
     out["answer"] = runner._check_imports(req["source_code"])
     out["path_kept"] = sys.path == before
+    out["modules_added"] = sorted(set(sys.modules) - modules)
+    out["modules_removed"] = sorted(modules - set(sys.modules))
+    out["finders_added"] = sorted(set(sys.path_importer_cache) - finders)
 else:
     out["status"] = runner._run(req["source_code"], req.get("env") or {}, req.get("packages") or ())
     sys.stdout.flush()
@@ -131,6 +144,17 @@ class CacheOnSysPath(unittest.TestCase):
         self.assertEqual(res["answer"]["missing"], ["ci_top", "ci_top_pkg", "ci_a_mod"], err)
         self.assertTrue(res["path_kept"])
         self.assertEqual(res["touched"], [])
+
+    def test_the_import_check_leaves_no_module_or_finder_behind(self):
+        # the workspace's finder is made anew by the check, colorsys imported
+        # by a finder as it searches: both are gone after it, nothing else is
+        code = "import ws_mod, ci_absent_zz\n"
+        _, res, err = self.drive("imports", {"source_code": code, "finder_imports": "colorsys"})
+        self.assertEqual(res["answer"]["missing"], ["ci_absent_zz"], err)
+        self.assertTrue(res["path_kept"])
+        self.assertEqual(res["modules_added"], [])
+        self.assertEqual(res["modules_removed"], [])
+        self.assertEqual(res["finders_added"], [])
 
 
 if __name__ == "__main__":
