@@ -218,7 +218,10 @@ def _report(exc, tb):
 def _run(source, env, packages):
     """Runs the code; packages: names of directories under the package cache
     (checked by the server), appended to sys.path in that order."""
-    os.environ.update(env)
+    # one item at a time, and only when there are any: os.environ.update
+    # goes through the Mapping ABC's isinstance check (~35 pages copied)
+    for name, value in env.items():
+        os.environ[name] = value
     os.chdir(_WORKSPACE)
     sys.path.insert(0, _WORKSPACE)
     # The directories that may have changed since the zygote started are
@@ -369,7 +372,9 @@ def serve(forked=False, numpy_seeded=False):
         if raw is None:
             os._exit(0)
         try:
-            req = _json.loads(raw.decode("utf-8", "surrogateescape"))
+            # the server's own JSON (one object): the C scanner straight away,
+            # without json.loads's Python around it (~15 pages fewer copied)
+            req = _json._default_decoder.scan_once(raw.decode("utf-8", "surrogateescape"), 0)[0]
             op = req.get("op")
             source = req["source_code"]
         except Exception:
