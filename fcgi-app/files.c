@@ -123,6 +123,8 @@ int files_usable(struct app *app, const char *key, const char *id)
 
 enum ci_status files_use(struct app *app, const char *key, const char *id)
 {
+	/* visibility first: another key's object and an unknown id then take
+	 * the same steps, so the time taken does not tell them apart */
 	enum ci_status st = files_visible(app, key, id);
 	if (st != CI_OK)
 		return st;
