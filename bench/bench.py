@@ -7,18 +7,28 @@ Starts the service from the build directory like tests/e2e/run.py does (free por
 all state in a temporary directory), with APP_EXECUTOR_POOL_SIZE=8 and the default
 APP_PRELOAD_MODULES, waits until the pool is full, and measures side by side:
   1. hello world: p50/p99 of POST /v1/execute, sequential, one keep-alive
-     connection, vs the p50 wall time of `python3 -c 'print("hello world")'`;
+     connection, vs the p50 wall time of `python3 -c 'print("hello world")'`:
+     back to back (each call while the sandbox of the one before is being
+     replaced), and spaced (each call finds the pool full, as an agent's
+     calls seconds apart do);
   2. the numpy + pandas snippet the same way, and a shell line (`echo hello
      world`) against upstream's way of running one, `xonsh --no-rc script`;
   3. executions per second at concurrency 8 for S seconds (errors counted) vs
-     bare `python3 -c` runs per second two at a time;
+     bare `python3 -c` runs per second two at a time; then overload: p99 at
+     concurrency 32 against p99 at concurrency 8 (S/2 seconds each), with the
+     refusals (503 with Retry-After, the only one expected) and other errors;
   4. PSS (/proc/PID/smaps_rollup) of the service, lighttpd and the warm pool at
      rest, and the PSS the pool adds;
   5. a CPU profile of one execution (hello world at concurrency 8): each
      process role's CPU time per execution from /proc (live processes' own
      time plus their ended children's), the workers' by stage (/metrics,
      ci_worker_cpu_seconds_total), the bench's own, and the rest of the
-     machine's busy time (/proc/stat: kernel threads and anything else).
+     machine's busy time (/proc/stat: kernel threads and anything else);
+  6. the floor this machine sets, without the service: /bin/true started and
+     reaped, `unshare --fork /bin/true` without and with seven new namespaces
+     (the difference: the namespaces made and torn down), and what a forked
+     process pays per page it first reads or writes (pages its parent wrote:
+     what a runner forked from the warm image pays).
 The service runs with an API key (APP_API_KEYS_FILE) and every request carries
 it, as a service reachable by others must; --no-keys runs it open.
 Figures 1-3 are taken in turns (service, bare, service, bare, ...: ROUNDS each)
@@ -80,7 +90,8 @@ class Client:
         if KEY:
             self.headers["Authorization"] = "Bearer " + KEY
 
-    def execute(self, source):
+    def execute(self, source, with_retry_after=False):
+        """(status, body), or (status, body, Retry-After) with_retry_after."""
         body = json.dumps({"source_code": source}).encode()
         for attempt in (0, 1):
             if self.conn is None:
@@ -92,6 +103,8 @@ class Client:
                 if r.getheader("Connection", "").lower() == "close":
                     self.conn.close()
                     self.conn = None
+                if with_retry_after:
+                    return r.status, data, r.getheader("Retry-After")
                 return r.status, data
             except (OSError, http.client.HTTPException):
                 self.conn.close()
@@ -121,9 +134,13 @@ def wait_pool_full(db, timeout=180):
     return None
 
 
-def timed_service(client, source, n, expect):
+def timed_service(client, source, n, expect, before=None):
+    """n calls one after the other; before(), when given, runs ahead of
+    each call, outside its time."""
     lat, errors = [], 0
     for _ in range(n):
+        if before:
+            before()
         t = time.perf_counter()
         status, body = client.execute(source)
         lat.append(time.perf_counter() - t)
@@ -165,25 +182,37 @@ def interleaved(rounds, service, bare, settle):
     return a, b
 
 
-def throughput_service(port, seconds, conc):
-    done, errors = [0] * conc, [0] * conc
+def load(port, seconds, conc):
+    """hello world from conc clients for seconds: (executions per second,
+    latencies of the answered ones, 503s with Retry-After, other errors)."""
+    lat = [[] for _ in range(conc)]
+    busy, errors = [0] * conc, [0] * conc
     stop = time.monotonic() + seconds
 
     def loop(i):
         c = Client(port)
         while time.monotonic() < stop:
+            t = time.perf_counter()
             try:
-                status, body = c.execute(HELLO)
+                status, body, retry = c.execute(HELLO, with_retry_after=True)
                 ok = status == 200 and json.loads(body).get("stdout") == "hello world\n"
             except Exception:
-                ok = False
+                status, retry, ok = 0, None, False
             if ok:
-                done[i] += 1
+                lat[i].append(time.perf_counter() - t)
+            elif status == 503 and retry:
+                busy[i] += 1
             else:
                 errors[i] += 1
 
     elapsed = run_threads(loop, conc)
-    return sum(done) / elapsed, sum(done), sum(errors)
+    done = [x for xs in lat for x in xs]
+    return len(done) / elapsed, done, sum(busy), sum(errors)
+
+
+def throughput_service(port, seconds, conc):
+    rate, done, busy, errors = load(port, seconds, conc)
+    return rate, len(done), busy + errors
 
 
 def throughput_bare(seconds, conc=2):
@@ -197,6 +226,59 @@ def throughput_bare(seconds, conc=2):
 
     elapsed = run_threads(loop, conc)
     return sum(done) / elapsed
+
+
+UNSHARE = ["/usr/bin/unshare", "--fork"]
+NAMESPACES = ["--user", "--map-root-user", "--pid", "--mount", "--net", "--ipc", "--uts", "--cgroup"]
+FLOOR_PAGES = 2000
+
+
+def page_costs():
+    """(µs per page first read, µs per page first written) in a child forked
+    from this process, of pages the parent wrote before the fork: what every
+    runner forked from the warm image pays per page it touches."""
+    buf = bytearray(2 * FLOOR_PAGES * 4096)
+    for i in range(0, len(buf), 4096):
+        buf[i] = 1
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            half = FLOOR_PAGES * 4096
+            t0 = time.thread_time()
+            total = 0
+            for i in range(0, half, 4096):
+                total += buf[i]
+            t1 = time.thread_time()
+            for i in range(half, 2 * half, 4096):
+                buf[i] = 2
+            t2 = time.thread_time()
+            for i in range(0, half, 4096):  # the loop alone: pages already mapped
+                total += buf[i]
+            t3 = time.thread_time()
+            os.write(w, json.dumps([t1 - t0 - (t3 - t2), t2 - t1 - (t3 - t2)]).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        read_s, write_s = json.loads(f.read())
+    os.waitpid(pid, 0)
+    return read_s * 1e6 / FLOOR_PAGES, write_s * 1e6 / FLOOR_PAGES
+
+
+def floor(runs):
+    """What this machine charges for the pieces every sandbox is made of,
+    whatever the service does: a process started and reaped, the same in
+    seven new namespaces, and the pages a forked process touches."""
+    true = statistics.median(timed_bare(["/bin/true"], runs))
+    plain = statistics.median(timed_bare(UNSHARE + ["/bin/true"], runs))
+    spaced = statistics.median(timed_bare(UNSHARE + NAMESPACES + ["/bin/true"], runs))
+    reads, writes = zip(*[page_costs() for _ in range(3)])
+    print("floor         /bin/true started and reaped %s | `unshare --fork /bin/true` %s, in 7 new namespaces "
+          "%s: namespaces made and torn down %s | a page a forked process reads %.1f µs, writes %.1f µs "
+          "(first touch, %d pages, median of 3)"
+          % (ms(true), ms(plain), ms(spaced), ms(spaced - plain), statistics.median(reads),
+             statistics.median(writes), FLOOR_PAGES))
 
 
 def pss_kb(pid):
@@ -365,16 +447,22 @@ def main():
         script = os.path.join(inst.tmp, "shell.xsh")
         with open(script, "w") as f:
             f.write(SHELL + "\n")
-        for name, source, expect, requests, bare_name, bare_argv, bare_runs in (
+        # "hello, spaced": each call finds the pool full, as the calls of an
+        # agent seconds apart do; the others come back to back, each while
+        # the sandbox the one before used is replaced
+        full = lambda: wait_pool_full(db)  # noqa: E731
+        for name, source, expect, requests, bare_name, bare_argv, bare_runs, before in (
                 ("hello world", HELLO, "hello world\n", args.requests, "bare python3",
-                 [PYTHON, "-c", HELLO], args.bare_runs),
+                 [PYTHON, "-c", HELLO], args.bare_runs, None),
+                ("hello, spaced", HELLO, "hello world\n", args.requests // 2, "bare python3",
+                 [PYTHON, "-c", HELLO], args.bare_runs // 2, full),
                 ("numpy+pandas", NUMPY, "4950\n", args.requests, "bare python3",
-                 [PYTHON, "-c", NUMPY], max(ROUNDS, args.bare_runs // 3)),
+                 [PYTHON, "-c", NUMPY], max(ROUNDS, args.bare_runs // 3), None),
                 ("shell line", SHELL, "hello world\n", args.requests // 2, "bare xonsh",
-                 [XONSH, "--no-rc", script], max(ROUNDS, args.bare_runs // 3))):
+                 [XONSH, "--no-rc", script], max(ROUNDS, args.bare_runs // 3), None)):
             wait_pool_full(db)
             svc, bare = interleaved(
-                ROUNDS, lambda: timed_service(c, source, requests // ROUNDS, expect),
+                ROUNDS, lambda: timed_service(c, source, requests // ROUNDS, expect, before),
                 lambda: timed_bare(bare_argv, bare_runs // ROUNDS), lambda: wait_pool_full(db))
             rows.append((name, [x for lat, _ in svc for x in lat], sum(e for _, e in svc), bare_name,
                          [x for b in bare for x in b]))
@@ -398,12 +486,23 @@ def main():
               % (rate, args.seconds, n, errors, bare_rate, rate / bare_rate,
                  " ".join("%.2f" % (a[0] / b) for a, b in zip(svc, bare))))
 
+        # 3b. overload: concurrency 32 against 8
+        wait_pool_full(db)
+        at8 = load(port, args.seconds / 2, 8)
+        wait_pool_full(db)
+        at32 = load(port, args.seconds / 2, 32)
+        p8, p32 = pct(at8[1], 99), pct(at32[1], 99)
+        print("overload      p99 at concurrency 32 %s vs at 8 %s: ratio %.2f | at 32: %d answered, %d refused "
+              "with 503 and Retry-After, %d other errors (at 8: %d, %d, %d)"
+              % (ms(p32), ms(p8), p32 / p8, len(at32[1]), at32[2], at32[3], len(at8[1]), at8[2], at8[3]))
+
         wait_pool_full(db)
         profile(proc.pid, port, min(args.seconds, 10), 8)
 
         print("memory        PSS at rest, pool of %d: service total %.1f MB (%d processes, incl. "
               "lighttpd %.1f MB) | added by the pool %.1f MB | service without the pool %.1f MB"
               % (POOL, total / 1024, nproc, lighttpd / 1024, pool / 1024, (total - pool) / 1024))
+        floor(max(ROUNDS, args.bare_runs // 3))
         print("bench: load average now %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
     finally:
         ok, lines = inst.stop()

@@ -19,7 +19,8 @@
  *          and reads nothing more.
  *      EOF at a message boundary (EOF alone): exit 0 without running anything;
  *      anything else (a cut message, an unknown op): exit 2.
- *   4  ready pipe: the byte "R" once the preloads and shims are in place; then
+ *   4  ready pipe: the byte "R" once the preloads and shims are in place and
+ *      the steps of a run rehearsed on nothing (runner.py _rehearse); then
  *      the reply pipe: each answer to "imports" framed like a request,
  *      {"missing": [str], "pip": [str], "source_code": str}
   * argv: python -s -B -u RUNNER_DIR/runner.py WORKSPACE

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcgiapp.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,11 @@
 #include "router.h"
 #include "scoreboard.h"
 #include "util.h"
+
+/* What a worker's heap keeps of what it freed (malloc's trim threshold), and
+ * the room it adds each time it grows. */
+#define WORKER_HEAP_KEPT (8 << 20)
+#define WORKER_HEAP_PAD (1 << 20)
 
 static volatile sig_atomic_t stopping;
 static volatile sig_atomic_t idle;
@@ -143,6 +149,11 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
+	/* Each request allocates and frees the same few hundred kilobytes
+	 * (bodies, JSON, SQLite's pages): kept, not handed back to the kernel
+	 * and faulted in again (~2.6 brk calls and 15 page faults per execution) */
+	mallopt(M_TRIM_THRESHOLD, WORKER_HEAP_KEPT);
+	mallopt(M_TOP_PAD, WORKER_HEAP_PAD);
 	struct app app = {.cfg = cfg, .notify_fd = notify_fd, .ready_fd = ready_fd};
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		log_fatal("curl_global_init failed");

@@ -348,6 +348,37 @@ def numpy_generator():
         return None
 
 
+# What _rehearse runs: the op a request carries, code that prints nothing.
+_REHEARSAL = b'{"op": "execute", "source_code": "print(end=\\"\\")", "env": {}}'
+
+
+def _rehearse():
+    """Before the ready byte: the steps every run takes (decode, __main__,
+    sys.path, linecache, compile, exec, print, flush), taken once on nothing.
+    In a forked runner each page they write is a copy of the warm image's,
+    made at the first write; made here, those copies are not made while a
+    request waits (hello world: ~100 fewer on the request's path). Leaves
+    nothing the code can see: what it adds is taken out again, what it sets
+    is set to the value it had, the code it runs prints an empty string."""
+    req = _json._default_decoder.scan_once(_REHEARSAL.decode("utf-8", "surrogateescape"), 0)[0]
+    source = req["source_code"]
+    sys.path.insert(0, _WORKSPACE)
+    del sys.path[0]
+    filename = "<string>"
+    saved = _linecache.cache.pop(filename, None)
+    _linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    del _linecache.cache[filename]
+    if saved is not None:
+        _linecache.cache[filename] = saved
+    main = sys.modules.get("__main__")
+    if main is not None:
+        sys.modules["__main__"] = main
+    scratch = _types.ModuleType("__main__")
+    scratch.__dict__["__builtins__"] = __builtins__
+    exec(_SHELL.compile_code(source, filename, scratch.__dict__), scratch.__dict__)
+    _flush()
+
+
 def serve(forked=False, numpy_seeded=False):
     """The rest of a runner's life: ready, import checks, one execution, exit.
     forked: a runner forked from the zygote, which gets Python's SIGINT handler
@@ -366,6 +397,10 @@ def serve(forked=False, numpy_seeded=False):
                 nprandom.set_state(("MT19937", words, 624))
             except Exception:
                 pass
+    try:
+        _rehearse()
+    except Exception:
+        pass  # a run is all the same; it pays for its copies itself
     os.write(_READY_FD, b"R")
     while True:
         raw = _read_message()
