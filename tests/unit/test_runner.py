@@ -157,27 +157,20 @@ class CacheOnSysPath(unittest.TestCase):
         self.assertEqual(res["finders_added"], [])
 
 
-# argv: runner dir, workspace. Loads the runner as warm() would, then prints
-# one JSON line: what the code could see before and after runner._rehearse(),
-# and the page faults a run takes in a process forked from this one with and
-# without the rehearsal before it (each the minimum of five forks).
+# argv: runner dir, workspace, "rehearse" or "plain". Warms the runner as the
+# zygote does (runner.warm, then the collector frozen), rehearses or not, then
+# runs PROBE with runner._run: its output is what code run after it sees.
+# With "faults" instead: one JSON line, the page faults a run takes in a
+# process forked from this one with and without the rehearsal before it
+# (each the minimum of five forks).
 REHEARSAL_DRIVER = r"""
-import gc, json, linecache, os, resource, sys, threading
-here, ws = sys.argv[1:3]
+import gc, json, os, resource, sys
+here, ws, mode = sys.argv[1:4]
 sys.path.insert(0, here)
-import imports
-import shell
 import runner
-runner._IMPORTS = imports
-runner._SHELL = shell
-runner._WORKSPACE = ws
-
-def seen():
-    return {"path": list(sys.path), "modules": sorted(sys.modules),
-            "main": id(sys.modules.get("__main__")), "argv": list(sys.argv),
-            "lines": {k: repr(v) for k, v in linecache.cache.items()}, "cwd": os.getcwd(),
-            "environ": dict(os.environ), "finders": sorted(sys.path_importer_cache),
-            "threads": threading.active_count(), "frozen": gc.get_freeze_count()}
+runner.warm(ws, "")
+gc.collect()
+gc.freeze()
 
 def faults_of_a_run(rehearse):
     r, w = os.pipe()
@@ -197,39 +190,59 @@ def faults_of_a_run(rehearse):
     assert status == 0
     return faults
 
-gc.collect()
-gc.freeze()  # as the warm image is: its objects are not the collector's
-before = seen()
-sys.stdout.flush()
-runner._rehearse()
-after = seen()
-faults = {k: min(faults_of_a_run(k == "rehearsed") for _ in range(5)) for k in ("plain", "rehearsed")}
-sys.stdout.write(json.dumps({"before": before, "after": after, "faults": faults}) + "\n")
+if mode == "faults":
+    print(json.dumps({k: min(faults_of_a_run(k == "rehearsed") for _ in range(5))
+                      for k in ("plain", "rehearsed")}))
+else:
+    if mode == "rehearse":
+        runner._rehearse()
+    sys.exit(runner._run(sys.stdin.read(), {}, ()))
+"""
+
+# What code sees of its process: the interpreter's state a run could read.
+PROBE = """
+import gc, json, linecache, os, sys, threading
+out = {"modules": sorted(sys.modules), "path": list(sys.path), "path_size": sys.getsizeof(sys.path),
+       "finders": sorted(sys.path_importer_cache), "main": sorted(vars(sys.modules["__main__"])),
+       "lines": sorted(linecache.cache), "lines_size": sys.getsizeof(linecache.cache),
+       "argv": sys.argv, "cwd": os.getcwd(), "environ": dict(os.environ),
+       "threads": threading.active_count(), "frozen": gc.get_freeze_count(),
+       "objects": len(gc.get_objects()), "end": sys.getrefcount("end"),
+       "exc": repr(sys.exc_info())}
+for i in range(12):
+    linecache.cache["probe%d" % i] = (0, None, [], "probe")
+    out["lines_size_%d" % i] = sys.getsizeof(linecache.cache)
+print(json.dumps(out))
 """
 
 
 class Rehearsal(unittest.TestCase):
     """runner._rehearse, run in each runner before its ready byte."""
 
-    @classmethod
-    def setUpClass(cls):
-        with tempfile.TemporaryDirectory() as ws:
-            p = subprocess.run([sys.executable, "-s", "-B", "-u", "-c", REHEARSAL_DRIVER, HERE, ws],
-                               capture_output=True, timeout=60)
-        assert p.returncode == 0, p.stderr.decode()
-        cls.out = p.stdout.decode()
-        cls.res = json.loads(cls.out)
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()  # the workspace of every drive
 
-    def test_it_leaves_nothing_the_code_can_see(self):
-        self.assertEqual(self.out.count("\n"), 1, "it printed something: %r" % self.out)
-        before, after = self.res["before"], self.res["after"]
-        for what in before:
-            self.assertEqual(after[what], before[what], what)
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def drive(self, mode, stdin=""):
+        p = subprocess.run([sys.executable, "-s", "-B", "-u", "-c", REHEARSAL_DRIVER, HERE, self.tmp.name, mode],
+                           input=stdin.encode(), capture_output=True, timeout=60,
+                           env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0"})
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        return p.stdout.decode()
+
+    def test_code_run_after_it_sees_what_it_would_see_without_it(self):
+        plain, rehearsed = self.drive("plain", PROBE), self.drive("rehearse", PROBE)
+        self.assertEqual(rehearsed.count("\n"), 1, "it printed something: %r" % rehearsed)
+        plain, rehearsed = json.loads(plain), json.loads(rehearsed)
+        for what in plain:
+            self.assertEqual(rehearsed[what], plain[what], what)
 
     def test_it_takes_the_page_copies_of_a_run_ahead_of_it(self):
         # a run in a forked process writes fewer pages of its parent's for the
-        # first time once the rehearsal has (here about a third of them)
-        faults = self.res["faults"]
+        # first time once the rehearsal has (here about a fifth of them)
+        faults = json.loads(self.drive("faults"))
         self.assertLess(faults["rehearsed"] * 2, faults["plain"], faults)
 
 
