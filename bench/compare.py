@@ -56,6 +56,8 @@ def settle(inst):
         if len(alive) <= bench.POOL:
             return
         time.sleep(0.05)
+    print("compare: %d sandboxes still alive after 30 s; this round's figures include some of them"
+          % len(alive), flush=True)
 
 
 def children_faults(pid):
