@@ -24,6 +24,9 @@ APP_PRELOAD_MODULES, waits until the pool is full, and measures side by side:
      time plus their ended children's), the workers' by stage (/metrics,
      ci_worker_cpu_seconds_total), the bench's own, and the rest of the
      machine's busy time (/proc/stat: kernel threads and anything else);
+     and, where Debian's perf can sample (linux-perf), the kernel's share of
+     the sandboxes' time from `perf record -a -g` over the same load: page
+     faults, teardown (exit), the forks of runners and of sandboxes;
   6. the floor this machine sets, without the service: /bin/true started and
      reaped, `unshare --fork /bin/true` without and with seven new namespaces
      (the difference: the namespaces made and torn down), and what a forked
@@ -361,13 +364,61 @@ def stage_cpu(port):
     return out
 
 
+PERF = "/usr/bin/perf"
+PERF_HZ = 499
+# (what, process names, kernel function whose inclusive time it is): the
+# kernel's share of the sandboxes' time, from a perf sample of the load
+PERF_PARTS = (
+    ("page faults", ("runner", "sandbox", "zygote"), "asm_exc_page_fault"),
+    ("teardown (exit of server and runner)", ("runner", "sandbox"), "do_exit"),
+    ("fork of a runner", ("zygote",), "copy_process"),
+    ("fork of a sandbox's pid 1 (namespaces)", ("spawner",), "copy_process"),
+)
+
+
+def perf_start(path, seconds):
+    """perf record of the whole machine (cpu-clock, call graphs) for seconds,
+    or (None, why) when perf cannot sample here."""
+    if not os.access(PERF, os.X_OK):
+        return None, "%s not installed (Debian's linux-perf)" % PERF
+    p = subprocess.Popen([PERF, "record", "-q", "-e", "cpu-clock", "-F", str(PERF_HZ), "-a", "-g", "-o", path,
+                          "--", "sleep", "%.1f" % seconds], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return p, None
+
+
+def perf_split(p, path, seconds, rate):
+    """ms per execution of each PERF_PARTS entry, from the sample perf_start
+    took while executions ran at rate per second; or a reason."""
+    err = p.communicate()[1].decode(errors="replace").strip()
+    if p.returncode != 0:
+        return None, "perf record failed: %s" % (err.splitlines() or ["exit %d" % p.returncode])[-1]
+    r = subprocess.run([PERF, "report", "-i", path, "--children", "--sort", "comm,sym", "-g", "none", "-q",
+                        "--percent-limit", "0.01", "-t", "|"], capture_output=True, timeout=300)
+    if r.returncode != 0:
+        return None, "perf report failed"
+    share = {}
+    for line in r.stdout.decode(errors="replace").splitlines():
+        f = [x.strip() for x in line.split("|")]
+        if len(f) >= 4 and f[0].endswith("%"):
+            share[(f[2], f[3].replace("[k] ", ""))] = float(f[0][:-1]) / 100
+    # cpu-clock on every CPU: the sample spans ncpu * seconds of time, idle included
+    per_exec = os.cpu_count() * seconds * 1000 / max(rate * seconds, 1)
+    return [(what, sum(share.get((c, sym), 0) for c in comms) * per_exec) for what, comms, sym in PERF_PARTS], None
+
+
 def profile(master, port, seconds, conc):
     """CPU per execution of hello world at concurrency conc, by process
     role and, for the workers, by stage; the rest of the machine's busy
     time (kernel threads: network namespace teardown, RCU; the bench
     itself) on its own line."""
+    perf_data = "/tmp/code-interpreter-bench-%d.perf" % os.getpid()
+    perf_seconds = max(seconds - 2, 1)  # inside the load, not its ramps
     roles0, stages0, busy0, self0 = cpu_by_role(master), stage_cpu(port), machine_cpu(), sum(os.times()[:2])
+    timer = threading.Timer(1.0, lambda: perf.append(perf_start(perf_data, perf_seconds)))
+    perf = []
+    timer.start()
     rate, n, errors = throughput_service(port, seconds, conc)
+    timer.join()
     # the sandboxes used last end, and the refill settles, before the reading
     time.sleep(1.0)
     roles1, stages1, busy1, self1 = cpu_by_role(master), stage_cpu(port), machine_cpu(), sum(os.times()[:2])
@@ -388,6 +439,18 @@ def profile(master, port, seconds, conc):
         print(line)
     print("  %-34s %6.2f ms" % ("the bench's client", bench))
     print("  %-34s %6.2f ms" % ("kernel threads and the rest", rest))
+    proc, why = perf[0]
+    if proc is not None:
+        parts, why = perf_split(proc, perf_data, perf_seconds, rate)
+        try:
+            os.unlink(perf_data)
+        except OSError:
+            pass
+    if proc is None or parts is None:
+        print("  kernel's share of the sandboxes: not measured: %s" % why)
+    else:
+        print("  kernel's share of the sandboxes (perf, %.0f s of the load): %s" % (
+            perf_seconds, ", ".join("%s %.2f ms" % (what, v) for what, v in parts)))
 
 
 def main():
