@@ -118,7 +118,8 @@ e2e: all docs-ui
 	@/usr/bin/python3 tests/e2e/run.py --build $(BUILD)
 
 # Not a test: figures against a bare python3 (see bench/bench.py).
-bench: all
+bench: deps all
+	@./scripts/deps.sh --bench
 	@/usr/bin/python3 bench/bench.py --build $(BUILD)
 
 # not part of `make test`: 10,000 mixed requests, fds/RSS/storage checks

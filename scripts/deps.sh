@@ -7,6 +7,8 @@
 #                             some hosts' hybrid cgroup layout), netavark and the
 #                             iptables it runs (not a dependency of Debian's
 #                             package), and debootstrap for the debian:12-slim base
+#   scripts/deps.sh --bench   only what make bench adds: Debian's perf (linux-perf)
+#                             for the kernel's share in its CPU profile
 set -eu
 
 # Installs the packages named in $missing, as root; $1 names the make target
@@ -31,6 +33,12 @@ find_missing() {
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 	done
 }
+
+if [ "${1:-}" = --bench ]; then
+	find_missing "linux-perf"
+	install_missing "make bench"
+	exit 0
+fi
 
 if [ "${1:-}" = --images ]; then
 	find_missing "podman buildah runc netavark iptables debootstrap"
