@@ -93,8 +93,8 @@ class Client:
         if KEY:
             self.headers["Authorization"] = "Bearer " + KEY
 
-    def execute(self, source, with_retry_after=False):
-        """(status, body), or (status, body, Retry-After) with_retry_after."""
+    def execute(self, source):
+        """(status, body, its Retry-After header or None)."""
         body = json.dumps({"source_code": source}).encode()
         for attempt in (0, 1):
             if self.conn is None:
@@ -106,9 +106,7 @@ class Client:
                 if r.getheader("Connection", "").lower() == "close":
                     self.conn.close()
                     self.conn = None
-                if with_retry_after:
-                    return r.status, data, r.getheader("Retry-After")
-                return r.status, data
+                return r.status, data, r.getheader("Retry-After")
             except (OSError, http.client.HTTPException):
                 self.conn.close()
                 self.conn = None
@@ -145,7 +143,7 @@ def timed_service(client, source, n, expect, before=None):
         if before:
             before()
         t = time.perf_counter()
-        status, body = client.execute(source)
+        status, body, _ = client.execute(source)
         lat.append(time.perf_counter() - t)
         if status != 200 or json.loads(body).get("stdout") != expect:
             errors += 1
@@ -197,7 +195,7 @@ def load(port, seconds, conc):
         while time.monotonic() < stop:
             t = time.perf_counter()
             try:
-                status, body, retry = c.execute(HELLO, with_retry_after=True)
+                status, body, retry = c.execute(HELLO)
                 ok = status == 200 and json.loads(body).get("stdout") == "hello world\n"
             except Exception:
                 status, retry, ok = 0, None, False
@@ -313,13 +311,27 @@ def memory(master):
 TICK = os.sysconf("SC_CLK_TCK")
 # process name (comm) -> what the profile calls it; a process's ended
 # children (cutime, cstime) are counted as what they were
+SANDBOXES = "sandboxes (server, runner, code)"
 ROLES = {"lighttpd": "lighttpd", "ci-worker": "workers", "code-interpreter": "master",
          "ci-cleanup": "cleanup process", "ci-root-helper": "root helper", "ci-pool": "pool manager (refill)",
          "spawner": "spawner (forks sandboxes)", "zygote": "warm zygote (forks runners)",
-         "sandbox": "sandboxes (server, runner, code)", "runner": "sandboxes (server, runner, code)"}
-ENDED = {"ci-pool": "pool manager (refill)", "spawner": "sandboxes (server, runner, code)",
-         "zygote": "sandboxes (server, runner, code)", "sandbox": "sandboxes (server, runner, code)",
-         "runner": "sandboxes (server, runner, code)"}
+         "sandbox": SANDBOXES, "runner": SANDBOXES}
+ENDED = {"ci-pool": "pool manager (refill)", "spawner": SANDBOXES, "zygote": SANDBOXES,
+         "sandbox": SANDBOXES, "runner": SANDBOXES}
+
+
+def proc_stat(pid):
+    """(comm, the fields after it) of /proc/PID/stat (f[0] is the state, f[8]
+    cminflt, f[11:15] utime, stime, cutime, cstime), or (None, None)."""
+    s = e2e.read_proc(pid, "stat")
+    if not s:
+        return None, None
+    return s[s.find(b"(") + 1:s.rfind(b")")].decode(errors="replace"), s[s.rfind(b")") + 2:].split()
+
+
+def pids_named(master, comm):
+    """The service's processes named comm."""
+    return [pid for pid in e2e.descendants(master) if proc_stat(pid)[0] == comm]
 
 
 def cpu_by_role(master):
@@ -327,11 +339,9 @@ def cpu_by_role(master):
     time, plus the time of its children that ended (as their role)."""
     out = {}
     for pid in [master] + list(e2e.descendants(master)):
-        s = e2e.read_proc(pid, "stat")
-        if not s:
+        comm, f = proc_stat(pid)
+        if not comm:
             continue
-        comm = s[s.find(b"(") + 1:s.rfind(b")")].decode(errors="replace")
-        f = s[s.rfind(b")") + 2:].split()
         own, ended = (int(f[11]) + int(f[12])) / TICK, (int(f[13]) + int(f[14])) / TICK
         role = ROLES.get(comm, "other (%s)" % comm)
         out[role] = out.get(role, 0) + own
@@ -376,13 +386,14 @@ PERF_PARTS = (
 )
 
 
-def perf_start(path, seconds):
-    """perf record of the whole machine (cpu-clock, call graphs) for seconds,
-    or (None, why) when perf cannot sample here."""
+def perf_start(path, delay, seconds):
+    """perf record of the whole machine (cpu-clock, call graphs) for seconds
+    from delay seconds on, or (None, why) when perf cannot sample here."""
     if not os.access(PERF, os.X_OK):
         return None, "%s not installed (Debian's linux-perf)" % PERF
     p = subprocess.Popen([PERF, "record", "-q", "-e", "cpu-clock", "-F", str(PERF_HZ), "-a", "-g", "-o", path,
-                          "--", "sleep", "%.1f" % seconds], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                          "-D", str(int(delay * 1000)), "--", "sleep", "%.1f" % (delay + seconds)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return p, None
 
 
@@ -414,11 +425,8 @@ def profile(master, port, seconds, conc):
     perf_data = "/tmp/code-interpreter-bench-%d.perf" % os.getpid()
     perf_seconds = max(seconds - 2, 1)  # inside the load, not its ramps
     roles0, stages0, busy0, self0 = cpu_by_role(master), stage_cpu(port), machine_cpu(), sum(os.times()[:2])
-    timer = threading.Timer(1.0, lambda: perf.append(perf_start(perf_data, perf_seconds)))
-    perf = []
-    timer.start()
+    proc, why = perf_start(perf_data, 1.0, perf_seconds)
     rate, n, errors = throughput_service(port, seconds, conc)
-    timer.join()
     # the sandboxes used last end, and the refill settles, before the reading
     time.sleep(1.0)
     roles1, stages1, busy1, self1 = cpu_by_role(master), stage_cpu(port), machine_cpu(), sum(os.times()[:2])
@@ -438,8 +446,8 @@ def profile(master, port, seconds, conc):
                                       for k in stages1) + ")"
         print(line)
     print("  %-34s %6.2f ms" % ("the bench's client", bench))
-    print("  %-34s %6.2f ms" % ("kernel threads and the rest", rest))
-    proc, why = perf[0]
+    print("  %-34s %6.2f ms%s" % ("kernel threads and the rest", rest,
+                                   "  (perf's sampling included)" if proc is not None else ""))
     if proc is not None:
         parts, why = perf_split(proc, perf_data, perf_seconds, rate)
         try:
@@ -517,8 +525,8 @@ def main():
         for name, source, expect, requests, bare_name, bare_argv, bare_runs, before in (
                 ("hello world", HELLO, "hello world\n", args.requests, "bare python3",
                  [PYTHON, "-c", HELLO], args.bare_runs, None),
-                ("hello, spaced", HELLO, "hello world\n", args.requests // 2, "bare python3",
-                 [PYTHON, "-c", HELLO], args.bare_runs // 2, full),
+                ("hello, spaced", HELLO, "hello world\n", max(ROUNDS, args.requests // 2), "bare python3",
+                 [PYTHON, "-c", HELLO], max(ROUNDS, args.bare_runs // 2), full),
                 ("numpy+pandas", NUMPY, "4950\n", args.requests, "bare python3",
                  [PYTHON, "-c", NUMPY], max(ROUNDS, args.bare_runs // 3), None),
                 ("shell line", SHELL, "hello world\n", args.requests // 2, "bare xonsh",

@@ -35,24 +35,13 @@ os.environ.setdefault("E2E_BUILD", os.path.join(os.path.dirname(HERE), "build"))
 import bench  # noqa: E402
 import instance  # noqa: E402
 
-SANDBOXES = "sandboxes (server, runner, code)"
-
-
-def role_pid(master, comm):
-    for pid in bench.e2e.descendants(master):
-        if ("(%s)" % comm).encode() in (bench.e2e.read_proc(pid, "stat") or b""):
-            return pid
-    return None
-
-
 def settle(inst):
     """Waits until the pool is full and no used sandbox is left to reap (the
     pool manager ends them; until then their time is not yet their parent's)."""
     bench.wait_pool_full(inst.db)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        alive = [p for p in bench.e2e.descendants(inst.proc.pid)
-                 if b"(sandbox)" in (bench.e2e.read_proc(p, "stat") or b"")]
+        alive = bench.pids_named(inst.proc.pid, "sandbox")
         if len(alive) <= bench.POOL:
             return
         time.sleep(0.05)
@@ -61,9 +50,9 @@ def settle(inst):
 
 
 def children_faults(pid):
-    s = bench.e2e.read_proc(pid, "stat") or b""
-    f = s[s.rfind(b")") + 2:].split()
-    return int(f[8]) if len(f) > 8 else 0
+    """The page faults of pid's ended children (cminflt)."""
+    f = bench.proc_stat(pid)[1]
+    return int(f[8]) if f else 0
 
 
 def measure(tree, build_dir):
@@ -78,7 +67,7 @@ def measure(tree, build_dir):
         if bench.wait_pool_full(inst.db) is None:
             raise SystemExit("%s: the pool never filled; see %s" % (tree, inst.log))
         c.execute("1")
-        manager = role_pid(master, "ci-pool")
+        manager = bench.pids_named(master, "ci-pool")[0]
         quiet, errors = [], 0
         for _ in range(3):
             bench.wait_pool_full(inst.db)
@@ -90,7 +79,7 @@ def measure(tree, build_dir):
             quiet += lat
             errors += e
         settle(inst)
-        spawner = role_pid(master, "spawner")
+        spawner = bench.pids_named(master, "spawner")[0]
         roles0, faults0 = bench.cpu_by_role(master), children_faults(spawner)
         n = 30
         seq, e = bench.timed_service(c, bench.HELLO, n, "hello world\n")
@@ -99,7 +88,7 @@ def measure(tree, build_dir):
         roles1, faults1 = bench.cpu_by_role(master), children_faults(spawner)
         return {"quiet p50 ms": statistics.median(quiet) * 1000,
                 "back-to-back p50 ms": statistics.median(seq) * 1000,
-                "sandbox CPU ms": (roles1.get(SANDBOXES, 0) - roles0.get(SANDBOXES, 0)) * 1000 / n,
+                "sandbox CPU ms": (roles1.get(bench.SANDBOXES, 0) - roles0.get(bench.SANDBOXES, 0)) * 1000 / n,
                 "service CPU ms": (sum(roles1.values()) - sum(roles0.values())) * 1000 / n,
                 "faults per sandbox": (faults1 - faults0) / n,
                 "errors": errors}

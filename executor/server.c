@@ -65,7 +65,6 @@ struct server {
 	uint64_t body_cap;      /* POST /execute */
 	uint64_t output_cap;    /* per stream */
 	int auth;               /* 1: every route but /healthz needs the token */
-	int own_group;          /* 1: a pod's (not a local sandbox's, whose group the service reads) */
 	int has_packages;       /* 1: a pod's, PUT /packages/... fills packages */
 	struct podpkg packages;
 	unsigned char token_digest[BEARER_DIGEST_LEN]; /* SHA-256 of the token; the token itself is not kept */
@@ -542,10 +541,12 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 	const char *json = json_object_to_json_string_length(req, JSON_OUT, &len);
 	struct run_result res;
 	/* a pod's memory limit is its group's: a kill there during the run is the
-	 * code's (the server itself holds little) */
-	uint64_t oom_before = s->own_group ? cgroup_self_oom_kills() : 0;
+	 * code's (the server itself holds little); a local sandbox's group is
+	 * read by the service, not here */
+	int own_group = !s->o->sandboxed;
+	uint64_t oom_before = own_group ? cgroup_self_oom_kills() : 0;
 	runner_execute(&s->runner, json, len, timeout, s->output_cap, &res);
-	int memory_hit = s->own_group && !res.timed_out && cgroup_self_oom_kills() > oom_before;
+	int memory_hit = own_group && !res.timed_out && cgroup_self_oom_kills() > oom_before;
 	pthread_mutex_unlock(&s->talk);
 	json_object_put(req);
 
@@ -1162,7 +1163,6 @@ int server_run(const struct server_options *o)
 	/* before the runner is forked (its environment is built from scratch anyway) */
 	if (take_token(&s) < 0)
 		goto out;
-	s.own_group = !o->sandboxed;
 	/* Unless we are pid 1 anyway, orphans of the code come to us to be reaped
 	 * (and killed with the runner's group). */
 	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)

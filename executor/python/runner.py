@@ -106,6 +106,24 @@ def _write_message(obj):
         os._exit(2)  # the server gave up on us (and kills us)
 
 
+def _decode(raw):
+    """A request (the server's own JSON, one object) as a dict: json's C
+    scanner straight away, without json.loads's Python around it (~15 pages
+    fewer copied)."""
+    return _json._default_decoder.scan_once(raw.decode("utf-8", "surrogateescape"), 0)[0]
+
+
+def _script(source):
+    """What running source as a script needs: its lines in linecache (for
+    tracebacks) and a fresh module named __main__ to run it in (not yet in
+    sys.modules). Returns (filename, module)."""
+    filename = "<string>"
+    _linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    main = _types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = __builtins__
+    return filename, main
+
+
 def _mark(d):
     """Where dict d stands now: its last key and its size."""
     return next(reversed(d)) if d else None, len(d)
@@ -233,12 +251,9 @@ def _run(source, env, packages):
         sys.path.append(p)
         sys.path_importer_cache.pop(p, None)
     sys.argv = ["<string>"]
-    filename = "<string>"
-    _linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    filename, main = _script(source)
     global _SELF
     _SELF = sys.modules.get("__main__")  # keeps the runner's module alive
-    main = _types.ModuleType("__main__")
-    main.__dict__["__builtins__"] = __builtins__
     sys.modules["__main__"] = main
     try:
         code = _SHELL.compile_code(source, filename, main.__dict__)
@@ -367,19 +382,15 @@ def _rehearse():
     empty string (a write of 0 bytes to the stdout pipe, which delivers
     nothing). Only what any code leaves differs: the allocator's free lists
     and the collector's counts."""
-    req = _json._default_decoder.scan_once(_REHEARSAL.decode("utf-8", "surrogateescape"), 0)[0]
-    source = req["source_code"]
+    source = _decode(_REHEARSAL)["source_code"]
     sys.path.insert(0, _WORKSPACE)
     del sys.path[0]
-    filename = "<string>"
-    # left in place: _run replaces it (taken out, it would leave a deleted
-    # slot behind and the dict would grow one insertion sooner)
-    _linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    # its linecache entry is left in place: _run replaces it (taken out, it
+    # would leave a deleted slot behind, and the dict grow one insertion sooner)
+    filename, scratch = _script(source)
     main = sys.modules.get("__main__")
     if main is not None:
         sys.modules["__main__"] = main
-    scratch = _types.ModuleType("__main__")
-    scratch.__dict__["__builtins__"] = __builtins__
     exec(_SHELL.compile_code(source, filename, scratch.__dict__), scratch.__dict__)
     _flush()
 
@@ -412,9 +423,7 @@ def serve(forked=False, numpy_seeded=False):
         if raw is None:
             os._exit(0)
         try:
-            # the server's own JSON (one object): the C scanner straight away,
-            # without json.loads's Python around it (~15 pages fewer copied)
-            req = _json._default_decoder.scan_once(raw.decode("utf-8", "surrogateescape"), 0)[0]
+            req = _decode(raw)
             op = req.get("op")
             source = req["source_code"]
         except Exception:
