@@ -8,8 +8,10 @@ service runs its own binaries and its own executor/python (APP_DATA_DIR).
 In turns (old, new, old, new, ...: a machine whose speed drifts weighs on
 both alike), each round starts one service with a pool of 8 and measures:
   - quiet p50: hello world with the pool manager stopped (SIGSTOP) so that
-    nothing is refilled during the calls: what an agent calling now and then
-    gets (18 calls, the pool full before each 6);
+    nothing is refilled during the calls (18 calls, the pool full before
+    each 6);
+  - spaced p50: hello world with the pool full before each call and the
+    manager at work, as an agent calling now and then meets it (18 calls);
   - back-to-back p50: 30 calls one after the other, each while the sandbox
     the one before used is being replaced;
   - over those 30: CPU per execution of the sandboxes and of the whole
@@ -78,6 +80,8 @@ def measure(tree, build_dir):
                 os.kill(manager, signal.SIGCONT)
             quiet += lat
             errors += e
+        spaced, e = bench.timed_service(c, bench.HELLO, 18, "hello world\n", lambda: settle(inst))
+        errors += e
         settle(inst)
         spawner = bench.pids_named(master, "spawner")[0]
         roles0, faults0 = bench.cpu_by_role(master), children_faults(spawner)
@@ -87,6 +91,7 @@ def measure(tree, build_dir):
         settle(inst)
         roles1, faults1 = bench.cpu_by_role(master), children_faults(spawner)
         return {"quiet p50 ms": statistics.median(quiet) * 1000,
+                "spaced p50 ms": statistics.median(spaced) * 1000,
                 "back-to-back p50 ms": statistics.median(seq) * 1000,
                 "sandbox CPU ms": (roles1.get(bench.SANDBOXES, 0) - roles0.get(bench.SANDBOXES, 0)) * 1000 / n,
                 "service CPU ms": (sum(roles1.values()) - sum(roles0.values())) * 1000 / n,
@@ -117,14 +122,14 @@ def main():
             if not odd:
                 got[side].append(m)
             print("round %d %-3s %s | errors %d%s" % (r + 1, side, " | ".join(
-                "%s %.1f" % (k, v) for k, v in m.items() if k != "errors"), m["errors"],
+                "%s %.2f" % (k, v) for k, v in m.items() if k != "errors"), m["errors"],
                 " | not counted: accounting off" if odd else ""), flush=True)
     for side in ("old", "new"):
         if not got[side]:
             print("median  %-3s none counted" % side)
             continue
         print("median  %-3s %s  (%s)" % (side, " | ".join(
-            "%s %.1f" % (k, statistics.median(m[k] for m in got[side]))
+            "%s %.2f" % (k, statistics.median(m[k] for m in got[side]))
             for k in got[side][0] if k != "errors"), trees[side]))
     return 0
 

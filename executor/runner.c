@@ -2,8 +2,10 @@
  * the response look like is server.c's business. */
 #include "runner.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -66,6 +69,46 @@ static int set_nonblock(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* ---- the runner's memory holder ------------------------------------------ */
+
+/* A zygote-made runner's address space is a fork of the warm image (~250
+ * mappings, ~45 MB with numpy and pandas), and taking it down when the runner
+ * exits costs about a millisecond, which the server would wait through before
+ * it can answer (the runner is reaped only after its exit has dropped its
+ * memory). The memory holder shares that address space (CLONE_VM) and does
+ * nothing else, so the runner's exit leaves the teardown to the holder's, which
+ * comes when the server kills every process of the sandbox and is not waited
+ * for (see wait_children). Made in the runner after its lockdown, before any
+ * code runs, as the runner's sibling (CLONE_PARENT: the code's os.wait() never
+ * sees it); it closes every descriptor, blocks every signal it can, takes the
+ * lowest CPU priority and sleeps until SIGKILL. Its stack is static: the runner's copy of it, used by the
+ * holder alone. */
+static char holder_stack[16384] __attribute__((aligned(64)));
+
+static int hold(void *arg)
+{
+	(void)arg;
+	/* raw system calls only: this thread shares the runner's memory and its
+	 * thread pointer, so nothing here may touch errno or libc's state */
+	uint64_t all = ~(uint64_t)0; /* the kernel's mask: libc's sigfillset leaves out its own two */
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
+	syscall(SYS_close_range, 0U, ~0U, 0U);
+	syscall(SYS_prctl, PR_SET_NAME, "runner-memory", 0UL, 0UL, 0UL);
+	/* its exit, the teardown, never takes a CPU from the server's answer */
+	syscall(SYS_setpriority, PRIO_PROCESS, 0, 19);
+	for (;;)
+		syscall(SYS_pause);
+	return 0;
+}
+
+/* The holder's pid, or 0 when it could not be made (the runner then takes its
+ * memory down itself, as without one). */
+static pid_t hold_memory(void)
+{
+	pid_t p = clone(hold, holder_stack + sizeof(holder_stack), CLONE_VM | CLONE_PARENT, NULL);
+	return p > 0 ? p : 0;
+}
+
 /* In the child: never returns. from[i] becomes fd i (0..4). parent: the pid
  * that forked us, or -1 for a runner made by the zygote (see runner_become). */
 static _Noreturn void exec_child(const struct config *cfg, int sandboxed, pid_t parent,
@@ -103,9 +146,9 @@ static _Noreturn void exec_child(const struct config *cfg, int sandboxed, pid_t 
 	} else {
 		/* made by the zygote for a server (whose child it becomes, so no
 		 * death signal: it would fire when the zygote's helper exits); the
-		 * server learns our pid first */
-		int32_t me = (int32_t)getpid();
-		if (write_all(4, &me, sizeof(me)) < 0)
+		 * server learns our pid and our memory holder's first */
+		int32_t ids[2] = {(int32_t)getpid(), (int32_t)hold_memory()};
+		if (write_all(4, ids, sizeof(ids)) < 0)
 			_exit(127);
 	}
 	if (entry_fn) {
@@ -159,22 +202,24 @@ _Noreturn void runner_become(const struct config *cfg, int sandboxed, const int 
 
 /* Asks the zygote, through request_fd, for a runner made in our namespaces with
  * the descriptors from[] (see zygote.h), closes our copy of the ready pipe's
- * write end (so that a failure is EOF) and reads the runner's pid from its read
- * end. The pid, or -1 (logged). */
-static pid_t request_runner(int request_fd, const int from[5], int rdy[2])
+ * write end (so that a failure is EOF) and reads the runner's pid and its
+ * memory holder's (*holder, 0 for none) from its read end. The pid, or -1
+ * (logged). */
+static pid_t request_runner(int request_fd, const int from[5], int rdy[2], pid_t *holder)
 {
 	if (send_with_fds(request_fd, RUNNER_REQUEST, strlen(RUNNER_REQUEST), from, 5) < 0) {
 		log_error("runner: asking the zygote: %s", strerror(errno));
 		return -1;
 	}
 	close_fd(&rdy[1]);
-	int32_t pid;
+	int32_t ids[2];
 	if (set_nonblock(rdy[0]) < 0 ||
-	    read_full(rdy[0], (char *)&pid, sizeof(pid), monotonic_ms() + REQUEST_MS) < 0 || pid < 2) {
+	    read_full(rdy[0], (char *)ids, sizeof(ids), monotonic_ms() + REQUEST_MS) < 0 || ids[0] < 2) {
 		log_error("runner: the zygote made no runner");
 		return -1;
 	}
-	return (pid_t)pid;
+	*holder = ids[1] > 1 && ids[1] != ids[0] ? (pid_t)ids[1] : 0;
+	return (pid_t)ids[0];
 }
 
 int runner_start(struct runner *r, const struct config *cfg, const char *runner_dir,
@@ -213,7 +258,7 @@ int runner_start(struct runner *r, const struct config *cfg, const char *runner_
 	int from[5] = {devnull, out[1], err[1], ctl[0], rdy[1]};
 	pid_t pid;
 	if (request_fd >= 0) {
-		pid = request_runner(request_fd, from, rdy);
+		pid = request_runner(request_fd, from, rdy, &r->holder);
 		if (pid < 0)
 			goto out;
 	} else {
@@ -342,6 +387,8 @@ static void record(struct runner *r, pid_t p, int status)
 		r->reaped = 1;
 		r->status = status;
 	}
+	if (p == r->holder)
+		r->holder = 0; /* reaped: its pid may be reused from now on */
 }
 
 int runner_reap(struct runner *r)
@@ -381,14 +428,43 @@ void runner_kill(struct runner *r)
 		kill(-1, SIGKILL);
 }
 
+/* Whether the runner's memory holder is the only process of our pid namespace
+ * besides us (its pid 1): /proc lists no other. Its pid cannot belong to
+ * another process yet: it is not reaped (record clears r->holder). */
+static int holder_alone(const struct runner *r)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 0;
+	int alone = 1;
+	const struct dirent *e;
+	while (alone && (e = readdir(d)) != NULL) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		if (end != e->d_name && *end == '\0' && pid != 1 && pid != r->holder)
+			alone = 0;
+	}
+	closedir(d);
+	return alone;
+}
+
 /* Blocks until the runner and every process of its group (every process at all
- * when kill_all) that is our child has been reaped. Call after runner_kill. */
-static void wait_children(struct runner *r)
+ * when kill_all) that is our child has been reaped. Call after runner_kill.
+ * With spare_holder, the runner's memory holder (killed too) may still be
+ * dying when this returns: it runs no code and holds no descriptor, and its
+ * exit is the runner's memory coming down, which no answer needs to wait for. */
+static void wait_children(struct runner *r, int spare_holder)
 {
 	pid_t target = r->kill_all ? -1 : -r->pid;
 	for (;;) {
 		int st;
-		pid_t p = waitpid(target, &st, 0);
+		int spare = spare_holder && r->kill_all && r->holder > 0;
+		pid_t p = waitpid(target, &st, spare ? WNOHANG : 0);
+		if (p == 0) {
+			if (holder_alone(r))
+				break;
+			p = waitpid(target, &st, 0); /* someone else is still dying */
+		}
 		if (p < 0) {
 			if (errno == EINTR)
 				continue;
@@ -515,7 +591,7 @@ void runner_execute(struct runner *r, const char *request, size_t len, double ti
 	close_fd(&r->out_fd);
 	close_fd(&r->err_fd);
 	if (exited)
-		wait_children(r);
+		wait_children(r, 1);
 	pthread_mutex_lock(&r->lock);
 	res->status_known = r->reaped;
 	res->status = r->status;
@@ -549,7 +625,7 @@ void runner_release(struct runner *r)
 		pthread_mutex_unlock(&r->lock);
 		if (!reaped || r->kill_all) {
 			runner_kill(r);
-			wait_children(r);
+			wait_children(r, 0);
 		}
 		r->pid = -1;
 	}

@@ -30,7 +30,11 @@
  * (SCM_RIGHTS) on the zygote's request socket, and the zygote forks the runner
  * from its warm interpreter straight into the server's namespaces and cgroups,
  * as a child of the server (see zygote.h). The runner first writes its pid (in
- * the sandbox) to fd 4, then goes on as above.
+ * the sandbox) and its memory holder's (0 for none) to fd 4, two int32 in
+ * native order, then goes on as above. The memory holder (runner.c) shares
+ * the runner's address space and nothing else, so that the runner's exit does
+ * not wait for its memory to come down; the server kills it with the rest
+ * and does not wait for it to end.
  *
  * Exit status: the kernel's only. The server polls the runner's pidfd, which
  * is readable once the runner is a zombie, and reaps it (waitpid); nothing the
@@ -55,6 +59,7 @@ struct runner {
 	int ready_fd;        /* read end of the ready pipe, until "R" */
 	int reply_fd;        /* the same pipe after "R": answers to "imports" */
 	int kill_all;        /* we are pid 1 (sandbox, pod): kill(-1) clears it */
+	pid_t holder;        /* its memory holder until reaped, or 0 */
 	pthread_mutex_t lock;
 	int reaped;          /* status below is valid */
 	int status;          /* wait status of the runner */
@@ -92,8 +97,9 @@ int runner_start(struct runner *r, const struct config *cfg, const char *runner_
 
 /* The child's side of runner_start for a runner the zygote made on request (in
  * the asking server's namespaces and cgroups): from[i] becomes fd i, a new
- * session, the lockdown when sandboxed, its pid (int32, native order) written
- * to fd 4, then the entry set with runner_set_entry. Never returns. */
+ * session, the lockdown when sandboxed, its memory holder, its pid and the
+ * holder's (int32 each, native order) written to fd 4, then the entry set with
+ * runner_set_entry. Never returns. */
 _Noreturn void runner_become(const struct config *cfg, int sandboxed, const int from[5]);
 
 /* Reads the ready pipe once it is readable: 1 when the runner said "R" (the pipe

@@ -268,12 +268,19 @@ static void launch(struct manager *m)
 
 /* Launches sandboxes until the pool has its size; have: the rows starting or
  * ready (sweep's count), -1 when the table could not be read. The sandboxes
- * the zygote has not answered for yet have no row: they count too. */
-static void fill(struct manager *m, int have)
+ * the zygote has not answered for yet have no row: they count too. A claimed
+ * sandbox (claimed: their count) is replaced once its run has ended, so that
+ * making its successor (a fork, namespaces, mounts, a runner) does not take a
+ * CPU from the run and its answer; at once only when fewer than half the pool
+ * are left, as under load. */
+static void fill(struct manager *m, int have, int claimed)
 {
 	if (m->stopping || have < 0 || monotonic_ms() < m->next_launch)
 		return;
-	for (have += m->zyg.pending; have < m->cfg->pool_size; have++)
+	have += m->zyg.pending;
+	if (2 * have >= m->cfg->pool_size)
+		have += claimed;
+	for (; have < m->cfg->pool_size; have++)
 		launch(m);
 }
 
@@ -305,7 +312,8 @@ static void on_ready(struct manager *m, struct sandbox *s)
 
 struct sweep {
 	struct manager *m;
-	int pool; /* rows that count for the pool: starting or ready */
+	int pool;    /* rows that count for the pool: starting or ready */
+	int claimed; /* rows of runs under way */
 };
 
 static void sweep_row(const struct db_sandbox *row, void *arg)
@@ -333,13 +341,16 @@ static void sweep_row(const struct db_sandbox *row, void *arg)
 	}
 	if (strcmp(row->state, "starting") == 0 || strcmp(row->state, "ready") == 0)
 		((struct sweep *)arg)->pool++;
+	else if (strcmp(row->state, "claimed") == 0 && !s->killed)
+		((struct sweep *)arg)->claimed++;
 }
 
 /* One read of the sandboxes table per pass: what workers marked used or left
- * claimed, and the pool's size for fill. The pool's count, or -1. */
-static int sweep(struct manager *m)
+ * claimed, and the pool's size for fill. The pool's count, or -1, and the
+ * runs under way in *claimed. */
+static int sweep(struct manager *m, int *claimed)
 {
-	struct sweep sw = {m, 0};
+	struct sweep sw = {m, 0, 0};
 	if (db_sandbox_each(m->db, NULL, sweep_row, &sw) != DB_OK)
 		sw.pool = -1;
 	int64_t limit = (int64_t)(m->cfg->sandbox_start_timeout * 1000);
@@ -351,6 +362,7 @@ static int sweep(struct manager *m)
 		}
 	}
 	zc_overdue(&m->zyg);
+	*claimed = sw.claimed;
 	return sw.pool;
 }
 
@@ -428,7 +440,9 @@ static int local_run(const struct config *cfg, int notify_fd, int ready_fd)
 	if (sfd < 0 || !m.db)
 		goto out;
 	cleanup_leftovers(&m);
-	fill(&m, sweep(&m));
+	int claimed;
+	int have = sweep(&m, &claimed);
+	fill(&m, have, claimed);
 	while (!m.stopping || m.n > 0 || m.zyg.pid > 0) {
 		struct pollfd *pfd = xcalloc(2 * m.n + 3, sizeof(*pfd));
 		size_t *idx = xcalloc(2 * m.n + 3, sizeof(*idx));
@@ -492,7 +506,8 @@ static int local_run(const struct config *cfg, int notify_fd, int ready_fd)
 		free(idx);
 		reap(&m);
 		if (!m.stopping) {
-			fill(&m, sweep(&m));
+			have = sweep(&m, &claimed);
+			fill(&m, have, claimed);
 		}
 	}
 	rc = 0;

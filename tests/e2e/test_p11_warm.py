@@ -2,14 +2,24 @@
 
 The sandbox's pid 1 is a small process (forked from the zygote's spawner, not
 from the warm interpreter); the runner is forked from the warm interpreter
-straight into the sandbox's namespaces, as pid 1's only child, with the
-preloads already imported."""
+straight into the sandbox's namespaces, as pid 1's child, with the preloads
+already imported, beside its memory holder (issue 18: a process that shares
+the runner's memory and nothing else, so that the runner's exit does not wait
+for its memory to come down)."""
 
+import ctypes
 import hashlib
 import os
+import sqlite3
+import threading
 import time
 
+import client
+from instance import Instance
 from support import E2E, MASTER_PID, RUN_DIR, comm
+
+SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(os.uname().machine)
+KCMP_VM = 1
 
 
 def ppid(pid):
@@ -53,6 +63,34 @@ def held_network_namespaces(spawner):
     return fds - live
 
 
+def children(pid):
+    """The pids of pid's children (its main thread's)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def status_fields(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def nice(pid):
+    with open("/proc/%d/stat" % pid, "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[16])
+
+
+def same_memory(a, b):
+    """Whether processes a and b share one address space (kcmp(2), as root)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    r = libc.syscall(SYS_KCMP, a, b, KCMP_VM, 0, 0)
+    if r < 0:
+        raise OSError(ctypes.get_errno(), "kcmp(%d, %d)" % (a, b))
+    return r == 0
+
+
 def rss_anon_kb(status_text):
     for line in status_text.splitlines():
         if line.startswith("RssAnon:"):
@@ -61,14 +99,61 @@ def rss_anon_kb(status_text):
 
 
 class P11Warm(E2E):
-    def test_runner_is_the_only_child_of_pid_1(self):
+    def test_runner_and_its_memory_holder_are_the_only_children_of_pid_1(self):
         v = self.run_probe(
             "import os, json\n"
             "pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
-            "print(json.dumps([os.getpid(), os.getppid(), pids]))")
-        me, parent, pids = v
+            "names = {p: open('/proc/%d/comm' % p).read().strip() for p in pids}\n"
+            "parents = {p: int(open('/proc/%d/stat' % p).read().rsplit(')', 1)[1].split()[1]) for p in pids}\n"
+            "print(json.dumps([os.getpid(), os.getppid(), names, parents]))")
+        me, parent, names, parents = v
         self.assertEqual(parent, 1)
-        self.assertEqual(pids, sorted([1, me]))
+        holders = [int(p) for p, n in names.items() if n == "runner-memory"]
+        self.assertEqual(len(holders), 1, names)
+        self.assertEqual(sorted(int(p) for p in names), sorted([1, me, holders[0]]), names)
+        self.assertEqual(parents[str(holders[0])], 1)
+
+    def test_each_runners_memory_is_held_by_a_process_that_holds_nothing_else(self):
+        """Seen from the host, in every ready sandbox: the holder shares the
+        runner's address space (kcmp), has no descriptor, blocks every signal
+        but SIGKILL and SIGSTOP, and runs at the lowest priority."""
+        if SYS_KCMP is None:
+            self.skipTest("kcmp's system call number is not known for %s" % os.uname().machine)
+        pairs = []
+        for sandbox in children(spawner_pid()):
+            if comm(sandbox) != "sandbox":
+                continue
+            kids = {comm(p): p for p in children(sandbox)}
+            if "runner" in kids and "runner-memory" in kids:
+                pairs.append((kids["runner"], kids["runner-memory"]))
+        self.assertTrue(pairs, "no sandbox with a runner and its memory holder")
+        all_but_kill_and_stop = ((1 << 64) - 1) & ~(1 << (9 - 1)) & ~(1 << (19 - 1))
+        for runner, holder in pairs:
+            self.assertTrue(same_memory(runner, holder), (runner, holder))
+            self.assertEqual(os.listdir("/proc/%d/fd" % holder), [])
+            self.assertEqual(int(status_fields(holder)["SigBlk"], 16), all_but_kill_and_stop)
+            self.assertEqual(nice(holder), 19)
+            self.assertEqual(nice(runner), 0)
+
+    def test_a_run_whose_code_kills_the_memory_holder_ends_as_usual(self):
+        out = self.run_code(r'''
+import os, signal
+for p in os.listdir("/proc"):
+    if p.isdigit() and open("/proc/%s/comm" % p).read().strip() == "runner-memory":
+        os.kill(int(p), signal.SIGKILL)
+        print("killed")
+raise SystemExit(3)
+''', expect_exit=3)
+        self.assertEqual(out["stdout"], "killed\n")
+
+    def test_the_code_waits_for_no_child_it_did_not_make(self):
+        # the holder is the runner's sibling: os.wait() answers at once
+        out = self.run_code("import os\n"
+                            "try:\n"
+                            "    os.wait()\n"
+                            "except ChildProcessError:\n"
+                            "    print('no child')\n", timeout=10)
+        self.assertEqual(out["stdout"], "no child\n")
 
     def test_preloads_are_imported_before_the_code_runs(self):
         v = self.run_probe("import sys, json; print(json.dumps(['numpy' in sys.modules, 'pandas' in sys.modules]))")
@@ -332,3 +417,86 @@ class P11WarmEnvironment(E2E):
             ok, lines = inst.stop()
             inst.remove()
         self.assertTrue(ok, "\n".join(lines))
+
+
+def pool_rows(db):
+    """{state: count} of the sandboxes table."""
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+    try:
+        return dict(c.execute("SELECT state, count(*) FROM sandboxes GROUP BY state").fetchall())
+    finally:
+        c.close()
+
+
+def wait_for(what, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if what():
+            return True
+        time.sleep(0.02)
+    return what()
+
+
+class P11Refill(E2E):
+    """Issue 18: a run's sandbox is replaced when the run has ended, so that
+    making its successor takes no CPU from the run; at once when fewer than
+    half the pool is left."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.inst = Instance(pool=4, workers=4)
+        cls.inst.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        ok, lines = cls.inst.stop()
+        cls.inst.remove()
+        assert ok, "\n".join(lines)
+
+    def runs(self, n, seconds):
+        """n runs of `sleep seconds` in threads (call inside inst.current()):
+        the threads and the list their statuses go to."""
+        got = []
+
+        def one():
+            got.append(client.execute("import time; time.sleep(%g)" % seconds).status)
+
+        threads = [threading.Thread(target=one) for _ in range(n)]
+        for t in threads:
+            t.start()
+        return threads, got
+
+    def full(self):
+        rows = pool_rows(self.inst.db)
+        return rows.get("ready", 0) == 4 and len(rows) == 1
+
+    def test_one_run_is_replaced_when_it_ends(self):
+        self.assertTrue(wait_for(self.full, 60), pool_rows(self.inst.db))
+        with self.inst.current():
+            threads, got = self.runs(1, 1.5)
+            self.assertTrue(wait_for(lambda: pool_rows(self.inst.db).get("claimed") == 1, 10),
+                            pool_rows(self.inst.db))
+            seen = []
+            while threads[0].is_alive() and pool_rows(self.inst.db).get("claimed"):
+                rows = pool_rows(self.inst.db)
+                seen.append(rows.get("ready", 0) + rows.get("starting", 0))
+                time.sleep(0.05)
+            threads[0].join()
+        self.assertEqual(got, [200])
+        self.assertGreater(len(seen), 5)
+        self.assertEqual(set(seen), {3}, "the pool during the run (ready or starting)")
+        self.assertTrue(wait_for(self.full, 30), pool_rows(self.inst.db))
+
+    def test_runs_that_leave_less_than_half_are_replaced_at_once(self):
+        self.assertTrue(wait_for(self.full, 60), pool_rows(self.inst.db))
+        with self.inst.current():
+            threads, got = self.runs(3, 3)
+            # 3 of 4 claimed: the replacements come while the runs go on
+            self.assertTrue(wait_for(lambda: pool_rows(self.inst.db).get("claimed") == 3, 10),
+                            pool_rows(self.inst.db))
+            self.assertTrue(wait_for(lambda: pool_rows(self.inst.db).get("ready", 0) >= 4, 2.5),
+                            pool_rows(self.inst.db))
+            self.assertEqual(pool_rows(self.inst.db).get("claimed"), 3)
+            for t in threads:
+                t.join()
+        self.assertEqual(got, [200] * 3)
