@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "holder.h"
 #include "log.h"
 #include "sandbox.h"
 #include "util.h"
@@ -69,46 +68,6 @@ static int set_nonblock(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-/* ---- the runner's memory holder ------------------------------------------ */
-
-/* A zygote-made runner's address space is a fork of the warm image (~250
- * mappings, ~45 MB with numpy and pandas), and taking it down when the runner
- * exits costs about a millisecond, which the server would wait through before
- * it can answer (the runner is reaped only after its exit has dropped its
- * memory). The memory holder shares that address space (CLONE_VM) and does
- * nothing else, so the runner's exit leaves the teardown to the holder's, which
- * comes when the server kills every process of the sandbox and is not waited
- * for (see wait_children). Made in the runner after its lockdown, before any
- * code runs, as the runner's sibling (CLONE_PARENT: the code's os.wait() never
- * sees it); it closes every descriptor, blocks every signal it can, takes the
- * lowest CPU priority and sleeps until SIGKILL. Its stack is static: the runner's copy of it, used by the
- * holder alone. */
-static char holder_stack[16384] __attribute__((aligned(64)));
-
-static int hold(void *arg)
-{
-	(void)arg;
-	/* raw system calls only: this thread shares the runner's memory and its
-	 * thread pointer, so nothing here may touch errno or libc's state */
-	uint64_t all = ~(uint64_t)0; /* the kernel's mask: libc's sigfillset leaves out its own two */
-	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all));
-	syscall(SYS_close_range, 0U, ~0U, 0U);
-	syscall(SYS_prctl, PR_SET_NAME, "runner-memory", 0UL, 0UL, 0UL);
-	/* its exit, the teardown, never takes a CPU from the server's answer */
-	syscall(SYS_setpriority, PRIO_PROCESS, 0, 19);
-	for (;;)
-		syscall(SYS_pause);
-	return 0;
-}
-
-/* The holder's pid, or 0 when it could not be made (the runner then takes its
- * memory down itself, as without one). */
-static pid_t hold_memory(void)
-{
-	pid_t p = clone(hold, holder_stack + sizeof(holder_stack), CLONE_VM | CLONE_PARENT, NULL);
-	return p > 0 ? p : 0;
-}
-
 /* In the child: never returns. from[i] becomes fd i (0..4). parent: the pid
  * that forked us, or -1 for a runner made by the zygote (see runner_become). */
 static _Noreturn void exec_child(const struct config *cfg, int sandboxed, pid_t parent,
@@ -131,7 +90,8 @@ static _Noreturn void exec_child(const struct config *cfg, int sandboxed, pid_t 
 	for (int i = 0; i < 5; i++)
 		if (dup2(tmp[i], i) < 0)
 			_exit(127);
-	if (close_range(5, ~0U, 0) < 0) {
+	int close_range_works = close_range(5, ~0U, 0) == 0;
+	if (!close_range_works) {
 		for (int fd = 5; fd < 1024; fd++)
 			close(fd);
 	}
@@ -147,7 +107,7 @@ static _Noreturn void exec_child(const struct config *cfg, int sandboxed, pid_t 
 		/* made by the zygote for a server (whose child it becomes, so no
 		 * death signal: it would fire when the zygote's helper exits); the
 		 * server learns our pid and our memory holder's first */
-		int32_t ids[2] = {(int32_t)getpid(), (int32_t)hold_memory()};
+		int32_t ids[2] = {(int32_t)getpid(), (int32_t)holder_start(close_range_works)};
 		if (write_all(4, ids, sizeof(ids)) < 0)
 			_exit(127);
 	}
@@ -428,10 +388,10 @@ void runner_kill(struct runner *r)
 		kill(-1, SIGKILL);
 }
 
-/* Whether the runner's memory holder is the only process of our pid namespace
- * besides us (its pid 1): /proc lists no other. Its pid cannot belong to
- * another process yet: it is not reaped (record clears r->holder). */
-static int holder_alone(const struct runner *r)
+/* Whether the runner's memory holder (pid holder) is the only process of our
+ * pid namespace besides us (its pid 1): /proc lists no other. Its pid cannot
+ * belong to another process yet: it is not reaped (record clears r->holder). */
+static int holder_alone(pid_t holder)
 {
 	DIR *d = opendir("/proc");
 	if (!d)
@@ -441,7 +401,7 @@ static int holder_alone(const struct runner *r)
 	while (alone && (e = readdir(d)) != NULL) {
 		char *end;
 		long pid = strtol(e->d_name, &end, 10);
-		if (end != e->d_name && *end == '\0' && pid != 1 && pid != r->holder)
+		if (end != e->d_name && *end == '\0' && pid != 1 && pid != holder)
 			alone = 0;
 	}
 	closedir(d);
@@ -450,18 +410,21 @@ static int holder_alone(const struct runner *r)
 
 /* Blocks until the runner and every process of its group (every process at all
  * when kill_all) that is our child has been reaped. Call after runner_kill.
- * With spare_holder, the runner's memory holder (killed too) may still be
- * dying when this returns: it runs no code and holds no descriptor, and its
- * exit is the runner's memory coming down, which no answer needs to wait for. */
+ * With spare_holder, the runner's memory holder (holder.h; killed too) may
+ * still be dying when this returns: it holds no descriptor and may make no
+ * system call but its sleep, and its exit is the runner's memory coming down,
+ * which no answer needs to wait for. */
 static void wait_children(struct runner *r, int spare_holder)
 {
 	pid_t target = r->kill_all ? -1 : -r->pid;
 	for (;;) {
 		int st;
-		int spare = spare_holder && r->kill_all && r->holder > 0;
-		pid_t p = waitpid(target, &st, spare ? WNOHANG : 0);
+		pthread_mutex_lock(&r->lock);
+		pid_t holder = spare_holder && r->kill_all ? r->holder : 0;
+		pthread_mutex_unlock(&r->lock);
+		pid_t p = waitpid(target, &st, holder > 0 ? WNOHANG : 0);
 		if (p == 0) {
-			if (holder_alone(r))
+			if (holder_alone(holder))
 				break;
 			p = waitpid(target, &st, 0); /* someone else is still dying */
 		}

@@ -31,7 +31,7 @@
  * from its warm interpreter straight into the server's namespaces and cgroups,
  * as a child of the server (see zygote.h). The runner first writes its pid (in
  * the sandbox) and its memory holder's (0 for none) to fd 4, two int32 in
- * native order, then goes on as above. The memory holder (runner.c) shares
+ * native order, then goes on as above. The memory holder (holder.h) shares
  * the runner's address space and nothing else, so that the runner's exit does
  * not wait for its memory to come down; the server kills it with the rest
  * and does not wait for it to end.

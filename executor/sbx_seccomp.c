@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -308,21 +309,42 @@ out:
 	return ctx;
 }
 
-/* The program sbx_seccomp_prepare compiled, or none. */
-static struct sock_fprog prepared;
-
-int sbx_seccomp_prepare(void)
+/* The memory holder's filter (see sbx_seccomp.h), or NULL (logged). */
+static scmp_filter_ctx build_holder(void)
 {
-	scmp_filter_ctx ctx = build(NULL, 0);
-	if (!ctx)
-		return -1;
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	if (!ctx) {
+		log_error("seccomp: seccomp_init failed");
+		return NULL;
+	}
+	struct scmp_arg_cmp name = SCMP_A0_32(SCMP_CMP_EQ, PR_SET_NAME);
+	struct scmp_arg_cmp lowest[] = {SCMP_A0_32(SCMP_CMP_EQ, PRIO_PROCESS), SCMP_A1_32(SCMP_CMP_EQ, 0),
+					SCMP_A2_32(SCMP_CMP_EQ, 19)};
+	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	if (rc < 0 || add_rule(ctx, SCMP_ACT_ALLOW, "rt_sigprocmask", 0, NULL) < 0 ||
+	    add_rule(ctx, SCMP_ACT_ALLOW, "close", 0, NULL) < 0 ||
+	    add_rule(ctx, SCMP_ACT_ALLOW, "close_range", 0, NULL) < 0 ||
+	    add_rule(ctx, SCMP_ACT_ALLOW, "prctl", 1, &name) < 0 ||
+	    add_rule(ctx, SCMP_ACT_ALLOW, "setpriority", 3, lowest) < 0 ||
+	    add_rule(ctx, SCMP_ACT_ALLOW, "rt_sigsuspend", 0, NULL) < 0) {
+		log_error("seccomp: the memory holder's filter%s%s", rc < 0 ? ": " : "",
+			  rc < 0 ? strerror(-rc) : "");
+		seccomp_release(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* Compiles ctx (released) into out. 0, or -1 (logged). */
+static int compile(scmp_filter_ctx ctx, const char *what, struct sock_fprog *out)
+{
 	int fd = memfd_create("seccomp-filter", MFD_CLOEXEC);
 	int rc = fd < 0 ? -errno : seccomp_export_bpf(ctx, fd);
 	seccomp_release(ctx);
 	off_t size = rc == 0 ? lseek(fd, 0, SEEK_END) : -1;
 	if (size <= 0 || size % (off_t)sizeof(struct sock_filter) != 0 ||
 	    size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS) {
-		log_error("seccomp: compiling the filter: %s", rc < 0 ? strerror(-rc) : "bad size");
+		log_error("seccomp: compiling %s: %s", what, rc < 0 ? strerror(-rc) : "bad size");
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -331,14 +353,33 @@ int sbx_seccomp_prepare(void)
 	ssize_t n = pread(fd, prog, (size_t)size, 0);
 	close(fd);
 	if (n != (ssize_t)size) {
-		log_error("seccomp: reading the compiled filter back");
+		log_error("seccomp: reading %s back", what);
 		free(prog);
 		return -1;
 	}
-	free(prepared.filter);
-	prepared.filter = prog;
-	prepared.len = (unsigned short)(size / (off_t)sizeof(struct sock_filter));
+	free(out->filter);
+	out->filter = prog;
+	out->len = (unsigned short)(size / (off_t)sizeof(struct sock_filter));
 	return 0;
+}
+
+/* The programs sbx_seccomp_prepare compiled, or none. */
+static struct sock_fprog prepared, holder;
+
+int sbx_seccomp_prepare(void)
+{
+	scmp_filter_ctx ctx = build(NULL, 0);
+	if (!ctx || compile(ctx, "the filter", &prepared) < 0)
+		return -1;
+	ctx = build_holder();
+	if (!ctx || compile(ctx, "the memory holder's filter", &holder) < 0)
+		log_warn("seccomp: runners get no memory holder");
+	return 0;
+}
+
+const struct sock_fprog *sbx_seccomp_holder(void)
+{
+	return holder.filter ? &holder : NULL;
 }
 
 int sbx_seccomp_load(void)

@@ -6,6 +6,7 @@
 #ifndef SBX_SECCOMP_H
 #define SBX_SECCOMP_H
 
+#include <linux/filter.h>
 #include <stddef.h>
 
 /* Builds the filter and loads it into the calling thread, or loads the program
@@ -18,6 +19,12 @@ int sbx_seccomp_load(void);
  * instead of building it with libseccomp (hundreds of allocations, each page
  * a copy in a forked child). 0, or -1 (logged; loads then build as before). */
 int sbx_seccomp_prepare(void);
+
+/* The memory holder's filter (holder.h), compiled by sbx_seccomp_prepare, or
+ * NULL: rt_sigprocmask, close, close_range, prctl(PR_SET_NAME),
+ * setpriority(PRIO_PROCESS, 0, 19) and rt_sigsuspend; any other system call,
+ * or another ABI, kills the process. On top of the runner's. */
+const struct sock_fprog *sbx_seccomp_holder(void);
 
 /* Writes the filter as libseccomp pseudo code to fd, for debugging. 0 or -1. */
 int sbx_seccomp_export(int fd);

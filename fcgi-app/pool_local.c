@@ -313,7 +313,7 @@ static void on_ready(struct manager *m, struct sandbox *s)
 struct sweep {
 	struct manager *m;
 	int pool;    /* rows that count for the pool: starting or ready */
-	int claimed; /* rows of runs under way */
+	int claimed; /* rows of runs under way (for at most the longest run) */
 };
 
 static void sweep_row(const struct db_sandbox *row, void *arg)
@@ -341,8 +341,9 @@ static void sweep_row(const struct db_sandbox *row, void *arg)
 	}
 	if (strcmp(row->state, "starting") == 0 || strcmp(row->state, "ready") == 0)
 		((struct sweep *)arg)->pool++;
-	else if (strcmp(row->state, "claimed") == 0 && !s->killed)
-		((struct sweep *)arg)->claimed++;
+	else if (strcmp(row->state, "claimed") == 0 && !s->killed &&
+		 now_ms() - row->updated_ms <= (int64_t)(m->cfg->max_execution_timeout * 1000))
+		((struct sweep *)arg)->claimed++; /* longer: its end was not recorded */
 }
 
 /* One read of the sandboxes table per pass: what workers marked used or left

@@ -16,7 +16,7 @@ import time
 
 import client
 from instance import Instance
-from support import E2E, MASTER_PID, RUN_DIR, comm
+from support import DB_PATH, E2E, MASTER_PID, RUN_DIR, comm
 
 SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(os.uname().machine)
 KCMP_VM = 1
@@ -61,6 +61,14 @@ def held_network_namespaces(spawner):
             except OSError:
                 pass
     return fds - live
+
+
+def db_rows(sql):
+    c = sqlite3.connect("file:%s?mode=ro" % DB_PATH, uri=True, timeout=5)
+    try:
+        return c.execute(sql).fetchall()
+    finally:
+        c.close()
 
 
 def children(pid):
@@ -119,14 +127,16 @@ class P11Warm(E2E):
         but SIGKILL and SIGSTOP, and runs at the lowest priority."""
         if SYS_KCMP is None:
             self.skipTest("kcmp's system call number is not known for %s" % os.uname().machine)
+        # the ready sandboxes (pid 1's host pid in the pool's table), once
+        # the runs of the tests before are replaced
+        ready = "SELECT pid FROM sandboxes WHERE state = 'ready'"
+        self.assertTrue(wait_for(lambda: db_rows(ready), 30), "no sandbox became ready")
         pairs = []
-        for sandbox in children(spawner_pid()):
-            if comm(sandbox) != "sandbox":
-                continue
+        for (sandbox,) in db_rows(ready):
             kids = {comm(p): p for p in children(sandbox)}
             if "runner" in kids and "runner-memory" in kids:
                 pairs.append((kids["runner"], kids["runner-memory"]))
-        self.assertTrue(pairs, "no sandbox with a runner and its memory holder")
+        self.assertTrue(pairs, "no ready sandbox with a runner and its memory holder")
         all_but_kill_and_stop = ((1 << 64) - 1) & ~(1 << (9 - 1)) & ~(1 << (19 - 1))
         for runner, holder in pairs:
             self.assertTrue(same_memory(runner, holder), (runner, holder))
@@ -145,6 +155,42 @@ for p in os.listdir("/proc"):
 raise SystemExit(3)
 ''', expect_exit=3)
         self.assertEqual(out["stdout"], "killed\n")
+
+    def test_a_memory_holder_the_code_takes_over_can_make_no_system_call(self):
+        """The attack: stop the holder, rewrite the instruction it restarts its
+        sleep with (libc's syscall(), in the memory it shares with the code)
+        into getpid and a spin, let it go on. Its own filter kills it at the
+        system call; without one it would be the code's, spared by the
+        server's last wait."""
+        if os.uname().machine != "x86_64":
+            self.skipTest("the patch is x86_64 code")
+        out = self.run_code(r'''
+import ctypes, mmap, os, signal, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+def state(pid):
+    try:
+        return open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+holder = next(int(p) for p in os.listdir("/proc")
+              if p.isdigit() and open("/proc/%s/comm" % p).read().strip() == "runner-memory")
+os.kill(holder, signal.SIGSTOP)
+while state(holder) not in ("T", "t"):
+    time.sleep(0.001)
+fn = ctypes.cast(libc.syscall, ctypes.c_void_p).value
+at = fn + ctypes.string_at(fn, 64).index(b"\x0f\x05")
+page = at & ~(mmap.PAGESIZE - 1)
+if libc.mprotect(page, 2 * mmap.PAGESIZE, 7) != 0:
+    raise OSError(ctypes.get_errno(), "mprotect")
+ctypes.memmove(at, b"\xb8\x27\x00\x00\x00\x0f\x05\xeb\xfe", 9)  # mov eax, getpid; syscall; spin
+os.kill(holder, signal.SIGCONT)
+deadline = time.monotonic() + 3
+while state(holder) not in ("Z", "X", "gone") and time.monotonic() < deadline:
+    time.sleep(0.01)
+print(state(holder))
+''')
+        self.assertIn(out["stdout"], ("Z\n", "X\n", "gone\n"), out["stderr"])
 
     def test_the_code_waits_for_no_child_it_did_not_make(self):
         # the holder is the runner's sibling: os.wait() answers at once
@@ -420,7 +466,7 @@ class P11WarmEnvironment(E2E):
 
 
 def pool_rows(db):
-    """{state: count} of the sandboxes table."""
+    """{state: count} of the sandboxes table of the database at db."""
     c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
     try:
         return dict(c.execute("SELECT state, count(*) FROM sandboxes GROUP BY state").fetchall())

@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/bpf.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <sys/fanotify.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -711,6 +713,60 @@ START_TEST(test_seccomp_export)
 	ck_assert_ptr_nonnull(strstr(buf, "\"ptrace\""));
 	ck_assert_ptr_nonnull(strstr(buf, "\"io_uring_setup\""));
 	ck_assert_ptr_nonnull(strstr(buf, "invalid architecture action"));
+}
+END_TEST
+
+/* The memory holder's filter (executor/holder.h) lets through its set-up
+ * calls, by argument, and kills the process at any other: the attack is code
+ * that took the holder over (test_p11_warm tries it for real). Raw system
+ * calls only in the child: nothing else is allowed, exit included. */
+START_TEST(test_holder_filter_allows_only_its_calls)
+{
+	ck_assert_int_eq(sbx_seccomp_prepare(), 0);
+	const struct sock_fprog *filter = sbx_seccomp_holder();
+	ck_assert_ptr_nonnull(filter);
+	volatile int *step = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne((void *)step, MAP_FAILED);
+	static const char *const forbidden[] = {"getpid", "prctl(PR_SET_DUMPABLE)", "setpriority 18",
+						"write", "openat", "exit_group"};
+	for (int f = 0; f < (int)(sizeof(forbidden) / sizeof(forbidden[0])); f++) {
+		*step = 0;
+		fflush(NULL);
+		pid_t pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			if (syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+			    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, filter) != 0)
+				_exit(100);
+			uint64_t all = ~(uint64_t)0;
+			if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(all)) == 0)
+				*step = 1;
+			if (syscall(SYS_close, 1000) != 0) /* EBADF: let through, not killed */
+				*step = 2;
+			if (syscall(SYS_close_range, 1000U, 2000U, 0U) == 0)
+				*step = 3;
+			if (syscall(SYS_prctl, PR_SET_NAME, "holder-test", 0UL, 0UL, 0UL) == 0)
+				*step = 4;
+			if (syscall(SYS_setpriority, PRIO_PROCESS, 0, 19) == 0)
+				*step = 5;
+			switch (f) {
+			case 0: syscall(SYS_getpid); break;
+			case 1: syscall(SYS_prctl, PR_SET_DUMPABLE, 0UL, 0UL, 0UL, 0UL); break;
+			case 2: syscall(SYS_setpriority, PRIO_PROCESS, 0, 18); break;
+			case 3: syscall(SYS_write, 2, "x", 1); break;
+			case 4: syscall(SYS_openat, AT_FDCWD, "/etc/hostname", O_RDONLY); break;
+			default: break;
+			}
+			*step = 6;
+			syscall(SYS_exit_group, 0);
+		}
+		int st;
+		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+		ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "%s: status 0x%x", forbidden[f],
+			      (unsigned)st);
+		ck_assert_msg(*step == (f == 5 ? 6 : 5), "%s: the child got to step %d", forbidden[f], *step);
+	}
+	munmap((void *)step, 4096);
 }
 END_TEST
 
@@ -1991,6 +2047,7 @@ static void add_lockdown_tests(TCase *tc)
 	tcase_add_test(tc, test_rlimit_as_without_memory_cgroup);
 	tcase_add_test(tc, test_lockdown_changes_uid);
 	tcase_add_test(tc, test_seccomp_export);
+	tcase_add_test(tc, test_holder_filter_allows_only_its_calls);
 }
 
 static Suite *sandbox_suite(void)
