@@ -28,7 +28,10 @@ struct db *db_open(const char *path);
 
 /* Copies what the WAL holds back into the database (a passive checkpoint:
  * never waits for readers or writers; two fsyncs when there was anything to
- * copy). *wal_pages: the WAL's size in pages, when not NULL. */
+ * copy) and, when all of it is back, starts the WAL over with a write of its
+ * own (one more fsync, of the WAL's new header, which the next writer would
+ * otherwise pay); nothing when nobody wrote since. *wal_pages: the WAL's size
+ * in pages, when not NULL. */
 enum db_status db_checkpoint(struct db *db, int *wal_pages);
 /* Closes and sets *db to NULL; safe on NULL. */
 void db_close(struct db **db);

@@ -361,6 +361,55 @@ START_TEST(test_checkpoints_are_left_to_db_checkpoint)
 }
 END_TEST
 
+/* The first 32 bytes of the WAL: its header, which a writer that starts the
+ * WAL over writes anew (and fsyncs). */
+static void wal_header(unsigned char out[32])
+{
+	char *path = xasprintf("%s-wal", dbpath);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(pread(fd, out, 32, 0), 32);
+	close(fd);
+	free(path);
+}
+
+/* Once the cleanup process's checkpoint has copied everything back, the WAL is
+ * started over by the cleanup process, not by the next request's write (which
+ * would write and fsync its header in the middle of the request); and a pass
+ * when nobody wrote does nothing. */
+START_TEST(test_the_checkpointer_starts_the_wal_over)
+{
+	struct db *cleanup = db_open(dbpath);
+	ck_assert_ptr_nonnull(cleanup);
+	int pages = 0;
+	ck_assert_int_eq(db_object_touch(db, "a", 1, 1000), DB_OK);
+	ck_assert_int_eq(db_checkpoint(cleanup, &pages), DB_OK);
+	ck_assert_int_gt(pages, 0);
+	unsigned char before[32], after[32];
+	wal_header(before);
+	/* a request's write: appended, the header left as it was */
+	ck_assert_int_eq(db_object_touch(db, "b", 1, 1001), DB_OK);
+	wal_header(after);
+	ck_assert_int_eq(memcmp(before, after, 32), 0);
+	/* the next pass copies it back and starts over again */
+	ck_assert_int_eq(db_checkpoint(cleanup, &pages), DB_OK);
+	ck_assert_int_gt(pages, 1);
+	wal_header(after);
+	ck_assert_int_ne(memcmp(before, after, 32), 0);
+	/* nobody wrote since: the WAL keeps the cleanup's own write */
+	memcpy(before, after, 32);
+	ck_assert_int_eq(db_checkpoint(cleanup, &pages), DB_OK);
+	ck_assert_int_eq(pages, 1);
+	ck_assert_int_eq(db_object_touch(db, "c", 1, 1002), DB_OK);
+	wal_header(after);
+	ck_assert_int_eq(memcmp(before, after, 32), 0);
+	char *n = query("SELECT count(*) FROM file_objects");
+	ck_assert_str_eq(n, "3");
+	free(n);
+	db_close(&cleanup);
+}
+END_TEST
+
 START_TEST(test_sandbox_insert_and_state)
 {
 	int n = -1;
@@ -762,6 +811,7 @@ static Suite *db_suite(void)
 	tcase_add_test(tr, test_object_touch);
 	tcase_add_test(tr, test_sandbox_insert_and_state);
 	tcase_add_test(tr, test_checkpoints_are_left_to_db_checkpoint);
+	tcase_add_test(tr, test_the_checkpointer_starts_the_wal_over);
 	tcase_add_test(tr, test_sandbox_claim_oldest_first);
 	tcase_add_test(tr, test_sandbox_claim_atomic_across_processes);
 	tcase_add_test(tr, test_sandbox_each_count_delete);
