@@ -293,8 +293,10 @@ def pss_kb(pid):
 
 
 def memory(master):
-    """(service total, lighttpd, pool) PSS in kB; pool = everything under the pool manager."""
-    procs = e2e.descendants(master)
+    """(service total, lighttpd, pool) PSS in kB; pool = everything under the
+    pool manager. A runner's memory holder shares the runner's address space:
+    its smaps are the runner's, counted once, with the runner."""
+    procs = [p for p in e2e.descendants(master) if proc_stat(p)[0] != "runner-memory"]
     total = pss_kb(master) + sum(pss_kb(p) for p in procs)
     lighttpd = sum(pss_kb(p) for p in procs if (e2e.read_proc(p, "comm") or b"").strip() == b"lighttpd")
     pool = 0
@@ -302,7 +304,7 @@ def memory(master):
         st = e2e.proc_stat(p)
         if not st or st[1] != master:
             continue
-        below = e2e.descendants(p)
+        below = [q for q in e2e.descendants(p) if proc_stat(q)[0] != "runner-memory"]
         if any(b"executor" in (e2e.read_proc(q, "cmdline") or b"") for q in below):
             pool += sum(pss_kb(q) for q in below)
     return total, lighttpd, pool, len(procs) + 1
@@ -315,9 +317,9 @@ SANDBOXES = "sandboxes (server, runner, code)"
 ROLES = {"lighttpd": "lighttpd", "ci-worker": "workers", "code-interpreter": "master",
          "ci-cleanup": "cleanup process", "ci-root-helper": "root helper", "ci-pool": "pool manager (refill)",
          "spawner": "spawner (forks sandboxes)", "zygote": "warm zygote (forks runners)",
-         "sandbox": SANDBOXES, "runner": SANDBOXES}
+         "sandbox": SANDBOXES, "runner": SANDBOXES, "runner-memory": SANDBOXES}
 ENDED = {"ci-pool": "pool manager (refill)", "spawner": SANDBOXES, "zygote": SANDBOXES,
-         "sandbox": SANDBOXES, "runner": SANDBOXES}
+         "sandbox": SANDBOXES, "runner": SANDBOXES, "runner-memory": SANDBOXES}
 
 
 def proc_stat(pid):
@@ -380,7 +382,8 @@ PERF_HZ = 499
 # kernel's share of the sandboxes' time, from a perf sample of the load
 PERF_PARTS = (
     ("page faults", ("runner", "sandbox", "zygote"), "asm_exc_page_fault"),
-    ("teardown (exit of server and runner)", ("runner", "sandbox"), "do_exit"),
+    ("teardown (exit of server, runner and its memory holder)", ("runner", "sandbox", "runner-memory"),
+     "do_exit"),
     ("fork of a runner", ("zygote",), "copy_process"),
     ("fork of a sandbox's pid 1 (namespaces)", ("spawner",), "copy_process"),
 )

@@ -268,18 +268,19 @@ static void launch(struct manager *m)
 
 /* Launches sandboxes until the pool has its size; have: the rows starting or
  * ready (sweep's count), -1 when the table could not be read. The sandboxes
- * the zygote has not answered for yet have no row: they count too. A claimed
- * sandbox (claimed: their count) is replaced once its run has ended, so that
- * making its successor (a fork, namespaces, mounts, a runner) does not take a
- * CPU from the run and its answer; at once only when fewer than half the pool
- * are left, as under load. */
+ * the zygote has not answered for yet have no row: they count too. The
+ * sandbox of the one run under way (claimed: the runs' count), when the rest
+ * of the pool is there, is replaced once the run has ended, so that making
+ * its successor (a fork, namespaces, mounts, a runner) takes no CPU from the
+ * run and its answer: an agent's calls, one at a time; with more runs at
+ * once, as under load, at once. */
 static void fill(struct manager *m, int have, int claimed)
 {
 	if (m->stopping || have < 0 || monotonic_ms() < m->next_launch)
 		return;
 	have += m->zyg.pending;
-	if (2 * have >= m->cfg->pool_size)
-		have += claimed;
+	if (claimed == 1 && have >= 1 && have + 1 >= m->cfg->pool_size)
+		have++;
 	for (; have < m->cfg->pool_size; have++)
 		launch(m);
 }
