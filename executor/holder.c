@@ -14,8 +14,9 @@
 #include <unistd.h>
 
 #include "sbx_seccomp.h"
+#include "util.h"
 
-#define SETUP_WAIT_US 1000000 /* how long the runner waits for the holder's set-up */
+#define SETUP_WAIT_MS 1000 /* how long the runner waits for the holder's set-up */
 
 /* Its stack: the runner's copy of it (each runner has its own), the holder's
  * alone. */
@@ -47,10 +48,11 @@ static int hold(void *arg)
 	else
 		for (int fd = 0; fd < 5; fd++) /* the runner's 0-4, all it has open here */
 			syscall(SYS_close, fd);
-	syscall(SYS_prctl, PR_SET_NAME, "runner-memory", 0UL, 0UL, 0UL);
+	/* long arguments: the filter compares whole registers */
+	syscall(SYS_prctl, (long)PR_SET_NAME, "runner-memory", 0L, 0L, 0L);
 	__atomic_store_n(&set_up, 1, __ATOMIC_RELEASE);
 	/* its exit, the teardown, never takes a CPU from the server's answer */
-	syscall(SYS_setpriority, PRIO_PROCESS, 0, 19);
+	syscall(SYS_setpriority, (long)PRIO_PROCESS, 0L, 19L);
 	for (;;)
 		syscall(SYS_rt_sigsuspend, &all, sizeof(all));
 	return 0;
@@ -65,13 +67,15 @@ pid_t holder_start(int close_range_works)
 	pid_t p = clone(hold, stack + sizeof(stack), CLONE_VM | CLONE_PARENT, &s);
 	if (p <= 0)
 		return 0;
-	for (long waited = 0; __atomic_load_n(&set_up, __ATOMIC_ACQUIRE) == 0 && waited < SETUP_WAIT_US;
-	     waited += 20) {
+	int64_t deadline = monotonic_ms() + SETUP_WAIT_MS;
+	while (__atomic_load_n(&set_up, __ATOMIC_ACQUIRE) == 0 && monotonic_ms() < deadline) {
 		struct timespec ts = {0, 20000};
 		nanosleep(&ts, NULL);
 	}
 	if (__atomic_load_n(&set_up, __ATOMIC_ACQUIRE) != 1) {
-		kill(p, SIGKILL); /* not filtered: it must not outlive this moment */
+		/* not filtered: it must not outlive this moment, nor we if it might */
+		if (kill(p, SIGKILL) < 0 && errno != ESRCH)
+			_exit(127);
 		return 0;
 	}
 	return p;

@@ -375,16 +375,24 @@ static int64_t pragma_value(struct db *db, const char *sql)
  * first writer after a complete checkpoint does, writing and fsyncing the
  * WAL's new header, and that is better this connection than a worker in the
  * middle of a request (an agent's calls seconds apart each came after one).
- * The write: the header's application_id, set to what it is. */
-static void restart_wal(struct db *db)
+ * The write: the header's application_id, set to what it is, in one
+ * transaction. version: the database's data_version before the checkpoint
+ * (a commit of another connection since then makes the next pass copy it). */
+static void restart_wal(struct db *db, int64_t version)
 {
+	if (version < 0 || sqlite3_exec(db->h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return; /* busy: a request's write starts it over, as before */
 	int64_t id = pragma_value(db, "PRAGMA application_id");
 	char sql[64];
 	snprintf(sql, sizeof(sql), "PRAGMA application_id = %lld", (long long)id);
-	if (id < 0 || sqlite3_exec(db->h, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return; /* busy: a request's write starts it over, as before */
+	int ok = sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK &&
+		 sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+	if (!ok) {
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+		return;
+	}
 	db->restarted = 1;
-	db->restart_version = pragma_value(db, "PRAGMA data_version");
+	db->restart_version = version;
 	db->restart_changes = sqlite3_total_changes64(db->h);
 }
 
@@ -393,7 +401,8 @@ enum db_status db_checkpoint(struct db *db, int *wal_pages)
 	/* nothing written since this connection started the WAL over: nothing
 	 * to copy (and copying its own write would have the next writer start
 	 * the WAL over again) */
-	if (db->restarted && pragma_value(db, "PRAGMA data_version") == db->restart_version &&
+	int64_t version = pragma_value(db, "PRAGMA data_version");
+	if (db->restarted && version == db->restart_version &&
 	    sqlite3_total_changes64(db->h) == db->restart_changes) {
 		if (wal_pages)
 			*wal_pages = 1;
@@ -406,7 +415,7 @@ enum db_status db_checkpoint(struct db *db, int *wal_pages)
 	if (rc == SQLITE_OK) {
 		db->restarted = 0;
 		if (log > 0 && done == log)
-			restart_wal(db);
+			restart_wal(db, version);
 		return DB_OK;
 	}
 	if (status_of(rc) == DB_BUSY)
