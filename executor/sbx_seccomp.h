@@ -1,5 +1,5 @@
-/* sbx_seccomp: the system call filter for sandboxed user code (libseccomp). Owns the
- * allow list: what is not allowed gets ENOSYS (clone3 among them), kernel attack
+/* sbx_seccomp: the system call filter for sandboxed user code (libseccomp), and
+ * the runner's memory holder's (sbx_seccomp_holder). Owns the allow list: what is not allowed gets ENOSYS (clone3 among them), kernel attack
  * surface is denied with EPERM, any foreign ABI (i386, x32) kills the process. A
  * name libseccomp does not know fails the build. Never loads a filter without
  * no_new_privs already set by the caller (sbx_lockdown). */
