@@ -115,6 +115,19 @@ class Client:
         raise AssertionError("unreachable")
 
 
+def service_instance(data_dir=None):
+    """A service instance (tests/e2e/instance.py; its binaries from E2E_BUILD,
+    or from instance.BUILD once set) with a pool of POOL and the service's own
+    defaults for the workers and APP_PRELOAD_MODULES; its executor/python from
+    data_dir when given. Not started."""
+    import instance
+    inst = instance.Instance({"APP_LOG_LEVEL": "warn"}, pool=POOL)
+    del inst.env["APP_WORKERS"], inst.env["APP_PRELOAD_MODULES"]
+    if data_dir:
+        inst.env["APP_DATA_DIR"] = data_dir
+    return inst
+
+
 def ready_count(db):
     try:
         c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
@@ -296,15 +309,15 @@ def memory(master):
     """(service total, lighttpd, pool) PSS in kB; pool = everything under the
     pool manager. A runner's memory holder shares the runner's address space:
     its smaps are the runner's, counted once, with the runner."""
-    procs = [p for p in e2e.descendants(master) if proc_stat(p)[0] != "runner-memory"]
+    fields = {p: e2e.proc_fields(p) for p in e2e.descendants(master)}
+    procs = {p for p, (comm, _) in fields.items() if comm and comm != "runner-memory"}
     total = pss_kb(master) + sum(pss_kb(p) for p in procs)
-    lighttpd = sum(pss_kb(p) for p in procs if (e2e.read_proc(p, "comm") or b"").strip() == b"lighttpd")
+    lighttpd = sum(pss_kb(p) for p in procs if fields[p][0] == "lighttpd")
     pool = 0
     for p in procs:
-        st = e2e.proc_stat(p)
-        if not st or st[1] != master:
+        if int(fields[p][1][1]) != master:
             continue
-        below = [q for q in e2e.descendants(p) if proc_stat(q)[0] != "runner-memory"]
+        below = procs.intersection(e2e.descendants(p))
         if any(b"executor" in (e2e.read_proc(q, "cmdline") or b"") for q in below):
             pool += sum(pss_kb(q) for q in below)
     return total, lighttpd, pool, len(procs) + 1
@@ -322,18 +335,9 @@ ENDED = {"ci-pool": "pool manager (refill)", "spawner": SANDBOXES, "zygote": SAN
          "sandbox": SANDBOXES, "runner": SANDBOXES, "runner-memory": SANDBOXES}
 
 
-def proc_stat(pid):
-    """(comm, the fields after it) of /proc/PID/stat (f[0] is the state, f[8]
-    cminflt, f[11:15] utime, stime, cutime, cstime), or (None, None)."""
-    s = e2e.read_proc(pid, "stat")
-    if not s:
-        return None, None
-    return s[s.find(b"(") + 1:s.rfind(b")")].decode(errors="replace"), s[s.rfind(b")") + 2:].split()
-
-
 def pids_named(master, comm):
     """The service's processes named comm."""
-    return [pid for pid in e2e.descendants(master) if proc_stat(pid)[0] == comm]
+    return [pid for pid in e2e.descendants(master) if e2e.proc_fields(pid)[0] == comm]
 
 
 def cpu_by_role(master):
@@ -341,7 +345,7 @@ def cpu_by_role(master):
     time, plus the time of its children that ended (as their role)."""
     out = {}
     for pid in [master] + list(e2e.descendants(master)):
-        comm, f = proc_stat(pid)
+        comm, f = e2e.proc_fields(pid)
         if not comm:
             continue
         own, ended = (int(f[11]) + int(f[12])) / TICK, (int(f[13]) + int(f[14])) / TICK
@@ -477,11 +481,7 @@ def main():
 
     os.environ["E2E_BUILD"] = os.path.abspath(args.build)
     os.environ.setdefault("E2E_PORT", "0")
-    from instance import Instance  # noqa: E402  (reads E2E_BUILD)
-
-    inst = Instance({"APP_LOG_LEVEL": "warn"}, pool=POOL)
-    # the service's own defaults: workers and APP_PRELOAD_MODULES
-    del inst.env["APP_WORKERS"], inst.env["APP_PRELOAD_MODULES"]
+    inst = service_instance()
     if not args.no_keys:
         global KEY
         KEY = "bench-" + os.urandom(16).hex()

@@ -53,15 +53,13 @@ def settle(inst):
 
 def children_faults(pid):
     """The page faults of pid's ended children (cminflt)."""
-    f = bench.proc_stat(pid)[1]
+    f = bench.e2e.proc_fields(pid)[1]
     return int(f[8]) if f else 0
 
 
 def measure(tree, build_dir):
     instance.BUILD = os.path.join(tree, build_dir)
-    inst = instance.Instance({"APP_LOG_LEVEL": "warn"}, pool=bench.POOL)
-    inst.env["APP_DATA_DIR"] = tree
-    del inst.env["APP_WORKERS"], inst.env["APP_PRELOAD_MODULES"]
+    inst = bench.service_instance(tree)
     inst.start("/healthz", timeout=120)
     try:
         master = inst.proc.pid

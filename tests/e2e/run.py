@@ -81,13 +81,20 @@ def read_proc(pid, name):
         return None
 
 
-def proc_stat(pid):
-    """(state, ppid, starttime) or None."""
+def proc_fields(pid):
+    """(comm, the fields after it) of /proc/PID/stat (f[0] is the state, f[1]
+    the ppid, f[8] cminflt, f[11:15] utime, stime, cutime, cstime, f[16] the
+    nice value, f[19] starttime), or (None, None)."""
     s = read_proc(pid, "stat")
     if not s:
-        return None
-    rest = s[s.rfind(b")") + 2:].split()
-    return rest[0].decode(), int(rest[1]), int(rest[19])
+        return None, None
+    return s[s.find(b"(") + 1:s.rfind(b")")].decode(errors="replace"), s[s.rfind(b")") + 2:].split()
+
+
+def proc_stat(pid):
+    """(state, ppid, starttime) or None."""
+    f = proc_fields(pid)[1]
+    return (f[0].decode(), int(f[1]), int(f[19])) if f else None
 
 
 def all_pids():

@@ -15,6 +15,7 @@ import threading
 import time
 
 import client
+import run
 from instance import Instance
 from support import DB_PATH, E2E, MASTER_PID, RUN_DIR, comm
 
@@ -23,11 +24,8 @@ KCMP_VM = 1
 
 
 def ppid(pid):
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except OSError:
-        return 0
+    f = run.proc_fields(pid)[1]
+    return int(f[1]) if f else 0
 
 
 def spawner_pid():
@@ -63,8 +61,9 @@ def held_network_namespaces(spawner):
     return fds - live
 
 
-def db_rows(sql):
-    c = sqlite3.connect("file:%s?mode=ro" % DB_PATH, uri=True, timeout=5)
+def db_rows(sql, db=DB_PATH):
+    """The rows of sql in the database at db (the service under test's)."""
+    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
     try:
         return c.execute(sql).fetchall()
     finally:
@@ -86,8 +85,7 @@ def status_fields(pid):
 
 
 def nice(pid):
-    with open("/proc/%d/stat" % pid, "rb") as f:
-        return int(f.read().rsplit(b")", 1)[1].split()[16])
+    return int(run.proc_fields(pid)[1][16])
 
 
 def same_memory(a, b):
@@ -468,11 +466,7 @@ class P11WarmEnvironment(E2E):
 
 def pool_rows(db):
     """{state: count} of the sandboxes table of the database at db."""
-    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
-    try:
-        return dict(c.execute("SELECT state, count(*) FROM sandboxes GROUP BY state").fetchall())
-    finally:
-        c.close()
+    return dict(db_rows("SELECT state, count(*) FROM sandboxes GROUP BY state", db))
 
 
 def wait_for(what, seconds):
@@ -500,9 +494,14 @@ class P11Refill(E2E):
         cls.inst.remove()
         assert ok, "\n".join(lines)
 
-    def runs(self, n, seconds):
-        """n runs of `sleep seconds` in threads (call inside inst.current()):
-        the threads and the list their statuses go to."""
+    def rows(self):
+        return pool_rows(self.inst.db)
+
+    def claimed_runs(self, n, seconds):
+        """Once the pool is full, n runs of `sleep seconds` in threads (call
+        inside inst.current()), back when all n are claimed: the threads and
+        the list their statuses go to."""
+        self.assertTrue(wait_for(lambda: self.rows() == {"ready": 4}, 60), self.rows())
         got = []
 
         def one():
@@ -511,21 +510,15 @@ class P11Refill(E2E):
         threads = [threading.Thread(target=one) for _ in range(n)]
         for t in threads:
             t.start()
+        self.assertTrue(wait_for(lambda: self.rows().get("claimed") == n, 10), self.rows())
         return threads, got
 
-    def full(self):
-        rows = pool_rows(self.inst.db)
-        return rows.get("ready", 0) == 4 and len(rows) == 1
-
     def test_one_run_is_replaced_when_it_ends(self):
-        self.assertTrue(wait_for(self.full, 60), pool_rows(self.inst.db))
         with self.inst.current():
-            threads, got = self.runs(1, 1.5)
-            self.assertTrue(wait_for(lambda: pool_rows(self.inst.db).get("claimed") == 1, 10),
-                            pool_rows(self.inst.db))
+            threads, got = self.claimed_runs(1, 1.5)
             seen = []
             while threads[0].is_alive():
-                rows = pool_rows(self.inst.db)  # one reading: claimed, and the rest then
+                rows = self.rows()  # one reading: claimed, and the rest then
                 if not rows.get("claimed"):
                     break
                 seen.append(rows.get("ready", 0) + rows.get("starting", 0))
@@ -534,18 +527,14 @@ class P11Refill(E2E):
         self.assertEqual(got, [200])
         self.assertGreater(len(seen), 5)
         self.assertEqual(set(seen), {3}, "the pool during the run (ready or starting)")
-        self.assertTrue(wait_for(self.full, 30), pool_rows(self.inst.db))
+        self.assertTrue(wait_for(lambda: self.rows() == {"ready": 4}, 30), self.rows())
 
     def test_runs_at_once_are_replaced_at_once(self):
-        self.assertTrue(wait_for(self.full, 60), pool_rows(self.inst.db))
         with self.inst.current():
-            threads, got = self.runs(2, 3)
-            # 2 claimed: the replacements come while the runs go on
-            self.assertTrue(wait_for(lambda: pool_rows(self.inst.db).get("claimed") == 2, 10),
-                            pool_rows(self.inst.db))
-            self.assertTrue(wait_for(lambda: pool_rows(self.inst.db).get("ready", 0) >= 4, 2.5),
-                            pool_rows(self.inst.db))
-            self.assertEqual(pool_rows(self.inst.db).get("claimed"), 2)
+            threads, got = self.claimed_runs(2, 3)
+            # the replacements come while the runs go on
+            self.assertTrue(wait_for(lambda: self.rows().get("ready", 0) >= 4, 2.5), self.rows())
+            self.assertEqual(self.rows().get("claimed"), 2)
             for t in threads:
                 t.join()
         self.assertEqual(got, [200] * 2)
