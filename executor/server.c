@@ -70,7 +70,7 @@ struct server {
 	unsigned char token_digest[BEARER_DIGEST_LEN]; /* SHA-256 of the token; the token itself is not kept */
 };
 
-enum req_kind { REQ_DONE, REQ_PUT, REQ_PACKAGE, REQ_EXECUTE, REQ_IMPORTS };
+enum req_kind { REQ_DONE, REQ_PUT, REQ_PACKAGE, REQ_EXECUTE };
 
 struct request {
 	enum req_kind kind;     /* REQ_DONE: a response is queued already */
@@ -337,12 +337,20 @@ static const char *check_packages(json_object *pkgs)
 	return NULL;
 }
 
+/* What POST /execute asks besides the code: the time limit, whether the
+ * listing goes below the workspace's top level, whether the import check comes
+ * first. */
+struct execute_options {
+	double timeout;
+	int subdirectories;
+	int check_imports;
+};
+
 /* Validates the body of POST /execute. On success returns NULL, *out gets the
  * request for the runner ({"source_code", "env", "packages"}; the caller puts
- * it), *timeout the time limit and *subdirectories whether the listing goes
- * below the workspace's top level; otherwise returns the reason. */
+ * it) and *opt the rest; otherwise returns the reason. */
 static const char *parse_execute(const struct config *cfg, const char *body, size_t len,
-				 json_object **out, double *timeout, int *subdirectories)
+				 json_object **out, struct execute_options *opt)
 {
 	if (len > INT_MAX)
 		return "the body is too large";
@@ -356,8 +364,7 @@ static const char *parse_execute(const struct config *cfg, const char *body, siz
 	json_tokener_free(tok);
 	const char *err = NULL;
 	json_object *src = NULL, *env = NULL, *pkgs = NULL;
-	*timeout = cfg->execution_timeout;
-	*subdirectories = 0;
+	*opt = (struct execute_options){.timeout = cfg->execution_timeout};
 	if (!root || jerr != json_tokener_success) {
 		err = "the body is not valid JSON";
 		goto out;
@@ -394,7 +401,7 @@ static const char *parse_execute(const struct config *cfg, const char *body, siz
 				err = "timeout must be a number of seconds greater than 0";
 				goto out;
 			}
-			*timeout = t > cfg->max_execution_timeout ? cfg->max_execution_timeout : t;
+			opt->timeout = t > cfg->max_execution_timeout ? cfg->max_execution_timeout : t;
 		} else if (strcmp(key, "packages") == 0) {
 			if ((err = check_packages(val)) != NULL)
 				goto out;
@@ -404,9 +411,16 @@ static const char *parse_execute(const struct config *cfg, const char *body, siz
 				err = "include_subdirectories must be a boolean";
 				goto out;
 			}
-			*subdirectories = json_object_get_boolean(val);
+			opt->subdirectories = json_object_get_boolean(val);
+		} else if (strcmp(key, "check_imports") == 0) {
+			if (!json_object_is_type(val, json_type_boolean)) {
+				err = "check_imports must be a boolean";
+				goto out;
+			}
+			opt->check_imports = json_object_get_boolean(val);
 		} else {
-			err = "unknown field (expected source_code, env, timeout, packages, include_subdirectories)";
+			err = "unknown field (expected source_code, env, timeout, packages, include_subdirectories, "
+			      "check_imports)";
 			goto out;
 		}
 	}
@@ -493,46 +507,116 @@ static json_object *result_json(const struct run_result *res, double timeout, ch
 	return o;
 }
 
+static int is_string_array(json_object *o, const char *key)
+{
+	json_object *a;
+	if (!json_object_object_get_ex(o, key, &a) || !json_object_is_type(a, json_type_array))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		if (!json_object_is_type(json_object_array_get_idx(a, i), json_type_string))
+			return 0;
+	return 1;
+}
+
+/* The import check of the code about to run (executor/python/imports.py,
+ * answered by the warm runner; protocol in runner.h): {"missing", "pip",
+ * "source_code"}, or NULL when there is no usable answer (a runner that did
+ * not answer was killed: s->lost is set). Caller holds s->talk. */
+static json_object *import_check(struct server *s, json_object *code)
+{
+	json_object *req = json_object_new_object();
+	json_object_object_add(req, "op", json_object_new_string("imports"));
+	json_object_object_add(req, "source_code", json_object_get(code));
+	size_t len, code_len = (size_t)json_object_get_string_len(code);
+	const char *json = json_object_to_json_string_length(req, JSON_OUT, &len);
+	char *text = NULL;
+	/* every byte of the code may come back as a \u escape */
+	int rc = runner_imports(&s->runner, json, len, IMPORTS_TIMEOUT_MS, 6 * code_len + 65536, &text);
+	json_object_put(req);
+	if (rc < 0) {
+		pthread_mutex_lock(&s->lock);
+		s->lost = 1;
+		pthread_mutex_unlock(&s->lock);
+		return NULL;
+	}
+	json_object *out = json_tokener_parse(text);
+	free(text);
+	if (!out || !json_object_is_type(out, json_type_object) || !is_string_array(out, "missing") ||
+	    !is_string_array(out, "pip") || !json_object_object_get_ex(out, "source_code", &code) ||
+	    !json_object_is_type(code, json_type_string)) {
+		log_warn("imports: the runner's answer is not the expected JSON object; running the code as it is");
+		json_object_put(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Whether the import check found something for the service to do first: a
+ * module the code imports that is not there, or a pip line. */
+static int import_check_found(json_object *answer)
+{
+	return json_object_array_length(json_object_object_get(answer, "missing")) > 0 ||
+	       json_object_array_length(json_object_object_get(answer, "pip")) > 0;
+}
+
+/* Why this executor cannot run (or check) code now, as an HTTP status (0:
+ * it can); with start, the execution is begun when it can. */
+static unsigned refusal(struct server *s, int start)
+{
+	pthread_mutex_lock(&s->lock);
+	unsigned refuse = !s->ready ? MHD_HTTP_SERVICE_UNAVAILABLE :
+			  s->lost ? MHD_HTTP_INTERNAL_SERVER_ERROR :
+			  s->state != EXEC_IDLE ? MHD_HTTP_CONFLICT : 0;
+	if (start && refuse != MHD_HTTP_SERVICE_UNAVAILABLE && refuse != MHD_HTTP_CONFLICT)
+		s->state = refuse ? EXEC_DONE : EXEC_RUNNING;
+	pthread_mutex_unlock(&s->lock);
+	return refuse;
+}
+
+static enum MHD_Result reply_refusal(struct MHD_Connection *c, unsigned status)
+{
+	return reply_error(c, status, status == MHD_HTTP_CONFLICT ? "this executor has run its execution already" :
+			   status == MHD_HTTP_SERVICE_UNAVAILABLE ? "the runner is not ready" :
+			   "the runner was lost in the import check");
+}
+
+/* POST /execute. With "check_imports": true the runner's import check comes
+ * first; when it finds a missing module or a pip line the code does not run:
+ * the answer is {"imports": {"missing", "pip", "source_code"}} and the
+ * executor stays ready for package files and a later POST /execute. */
 static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struct request *rq)
 {
 	json_object *req = NULL;
-	double timeout;
-	int subdirectories;
-	const char *err = parse_execute(s->cfg, rq->body ? rq->body : "", rq->len, &req, &timeout,
-					&subdirectories);
+	struct execute_options opt;
+	const char *err = parse_execute(s->cfg, rq->body ? rq->body : "", rq->len, &req, &opt);
 	if (err)
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, err);
-	unsigned refuse = 0;
-	pthread_mutex_lock(&s->lock);
-	if (!s->ready)
-		refuse = MHD_HTTP_SERVICE_UNAVAILABLE;
-	else if (s->state != EXEC_IDLE)
-		refuse = MHD_HTTP_CONFLICT;
-	else
-		s->state = EXEC_RUNNING;
-	pthread_mutex_unlock(&s->lock);
-	if (refuse) {
-		json_object_put(req);
-		return reply_error(c, refuse, refuse == MHD_HTTP_CONFLICT ?
-			"this executor has run its execution already" : "the runner is not ready");
-	}
 	free(rq->body);
 	rq->body = NULL;
-
-	/* an import check in flight ends first (it cannot start any more) */
-	pthread_mutex_lock(&s->talk);
-	pthread_mutex_lock(&s->lock);
-	int lost = s->lost;
-	pthread_mutex_unlock(&s->lock);
-	if (lost) {
-		pthread_mutex_unlock(&s->talk);
-		json_object_put(req);
-		pthread_mutex_lock(&s->lock);
-		s->state = EXEC_DONE;
-		pthread_mutex_unlock(&s->lock);
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				   "the runner was lost in the import check");
+	/* refused at once when busy; the run itself waits for the talk lock */
+	unsigned refuse = refusal(s, !opt.check_imports);
+	if (!refuse) {
+		pthread_mutex_lock(&s->talk);
+		if (opt.check_imports && !(refuse = refusal(s, 0))) {
+			json_object *answer = import_check(s, json_object_object_get(req, "source_code"));
+			if (answer && import_check_found(answer)) {
+				pthread_mutex_unlock(&s->talk);
+				json_object_put(req);
+				json_object *out = json_object_new_object();
+				json_object_object_add(out, "imports", answer);
+				return reply_obj(c, MHD_HTTP_OK, out);
+			}
+			json_object_put(answer);
+			refuse = refusal(s, 1);
+		}
+		if (refuse)
+			pthread_mutex_unlock(&s->talk);
 	}
+	if (refuse) {
+		json_object_put(req);
+		return reply_refusal(c, refuse);
+	}
+
 	/* no more package files come: what was delivered is read-only for the code */
 	if (s->has_packages)
 		podpkg_seal(&s->packages);
@@ -545,16 +629,16 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 	 * read by the service, not here */
 	int own_group = !s->o->sandboxed;
 	uint64_t oom_before = own_group ? cgroup_self_oom_kills() : 0;
-	runner_execute(&s->runner, json, len, timeout, s->output_cap, &res);
+	runner_execute(&s->runner, json, len, opt.timeout, s->output_cap, &res);
 	int memory_hit = own_group && !res.timed_out && cgroup_self_oom_kills() > oom_before;
 	pthread_mutex_unlock(&s->talk);
 	json_object_put(req);
 
 	char **files = NULL;
 	size_t nfiles = 0;
-	if (ws_list_changed(&s->ws, subdirectories, &files, &nfiles) < 0)
+	if (ws_list_changed(&s->ws, opt.subdirectories, &files, &nfiles) < 0)
 		log_warn("execute: the workspace listing is incomplete");
-	json_object *out = result_json(&res, timeout, files, nfiles, memory_hit,
+	json_object *out = result_json(&res, opt.timeout, files, nfiles, memory_hit,
 				       memory_hit ? cgroup_self_memory_limit() : 0);
 	log_info("execute: exit %d%s%s in %" PRId64 " ms, %zu bytes out, %zu bytes err, %zu files",
 		 json_object_get_int(json_object_object_get(out, "exit_code")),
@@ -568,79 +652,6 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 	pthread_mutex_lock(&s->lock);
 	s->state = EXEC_DONE;
 	pthread_mutex_unlock(&s->lock);
-	return reply_obj(c, MHD_HTTP_OK, out);
-}
-
-static int is_string_array(json_object *o, const char *key)
-{
-	json_object *a;
-	if (!json_object_object_get_ex(o, key, &a) || !json_object_is_type(a, json_type_array))
-		return 0;
-	for (size_t i = 0; i < json_object_array_length(a); i++)
-		if (!json_object_is_type(json_object_array_get_idx(a, i), json_type_string))
-			return 0;
-	return 1;
-}
-
-/* POST /imports: the import check of code about to run, answered by the warm
- * runner (executor/python/imports.py loaded in it; protocol in runner.h),
- * before the execution only. */
-static enum MHD_Result check_imports(struct server *s, struct MHD_Connection *c, struct request *rq)
-{
-	/* the body is not NUL-terminated */
-	json_tokener *tok = json_tokener_new();
-	json_object *req = rq->body ? json_tokener_parse_ex(tok, rq->body, (int)rq->len) : NULL;
-	if (req && json_tokener_get_error(tok) != json_tokener_success) {
-		json_object_put(req);
-		req = NULL;
-	}
-	json_tokener_free(tok);
-	json_object *code = NULL;
-	if (!req || !json_object_is_type(req, json_type_object) ||
-	    !json_object_object_get_ex(req, "source_code", &code) ||
-	    !json_object_is_type(code, json_type_string) || json_object_object_length(req) != 1) {
-		json_object_put(req);
-		return reply_error(c, MHD_HTTP_BAD_REQUEST, "expected {\"source_code\": str}");
-	}
-	free(rq->body);
-	rq->body = NULL;
-	pthread_mutex_lock(&s->talk);
-	pthread_mutex_lock(&s->lock);
-	unsigned refuse = s->state != EXEC_IDLE ? MHD_HTTP_CONFLICT :
-			  !s->ready ? MHD_HTTP_SERVICE_UNAVAILABLE :
-			  s->lost ? MHD_HTTP_INTERNAL_SERVER_ERROR : 0;
-	pthread_mutex_unlock(&s->lock);
-	if (refuse) {
-		pthread_mutex_unlock(&s->talk);
-		json_object_put(req);
-		return reply_error(c, refuse, refuse == MHD_HTTP_CONFLICT ?
-			"this executor has run its execution already" : refuse == MHD_HTTP_SERVICE_UNAVAILABLE ?
-			"the runner is not ready" : "the runner was lost in the import check");
-	}
-	size_t len, code_len = (size_t)json_object_get_string_len(code);
-	json_object_object_add(req, "op", json_object_new_string("imports"));
-	const char *json = json_object_to_json_string_length(req, JSON_OUT, &len);
-	char *text = NULL;
-	/* every byte of the code may come back as a \u escape */
-	int rc = runner_imports(&s->runner, json, len, IMPORTS_TIMEOUT_MS, 6 * code_len + 65536, &text);
-	if (rc < 0) {
-		pthread_mutex_lock(&s->lock);
-		s->lost = 1;
-		pthread_mutex_unlock(&s->lock);
-	}
-	pthread_mutex_unlock(&s->talk);
-	json_object_put(req);
-	if (rc < 0)
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "the import check failed");
-	json_object *out = json_tokener_parse(text);
-	free(text);
-	if (!out || !json_object_is_type(out, json_type_object) || !is_string_array(out, "missing") ||
-	    !is_string_array(out, "pip") || !json_object_object_get_ex(out, "source_code", &code) ||
-	    !json_object_is_type(code, json_type_string)) {
-		json_object_put(out);
-		log_warn("imports: the runner's answer is not the expected JSON object");
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "the import check failed");
-	}
 	return reply_obj(c, MHD_HTTP_OK, out);
 }
 
@@ -847,15 +858,6 @@ static enum MHD_Result begin(struct server *s, struct MHD_Connection *c, const c
 		rq->kind = REQ_EXECUTE;
 		return MHD_YES;
 	}
-	if (strcmp(url, "/imports") == 0) {
-		if (strcmp(method, "POST") != 0)
-			return reply_405(c, "POST");
-		uint64_t cl;
-		if (content_length(c, &cl) && cl > s->body_cap)
-			return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large");
-		rq->kind = REQ_IMPORTS;
-		return MHD_YES;
-	}
 	if (strncmp(url, "/workspace/", 11) == 0 || strcmp(url, "/workspace") == 0) {
 		const char *raw = url[10] ? url + 11 : "";
 		if (is_get)
@@ -912,7 +914,7 @@ static void take_body(struct server *s, struct request *rq, const char *data, si
 		if (st != PODPKG_OK)
 			fail(s, rq, podpkg_http_status(st), rq->received > s->cfg->sandbox_file_bytes
 				? "the file is larger than APP_SANDBOX_FILE_MB" : podpkg_message(st));
-	} else if (rq->kind == REQ_EXECUTE || rq->kind == REQ_IMPORTS) {
+	} else if (rq->kind == REQ_EXECUTE) {
 		if (n > s->body_cap - rq->len) {
 			fail(s, rq, MHD_HTTP_CONTENT_TOO_LARGE, "the body is too large");
 			return;
@@ -972,8 +974,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return reply_error(c, podpkg_http_status(st), podpkg_message(st));
 		return reply(c, MHD_HTTP_CREATED, "{}", 2, NULL);
 	}
-	if (kind == REQ_IMPORTS)
-		return check_imports(s, c, rq);
 	return execute(s, c, rq);
 }
 

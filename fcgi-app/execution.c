@@ -33,6 +33,7 @@ struct run {
 	size_t n_outputs;
 	char *stderr_text;        /* owned, possibly with notes appended */
 	struct pkg_outcome pkg;   /* installs made for the run (packages.h) */
+	int check_imports;        /* the executor's import check comes first */
 	const char *status;
 	int exit_code;
 	int64_t started_ms;
@@ -112,6 +113,9 @@ static int upload_inputs(struct run *x)
 	return 0;
 }
 
+/* POST /execute: 0 when the code ran (x->resp its answer), 1 when the import
+ * check asked for found something and the code did not run (x->resp
+ * {"imports": {...}}), -1 on failure. */
 static int run_code(struct run *x)
 {
 	json_object *body = json_object_new_object();
@@ -130,6 +134,8 @@ static int run_code(struct run *x)
 			json_object_array_add(dirs, json_object_new_string(x->pkg.dirs[i]));
 		json_object_object_add(body, "packages", dirs);
 	}
+	if (x->check_imports)
+		json_object_object_add(body, "check_imports", json_object_new_boolean(1));
 	int rc = xc_execute(&x->xc, body, x->req->timeout, x->app->cfg->max_output_bytes, &x->resp);
 	json_object_put(body);
 	if (rc < 0) {
@@ -137,6 +143,8 @@ static int run_code(struct run *x)
 		return -1;
 	}
 	json_object *v;
+	if (x->check_imports && json_object_object_get_ex(x->resp, "imports", &v))
+		return 1;
 	if (!json_object_object_get_ex(x->resp, "exit_code", &v) || !json_object_is_type(v, json_type_int)) {
 		snprintf(x->r->error, sizeof(x->r->error), "the executor's answer has no exit_code");
 		return -1;
@@ -426,9 +434,15 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	}
 	scoreboard_stage_mark(SB_ST_UPLOAD);
 	/* plain runs only: a custom tool's code is ours */
-	if (x.k == &plain)
-		packages_prepare(app, &x.xc, r->id, req->source_code, &x.pkg);
+	x.check_imports = x.k == &plain && packages_check_wanted(app->cfg, req->source_code);
 	int ran = run_code(&x);
+	if (ran == 1) { /* installs (or pip lines) first, then the run */
+		packages_prepare(app, &x.xc, r->id, json_object_object_get(x.resp, "imports"), &x.pkg);
+		json_object_put(x.resp);
+		x.resp = NULL;
+		x.check_imports = 0;
+		ran = run_code(&x);
+	}
 	scoreboard_stage_mark(SB_ST_RUN);
 	if (ran < 0 || download_outputs(&x) < 0) {
 		st = x.failure;

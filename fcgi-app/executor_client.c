@@ -249,15 +249,6 @@ int xc_execute_within(struct xc *c, json_object *body, double timeout_s, uint64_
 	return post_json(c, "execute", body, (long)(timeout_s * 1000) + 30000L, limit, out);
 }
 
-int xc_imports(struct xc *c, const char *source, json_object **out)
-{
-	json_object *body = json_object_new_object();
-	json_object_object_add(body, "source_code", json_object_new_string(source));
-	int rc = post_json(c, "imports", body, 30000L, XC_RESPONSE_BASE, out);
-	json_object_put(body);
-	return rc;
-}
-
 /* Where a download goes: the store (w) or a file (fd, at most max bytes). */
 struct sink {
 	struct store_writer *w;

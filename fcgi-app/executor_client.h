@@ -52,9 +52,6 @@ int xc_execute(struct xc *c, json_object *body, double timeout_s, uint64_t max_o
 	       json_object **out);
 /* The same with an answer of at most limit bytes. */
 int xc_execute_within(struct xc *c, json_object *body, double timeout_s, uint64_t limit, json_object **out);
-/* POST /imports {"source_code": source}: *out gets the answer ({"missing",
- * "pip", "source_code"}; caller puts it). 0, or -1 (c->error). */
-int xc_imports(struct xc *c, const char *source, json_object **out);
 /* GET /workspace/{path} into the store through w (already begun). 0, or -1
  * (c->error); 1 when the object is larger than the writer's limit. */
 int xc_get_file(struct xc *c, const char *path, struct store_writer *w);

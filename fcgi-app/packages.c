@@ -102,26 +102,24 @@ static struct want *want_get(struct want *w, size_t *n, const char *requirement)
 	return x;
 }
 
-void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, const char *source,
+int packages_check_wanted(const struct config *cfg, const char *source)
+{
+	/* code without either word can neither import nor ask pip */
+	return cfg->package_install && (strstr(source, "import") || strstr(source, "pip"));
+}
+
+void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, json_object *found,
 		      struct pkg_outcome *out)
 {
 	const struct config *cfg = app->cfg;
 	memset(out, 0, sizeof(*out));
-	/* code without either word can neither import nor ask pip: no check */
-	if (!cfg->package_install || (!strstr(source, "import") && !strstr(source, "pip")))
-		return;
 	/* a pod sees nothing of this machine's cache: what it gets is sent */
 	int to_pod = strcmp(cfg->backend, "kubernetes") == 0;
-	json_object *resp = NULL, *missing, *pip, *code;
-	if (xc_imports(xc, source, &resp) < 0) {
-		log_warn("packages: the import check failed (%s); running the code as it is", xc->error);
-		return;
-	}
-	if (!json_object_object_get_ex(resp, "missing", &missing) || !json_object_is_type(missing, json_type_array) ||
-	    !json_object_object_get_ex(resp, "pip", &pip) || !json_object_is_type(pip, json_type_array) ||
-	    !json_object_object_get_ex(resp, "source_code", &code) || !json_object_is_type(code, json_type_string)) {
+	json_object *missing, *pip, *code;
+	if (!json_object_object_get_ex(found, "missing", &missing) || !json_object_is_type(missing, json_type_array) ||
+	    !json_object_object_get_ex(found, "pip", &pip) || !json_object_is_type(pip, json_type_array) ||
+	    !json_object_object_get_ex(found, "source_code", &code) || !json_object_is_type(code, json_type_string)) {
 		log_warn("packages: the import check answered something else; running the code as it is");
-		json_object_put(resp);
 		return;
 	}
 	if (json_object_array_length(pip) > 0)
@@ -196,7 +194,6 @@ void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, 
 			out->dirs[out->n_dirs++] = xstrdup(w[i].dir);
 	}
 	json_object_put(map);
-	json_object_put(resp);
 }
 
 void pkg_outcome_release(struct pkg_outcome *o)

@@ -1,7 +1,7 @@
 /* packages: the worker's side of packages installed on the fly (DESIGN.md §6).
- * Asks the claimed sandbox or pod which imports it cannot find (POST
- * /imports), maps modules to distributions (executor/python/package_map.json,
- * APP_PACKAGE_MAP), finds each in the cache or has the root side install it
+ * Takes what the claimed sandbox or pod found in its import check (POST
+ * /execute with check_imports): maps modules to distributions
+ * (executor/python/package_map.json, APP_PACKAGE_MAP), finds each in the cache or has the root side install it
  * (root_helper.h, package_install.h: `executor install`, whose sandbox runs
  * pip, wheels only) within the request's deadline, and names the cache
  * directories the run's sys.path gets: only those of distributions that
@@ -24,14 +24,17 @@ struct pkg_outcome {
 	size_t n_dirs;
 };
 
-/* Checks source in the sandbox behind xc, finds or installs what it lacks and,
- * for a pod, sends it the directories (all installs and copies together
- * within APP_PACKAGE_INSTALL_TIMEOUT), and records which cache directories the
- * run uses. Never fails the run: a failed check is logged and leaves
- * everything unchanged, a failed install or copy becomes a note. Does nothing
- * when APP_PACKAGE_INSTALL=0, or when source contains neither "import" nor
- * "pip". */
-void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, const char *source,
+/* Whether a plain run of source asks the sandbox's import check first
+ * (POST /execute's check_imports): APP_PACKAGE_INSTALL is on and source
+ * contains "import" or "pip". */
+int packages_check_wanted(const struct config *cfg, const char *source);
+/* From what the import check found ({"missing", "pip", "source_code"}; not
+ * taken), finds or installs what the code lacks and, for a pod, sends the
+ * sandbox behind xc the directories (all installs and copies together within
+ * APP_PACKAGE_INSTALL_TIMEOUT), and records which cache directories the run
+ * uses. Never fails the run: an answer of another shape is logged and leaves
+ * everything unchanged, a failed install or copy becomes a note. */
+void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, json_object *found,
 		      struct pkg_outcome *out);
 void pkg_outcome_release(struct pkg_outcome *o);
 

@@ -2,7 +2,7 @@
 # code, never runs it). Finds the top-level modules the code imports that the
 # sandbox's Python cannot find, and the `!pip install` / `%pip install` lines,
 # which it removes. Only ast, sys, importlib.util and json; protocol in
-# docs/executor-protocol.md (POST /imports). The warm runner (runner.py) loads
+# docs/executor-protocol.md (POST /execute, check_imports). The warm runner (runner.py) loads
 # it at warm-up and calls check() in-process (putting back sys.path, sys.modules
 # and sys.path_importer_cache afterwards); it also runs as a script:
 #

@@ -317,7 +317,7 @@ class PodToken(PoolCase):
         for token in (None, "0" * 64, tokens[a["name"]][:-1], tokens[b["name"]]):  # b's token does not open a
             for method, path, body in (("PUT", "/workspace/planted.py", None),
                                        ("GET", "/workspace/planted.py", None),
-                                       ("POST", "/imports", {"source_code": "import os"}),
+                                       ("POST", "/execute", {"source_code": "import os", "check_imports": True}),
                                        ("POST", "/execute", {"source_code": "open('/workspace/x', 'w')"})):
                 st, out, hdr = self.pod_request(a, method, path, body, token)
                 self.assertEqual(st, 401, (method, path, token, out))

@@ -832,42 +832,47 @@ START_TEST(second_execute_conflict)
 }
 END_TEST
 
-START_TEST(imports_check_before_the_run_only)
+/* POST /execute with check_imports: what the check finds comes back instead
+ * of a run, as often as asked; with nothing found the code runs at once. */
+START_TEST(import_check_before_the_run_only)
 {
 	srv_start();
 	/* the workspace is searched: an uploaded module is not missing */
 	ck_assert_int_eq(put("/workspace/mine.py", "X = 1\n"), 201);
 	static const char body[] =
 		"{\"source_code\": \"!pip install a==1\\nimport os, mine, ci_absent_zz\\n"
-		"from . import rel\\nprint(1)\\n\"}";
-	struct resp h = http("POST", "/imports", body, sizeof(body) - 1);
+		"from . import rel\\nprint(1)\\n\", \"check_imports\": true}";
+	static const char found[] = "{\"imports\":{\"missing\":[\"ci_absent_zz\"],\"pip\":[\"a==1\"],"
+		"\"source_code\":\"\\nimport os, mine, ci_absent_zz\\nfrom . import rel\\nprint(1)\\n\"}}";
+	struct resp h = http("POST", "/execute", body, sizeof(body) - 1);
 	ck_assert_int_eq(h.status, 200);
-	ck_assert_str_eq(h.body, "{\"missing\":[\"ci_absent_zz\"],\"pip\":[\"a==1\"],"
-			 "\"source_code\":\"\\nimport os, mine, ci_absent_zz\\nfrom . import rel\\nprint(1)\\n\"}");
+	ck_assert_str_eq(h.body, found);
 	free(h.body);
-	static const char wrong[] = "{\"code\": 1}";
-	h = http("POST", "/imports", wrong, sizeof(wrong) - 1);
+	static const char wrong[] = "{\"source_code\": \"import os\", \"check_imports\": 1}";
+	h = http("POST", "/execute", wrong, sizeof(wrong) - 1);
 	ck_assert_int_eq(h.status, 400);
-	free(h.body);
-	h = http("GET", "/imports", NULL, 0);
-	ck_assert_int_eq(h.status, 405);
+	ck_assert_ptr_nonnull(strstr(h.body, "check_imports must be a boolean"));
 	free(h.body);
 	/* the runner answers as often as asked */
-	h = http("POST", "/imports", body, sizeof(body) - 1);
+	h = http("POST", "/execute", body, sizeof(body) - 1);
 	ck_assert_int_eq(h.status, 200);
-	ck_assert_ptr_nonnull(strstr(h.body, "\"missing\":[\"ci_absent_zz\"]"));
+	ck_assert_str_eq(h.body, found);
 	free(h.body);
-	/* the check used nothing up and left nothing the code could see (no
-	 * module, no more fds than 0-2 and listdir's own): the run still comes,
-	 * and after it no check */
-	json_object *r = run("import os, sys\n"
-			     "print(sorted(int(x) for x in os.listdir('/proc/self/fd')),\n"
-			     "      'mine' in sys.modules, '_code_interpreter_imports' in sys.modules)\n"
-			     "import mine\nprint(mine.X)", NULL, 0);
+	/* the checks used nothing up and left nothing the code could see (no
+	 * module, no more fds than 0-2 and listdir's own); with nothing missing
+	 * the same request runs the code */
+	static const char runs[] =
+		"{\"check_imports\": true, \"source_code\": \"import os, sys\\n"
+		"print(sorted(int(x) for x in os.listdir('/proc/self/fd')),\\n"
+		"      'mine' in sys.modules, '_code_interpreter_imports' in sys.modules)\\n"
+		"import mine\\nprint(mine.X)\"}";
+	json_object *r = NULL;
+	ck_assert_int_eq(execute_raw(runs, &r), 200);
 	ck_assert_str_eq(str(r, "stdout"), "[0, 1, 2, 3] False False\n1\n");
+	ck_assert_int_eq(json_object_get_int(json_object_object_get(r, "exit_code")), 0);
 	json_object_put(r);
-	static const char empty[] = "{\"source_code\": \"\"}";
-	h = http("POST", "/imports", empty, sizeof(empty) - 1);
+	/* after the run, no check */
+	h = http("POST", "/execute", body, sizeof(body) - 1);
 	ck_assert_int_eq(h.status, 409);
 	free(h.body);
 }
@@ -914,23 +919,24 @@ START_TEST(imports_answered_by_the_runner)
 	srv_spawn(dir, NULL);
 	char c = 0;
 	ck_assert_int_eq(read(S.ready_rd, &c, 1), 1);
-	static const char body[] = "{\"source_code\": \"import x\"}";
-	struct resp h = http("POST", "/imports", body, sizeof(body) - 1);
+	static const char body[] = "{\"source_code\": \"import x\", \"check_imports\": true}";
+	struct resp h = http("POST", "/execute", body, sizeof(body) - 1);
 	ck_assert_int_eq(h.status, 200);
-	json_object *o = json_tokener_parse(h.body);
+	json_object *answer = json_tokener_parse(h.body);
 	free(h.body);
+	json_object *o = json_object_object_get(answer, "imports");
 	ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(
 		json_object_object_get(o, "missing"), 0)), "imports");
 	ck_assert_str_eq(str(o, "source_code"), "IMPORT X");
 	pid_t runner = (pid_t)strtol(json_object_get_string(json_object_array_get_idx(
 		json_object_object_get(o, "pip"), 0)), NULL, 10);
-	json_object_put(o);
+	json_object_put(answer);
 	ck_assert_int_gt(runner, 1);
 	/* no answer: the runner is killed, the check and the run fail */
-	h = http("POST", "/imports", body, sizeof(body) - 1);
+	h = http("POST", "/execute", body, sizeof(body) - 1);
 	ck_assert_int_eq(h.status, 500);
 	free(h.body);
-	h = http("POST", "/imports", body, sizeof(body) - 1);
+	h = http("POST", "/execute", body, sizeof(body) - 1);
 	ck_assert_int_eq(h.status, 500);
 	free(h.body);
 	long st = execute_raw("{\"source_code\": \"print(1)\"}", &o);
@@ -1301,7 +1307,8 @@ START_TEST(token_guards_every_route_but_healthz)
 		assert_401("PUT", "/workspace/in.txt", "abc", wrong[i]);
 		assert_401("GET", "/workspace/in.txt", NULL, wrong[i]);
 		assert_401("POST", "/execute", "{\"source_code\": \"open('pwned', 'w')\"}", wrong[i]);
-		assert_401("POST", "/imports", "{\"source_code\": \"import os\"}", wrong[i]);
+		assert_401("POST", "/execute", "{\"source_code\": \"import os\", \"check_imports\": true}",
+			   wrong[i]);
 		assert_401("GET", "/nope", NULL, wrong[i]); /* deny by default: no route map either */
 		assert_401("DELETE", "/execute", NULL, wrong[i]);
 	}
@@ -1652,7 +1659,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, packages_bad_shapes_refused);
 	tcase_add_test(tc, packages_on_sys_path_in_order);
 	tcase_add_test(tc, second_execute_conflict);
-	tcase_add_test(tc, imports_check_before_the_run_only);
+	tcase_add_test(tc, import_check_before_the_run_only);
 	tcase_add_test(tc, imports_answered_by_the_runner);
 	tcase_add_test(tc, no_process_survives);
 	tcase_add_test(tc, no_process_survives_timeout);
