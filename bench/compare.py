@@ -9,7 +9,7 @@ In turns (old, new, old, new, ...: a machine whose speed drifts weighs on
 both alike), each round starts one service with a pool of 8 and measures:
   - quiet p50: hello world with the pool manager stopped (SIGSTOP) so that
     nothing is refilled during the calls (18 calls, the pool full before
-    each 6);
+    each 6), then bench's numpy + pandas snippet the same way;
   - spaced p50: hello world with the pool full before each call and the
     manager at work, as an agent calling now and then meets it (18 calls);
   - back-to-back p50: 30 calls one after the other, each while the sandbox
@@ -68,16 +68,18 @@ def measure(tree, build_dir):
             raise SystemExit("%s: the pool never filled; see %s" % (tree, inst.log))
         c.execute("1")
         manager = bench.pids_named(master, "ci-pool")[0]
-        quiet, errors = [], 0
-        for _ in range(3):
-            bench.wait_pool_full(inst.db)
-            os.kill(manager, signal.SIGSTOP)
-            try:
-                lat, e = bench.timed_service(c, bench.HELLO, 6, "hello world\n")
-            finally:
-                os.kill(manager, signal.SIGCONT)
-            quiet += lat
-            errors += e
+        quiet = {bench.HELLO: [], bench.NUMPY: []}
+        errors = 0
+        for code, expected in ((bench.HELLO, "hello world\n"), (bench.NUMPY, "4950\n")):
+            for _ in range(3):
+                bench.wait_pool_full(inst.db)
+                os.kill(manager, signal.SIGSTOP)
+                try:
+                    lat, e = bench.timed_service(c, code, 6, expected)
+                finally:
+                    os.kill(manager, signal.SIGCONT)
+                quiet[code] += lat
+                errors += e
         spaced, e = bench.timed_service(c, bench.HELLO, 18, "hello world\n", lambda: settle(inst))
         errors += e
         settle(inst)
@@ -88,7 +90,8 @@ def measure(tree, build_dir):
         errors += e
         settle(inst)
         roles1, faults1 = bench.cpu_by_role(master), children_faults(spawner)
-        return {"quiet p50 ms": statistics.median(quiet) * 1000,
+        return {"quiet p50 ms": statistics.median(quiet[bench.HELLO]) * 1000,
+                "quiet numpy+pandas p50 ms": statistics.median(quiet[bench.NUMPY]) * 1000,
                 "spaced p50 ms": statistics.median(spaced) * 1000,
                 "back-to-back p50 ms": statistics.median(seq) * 1000,
                 "sandbox CPU ms": (roles1.get(bench.SANDBOXES, 0) - roles0.get(bench.SANDBOXES, 0)) * 1000 / n,

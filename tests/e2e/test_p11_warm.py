@@ -204,6 +204,16 @@ print(state(holder))
         v = self.run_probe("import sys, json; print(json.dumps(['numpy' in sys.modules, 'pandas' in sys.modules]))")
         self.assertEqual(v, [True, True])
 
+    def test_pandas_was_exercised_in_the_warm_image(self):
+        # a DataFrame made and shown there (runner._exercise): its repr's
+        # module is in place before the code shows one of its own, and the
+        # code's frame is shown as in a fresh interpreter
+        out = self.run_code("import sys\n"
+                            "print('pandas.io.formats.string' in sys.modules)\n"
+                            "import pandas as pd\n"
+                            "print(pd.DataFrame({'n': [7]}))\n")
+        self.assertEqual(out["stdout"], "True\n   n\n0  7\n", out["stderr"])
+
     def test_pid_1_is_not_a_copy_of_the_warm_interpreter(self):
         v = self.run_probe(
             "import json\n"
