@@ -15,6 +15,8 @@ struct app {
 	int notify_fd;            /* write end of the pool manager's pipe */
 	int ready_fd;             /* the pool's announcements of ready sandboxes */
 	struct access access;     /* the API keys as this worker last read them */
+	int wake_pool;            /* a sandbox was released: the pool manager is
+				   * woken once the answer is out (worker.c) */
 };
 
 #endif

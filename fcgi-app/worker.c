@@ -13,6 +13,7 @@
 #include "app.h"
 #include "files.h"
 #include "log.h"
+#include "pool.h"
 #include "router.h"
 #include "scoreboard.h"
 #include "util.h"
@@ -180,6 +181,10 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready
 		}
 		serve_one(&app, &req);
 		FCGX_Finish_r(&req);
+		if (app.wake_pool) { /* a sandbox released (execution.c, record) */
+			app.wake_pool = 0;
+			pool_wake(app.notify_fd);
+		}
 	}
 	FCGX_Free(&req, 1);
 	access_release(&app.access);
