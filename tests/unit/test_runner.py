@@ -160,38 +160,46 @@ class CacheOnSysPath(unittest.TestCase):
 # argv: runner dir, workspace, "rehearse" or "plain". Warms the runner as the
 # zygote does (runner.warm, then the collector frozen), rehearses or not, then
 # runs PROBE with runner._run: its output is what code run after it sees.
-# With "faults" instead: one JSON line, the page faults a run takes in a
-# process forked from this one with and without the rehearsal before it
-# (each the minimum of five forks).
+# With "faults" or "finish" instead: one JSON line, the page faults that a
+# run (runner._run), or the question runner._finish asks of threading (with
+# threading preloaded), takes in a process forked from this one with and
+# without the rehearsal before it (each the minimum of five forks).
 REHEARSAL_DRIVER = r"""
 import gc, json, os, resource, sys
 here, ws, mode = sys.argv[1:4]
 sys.path.insert(0, here)
 import runner
-runner.warm(ws, "")
+runner.warm(ws, "threading" if mode == "finish" else "")
 gc.collect()
 gc.freeze()
 
-def faults_of_a_run(rehearse):
+def a_run():
+    assert runner._run("x = 1\n", {}, ()) == 0
+
+def the_finish_question():
+    assert runner._nothing_to_shut_down(sys.modules["threading"])
+
+def faults_in_a_fork(rehearse, step):
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         if rehearse:
             runner._rehearse()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        status = runner._run("x = 1\n", {}, ())
+        step()
         after = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        os.write(w, json.dumps([status, after - before]).encode())
+        os.write(w, json.dumps(after - before).encode())
         os._exit(0)
     os.close(w)
     with os.fdopen(r) as f:
-        status, faults = json.loads(f.read())
-    os.waitpid(pid, 0)
+        faults = json.loads(f.read())
+    _, status = os.waitpid(pid, 0)
     assert status == 0
     return faults
 
-if mode == "faults":
-    print(json.dumps({k: min(faults_of_a_run(k == "rehearsed") for _ in range(5))
+if mode in ("faults", "finish"):
+    step = a_run if mode == "faults" else the_finish_question
+    print(json.dumps({k: min(faults_in_a_fork(k == "rehearsed", step) for _ in range(5))
                       for k in ("plain", "rehearsed")}))
 else:
     if mode == "rehearse":
@@ -244,6 +252,66 @@ class Rehearsal(unittest.TestCase):
         # first time once the rehearsal has (here about a fifth of them)
         faults = json.loads(self.drive("faults"))
         self.assertLess(faults["rehearsed"] * 2, faults["plain"], faults)
+
+    def test_it_takes_the_page_copies_of_the_finish_ahead_of_it(self):
+        # what _finish asks before it skips threading._shutdown writes no
+        # page of its parent's once the rehearsal has asked it (~15 without)
+        faults = json.loads(self.drive("finish"))
+        self.assertLess(faults["rehearsed"] * 4, faults["plain"], faults)
+
+
+# argv: runner dir, code. Runs the code, then ends as a run ends
+# (runner._finish), with threading._shutdown standing for the warm image's
+# own but writing "[shutdown]" to stdout when called.
+SHUTDOWN_DRIVER = r"""
+import os, sys, threading
+here, code = sys.argv[1:3]
+sys.path.insert(0, here)
+import runner
+real = threading._shutdown
+def recorder():
+    os.write(1, b"[shutdown]")
+    real()
+threading._shutdown = runner._THREADING_SHUTDOWN = recorder
+exec(compile(code, "<code>", "exec"), {"__name__": "__main__"})
+runner._finish(0)
+"""
+
+
+class ThreadShutdown(unittest.TestCase):
+    """runner._finish calls threading._shutdown only when it has something to
+    do that a run could tell."""
+
+    def finish(self, code):
+        p = subprocess.run([sys.executable, "-s", "-B", "-c", SHUTDOWN_DRIVER, HERE, code],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        out = p.stdout.decode()
+        return out.replace("[shutdown]", ""), "[shutdown]" in out
+
+    def test_a_run_with_nothing_to_shut_down_skips_it(self):
+        self.assertEqual(self.finish("import threading\nprint('x')\n"), ("x\n", False))
+
+    def test_a_thread_still_running_is_waited_for(self):
+        code = ("import threading, time\n"
+                "def late():\n    time.sleep(0.2)\n    print('late')\n"
+                "threading.Thread(target=late).start()\nprint('main')\n")
+        self.assertEqual(self.finish(code), ("main\nlate\n", True))
+
+    def test_atexit_handlers_run_after_it(self):
+        code = "import atexit\natexit.register(print, 'bye')\nprint('hi')\n"
+        self.assertEqual(self.finish(code), ("hi\nbye\n", True))
+
+    def test_a_threading_atexit_call_is_made(self):
+        # concurrent.futures joins its workers through threading._register_atexit
+        code = ("import concurrent.futures\n"
+                "pool = concurrent.futures.ThreadPoolExecutor(1)\n"
+                "print(pool.submit(lambda: 6 * 7).result())\n")
+        self.assertEqual(self.finish(code), ("42\n", True))
+
+    def test_the_codes_own_shutdown_is_called(self):
+        code = "import threading\nthreading._shutdown = lambda: print('own')\n"
+        self.assertEqual(self.finish(code), ("own\n", False))
 
 
 if __name__ == "__main__":
