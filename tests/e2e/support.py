@@ -35,6 +35,14 @@ def comm(pid):
         return None
 
 
+def is_spawner(pid):
+    """Whether pid is the zygote's spawner: named so, and its parent not (a
+    sandbox it has just forked bears its name until it names itself)."""
+    import run
+    name, fields = run.proc_fields(pid)
+    return name == "spawner" and comm(int(fields[1])) != "spawner"
+
+
 def read_log():
     try:
         with open(LOG, "rb") as f:

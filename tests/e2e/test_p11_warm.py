@@ -17,7 +17,7 @@ import time
 import client
 import run
 from instance import Instance
-from support import DB_PATH, E2E, MASTER_PID, RUN_DIR, comm
+from support import DB_PATH, E2E, MASTER_PID, RUN_DIR, comm, is_spawner
 
 SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(os.uname().machine)
 KCMP_VM = 1
@@ -31,7 +31,7 @@ def ppid(pid):
 def spawner_pid():
     """The zygote's spawner of the service under test."""
     for d in os.listdir("/proc"):
-        if d.isdigit() and comm(int(d)) == "spawner":
+        if d.isdigit() and is_spawner(int(d)):
             p = int(d)
             while p > 1 and p != MASTER_PID:
                 p = ppid(p)

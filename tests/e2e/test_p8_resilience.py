@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import client
-from support import BUILD, CGROUP_PARENT, DB_PATH, E2E, MASTER_PID, RUN_DIR, comm, sha256
+from support import BUILD, CGROUP_PARENT, DB_PATH, E2E, MASTER_PID, RUN_DIR, comm, is_spawner, sha256
 
 
 def stat(pid):
@@ -165,7 +165,7 @@ class P8Resilience(E2E):
         (requests sent, not answered): those sandboxes are forgotten, the rest
         die with it, the pool is refilled by a new zygote, and no directory,
         cgroup or row outlives its sandbox."""
-        spawners = [p for p in descendants(MASTER_PID) if comm(p) == "spawner"]
+        spawners = [p for p in descendants(MASTER_PID) if is_spawner(p)]
         self.assertEqual(len(spawners), 1, "expected one spawner: %s" % spawners)
         old = descendants(spawners[0])
         with ThreadPoolExecutor(8) as ex:
