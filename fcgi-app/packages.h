@@ -1,12 +1,12 @@
 /* packages: the worker's side of packages installed on the fly (DESIGN.md §6).
  * Takes what the claimed sandbox or pod found in its import check (POST
  * /execute with check_imports): maps modules to distributions
- * (executor/python/package_map.json, APP_PACKAGE_MAP), finds each in the cache or has the root side install it
- * (root_helper.h, package_install.h: `executor install`, whose sandbox runs
- * pip, wheels only) within the request's deadline, and names the cache
- * directories the run's sys.path gets: only those of distributions that
- * declare the modules the code imports; a pod is sent those directories first
- * (package_delivery.h). Never runs pip itself and never trusts the sandbox's
+ * (executor/python/package_map.json, APP_PACKAGE_MAP), finds each in the
+ * cache or has the root side install it (root_helper.h, package_install.h:
+ * `executor install`, whose sandbox runs pip, wheels only) within the
+ * request's deadline, and names the cache directories the run's sys.path
+ * gets: only those of distributions that declare the modules the code
+ * imports; a pod is sent those directories first (package_delivery.h). Never runs pip itself and never trusts the sandbox's
  * answer unchecked. */
 #ifndef PACKAGES_H
 #define PACKAGES_H
