@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -138,6 +139,42 @@ static void finish_orphaned_execution(struct app *app)
 	}
 }
 
+/* Which idle worker takes the next connection: the one that registered first
+ * (an EPOLLEXCLUSIVE entry, in the socket's wait queue in the order the
+ * workers started), not the one that has waited longest (accept(2)'s order,
+ * which hands calls that come one at a time, as an agent's do, to each worker
+ * in turn, its caches and page tables gone cold meanwhile). An epoll
+ * descriptor watching listen_fd, or -1: then accept's order. */
+static int wait_first_setup(int listen_fd)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event want = {.events = EPOLLIN | EPOLLEXCLUSIVE};
+	if (ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &want) == 0)
+		return ep;
+	log_warn("worker: epoll on the FastCGI socket: %s; taking requests in accept's order", strerror(errno));
+	if (ep >= 0)
+		close(ep);
+	return -1;
+}
+
+/* Sleeps until the FastCGI socket has a connection for this worker: 1, or 0
+ * when a signal came first. On an error *ep is closed and set to -1 (accept
+ * alone from then on). */
+static int wait_first(int *ep)
+{
+	struct epoll_event ev;
+	int n = epoll_wait(*ep, &ev, 1, -1);
+	if (n > 0)
+		return 1;
+	if (n < 0 && errno != EINTR) {
+		log_warn("worker: epoll_wait: %s; taking requests in accept's order", strerror(errno));
+		close(*ep);
+		*ep = -1;
+		return 1;
+	}
+	return 0;
+}
+
 int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready_fd)
 {
 	log_set_role("worker");
@@ -168,10 +205,13 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready
 		log_fatal("FCGX_Init failed");
 	FCGX_Request req;
 	FCGX_InitRequest(&req, listen_fd, 0);
+	int ep = wait_first_setup(listen_fd);
 	for (;;) {
 		idle = 1; /* from here a SIGTERM exits at once */
 		if (stopping)
 			break;
+		if (ep >= 0 && wait_first(&ep) == 0)
+			continue;
 		int rc = FCGX_Accept_r(&req);
 		idle = 0;
 		if (rc < 0) {
@@ -186,6 +226,8 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready
 			pool_wake(app.notify_fd);
 		}
 	}
+	if (ep >= 0)
+		close(ep);
 	FCGX_Free(&req, 1);
 	access_release(&app.access);
 	store_close(&app.store);

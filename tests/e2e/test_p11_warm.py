@@ -10,6 +10,7 @@ for its memory to come down)."""
 import ctypes
 import hashlib
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -17,7 +18,7 @@ import time
 import client
 import run
 from instance import Instance
-from support import DB_PATH, E2E, MASTER_PID, RUN_DIR, comm, is_spawner
+from support import DB_PATH, E2E, MASTER_PID, RUN_DIR, comm, is_spawner, read_log
 
 SYS_KCMP = {"x86_64": 312, "aarch64": 272}.get(os.uname().machine)
 KCMP_VM = 1
@@ -548,3 +549,21 @@ class P11Refill(E2E):
             for t in threads:
                 t.join()
         self.assertEqual(got, [200] * 2)
+
+
+class P11Dispatch(E2E):
+    """Issue 18: calls that come one at a time, as an agent's do, are taken by
+    the first idle worker, whose caches and pages are warm, rather than by
+    each worker in turn (fcgi-app/worker.c, wait_first)."""
+
+    def test_calls_one_at_a_time_go_to_one_worker(self):
+        line = re.compile(r"worker\[(\d+)\] request .*route=/v1/execute ")
+        before = len(line.findall(read_log()))
+        for _ in range(6):
+            # each call finds the pool full: the last one's refill is done
+            self.assertTrue(wait_for(lambda: set(pool_rows(DB_PATH)) == {"ready"}, 30), pool_rows(DB_PATH))
+            self.assertHello()
+        self.assertTrue(wait_for(lambda: len(line.findall(read_log())) >= before + 6, 5), "no request lines")
+        workers = line.findall(read_log())[before:]
+        self.assertEqual(len(workers), 6, workers)
+        self.assertEqual(len(set(workers)), 1, "workers that took the calls: %s" % workers)
