@@ -593,7 +593,8 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 		return reply_error(c, MHD_HTTP_BAD_REQUEST, err);
 	free(rq->body);
 	rq->body = NULL;
-	/* refused at once when busy; the run itself waits for the talk lock */
+	/* refused at once when busy (a run holds the talk lock to its end); begun
+	 * here unless the import check comes first, under the talk lock */
 	unsigned refuse = refusal(s, !opt.check_imports);
 	if (!refuse) {
 		pthread_mutex_lock(&s->talk);

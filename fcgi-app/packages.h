@@ -6,8 +6,8 @@
  * `executor install`, whose sandbox runs pip, wheels only) within the
  * request's deadline, and names the cache directories the run's sys.path
  * gets: only those of distributions that declare the modules the code
- * imports; a pod is sent those directories first (package_delivery.h). Never runs pip itself and never trusts the sandbox's
- * answer unchecked. */
+ * imports; a pod is sent those directories first (package_delivery.h). Never
+ * runs pip itself and never trusts the sandbox's answer unchecked. */
 #ifndef PACKAGES_H
 #define PACKAGES_H
 

@@ -157,22 +157,13 @@ static int wait_first_setup(int listen_fd)
 	return -1;
 }
 
-/* Sleeps until the FastCGI socket has a connection for this worker: 1, or 0
- * when a signal came first. On an error *ep is closed and set to -1 (accept
- * alone from then on). */
-static int wait_first(int *ep)
+/* Sleeps until the FastCGI socket has a connection for this worker: 0 when a
+ * signal came first (the loop looks at stopping), 1 otherwise (on an error
+ * too: accept then waits in its own order). */
+static int wait_first(int ep)
 {
 	struct epoll_event ev;
-	int n = epoll_wait(*ep, &ev, 1, -1);
-	if (n > 0)
-		return 1;
-	if (n < 0 && errno != EINTR) {
-		log_warn("worker: epoll_wait: %s; taking requests in accept's order", strerror(errno));
-		close(*ep);
-		*ep = -1;
-		return 1;
-	}
-	return 0;
+	return epoll_wait(ep, &ev, 1, -1) >= 0 || errno != EINTR;
 }
 
 int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready_fd)
@@ -210,7 +201,7 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready
 		idle = 1; /* from here a SIGTERM exits at once */
 		if (stopping)
 			break;
-		if (ep >= 0 && wait_first(&ep) == 0)
+		if (ep >= 0 && !wait_first(ep))
 			continue;
 		int rc = FCGX_Accept_r(&req);
 		idle = 0;

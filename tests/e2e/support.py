@@ -6,6 +6,7 @@ import os
 import unittest
 
 import client
+import run
 
 TMP = os.environ.get("E2E_TMP", "")
 BUILD = os.environ.get("E2E_BUILD", "")
@@ -38,9 +39,8 @@ def comm(pid):
 def is_spawner(pid):
     """Whether pid is the zygote's spawner: named so, and its parent not (a
     sandbox it has just forked bears its name until it names itself)."""
-    import run
     name, fields = run.proc_fields(pid)
-    return name == "spawner" and comm(int(fields[1])) != "spawner"
+    return name == "spawner" and run.proc_fields(int(fields[1]))[0] != "spawner"
 
 
 def read_log():
