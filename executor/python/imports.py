@@ -18,13 +18,14 @@ import sys
 
 _PIP_PREFIXES = ("!pip", "%pip", "!pip3", "%pip3", "!python -m pip", "!python3 -m pip",
                  "%python -m pip")
+_PIP_PREFIXES_LONGEST_FIRST = sorted(_PIP_PREFIXES, key=len, reverse=True)
 
 
 def pip_line(line):
     """The requirement specs of an IPython-style pip install line, or None
     when the line is not one. Options (-q, -U, --upgrade, ...) are dropped."""
     s = line.strip()
-    for p in sorted(_PIP_PREFIXES, key=len, reverse=True):
+    for p in _PIP_PREFIXES_LONGEST_FIRST:
         if s.startswith(p) and (len(s) == len(p) or s[len(p)].isspace()):
             words = s[len(p):].split()
             break
@@ -38,6 +39,8 @@ def pip_line(line):
 def strip_pip(source):
     """(source without the pip lines, [specs]). A removed line becomes an
     empty line so that line numbers in tracebacks stay right."""
+    if "pip" not in source:  # every pip line names it
+        return source, []
     out, specs = [], []
     for line in source.splitlines(True):
         found = pip_line(line)
@@ -49,14 +52,31 @@ def strip_pip(source):
     return "".join(out), specs
 
 
+# The fields that hold statements (an import is one), in the order their
+# statements come in the source: the bodies of modules, functions, classes,
+# loops, if, with, try (its handlers, else and finally), match (its cases).
+# Expressions hold none, so they are never visited.
+_BODIES = ("body", "handlers", "orelse", "finalbody", "cases")
+
+
 def imported(tree):
-    """Top-level names of every absolute import in the tree, in order."""
+    """Top-level names of every absolute import in the tree, in source order."""
     names = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+    pending = [iter(tree.body)]
+    while pending:
+        node = next(pending[-1], None)
+        if node is None:
+            pending.pop()
+        elif isinstance(node, ast.Import):
             names.extend(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            names.append(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom):
+            if not node.level and node.module:
+                names.append(node.module.split(".")[0])
+        else:
+            for field in reversed(_BODIES):
+                inner = getattr(node, field, None)
+                if inner:
+                    pending.append(iter(inner))
     seen, out = set(), []
     for n in names:
         if n and n not in seen:

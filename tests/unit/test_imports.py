@@ -33,6 +33,20 @@ class Detection(unittest.TestCase):
                 "if False:\n    import b_zz5\n")
         self.assertEqual(sorted(self.missing(code)), ["b_zz1", "b_zz2", "b_zz3", "b_zz4", "b_zz5"])
 
+    def test_imports_in_every_statement_body_are_found_in_source_order(self):
+        code = ("async def f():\n    async with x:\n        import i_zz01\n"
+                "    async for a in b:\n        pass\n    else:\n        import i_zz02\n"
+                "while x:\n    import i_zz03\nelse:\n    import i_zz04\n"
+                "for a in b:\n    with y:\n        import i_zz05\n"
+                "try:\n    import i_zz06\nexcept* ValueError:\n    import i_zz07\n"
+                "try:\n    import i_zz08\nexcept KeyError:\n    import i_zz09\n"
+                "else:\n    import i_zz10\nfinally:\n    import i_zz11\n"
+                "match x:\n    case 1:\n        import i_zz12\n    case _:\n        import i_zz13\n"
+                "class C:\n    class D:\n        import i_zz14\n"
+                "if x:\n    pass\nelif y:\n    import i_zz15\n"
+                "import i_zz16\n")
+        self.assertEqual(self.missing(code), ["i_zz%02d" % i for i in range(1, 17)])
+
     def test_relative_imports_are_skipped(self):
         self.assertEqual(self.missing("from . import c_zz\nfrom .c_zz2 import x\nfrom .. import y\n"), [])
 
@@ -88,6 +102,11 @@ class PipLines(unittest.TestCase):
     def test_ordinary_lines_are_not_pip_lines(self):
         for line in ("pip = 3", "x = '!pip install a'", "!pipx install a", "# !pip install a", "!ls"):
             self.assertIsNone(imports.pip_line(line), line)
+
+    def test_code_without_pip_is_not_split_into_lines(self):
+        # the common case answers the very string it was given
+        code = "import os\nprint(1)\n" * 50
+        self.assertIs(imports.check(code)["source_code"], code)
 
     def test_code_after_pip_lines_is_checked(self):
         out = imports.check("!pip install h_zz\nimport h_zz\n")
