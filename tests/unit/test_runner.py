@@ -292,22 +292,22 @@ class ThreadShutdown(unittest.TestCase):
     def test_a_run_with_nothing_to_shut_down_skips_it(self):
         self.assertEqual(self.finish("import threading\nprint('x')\n"), ("x\n", False))
 
-    def test_a_thread_still_running_is_waited_for(self):
-        code = ("import threading, time\n"
-                "def late():\n    time.sleep(0.2)\n    print('late')\n"
-                "threading.Thread(target=late).start()\nprint('main')\n")
-        self.assertEqual(self.finish(code), ("main\nlate\n", True))
-
-    def test_atexit_handlers_run_after_it(self):
-        code = "import atexit\natexit.register(print, 'bye')\nprint('hi')\n"
-        self.assertEqual(self.finish(code), ("hi\nbye\n", True))
-
-    def test_a_threading_atexit_call_is_made(self):
-        # concurrent.futures joins its workers through threading._register_atexit
-        code = ("import concurrent.futures\n"
-                "pool = concurrent.futures.ThreadPoolExecutor(1)\n"
-                "print(pool.submit(lambda: 6 * 7).result())\n")
-        self.assertEqual(self.finish(code), ("42\n", True))
+    def test_what_a_run_could_tell_is_not_skipped(self):
+        # a thread still running is waited for, atexit handlers run after it,
+        # a threading atexit call is made (concurrent.futures joins its
+        # workers through threading._register_atexit)
+        cases = {
+            "a live thread": ("import threading, time\n"
+                              "def late():\n    time.sleep(0.2)\n    print('late')\n"
+                              "threading.Thread(target=late).start()\nprint('main')\n", "main\nlate\n"),
+            "an atexit handler": ("import atexit\natexit.register(print, 'bye')\nprint('hi')\n", "hi\nbye\n"),
+            "a threading atexit call": ("import concurrent.futures\n"
+                                        "pool = concurrent.futures.ThreadPoolExecutor(1)\n"
+                                        "print(pool.submit(lambda: 6 * 7).result())\n", "42\n"),
+        }
+        for what, (code, out) in cases.items():
+            with self.subTest(what):
+                self.assertEqual(self.finish(code), (out, True))
 
     def test_the_codes_own_shutdown_is_called(self):
         code = "import threading\nthreading._shutdown = lambda: print('own')\n"
