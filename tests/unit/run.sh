@@ -18,7 +18,8 @@ done
 here=$(dirname "$0")
 if ls "$here"/test_*.py >/dev/null 2>&1; then
 	out=$(cd "$here" && /usr/bin/python3 -B -m unittest test_*.py 2>&1); rc=$?
-	printf '%s\n' "$out" | tail -n 4
+	# all of it when something failed: the tracebacks name the test
+	if [ $rc -eq 0 ]; then printf '%s\n' "$out" | tail -n 4; else printf '%s\n' "$out"; fi
 	ran=$(printf '%s\n' "$out" | sed -nE 's/^Ran ([0-9]+) tests?.*/\1/p')
 	bad=$(printf '%s\n' "$out" | sed -nE 's/.*FAILED \((.*)\).*/\1/p' | grep -oE '[0-9]+' | paste -sd+ -)
 	[ -n "$ran" ] || { ran=0; bad=1; }
