@@ -26,7 +26,7 @@ struct run {
 	const struct exec_kind *k;  /* never NULL */
 	struct exec_result *r;
 	char sandbox[POOL_ID_MAX];
-	struct xc xc;
+	struct executor_client executor;
 	json_object *resp;        /* the executor's answer */
 	json_object *files;       /* the response's "files" */
 	struct db_file *outputs;  /* paths borrowed from resp, ids owned */
@@ -48,27 +48,27 @@ static const char *input_id(const struct exec_request *req, const char *path)
 	return NULL;
 }
 
-static void append_note(struct run *x, const char *note)
+static void append_note(struct run *run, const char *note)
 {
-	size_t len = strlen(x->stderr_text);
-	const char *sep = (len > 0 && x->stderr_text[len - 1] != '\n') ? "\n" : "";
-	char *s = xasprintf("%s%s%s\n", x->stderr_text, sep, note);
-	free(x->stderr_text);
-	x->stderr_text = s;
+	size_t len = strlen(run->stderr_text);
+	const char *sep = (len > 0 && run->stderr_text[len - 1] != '\n') ? "\n" : "";
+	char *s = xasprintf("%s%s%s\n", run->stderr_text, sep, note);
+	free(run->stderr_text);
+	run->stderr_text = s;
 }
 
-static int upload_blob(struct run *x, const struct exec_blob *b)
+static int upload_blob(struct run *run, const struct exec_blob *b)
 {
 	int fd = memfd_create("blob", MFD_CLOEXEC);
 	if (fd < 0) {
-		snprintf(x->r->error, sizeof(x->r->error), "memfd_create: %s", strerror(errno));
+		snprintf(run->r->error, sizeof(run->r->error), "memfd_create: %s", strerror(errno));
 		return -1;
 	}
 	int rc = write_all(fd, b->data, b->len) < 0 || lseek(fd, 0, SEEK_SET) != 0 ? -1 : 0;
 	if (rc < 0)
-		snprintf(x->r->error, sizeof(x->r->error), "writing %.100s: %s", b->path, strerror(errno));
-	else if ((rc = xc_put_file(&x->xc, b->path, fd, b->len, NULL)) < 0)
-		snprintf(x->r->error, sizeof(x->r->error), "%s", x->xc.error);
+		snprintf(run->r->error, sizeof(run->r->error), "writing %.100s: %s", b->path, strerror(errno));
+	else if ((rc = executor_put_file(&run->executor, b->path, fd, b->len, NULL)) < 0)
+		snprintf(run->r->error, sizeof(run->r->error), "%s", run->executor.error);
 	close(fd);
 	return rc;
 }
@@ -77,93 +77,95 @@ static int upload_blob(struct run *x, const struct exec_blob *b)
  * (a client sharing the store folder may be rewriting it): an object that is
  * not what its id says is a 422 naming it, and none of its last piece
  * reaches the sandbox, which is never run. */
-static int upload_inputs(struct run *x)
+static int upload_inputs(struct run *run)
 {
-	for (size_t i = 0; i < x->req->n_files; i++) {
-		const struct exec_file *f = &x->req->files[i];
+	for (size_t i = 0; i < run->req->n_files; i++) {
+		const struct exec_file *f = &run->req->files[i];
 		int fd = -1;
 		uint64_t size = 0;
-		if (store_open_object(&x->app->store, f->object_id, &fd, &size) != STORE_OK) {
-			snprintf(x->r->error, sizeof(x->r->error), "object %s vanished from the store", f->object_id);
+		if (store_open_object(&run->app->store, f->object_id, &fd, &size) != STORE_OK) {
+			snprintf(run->r->error, sizeof(run->r->error), "object %s vanished from the store",
+				 f->object_id);
 			return -1;
 		}
 		struct store_check check;
 		int rc = store_check_begin(&check, f->object_id, size) == STORE_OK
-				 ? xc_put_file(&x->xc, f->path, fd, size, &check) : XC_CHANGED;
+				 ? executor_put_file(&run->executor, f->path, fd, size, &check) : EXECUTOR_CHANGED;
 		store_check_end(&check);
 		close(fd);
-		if (rc == XC_CHANGED) {
+		if (rc == EXECUTOR_CHANGED) {
 			char msg[400];
 			snprintf(msg, sizeof(msg), "Value error, object '%s' does not hold the content its id names "
 				 "(it changed while it was read, or was written with other bytes)", f->object_id);
-			x->r->detail = detail_new();
-			detail_add(x->r->detail, "value_error", msg, "files", f->path, NULL);
-			snprintf(x->r->error, sizeof(x->r->error), "input object %s does not match its id", f->object_id);
-			x->failure = CI_INVALID;
+			run->r->detail = detail_new();
+			detail_add(run->r->detail, "value_error", msg, "files", f->path, NULL);
+			snprintf(run->r->error, sizeof(run->r->error), "input object %s does not match its id",
+				 f->object_id);
+			run->failure = CI_INVALID;
 			return -1;
 		}
 		if (rc < 0) {
-			snprintf(x->r->error, sizeof(x->r->error), "%s", x->xc.error);
+			snprintf(run->r->error, sizeof(run->r->error), "%s", run->executor.error);
 			return -1;
 		}
 	}
-	for (size_t i = 0; i < x->k->n_blobs; i++)
-		if (upload_blob(x, &x->k->blobs[i]) < 0)
+	for (size_t i = 0; i < run->k->n_blobs; i++)
+		if (upload_blob(run, &run->k->blobs[i]) < 0)
 			return -1;
 	return 0;
 }
 
-/* POST /execute: 0 when the code ran (x->resp its answer), 1 when the import
- * check asked for found something and the code did not run (x->resp
+/* POST /execute: 0 when the code ran (run->resp its answer), 1 when the import
+ * check asked for found something and the code did not run (run->resp
  * {"imports": {...}}), -1 on failure. */
-static int run_code(struct run *x)
+static int run_code(struct run *run)
 {
 	json_object *body = json_object_new_object();
 	json_object *env = json_object_new_object();
-	const char *code = x->pkg.source_code ? x->pkg.source_code : x->req->source_code;
+	const char *code = run->pkg.source_code ? run->pkg.source_code : run->req->source_code;
 	json_object_object_add(body, "source_code", json_object_new_string(code));
-	for (size_t i = 0; i < x->req->n_env; i++)
-		json_object_object_add(env, x->req->env[i].name, json_object_new_string(x->req->env[i].value));
+	for (size_t i = 0; i < run->req->n_env; i++)
+		json_object_object_add(env, run->req->env[i].name, json_object_new_string(run->req->env[i].value));
 	json_object_object_add(body, "env", env);
-	json_object_object_add(body, "timeout", json_object_new_double(x->req->timeout));
-	if (x->req->include_subdirectories)
+	json_object_object_add(body, "timeout", json_object_new_double(run->req->timeout));
+	if (run->req->include_subdirectories)
 		json_object_object_add(body, "include_subdirectories", json_object_new_boolean(1));
-	if (x->pkg.n_dirs > 0) {
+	if (run->pkg.n_dirs > 0) {
 		json_object *dirs = json_object_new_array();
-		for (size_t i = 0; i < x->pkg.n_dirs; i++)
-			json_object_array_add(dirs, json_object_new_string(x->pkg.dirs[i]));
+		for (size_t i = 0; i < run->pkg.n_dirs; i++)
+			json_object_array_add(dirs, json_object_new_string(run->pkg.dirs[i]));
 		json_object_object_add(body, "packages", dirs);
 	}
-	if (x->check_imports)
+	if (run->check_imports)
 		json_object_object_add(body, "check_imports", json_object_new_boolean(1));
-	int rc = xc_execute(&x->xc, body, x->req->timeout, x->app->cfg->max_output_bytes, &x->resp);
+	int rc = executor_execute(&run->executor, body, run->req->timeout, run->app->cfg->max_output_bytes, &run->resp);
 	json_object_put(body);
 	if (rc < 0) {
-		snprintf(x->r->error, sizeof(x->r->error), "%s", x->xc.error);
+		snprintf(run->r->error, sizeof(run->r->error), "%s", run->executor.error);
 		return -1;
 	}
 	json_object *v;
-	if (x->check_imports && json_object_object_get_ex(x->resp, "imports", &v))
+	if (run->check_imports && json_object_object_get_ex(run->resp, "imports", &v))
 		return 1;
-	if (!json_object_object_get_ex(x->resp, "exit_code", &v) || !json_object_is_type(v, json_type_int)) {
-		snprintf(x->r->error, sizeof(x->r->error), "the executor's answer has no exit_code");
+	if (!json_object_object_get_ex(run->resp, "exit_code", &v) || !json_object_is_type(v, json_type_int)) {
+		snprintf(run->r->error, sizeof(run->r->error), "the executor's answer has no exit_code");
 		return -1;
 	}
-	x->exit_code = json_object_get_int(v);
+	run->exit_code = json_object_get_int(v);
 	/* failed installs first: they happened before the code ran */
-	x->stderr_text = xasprintf("%s%s", x->pkg.notes ? x->pkg.notes : "",
-				   json_object_object_get_ex(x->resp, "stderr", &v) ? json_object_get_string(v) : "");
-	int timed_out = json_object_object_get_ex(x->resp, "timed_out", &v) && json_object_get_boolean(v);
-	x->status = timed_out ? "timeout" : x->exit_code == 0 ? "ok" : "error";
+	const char *code_stderr = json_object_object_get_ex(run->resp, "stderr", &v) ? json_object_get_string(v) : "";
+	run->stderr_text = xasprintf("%s%s", run->pkg.notes ? run->pkg.notes : "", code_stderr);
+	int timed_out = json_object_object_get_ex(run->resp, "timed_out", &v) && json_object_get_boolean(v);
+	run->status = timed_out ? "timeout" : run->exit_code == 0 ? "ok" : "error";
 	/* a local sandbox's group is ours to read; a pod's executor reads its own */
-	uint64_t limit = x->app->cfg->sandbox_memory_bytes;
+	uint64_t limit = run->app->cfg->sandbox_memory_bytes;
 	int memory_hit;
-	if (strcmp(x->app->cfg->backend, "local") == 0) {
-		memory_hit = cgroup_oom_kills(x->app->cfg, x->sandbox) > 0;
+	if (strcmp(run->app->cfg->backend, "local") == 0) {
+		memory_hit = cgroup_oom_kills(run->app->cfg, run->sandbox) > 0;
 	} else {
-		memory_hit = json_object_object_get_ex(x->resp, "memory_limit_hit", &v) &&
+		memory_hit = json_object_object_get_ex(run->resp, "memory_limit_hit", &v) &&
 			     json_object_get_boolean(v);
-		if (json_object_object_get_ex(x->resp, "memory_limit_bytes", &v) &&
+		if (json_object_object_get_ex(run->resp, "memory_limit_bytes", &v) &&
 		    json_object_is_type(v, json_type_int) && json_object_get_int64(v) > 0)
 			limit = (uint64_t)json_object_get_int64(v);
 	}
@@ -171,63 +173,64 @@ static int run_code(struct run *x)
 		char note[160];
 		snprintf(note, sizeof(note), "Memory limit exceeded: the sandbox's limit of %llu MiB was hit.",
 			 (unsigned long long)(limit >> 20));
-		append_note(x, note);
-		x->status = "memory";
+		append_note(run, note);
+		run->status = "memory";
 	}
 	return 0;
 }
 
-static int download_outputs(struct run *x)
+static int download_outputs(struct run *run)
 {
 	json_object *list;
-	x->files = json_object_new_object();
-	if (!x->k->collect_files)
+	run->files = json_object_new_object();
+	if (!run->k->collect_files)
 		return 0;
-	if (!json_object_object_get_ex(x->resp, "files", &list) || !json_object_is_type(list, json_type_array))
+	if (!json_object_object_get_ex(run->resp, "files", &list) || !json_object_is_type(list, json_type_array))
 		return 0;
 	size_t n = json_object_array_length(list);
-	x->outputs = xcalloc(n, sizeof(*x->outputs));
+	run->outputs = xcalloc(n, sizeof(*run->outputs));
 	for (size_t i = 0; i < n; i++) {
 		const char *path = json_object_get_string(json_object_array_get_idx(list, i));
 		if (!path || valid_workspace_path(path, strlen(path)) != NULL) {
-			log_warn("execution %s: executor listed an invalid path; ignored", x->r->id);
+			log_warn("execution %s: executor listed an invalid path; ignored", run->r->id);
 			continue;
 		}
 		struct store_writer w;
-		enum store_status sst = store_writer_begin(&x->app->store, &w, x->app->cfg->max_file_bytes);
+		enum store_status sst = store_writer_begin(&run->app->store, &w, run->app->cfg->max_file_bytes);
 		if (sst != STORE_OK) {
-			x->failure = files_writer_status(&w, sst);
-			snprintf(x->r->error, sizeof(x->r->error), "the store cannot take files: %s", strerror(errno));
+			run->failure = files_writer_status(&w, sst);
+			snprintf(run->r->error, sizeof(run->r->error), "the store cannot take files: %s",
+				 strerror(errno));
 			return -1;
 		}
-		int rc = xc_get_file(&x->xc, path, &w);
+		int rc = executor_get_file(&run->executor, path, &w);
 		char id[STORE_ID_LEN + 1];
 		if (rc == 1) {
 			store_writer_abort(&w);
 			char note[512];
 			snprintf(note, sizeof(note), "File %.300s was not returned: it is larger than %llu bytes.", path,
-				 (unsigned long long)x->app->cfg->max_file_bytes);
-			append_note(x, note);
+				 (unsigned long long)run->app->cfg->max_file_bytes);
+			append_note(run, note);
 			continue;
 		}
 		enum ci_status cst = CI_INTERNAL;
 		if (rc < 0 && (w.error == ENOSPC || w.error == EDQUOT))
 			cst = CI_INSUFFICIENT_STORAGE;
-		if (rc < 0 || (cst = files_commit(x->app, x->req->key, &w, id)) != CI_OK) {
+		if (rc < 0 || (cst = files_commit(run->app, run->req->key, &w, id)) != CI_OK) {
 			store_writer_abort(&w);
-			x->failure = cst;
-			snprintf(x->r->error, sizeof(x->r->error), "collecting %.100s: %.120s", path,
+			run->failure = cst;
+			snprintf(run->r->error, sizeof(run->r->error), "collecting %.100s: %.120s", path,
 				 cst == CI_INSUFFICIENT_STORAGE ? "the file store is full"
-				 : rc < 0 ? x->xc.error : "the store failed");
+				 : rc < 0 ? run->executor.error : "the store failed");
 			return -1;
 		}
-		const char *in = input_id(x->req, path);
+		const char *in = input_id(run->req, path);
 		if (in && strcmp(in, id) == 0)
 			continue; /* rewritten with the same content: unchanged */
-		json_object_object_add(x->files, path, json_object_new_string(id));
-		x->outputs[x->n_outputs].path = path;
-		x->outputs[x->n_outputs].object_id = xstrdup(id);
-		x->n_outputs++;
+		json_object_object_add(run->files, path, json_object_new_string(id));
+		run->outputs[run->n_outputs].path = path;
+		run->outputs[run->n_outputs].object_id = xstrdup(id);
+		run->n_outputs++;
 	}
 	return 0;
 }
@@ -241,60 +244,60 @@ static json_object *env_names(const struct exec_request *req)
 }
 
 /* Fills e from the run; the caller owns names and inputs. */
-static void describe(struct run *x, struct db_execution *e, json_object *names, struct db_file *inputs)
+static void describe(struct run *run, struct db_execution *e, json_object *names, struct db_file *inputs)
 {
-	for (size_t i = 0; i < x->req->n_files; i++) {
-		inputs[i].path = x->req->files[i].path;
-		inputs[i].object_id = x->req->files[i].object_id;
+	for (size_t i = 0; i < run->req->n_files; i++) {
+		inputs[i].path = run->req->files[i].path;
+		inputs[i].object_id = run->req->files[i].object_id;
 	}
 	json_object *v;
 	*e = (struct db_execution){
-		.id = x->r->id,
-		.kind = x->k->kind,
-		.api_key = x->req->key,
-		.started_ms = x->started_ms,
+		.id = run->r->id,
+		.kind = run->k->kind,
+		.api_key = run->req->key,
+		.started_ms = run->started_ms,
 		.finished_ms = now_ms(),
-		.exit_code = x->exit_code,
-		.status = x->status,
-		.source_code = x->k->recorded_source ? x->k->recorded_source : x->req->source_code,
+		.exit_code = run->exit_code,
+		.status = run->status,
+		.source_code = run->k->recorded_source ? run->k->recorded_source : run->req->source_code,
 		.env_names = json_object_to_json_string_ext(names, JSON_C_TO_STRING_PLAIN),
-		.stdout_bytes = x->resp && json_object_object_get_ex(x->resp, "stdout_bytes", &v)
+		.stdout_bytes = run->resp && json_object_object_get_ex(run->resp, "stdout_bytes", &v)
 					? (uint64_t)json_object_get_int64(v) : 0,
-		.stderr_bytes = x->resp && json_object_object_get_ex(x->resp, "stderr_bytes", &v)
+		.stderr_bytes = run->resp && json_object_object_get_ex(run->resp, "stderr_bytes", &v)
 					? (uint64_t)json_object_get_int64(v) : 0,
-		.sandbox = x->sandbox[0] ? x->sandbox : NULL,
-		.error = x->r->error[0] ? x->r->error : NULL,
+		.sandbox = run->sandbox[0] ? run->sandbox : NULL,
+		.error = run->r->error[0] ? run->r->error : NULL,
 		.inputs = inputs,
-		.n_inputs = x->req->n_files,
-		.outputs = x->outputs,
-		.n_outputs = x->n_outputs,
+		.n_inputs = run->req->n_files,
+		.outputs = run->outputs,
+		.n_outputs = run->n_outputs,
 	};
 }
 
 /* Whether the input object exists and the caller may use it, marking it
  * used (files_use): an object of another key's is refused exactly as an
  * unknown one. */
-static int input_usable(struct run *x, const char *id)
+static int input_usable(struct run *run, const char *id)
 {
-	return files_use(x->app, x->req->key, id) == CI_OK;
+	return files_use(run->app, run->req->key, id) == CI_OK;
 }
 
 /* Checks the input objects and records the run as 'running' with its inputs
  * marked used, all under the store's shared lock (see files.h): from here on
  * cleanup keeps them. The same transaction claims a ready sandbox when there
- * is one (x->sandbox; empty: pool_claim waits for one). CI_OK, CI_INVALID
+ * is one (run->sandbox; empty: pool_claim waits for one). CI_OK, CI_INVALID
  * (unknown ids, r->detail), CI_UNAVAILABLE (database locked) or CI_INTERNAL;
  * no row is left unless CI_OK. */
-static enum ci_status begin_record(struct run *x)
+static enum ci_status begin_record(struct run *run)
 {
-	struct app *app = x->app;
-	const struct exec_request *req = x->req;
-	struct exec_result *r = x->r;
+	struct app *app = run->app;
+	const struct exec_request *req = run->req;
+	struct exec_result *r = run->r;
 	/* nothing for cleanup to spare without inputs: no lock on the hot path */
 	int locked = req->n_files > 0 && store_lock_shared(&app->store) == 0;
 	enum ci_status st = CI_OK;
 	for (size_t i = 0; i < req->n_files; i++) {
-		if (input_usable(x, req->files[i].object_id))
+		if (input_usable(run, req->files[i].object_id))
 			continue;
 		if (!r->detail)
 			r->detail = detail_new();
@@ -307,15 +310,15 @@ static enum ci_status begin_record(struct run *x)
 		json_object *names = env_names(req);
 		struct db_file *inputs = xcalloc(req->n_files, sizeof(*inputs));
 		struct db_execution e;
-		const char *final_status = x->status;
-		x->status = "running";
-		describe(x, &e, names, inputs);
-		x->status = final_status;
+		const char *final_status = run->status;
+		run->status = "running";
+		describe(run, &e, names, inputs);
+		run->status = final_status;
 		int claimed = 0;
-		enum db_status dst = db_execution_begin_claim(app->db, &e, now_ms(), getpid(), x->sandbox,
-							      sizeof(x->sandbox), &claimed);
+		enum db_status dst = db_execution_begin_claim(app->db, &e, now_ms(), getpid(), run->sandbox,
+							      sizeof(run->sandbox), &claimed);
 		if (!claimed)
-			x->sandbox[0] = '\0';
+			run->sandbox[0] = '\0';
 		st = dst == DB_OK ? CI_OK : dst == DB_BUSY ? CI_UNAVAILABLE : CI_INTERNAL;
 		free(inputs);
 		json_object_put(names);
@@ -330,27 +333,27 @@ static enum ci_status begin_record(struct run *x)
  * claim it too (one write instead of two). Not for a request begin_record
  * refuses at once (unknown inputs), and not past POOL_RETRY_MS: pool_claim
  * waits the rest. 1 when an announcement was taken. */
-static int await_sandbox(const struct run *x)
+static int await_sandbox(const struct run *run)
 {
-	for (size_t i = 0; i < x->req->n_files; i++)
-		if (!files_usable(x->app, x->req->key, x->req->files[i].object_id))
+	for (size_t i = 0; i < run->req->n_files; i++)
+		if (!files_usable(run->app, run->req->key, run->req->files[i].object_id))
 			return 0;
-	return pool_await(x->app->ready_fd, POOL_RETRY_MS);
+	return pool_await(run->app->ready_fd, POOL_RETRY_MS);
 }
 
 /* The metrics outcome of a finished run. */
-static enum sb_outcome outcome(const struct run *x)
+static enum sb_outcome outcome(const struct run *run)
 {
 	json_object *v;
-	if (strcmp(x->status, "ok") == 0)
+	if (strcmp(run->status, "ok") == 0)
 		return SB_OK;
-	if (strcmp(x->status, "timeout") == 0)
+	if (strcmp(run->status, "timeout") == 0)
 		return SB_TIMEOUT;
-	if (strcmp(x->status, "memory") == 0)
+	if (strcmp(run->status, "memory") == 0)
 		return SB_MEMORY;
-	if (strcmp(x->status, "error") == 0)
-		return x->resp && json_object_object_get_ex(x->resp, "signal", &v) && json_object_get_int(v) > 0
-			       ? SB_KILLED : SB_ERROR;
+	if (strcmp(run->status, "error") == 0)
+		return run->resp && json_object_object_get_ex(run->resp, "signal", &v) && json_object_get_int(v) > 0
+				 ? SB_KILLED : SB_ERROR;
 	return SB_FAILED;
 }
 
@@ -360,22 +363,22 @@ static enum sb_outcome outcome(const struct run *x)
  * woken here, it and the spawner it wakes took the CPU from the worker's
  * last step of a call that found the pool full, ~2 ms of its answer on a
  * 2-core machine. */
-static void record(struct run *x)
+static void record(struct run *run)
 {
-	json_object *names = env_names(x->req);
-	struct db_file *inputs = xcalloc(x->req->n_files, sizeof(*inputs));
+	json_object *names = env_names(run->req);
+	struct db_file *inputs = xcalloc(run->req->n_files, sizeof(*inputs));
 	struct db_execution e;
-	describe(x, &e, names, inputs);
-	e.release = x->sandbox[0] ? x->sandbox : NULL;
+	describe(run, &e, names, inputs);
+	e.release = run->sandbox[0] ? run->sandbox : NULL;
 	/* outputs were marked used when they were stored, inputs when the run began */
-	if (db_execution_finish(x->app->db, &e) != DB_OK) {
-		log_error("execution %s: its outcome could not be recorded", x->r->id);
+	if (db_execution_finish(run->app->db, &e) != DB_OK) {
+		log_error("execution %s: its outcome could not be recorded", run->r->id);
 		if (e.release)
-			pool_release(x->app->db, e.release, x->app->notify_fd);
+			pool_release(run->app->db, e.release, run->app->notify_fd);
 	} else if (e.release) {
-		x->app->wake_pool = 1;
+		run->app->wake_pool = 1;
 	}
-	scoreboard_execution(outcome(x), e.finished_ms - e.started_ms);
+	scoreboard_execution(outcome(run), e.finished_ms - e.started_ms);
 	free(inputs);
 	json_object_put(names);
 }
@@ -391,12 +394,12 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	static const struct exec_kind plain = {.kind = "execute", .collect_files = 1};
 	memset(r, 0, sizeof(*r));
 	uuid4(r->id);
-	struct run x = {.app = app, .req = req, .k = k ? k : &plain, .r = r, .status = "failed",
+	struct run run = {.app = app, .req = req, .k = k ? k : &plain, .r = r, .status = "failed",
 			.exit_code = -1, .started_ms = now_ms()};
 	scoreboard_stage_mark(SB_ST_REQUEST);
-	int announced = await_sandbox(&x);
+	int announced = await_sandbox(&run);
 	scoreboard_stage_mark(SB_ST_CLAIM);
-	enum ci_status st = begin_record(&x);
+	enum ci_status st = begin_record(&run);
 	scoreboard_stage_mark(SB_ST_RECORD);
 	if (announced && st != CI_OK)
 		pool_announce(app->ready_fd); /* not ours to take: the next worker's */
@@ -409,75 +412,75 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	 * successor marks the row interrupted */
 	scoreboard_exec_begin(r->id);
 
-	if (x.sandbox[0])
+	if (run.sandbox[0])
 		pool_wake(app->notify_fd); /* claimed with the record: the manager refills */
 	else
-		st = pool_claim(app->db, app->cfg, app->notify_fd, app->ready_fd, x.sandbox);
+		st = pool_claim(app->db, app->cfg, app->notify_fd, app->ready_fd, run.sandbox);
 	if (st != CI_OK) {
 		snprintf(r->error, sizeof(r->error), st == CI_UNAVAILABLE
 			 ? "no sandbox became available in time; try again" : "the sandbox pool failed");
-		x.sandbox[0] = '\0';
-		x.status = "unavailable";
+		run.sandbox[0] = '\0';
+		run.status = "unavailable";
 		goto out;
 	}
 	char endpoint[512], token[POOL_TOKEN_MAX];
-	if (pool_endpoint(app->db, app->cfg, x.sandbox, endpoint, sizeof(endpoint)) < 0 ||
-	    pool_token(app->cfg, x.sandbox, token, sizeof(token)) < 0) {
-		snprintf(r->error, sizeof(r->error), "sandbox %s has no endpoint", x.sandbox);
+	if (pool_endpoint(app->db, app->cfg, run.sandbox, endpoint, sizeof(endpoint)) < 0 ||
+	    pool_token(app->cfg, run.sandbox, token, sizeof(token)) < 0) {
+		snprintf(r->error, sizeof(r->error), "sandbox %s has no endpoint", run.sandbox);
 		st = CI_INTERNAL;
 		goto release;
 	}
-	xc_init(&x.xc, endpoint, token);
+	executor_init(&run.executor, endpoint, token);
 	explicit_bzero(token, sizeof(token));
 	scoreboard_stage_mark(SB_ST_CLAIM);
 	st = CI_INTERNAL;
-	x.failure = CI_INTERNAL;
-	if (upload_inputs(&x) < 0) {
-		st = x.failure;
+	run.failure = CI_INTERNAL;
+	if (upload_inputs(&run) < 0) {
+		st = run.failure;
 		goto release;
 	}
 	scoreboard_stage_mark(SB_ST_UPLOAD);
 	/* plain runs only: a custom tool's code is ours */
-	x.check_imports = x.k == &plain && packages_check_wanted(app->cfg, req->source_code);
-	int ran = run_code(&x);
+	run.check_imports = run.k == &plain && packages_check_wanted(app->cfg, req->source_code);
+	int ran = run_code(&run);
 	if (ran == 1) { /* installs (or pip lines) first, then the run */
-		packages_prepare(app, &x.xc, r->id, json_object_object_get(x.resp, "imports"), &x.pkg);
-		json_object_put(x.resp);
-		x.resp = NULL;
-		x.check_imports = 0;
-		ran = run_code(&x);
+		packages_prepare(app, &run.executor, r->id, json_object_object_get(run.resp, "imports"), &run.pkg);
+		json_object_put(run.resp);
+		run.resp = NULL;
+		run.check_imports = 0;
+		ran = run_code(&run);
 	}
 	scoreboard_stage_mark(SB_ST_RUN);
-	if (ran < 0 || download_outputs(&x) < 0) {
-		st = x.failure;
+	if (ran < 0 || download_outputs(&run) < 0) {
+		st = run.failure;
 		goto release;
 	}
 	scoreboard_stage_mark(SB_ST_COLLECT);
 	st = CI_OK;
 	r->body = json_object_new_object();
 	json_object *v = NULL;
-	json_object_object_get_ex(x.resp, "stdout", &v);
+	json_object_object_get_ex(run.resp, "stdout", &v);
 	json_object_object_add(r->body, "stdout", json_object_new_string(v ? json_object_get_string(v) : ""));
-	json_object_object_add(r->body, "stderr", json_object_new_string(x.stderr_text));
-	json_object_object_add(r->body, "exit_code", json_object_new_int(x.exit_code));
-	json_object_object_add(r->body, "files", json_object_get(x.files));
+	json_object_object_add(r->body, "stderr", json_object_new_string(run.stderr_text));
+	json_object_object_add(r->body, "exit_code", json_object_new_int(run.exit_code));
+	json_object_object_add(r->body, "files", json_object_get(run.files));
 release:
-	xc_release(&x.xc);
+	executor_release(&run.executor);
 	if (st != CI_OK) {
-		x.status = "failed";
-		log_error("execution %s in %s: %s", r->id, x.sandbox, r->error);
+		run.status = "failed";
+		log_error("execution %s in %s: %s", r->id, run.sandbox, r->error);
 	}
 out:
-	record(&x);
+	record(&run);
 	scoreboard_stage_mark(SB_ST_RECORD);
 	scoreboard_exec_end();
-	json_object_put(x.resp);
-	json_object_put(x.files);
-	for (size_t i = 0; i < x.n_outputs; i++)
-		free((char *)x.outputs[i].object_id);
-	free(x.outputs);
-	free(x.stderr_text);
-	pkg_outcome_release(&x.pkg);
+	json_object_put(run.resp);
+	json_object_put(run.files);
+	for (size_t i = 0; i < run.n_outputs; i++)
+		free((char *)run.outputs[i].object_id);
+	free(run.outputs);
+	free(run.stderr_text);
+	pkg_outcome_release(&run.pkg);
 	return st;
 }
 

@@ -14,12 +14,12 @@
 /* An answer's room besides its two output streams (the files list, numbers),
  * and each stream's besides its kept bytes (the truncation marker, the timeout
  * line). */
-#define XC_RESPONSE_BASE ((uint64_t)64 << 20)
-#define XC_STREAM_EXTRA 4096u
+#define EXECUTOR_RESPONSE_BASE ((uint64_t)64 << 20)
+#define EXECUTOR_STREAM_EXTRA 4096u
 /* The most one byte of output takes in the answer: a control byte is \u00XX. */
-#define XC_ESCAPE_FACTOR 6u
+#define EXECUTOR_ESCAPE_FACTOR 6u
 
-void xc_init(struct xc *c, const char *endpoint, const char *token)
+void executor_init(struct executor_client *c, const char *endpoint, const char *token)
 {
 	memset(c, 0, sizeof(*c));
 	c->curl = curl_easy_init();
@@ -38,7 +38,7 @@ void xc_init(struct xc *c, const char *endpoint, const char *token)
 		c->auth = xasprintf("Authorization: Bearer %s", token);
 }
 
-void xc_release(struct xc *c)
+void executor_release(struct executor_client *c)
 {
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
@@ -52,7 +52,7 @@ void xc_release(struct xc *c)
 
 /* base + "/" + route + "/" + each component of p (a validated relative
  * path) percent-encoded. */
-static char *route_url(struct xc *c, const char *route, const char *p)
+static char *route_url(struct executor_client *c, const char *route, const char *p)
 {
 	CURL *curl = c->curl;
 	size_t cap = strlen(c->base) + strlen(route) + 32 + strlen(p) * 3 + 1;
@@ -75,7 +75,7 @@ static char *route_url(struct xc *c, const char *route, const char *p)
 }
 
 /* The URL of path, which starts with /workspace/ and was validated. */
-static char *workspace_url(struct xc *c, const char *path)
+static char *workspace_url(struct executor_client *c, const char *path)
 {
 	return route_url(c, "workspace", path + strlen("/workspace/"));
 }
@@ -83,7 +83,7 @@ static char *workspace_url(struct xc *c, const char *path)
 /* Readies the handle for a request to url. Returns the request's header list,
  * the token's line in it when there is one (the caller appends its own, sets
  * CURLOPT_HTTPHEADER and frees it with curl_slist_free_all). */
-static struct curl_slist *reset(struct xc *c, const char *url)
+static struct curl_slist *reset(struct executor_client *c, const char *url)
 {
 	CURL *curl = c->curl;
 	curl_easy_reset(curl);
@@ -128,7 +128,7 @@ static size_t read_fd(char *buf, size_t size, size_t n, void *arg)
 	return (size_t)got;
 }
 
-static int finish(struct xc *c, CURLcode rc, const char *what, long want)
+static int finish(struct executor_client *c, CURLcode rc, const char *what, long want)
 {
 	if (rc != CURLE_OK) {
 		if (!c->error[0])
@@ -155,8 +155,8 @@ static size_t discard(char *ptr, size_t size, size_t n, void *arg)
 }
 
 /* PUT url with size bytes of fd (checked by check when not NULL), within
- * timeout_ms. 0, XC_CHANGED or -1 (c->error says what, naming it). */
-static int put_fd(struct xc *c, const char *url, const char *what, int fd, uint64_t size,
+ * timeout_ms. 0, EXECUTOR_CHANGED or -1 (c->error says what, naming it). */
+static int put_fd(struct executor_client *c, const char *url, const char *what, int fd, uint64_t size,
 		  struct store_check *check, long timeout_ms)
 {
 	struct curl_slist *h = reset(c, url);
@@ -171,10 +171,10 @@ static int put_fd(struct xc *c, const char *url, const char *what, int fd, uint6
 	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, h);
 	int rc = finish(c, curl_easy_perform(c->curl), what, 201);
 	curl_slist_free_all(h);
-	return r.changed ? XC_CHANGED : rc;
+	return r.changed ? EXECUTOR_CHANGED : rc;
 }
 
-int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size, struct store_check *check)
+int executor_put_file(struct executor_client *c, const char *path, int fd, uint64_t size, struct store_check *check)
 {
 	char *url = workspace_url(c, path);
 	int rc = put_fd(c, url, "upload", fd, size, check, 120000L);
@@ -182,14 +182,15 @@ int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size, struct st
 	return rc;
 }
 
-int xc_put_package_file(struct xc *c, const char *rel, int fd, uint64_t size, int64_t mtime, long timeout_ms)
+int executor_put_package_file(struct executor_client *c, const char *rel, int fd, uint64_t size, int64_t mtime,
+			      long timeout_ms)
 {
 	char *path = route_url(c, "packages", rel);
 	char *url = mtime >= 0 ? xasprintf("%s?mtime=%lld", path, (long long)mtime) : xstrdup(path);
 	free(path);
 	int rc = put_fd(c, url, "package upload", fd, size, NULL, timeout_ms > 0 ? timeout_ms : 1L);
 	free(url);
-	if (rc == XC_CHANGED) {
+	if (rc == EXECUTOR_CHANGED) {
 		snprintf(c->error, sizeof(c->error), "package upload: %.200s ended before its size", rel);
 		rc = -1;
 	}
@@ -197,14 +198,14 @@ int xc_put_package_file(struct xc *c, const char *rel, int fd, uint64_t size, in
 }
 
 
-uint64_t xc_response_limit(uint64_t max_output_bytes)
+uint64_t executor_response_limit(uint64_t max_output_bytes)
 {
-	return XC_RESPONSE_BASE + 2 * XC_ESCAPE_FACTOR * (max_output_bytes + XC_STREAM_EXTRA);
+	return EXECUTOR_RESPONSE_BASE + 2 * EXECUTOR_ESCAPE_FACTOR * (max_output_bytes + EXECUTOR_STREAM_EXTRA);
 }
 
 /* POST /what with a JSON body; *out gets the parsed JSON object, of at most
  * limit bytes. 0 or -1. */
-static int post_json(struct xc *c, const char *what, json_object *body, long timeout_ms, uint64_t limit,
+static int post_json(struct executor_client *c, const char *what, json_object *body, long timeout_ms, uint64_t limit,
 		     json_object **out)
 {
 	*out = NULL;
@@ -237,14 +238,15 @@ static int post_json(struct xc *c, const char *what, json_object *body, long tim
 	return rc;
 }
 
-int xc_execute(struct xc *c, json_object *body, double timeout_s, uint64_t max_output_bytes,
-	       json_object **out)
+int executor_execute(struct executor_client *c, json_object *body, double timeout_s, uint64_t max_output_bytes,
+		     json_object **out)
 {
 	/* the executor enforces the limit itself; this is the guard if it cannot */
-	return xc_execute_within(c, body, timeout_s, xc_response_limit(max_output_bytes), out);
+	return executor_execute_within(c, body, timeout_s, executor_response_limit(max_output_bytes), out);
 }
 
-int xc_execute_within(struct xc *c, json_object *body, double timeout_s, uint64_t limit, json_object **out)
+int executor_execute_within(struct executor_client *c, json_object *body, double timeout_s, uint64_t limit,
+			    json_object **out)
 {
 	return post_json(c, "execute", body, (long)(timeout_s * 1000) + 30000L, limit, out);
 }
@@ -278,7 +280,7 @@ static size_t write_sink(char *ptr, size_t size, size_t n, void *arg)
 
 /* GET /workspace/{path} into s; *mtime (when not NULL) gets Last-Modified,
  * or -1. 0, 1 when too large, or -1 (c->error). */
-static int get_into(struct xc *c, const char *path, struct sink *s, long timeout_ms, int64_t *mtime)
+static int get_into(struct executor_client *c, const char *path, struct sink *s, long timeout_ms, int64_t *mtime)
 {
 	char *url = workspace_url(c, path);
 	struct curl_slist *h = reset(c, url);
@@ -299,14 +301,14 @@ static int get_into(struct xc *c, const char *path, struct sink *s, long timeout
 	return s->too_large ? 1 : rc;
 }
 
-int xc_get_file(struct xc *c, const char *path, struct store_writer *w)
+int executor_get_file(struct executor_client *c, const char *path, struct store_writer *w)
 {
 	struct sink s = {.w = w, .fd = -1};
 	return get_into(c, path, &s, 120000L, NULL);
 }
 
-int xc_get_file_fd(struct xc *c, const char *path, int fd, uint64_t max, long timeout_ms, uint64_t *written,
-		   int64_t *mtime)
+int executor_get_file_fd(struct executor_client *c, const char *path, int fd, uint64_t max, long timeout_ms,
+			 uint64_t *written, int64_t *mtime)
 {
 	struct sink s = {.fd = fd, .max = max};
 	int rc = get_into(c, path, &s, timeout_ms, mtime);

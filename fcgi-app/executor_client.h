@@ -10,7 +10,7 @@
 
 #include "store.h"
 
-struct xc {
+struct executor_client {
 	void *curl;             /* owned CURL *, reused for keep-alive */
 	char *socket_path;      /* owned; NULL for a TCP endpoint */
 	char *base;             /* owned: "http://sandbox" or the endpoint URL */
@@ -23,43 +23,45 @@ struct xc {
  * or a base URL such as "http://10.0.0.7:8000". token (NULL or "": none; a
  * pod's, pool_token) goes with every request as `Authorization: Bearer`;
  * copied. */
-void xc_init(struct xc *c, const char *endpoint, const char *token);
+void executor_init(struct executor_client *c, const char *endpoint, const char *token);
 /* Frees what c owns, the header line wiped first. */
-void xc_release(struct xc *c);
+void executor_release(struct executor_client *c);
 
 /* PUT /workspace/{path} with size bytes read from fd. With check (begun by
  * store_check_begin for the object fd reads), the bytes are checked as they
  * go: the piece that would complete them is never sent unless all of them
  * hash to the object's id, and a file that ends early stops the upload at
- * once. 0, XC_CHANGED when the object's bytes were not its own, or -1
+ * once. 0, EXECUTOR_CHANGED when the object's bytes were not its own, or -1
  * (c->error). */
-#define XC_CHANGED (-2)
-int xc_put_file(struct xc *c, const char *path, int fd, uint64_t size, struct store_check *check);
+#define EXECUTOR_CHANGED (-2)
+int executor_put_file(struct executor_client *c, const char *path, int fd, uint64_t size, struct store_check *check);
 /* PUT /packages/{rel}[?mtime=MTIME] (a pod's route: a file of a package
  * cache directory, rel "<dir>/<path>" valid per pkg_file_path_valid) with
  * size bytes read from fd, within timeout_ms; mtime < 0: none sent. 0, or -1
  * (c->error; c->status the executor's answer, e.g. 413 when the pod's
  * packages are full). */
-int xc_put_package_file(struct xc *c, const char *rel, int fd, uint64_t size, int64_t mtime, long timeout_ms);
+int executor_put_package_file(struct executor_client *c, const char *rel, int fd, uint64_t size, int64_t mtime,
+			      long timeout_ms);
 /* The largest answer to POST /execute read from an executor whose streams are
  * capped at max_output_bytes each (APP_MAX_OUTPUT_BYTES): both streams
  * JSON-escaped at 6 bytes a byte, with their markers, plus 64 MiB for the rest. */
-uint64_t xc_response_limit(uint64_t max_output_bytes);
+uint64_t executor_response_limit(uint64_t max_output_bytes);
 /* POST /execute with the JSON body; waits at most timeout_s. *out gets the parsed
- * response object (caller puts it), of at most xc_response_limit(max_output_bytes)
+ * response object (caller puts it), of at most executor_response_limit(max_output_bytes)
  * bytes. 0, or -1 (c->error). */
-int xc_execute(struct xc *c, json_object *body, double timeout_s, uint64_t max_output_bytes,
-	       json_object **out);
+int executor_execute(struct executor_client *c, json_object *body, double timeout_s, uint64_t max_output_bytes,
+		     json_object **out);
 /* The same with an answer of at most limit bytes. */
-int xc_execute_within(struct xc *c, json_object *body, double timeout_s, uint64_t limit, json_object **out);
+int executor_execute_within(struct executor_client *c, json_object *body, double timeout_s, uint64_t limit,
+			    json_object **out);
 /* GET /workspace/{path} into the store through w (already begun). 0, or -1
  * (c->error); 1 when the object is larger than the writer's limit. */
-int xc_get_file(struct xc *c, const char *path, struct store_writer *w);
+int executor_get_file(struct executor_client *c, const char *path, struct store_writer *w);
 /* GET /workspace/{path} into the file fd, at most max bytes (*written gets
  * how many were written) within timeout_ms; *mtime gets the answer's
  * Last-Modified (seconds since the epoch), -1 without one. 0, 1 when the file
  * is larger than max, or -1 (c->error). */
-int xc_get_file_fd(struct xc *c, const char *path, int fd, uint64_t max, long timeout_ms, uint64_t *written,
-		   int64_t *mtime);
+int executor_get_file_fd(struct executor_client *c, const char *path, int fd, uint64_t max, long timeout_ms,
+			 uint64_t *written, int64_t *mtime);
 
 #endif

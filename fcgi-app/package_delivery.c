@@ -20,7 +20,7 @@
 
 struct walk {
 	const struct config *cfg;
-	struct xc *xc;
+	struct executor_client *executor;
 	int64_t deadline_ms;
 	char rel[VALID_REL_MAX + 1]; /* "<dir>/<path>" of the entry at hand */
 	uint64_t files, bytes;
@@ -47,11 +47,11 @@ static int send_file(struct walk *w, int dirfd, const char *name)
 			close(fd);
 		return -1;
 	}
-	int rc = xc_put_package_file(w->xc, w->rel, fd, (uint64_t)st.st_size, (int64_t)st.st_mtim.tv_sec,
-				     (long)left);
+	int rc = executor_put_package_file(w->executor, w->rel, fd, (uint64_t)st.st_size, (int64_t)st.st_mtim.tv_sec,
+					   (long)left);
 	close(fd);
 	if (rc < 0) {
-		if (w->xc->status == 413)
+		if (w->executor->status == 413)
 			snprintf(w->why, w->cap, "the run's packages are larger than the pod takes "
 				 "(APP_EXECUTOR_PACKAGES_MB %llu MiB in all, APP_SANDBOX_FILE_MB a file)",
 				 (unsigned long long)(w->cfg->executor_packages_bytes >> 20));
@@ -59,7 +59,7 @@ static int send_file(struct walk *w, int dirfd, const char *name)
 			snprintf(w->why, w->cap, "the installs and copies of this request took longer than "
 				 "APP_PACKAGE_INSTALL_TIMEOUT (%g s)", w->cfg->package_install_timeout);
 		else
-			snprintf(w->why, w->cap, "%s", w->xc->error);
+			snprintf(w->why, w->cap, "%s", w->executor->error);
 		return -1;
 	}
 	w->files++;
@@ -121,11 +121,11 @@ static int walk_dir(struct walk *w, int fd, size_t len, int depth)
 	return rc;
 }
 
-int pkgdeliver_dir(const struct config *cfg, struct xc *xc, const char *dir, int64_t deadline_ms, char *why,
-		   size_t cap)
+int pkgdeliver_dir(const struct config *cfg, struct executor_client *executor, const char *dir, int64_t deadline_ms,
+		   char *why, size_t cap)
 {
 	char path[PATH_MAX];
-	struct walk w = {.cfg = cfg, .xc = xc, .deadline_ms = deadline_ms, .why = why, .cap = cap};
+	struct walk w = {.cfg = cfg, .executor = executor, .deadline_ms = deadline_ms, .why = why, .cap = cap};
 	int64_t t0 = monotonic_ms();
 	why[0] = '\0';
 	if (pkgcache_dir_path(cfg, dir, path, sizeof(path)) < 0) {

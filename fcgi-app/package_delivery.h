@@ -15,12 +15,12 @@
 #include "config.h"
 #include "executor_client.h"
 
-/* Sends the cache directory dir (pkg_dir_name_valid) to the pod behind xc
+/* Sends the cache directory dir (pkg_dir_name_valid) to the pod behind executor
  * before deadline_ms (monotonic_ms). 0; or -1 with why (cap bytes) saying in
  * one line for the run's stderr what failed (also logged). A directory sent
  * in part stays in the pod in part: the caller then leaves it off the run's
  * sys.path. */
-int pkgdeliver_dir(const struct config *cfg, struct xc *xc, const char *dir, int64_t deadline_ms, char *why,
-		   size_t cap);
+int pkgdeliver_dir(const struct config *cfg, struct executor_client *executor, const char *dir, int64_t deadline_ms,
+		   char *why, size_t cap);
 
 #endif

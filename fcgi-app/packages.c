@@ -96,10 +96,10 @@ static struct want *want_get(struct want *w, size_t *n, const char *requirement)
 			return &w[i];
 	if (*n >= PKG_MAX_PER_RUN)
 		return NULL;
-	struct want *x = &w[(*n)++];
-	memset(x, 0, sizeof(*x));
-	x->spec = spec;
-	return x;
+	struct want *added = &w[(*n)++];
+	memset(added, 0, sizeof(*added));
+	added->spec = spec;
+	return added;
 }
 
 int packages_check_wanted(const struct config *cfg, const char *source)
@@ -108,7 +108,7 @@ int packages_check_wanted(const struct config *cfg, const char *source)
 	return cfg->package_install && (strstr(source, "import") || strstr(source, "pip"));
 }
 
-void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, json_object *found,
+void packages_prepare(struct app *app, struct executor_client *executor, const char *execution_id, json_object *found,
 		      struct pkg_outcome *out)
 {
 	const struct config *cfg = app->cfg;
@@ -143,9 +143,9 @@ void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, 
 		json_object *d;
 		const char *dist = json_object_object_get_ex(map, mod, &d) && json_object_is_type(d, json_type_string)
 				   ? json_object_get_string(d) : mod;
-		struct want *x = pkg_spec_valid(dist) ? want_get(w, &n, dist) : NULL;
-		if (x && x->n_modules < PKG_MAX_PER_RUN)
-			x->modules[x->n_modules++] = mod;
+		struct want *want = pkg_spec_valid(dist) ? want_get(w, &n, dist) : NULL;
+		if (want && want->n_modules < PKG_MAX_PER_RUN)
+			want->modules[want->n_modules++] = mod;
 	}
 	/* what the cache has, then what came as a dependency of that, then
 	 * installs (each one may bring what a later want needs) */
@@ -184,7 +184,8 @@ void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, 
 		for (size_t k = 0; k < n_lost; k++)
 			wanted &= strcmp(lost[k], w[i].dir) != 0;
 		char why[400];
-		if (wanted && !dup && to_pod && pkgdeliver_dir(cfg, xc, w[i].dir, deadline, why, sizeof(why)) < 0) {
+		if (wanted && !dup && to_pod &&
+		    pkgdeliver_dir(cfg, executor, w[i].dir, deadline, why, sizeof(why)) < 0) {
 			pkg_note_add(&out->notes, "Package not available: %s could not be copied to the executor "
 				 "pod: %s", w[i].spec.norm, why);
 			lost[n_lost++] = w[i].dir;

@@ -30,11 +30,11 @@ struct pkg_outcome {
 int packages_check_wanted(const struct config *cfg, const char *source);
 /* From what the import check found ({"missing", "pip", "source_code"}; not
  * taken), finds or installs what the code lacks and, for a pod, sends the
- * sandbox behind xc the directories (all installs and copies together within
+ * sandbox behind executor the directories (all installs and copies together within
  * APP_PACKAGE_INSTALL_TIMEOUT), and records which cache directories the run
  * uses. Never fails the run: an answer of another shape is logged and leaves
  * everything unchanged, a failed install or copy becomes a note. */
-void packages_prepare(struct app *app, struct xc *xc, const char *execution_id, json_object *found,
+void packages_prepare(struct app *app, struct executor_client *executor, const char *execution_id, json_object *found,
 		      struct pkg_outcome *out);
 void pkg_outcome_release(struct pkg_outcome *o);
 

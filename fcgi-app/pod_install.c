@@ -116,8 +116,8 @@ static size_t depth(const char *rel)
 /* Fetches every file the pod listed under POD_INSTALL_TARGET into staging
  * before deadline (monotonic_ms). 0, 1 when the deadline passed, or -1 with
  * why in err. */
-static int fetch_files(const struct config *cfg, struct xc *xc, json_object *files, const char *staging,
-		       int64_t deadline, char *err, size_t errlen)
+static int fetch_files(const struct config *cfg, struct executor_client *executor, json_object *files,
+		       const char *staging, int64_t deadline, char *err, size_t errlen)
 {
 	int dir = open(staging, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dir < 0) {
@@ -170,8 +170,9 @@ static int fetch_files(const struct config *cfg, struct xc *xc, json_object *fil
 		}
 		uint64_t written = 0;
 		int64_t mtime = -1;
-		int got = xc_get_file_fd(xc, listed, fd, left, timeout_ms < GET_TIMEOUT_MS ? timeout_ms : GET_TIMEOUT_MS,
-					 &written, &mtime);
+		int got = executor_get_file_fd(executor, listed, fd, left,
+					       timeout_ms < GET_TIMEOUT_MS ? timeout_ms : GET_TIMEOUT_MS,
+					       &written, &mtime);
 		left -= written;
 		if (got == 0 && mtime >= 0) {
 			struct timespec times[2] = {{.tv_sec = mtime}, {.tv_sec = mtime}};
@@ -185,7 +186,7 @@ static int fetch_files(const struct config *cfg, struct xc *xc, json_object *fil
 		else if (got < 0 && monotonic_ms() >= deadline)
 			rc = 1;
 		else if (got < 0)
-			snprintf(err, errlen, "%.200s: %s", rel, xc->error);
+			snprintf(err, errlen, "%.200s: %s", rel, executor->error);
 		if (got != 0 && rc == 0)
 			rc = -1;
 	}
@@ -271,15 +272,15 @@ int pod_install_run(const struct config *cfg, const char *staging, const char *r
 		char endpoint[128];
 		snprintf(endpoint, sizeof(endpoint), "http://%s%s%s:%d", strchr(ip, ':') ? "[" : "", ip,
 			 strchr(ip, ':') ? "]" : "", K8S_EXECUTOR_PORT);
-		struct xc xc;
-		xc_init(&xc, endpoint, token);
+		struct executor_client executor;
+		executor_init(&executor, endpoint, token);
 		double left_s = (double)(deadline - monotonic_ms()) / 1000.0;
 		json_object *body = execute_body(cfg, requirement, left_s);
 		json_object *resp = NULL, *v, *files;
 		if (left_s < 0.001) {
 			rc = 124;
-		} else if (xc_execute_within(&xc, body, left_s, ANSWER_BYTES, &resp) < 0) {
-			snprintf(err, sizeof(err), "the installer pod: %s", xc.error);
+		} else if (executor_execute_within(&executor, body, left_s, ANSWER_BYTES, &resp) < 0) {
+			snprintf(err, sizeof(err), "the installer pod: %s", executor.error);
 		} else if (json_object_object_get_ex(resp, "timed_out", &v) && json_object_get_boolean(v)) {
 			*output = run_output(resp);
 			rc = 124;
@@ -291,13 +292,13 @@ int pod_install_run(const struct config *cfg, const char *staging, const char *r
 			int fetched = -1;
 			if (rc == 0 && json_object_object_get_ex(resp, "files", &files) &&
 			    json_object_is_type(files, json_type_array))
-				fetched = fetch_files(cfg, &xc, files, staging, deadline, err, sizeof(err));
+				fetched = fetch_files(cfg, &executor, files, staging, deadline, err, sizeof(err));
 			if (rc == 0 && fetched != 0)
 				rc = fetched == 1 ? 124 : -1;
 		}
 		json_object_put(body);
 		json_object_put(resp);
-		xc_release(&xc);
+		executor_release(&executor);
 	}
 	explicit_bzero(token, sizeof(token));
 	if (created && k8s_pod_delete(&k, name, 0, &st) != K8S_OK)

@@ -46,7 +46,7 @@ struct sandbox {
 struct manager {
 	const struct config *cfg;
 	struct db *db;
-	struct sandbox *sb;
+	struct sandbox *sandboxes;
 	size_t n, cap;
 	int stopping;
 	int failures;         /* consecutive sandboxes that never became ready */
@@ -59,16 +59,16 @@ struct manager {
 static struct sandbox *find_pid(struct manager *m, pid_t pid)
 {
 	for (size_t i = 0; i < m->n; i++)
-		if (m->sb[i].pid == pid)
-			return &m->sb[i];
+		if (m->sandboxes[i].pid == pid)
+			return &m->sandboxes[i];
 	return NULL;
 }
 
 static struct sandbox *find_id(struct manager *m, const char *id)
 {
 	for (size_t i = 0; i < m->n; i++)
-		if (strcmp(m->sb[i].id, id) == 0)
-			return &m->sb[i];
+		if (strcmp(m->sandboxes[i].id, id) == 0)
+			return &m->sandboxes[i];
 	return NULL;
 }
 
@@ -99,7 +99,7 @@ static void forget(struct manager *m, struct sandbox *s)
 		close(s->ready_fd);
 	if (s->pidfd >= 0)
 		close(s->pidfd);
-	*s = m->sb[--m->n];
+	*s = m->sandboxes[--m->n];
 }
 
 /* Tracks a new sandbox; its row is recorded once its pid is known. */
@@ -108,9 +108,9 @@ static struct sandbox *add_sandbox(struct manager *m, const char *id, pid_t pid,
 {
 	if (m->n == m->cap) {
 		m->cap = m->cap ? m->cap * 2 : 16;
-		m->sb = xrealloc(m->sb, m->cap * sizeof(*m->sb));
+		m->sandboxes = xrealloc(m->sandboxes, m->cap * sizeof(*m->sandboxes));
 	}
-	struct sandbox *s = &m->sb[m->n++];
+	struct sandbox *s = &m->sandboxes[m->n++];
 	memset(s, 0, sizeof(*s));
 	snprintf(s->id, sizeof(s->id), "%s", id);
 	s->pid = pid;
@@ -155,8 +155,8 @@ static struct sandbox *oldest_pending(struct manager *m)
 {
 	struct sandbox *oldest = NULL;
 	for (size_t i = 0; i < m->n; i++)
-		if (m->sb[i].pending && (!oldest || m->sb[i].seq < oldest->seq))
-			oldest = &m->sb[i];
+		if (m->sandboxes[i].pending && (!oldest || m->sandboxes[i].seq < oldest->seq))
+			oldest = &m->sandboxes[i];
 	return oldest;
 }
 
@@ -205,9 +205,9 @@ static void lose_pending(struct manager *m)
 		return;
 	int lost = 0;
 	for (size_t i = 0; i < m->n; i++) {
-		if (m->sb[i].pending) {
-			m->sb[i].pending = 0;
-			m->sb[i].exited = 1;
+		if (m->sandboxes[i].pending) {
+			m->sandboxes[i].pending = 0;
+			m->sandboxes[i].exited = 1;
 			lost++;
 		}
 	}
@@ -357,7 +357,7 @@ static int sweep(struct manager *m, int *claimed)
 		sw.pool = -1;
 	int64_t limit = (int64_t)(m->cfg->sandbox_start_timeout * 1000);
 	for (size_t i = 0; i < m->n; i++) {
-		struct sandbox *s = &m->sb[i];
+		struct sandbox *s = &m->sandboxes[i];
 		if (!s->ready && !s->killed && monotonic_ms() - s->started_ms > limit) {
 			log_error("sandbox %s: not ready after %g s", s->id, m->cfg->sandbox_start_timeout);
 			kill_sandbox(s, "start timeout");
@@ -384,8 +384,8 @@ static void reap(struct manager *m)
 	}
 	lose_pending(m);
 	for (size_t i = 0; i < m->n;) {
-		if (m->sb[i].exited)
-			forget(m, &m->sb[i]); /* moves the last one here */
+		if (m->sandboxes[i].exited)
+			forget(m, &m->sandboxes[i]); /* moves the last one here */
 		else
 			i++;
 	}
@@ -452,16 +452,16 @@ static int local_run(const struct config *cfg, int notify_fd, int ready_fd)
 		pfd[np++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		pfd[np++] = (struct pollfd){.fd = notify_fd, .events = POLLIN};
 		for (size_t i = 0; i < m.n; i++) {
-			if (m.sb[i].ready_fd >= 0 && !m.sb[i].pending) {
+			if (m.sandboxes[i].ready_fd >= 0 && !m.sandboxes[i].pending) {
 				idx[np] = i;
-				pfd[np++] = (struct pollfd){.fd = m.sb[i].ready_fd, .events = POLLIN};
+				pfd[np++] = (struct pollfd){.fd = m.sandboxes[i].ready_fd, .events = POLLIN};
 			}
 		}
 		nfds_t first_pidfd = np;
 		for (size_t i = 0; i < m.n; i++) {
-			if (m.sb[i].pidfd >= 0 && !m.sb[i].exited) {
+			if (m.sandboxes[i].pidfd >= 0 && !m.sandboxes[i].exited) {
 				idx[np] = i;
-				pfd[np++] = (struct pollfd){.fd = m.sb[i].pidfd, .events = POLLIN};
+				pfd[np++] = (struct pollfd){.fd = m.sandboxes[i].pidfd, .events = POLLIN};
 			}
 		}
 		nfds_t zyg_at = np;
@@ -477,10 +477,10 @@ static int local_run(const struct config *cfg, int notify_fd, int ready_fd)
 		/* ready pipes first: indexes are stable until reap() */
 		for (nfds_t k = 2; n > 0 && k < first_pidfd; k++)
 			if (pfd[k].revents)
-				on_ready(&m, &m.sb[idx[k]]);
+				on_ready(&m, &m.sandboxes[idx[k]]);
 		for (nfds_t k = first_pidfd; n > 0 && k < zyg_at; k++)
 			if (pfd[k].revents)
-				m.sb[idx[k]].exited = 1;
+				m.sandboxes[idx[k]].exited = 1;
 		if (n > 0 && zyg_at < np && pfd[zyg_at].revents) {
 			if (m.zyg.ready)
 				on_zygote_answer(&m);
@@ -499,7 +499,7 @@ static int local_run(const struct config *cfg, int notify_fd, int ready_fd)
 					log_info("stopping: destroying %zu sandboxes", m.n);
 					m.stopping = 1;
 					for (size_t i = 0; i < m.n; i++)
-						kill_sandbox(&m.sb[i], "shutdown");
+						kill_sandbox(&m.sandboxes[i], "shutdown");
 					zc_kill(&m.zyg);
 				}
 			}
@@ -519,7 +519,7 @@ out:
 	if (m.n == 0 && sandboxes_dir(cfg))
 		umount2(sandboxes_dir(cfg), MNT_DETACH); /* every sandbox is gone */
 	db_close(&m.db);
-	free(m.sb);
+	free(m.sandboxes);
 	if (sfd >= 0)
 		close(sfd);
 	return rc;

@@ -1089,7 +1089,7 @@ out:
 }
 
 enum db_status db_sandbox_each(struct db *db, const char *state,
-			       void (*fn)(const struct db_sandbox *sb, void *arg), void *arg)
+			       void (*fn)(const struct db_sandbox *sandbox, void *arg), void *arg)
 {
 	sqlite3_stmt *s = stmt(db, ST_SBX_EACH);
 	enum db_status rc = DB_ERROR;

@@ -133,7 +133,7 @@ struct db_sandbox { char id[64]; pid_t pid; char state[16]; pid_t claimer; int64
 /* Calls fn for every sandbox row (NULL state: all). Rows are copied before fn runs,
  * so fn may change the table. */
 enum db_status db_sandbox_each(struct db *db, const char *state,
-			       void (*fn)(const struct db_sandbox *sb, void *arg), void *arg);
+			       void (*fn)(const struct db_sandbox *sandbox, void *arg), void *arg);
 enum db_status db_sandbox_delete(struct db *db, const char *id);
 /* starting -> ready, recording where the executor server listens (NULL for a
  * local sandbox, "http://IP:8000" for a pod). DB_NOT_FOUND unless it was starting. */

@@ -175,10 +175,10 @@ START_TEST(output_cap_fits_the_executor_answer)
 	const uint64_t caps[] = {64, 1048576, 8u << 20, CONFIG_MAX_OUTPUT_BYTES};
 	for (size_t i = 0; i < sizeof(caps) / sizeof(*caps); i++) {
 		uint64_t answer = 2 * (6 * (caps[i] + 200)) + 10000;
-		ck_assert_uint_ge(xc_response_limit(caps[i]), answer);
-		ck_assert_uint_lt(xc_response_limit(caps[i]), (uint64_t)INT32_MAX);
+		ck_assert_uint_ge(executor_response_limit(caps[i]), answer);
+		ck_assert_uint_lt(executor_response_limit(caps[i]), (uint64_t)INT32_MAX);
 	}
-	ck_assert_uint_ge(xc_response_limit(64), (uint64_t)64 << 20); /* the files list's room */
+	ck_assert_uint_ge(executor_response_limit(64), (uint64_t)64 << 20); /* the files list's room */
 }
 END_TEST
 

@@ -545,22 +545,22 @@ struct collected {
 	int n;
 };
 
-static void collect(const struct db_sandbox *sb, void *arg)
+static void collect(const struct db_sandbox *sandbox, void *arg)
 {
 	struct collected *c = arg;
 
 	ck_assert_int_lt(c->n, 8);
-	snprintf(c->ids[c->n], sizeof(c->ids[c->n]), "%s|%d|%s", sb->id, (int)sb->pid, sb->state);
-	c->claimers[c->n] = sb->claimer;
+	snprintf(c->ids[c->n], sizeof(c->ids[c->n]), "%s|%d|%s", sandbox->id, (int)sandbox->pid, sandbox->state);
+	c->claimers[c->n] = sandbox->claimer;
 	c->n++;
 }
 
 /* Deletes each row it is shown: db_sandbox_each must allow that. */
-static void delete_it(const struct db_sandbox *sb, void *arg)
+static void delete_it(const struct db_sandbox *sandbox, void *arg)
 {
 	int *deleted = arg;
 
-	ck_assert_int_eq(db_sandbox_delete(db, sb->id), DB_OK);
+	ck_assert_int_eq(db_sandbox_delete(db, sandbox->id), DB_OK);
 	(*deleted)++;
 }
 

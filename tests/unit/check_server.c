@@ -1338,27 +1338,27 @@ START_TEST(token_sent_by_the_client_and_hidden_from_the_code)
 {
 	S.token = TOKEN;
 	srv_start();
-	struct xc bad;
+	struct executor_client bad;
 	json_object *req = json_tokener_parse(
 		"{\"source_code\": \"import os\\nprint(os.environ.get('EXECUTOR_TOKEN'), "
 		"b'" TOKEN "' in open('/proc/%d/environ' % os.getppid(), 'rb').read(), "
 		"b'EXECUTOR_TOKEN' in open('/proc/%d/environ' % os.getppid(), 'rb').read())\"}");
 	ck_assert_ptr_nonnull(req);
 	json_object *out = NULL;
-	xc_init(&bad, S.sock, "c0ffee");
-	ck_assert_int_eq(xc_execute(&bad, req, 10, 1 << 20, &out), -1);
+	executor_init(&bad, S.sock, "c0ffee");
+	ck_assert_int_eq(executor_execute(&bad, req, 10, 1 << 20, &out), -1);
 	ck_assert_msg(strstr(bad.error, "401"), "%s", bad.error);
-	xc_release(&bad);
-	xc_init(&bad, S.sock, NULL);
-	ck_assert_int_eq(xc_execute(&bad, req, 10, 1 << 20, &out), -1);
+	executor_release(&bad);
+	executor_init(&bad, S.sock, NULL);
+	ck_assert_int_eq(executor_execute(&bad, req, 10, 1 << 20, &out), -1);
 	ck_assert_msg(strstr(bad.error, "401"), "%s", bad.error);
-	xc_release(&bad);
-	struct xc good;
-	xc_init(&good, S.sock, TOKEN);
-	ck_assert_msg(xc_execute(&good, req, 10, 1 << 20, &out) == 0, "%s", good.error);
+	executor_release(&bad);
+	struct executor_client good;
+	executor_init(&good, S.sock, TOKEN);
+	ck_assert_msg(executor_execute(&good, req, 10, 1 << 20, &out) == 0, "%s", good.error);
 	ck_assert_str_eq(str(out, "stdout"), "None False False\n");
 	ck_assert_int_eq(num(out, "exit_code"), 0);
-	xc_release(&good);
+	executor_release(&good);
 	json_object_put(out);
 	json_object_put(req);
 }
@@ -1567,10 +1567,11 @@ START_TEST(package_dir_delivered_by_the_service)
 	char *fifo = xasprintf("%s/fifo", d);
 	ck_assert_int_eq(mkfifo(fifo, 0644), 0);
 
-	struct xc xc;
-	xc_init(&xc, S.sock, TOKEN);
+	struct executor_client executor;
+	executor_init(&executor, S.sock, TOKEN);
 	char why[400];
-	ck_assert_msg(pkgdeliver_dir(&cfg, &xc, PKG_DIR, monotonic_ms() + 20000, why, sizeof(why)) == 0, "%s", why);
+	ck_assert_msg(pkgdeliver_dir(&cfg, &executor, PKG_DIR, monotonic_ms() + 20000, why, sizeof(why)) == 0, "%s",
+		      why);
 	const char *want[][2] = {{"ci_x/__init__.py", "X = 1\n"},
 				 {"ci_x/__pycache__/__init__.cpython-311.pyc", "not really bytecode"},
 				 {"ci_x-1.0.dist-info/RECORD", "ci_x/__init__.py,,\n"},
@@ -1599,9 +1600,9 @@ START_TEST(package_dir_delivered_by_the_service)
 	free(out);
 
 	/* sent again, the pod refuses: a directory is sent once */
-	ck_assert_int_eq(pkgdeliver_dir(&cfg, &xc, PKG_DIR, monotonic_ms() + 20000, why, sizeof(why)), -1);
+	ck_assert_int_eq(pkgdeliver_dir(&cfg, &executor, PKG_DIR, monotonic_ms() + 20000, why, sizeof(why)), -1);
 	/* a name that is no cache directory's is not even read */
-	ck_assert_int_eq(pkgdeliver_dir(&cfg, &xc, "../dists", monotonic_ms() + 20000, why, sizeof(why)), -1);
+	ck_assert_int_eq(pkgdeliver_dir(&cfg, &executor, "../dists", monotonic_ms() + 20000, why, sizeof(why)), -1);
 	/* more than the pod takes: the note says which limit */
 	char *big = xasprintf("%s/dists/ci-big-1.0-00", cache);
 	ck_assert_int_eq(mkdir(big, 0755), 0);
@@ -1610,12 +1611,13 @@ START_TEST(package_dir_delivered_by_the_service)
 	blob[(1 << 20) + 1] = '\0';
 	plant(big, "big.bin", blob, 1600000000);
 	free(blob);
-	ck_assert_int_eq(pkgdeliver_dir(&cfg, &xc, "ci-big-1.0-00", monotonic_ms() + 20000, why, sizeof(why)), -1);
+	ck_assert_int_eq(pkgdeliver_dir(&cfg, &executor, "ci-big-1.0-00", monotonic_ms() + 20000, why, sizeof(why)),
+			 -1);
 	ck_assert_msg(strstr(why, "APP_EXECUTOR_PACKAGES_MB"), "%s", why);
 	/* past the deadline nothing is sent */
-	ck_assert_int_eq(pkgdeliver_dir(&cfg, &xc, PKG_DIR, monotonic_ms() - 1, why, sizeof(why)), -1);
+	ck_assert_int_eq(pkgdeliver_dir(&cfg, &executor, PKG_DIR, monotonic_ms() - 1, why, sizeof(why)), -1);
 	ck_assert_msg(strstr(why, "APP_PACKAGE_INSTALL_TIMEOUT"), "%s", why);
-	xc_release(&xc);
+	executor_release(&executor);
 	config_release(&cfg);
 	free(big);
 	free(l);
