@@ -180,12 +180,12 @@ int cleanup_pass(const struct config *cfg, struct db *db, struct store *st, int6
 
 static void count(const struct cleanup_report *r)
 {
-	scoreboard_cleanup(SB_CL_OBJECTS, (uint64_t)r->objects);
-	scoreboard_cleanup(SB_CL_BYTES, r->bytes);
-	scoreboard_cleanup(SB_CL_EXECUTIONS, (uint64_t)r->executions);
-	scoreboard_cleanup(SB_CL_TEMPS, (uint64_t)r->temps);
-	scoreboard_cleanup(SB_CL_ORPHANS, (uint64_t)r->orphans);
-	scoreboard_cleanup(SB_CL_PASSES, 1);
+	scoreboard_cleanup(CLEANUP_OBJECTS, (uint64_t)r->objects);
+	scoreboard_cleanup(CLEANUP_BYTES, r->bytes);
+	scoreboard_cleanup(CLEANUP_EXECUTIONS, (uint64_t)r->executions);
+	scoreboard_cleanup(CLEANUP_TEMPS, (uint64_t)r->temps);
+	scoreboard_cleanup(CLEANUP_ORPHANS, (uint64_t)r->orphans);
+	scoreboard_cleanup(CLEANUP_PASSES, 1);
 }
 
 int cleanup_run(const struct config *cfg)

@@ -342,19 +342,19 @@ static int await_sandbox(const struct run *run)
 }
 
 /* The metrics outcome of a finished run. */
-static enum sb_outcome outcome(const struct run *run)
+static enum scoreboard_outcome outcome(const struct run *run)
 {
 	json_object *v;
 	if (strcmp(run->status, "ok") == 0)
-		return SB_OK;
+		return OUTCOME_OK;
 	if (strcmp(run->status, "timeout") == 0)
-		return SB_TIMEOUT;
+		return OUTCOME_TIMEOUT;
 	if (strcmp(run->status, "memory") == 0)
-		return SB_MEMORY;
+		return OUTCOME_MEMORY;
 	if (strcmp(run->status, "error") == 0)
 		return run->resp && json_object_object_get_ex(run->resp, "signal", &v) && json_object_get_int(v) > 0
-				 ? SB_KILLED : SB_ERROR;
-	return SB_FAILED;
+				 ? OUTCOME_KILLED : OUTCOME_ERROR;
+	return OUTCOME_FAILED;
 }
 
 /* The run's final record and, in the same transaction, the release of its
@@ -395,12 +395,12 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	memset(r, 0, sizeof(*r));
 	uuid4(r->id);
 	struct run run = {.app = app, .req = req, .k = k ? k : &plain, .r = r, .status = "failed",
-			.exit_code = -1, .started_ms = now_ms()};
-	scoreboard_stage_mark(SB_ST_REQUEST);
+			  .exit_code = -1, .started_ms = now_ms()};
+	scoreboard_stage_mark(STAGE_REQUEST);
 	int announced = await_sandbox(&run);
-	scoreboard_stage_mark(SB_ST_CLAIM);
+	scoreboard_stage_mark(STAGE_CLAIM);
 	enum ci_status st = begin_record(&run);
-	scoreboard_stage_mark(SB_ST_RECORD);
+	scoreboard_stage_mark(STAGE_RECORD);
 	if (announced && st != CI_OK)
 		pool_announce(app->ready_fd); /* not ours to take: the next worker's */
 	if (st != CI_OK) {
@@ -432,14 +432,14 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	}
 	executor_init(&run.executor, endpoint, token);
 	explicit_bzero(token, sizeof(token));
-	scoreboard_stage_mark(SB_ST_CLAIM);
+	scoreboard_stage_mark(STAGE_CLAIM);
 	st = CI_INTERNAL;
 	run.failure = CI_INTERNAL;
 	if (upload_inputs(&run) < 0) {
 		st = run.failure;
 		goto release;
 	}
-	scoreboard_stage_mark(SB_ST_UPLOAD);
+	scoreboard_stage_mark(STAGE_UPLOAD);
 	/* plain runs only: a custom tool's code is ours */
 	run.check_imports = run.k == &plain && packages_check_wanted(app->cfg, req->source_code);
 	int ran = run_code(&run);
@@ -450,12 +450,12 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 		run.check_imports = 0;
 		ran = run_code(&run);
 	}
-	scoreboard_stage_mark(SB_ST_RUN);
+	scoreboard_stage_mark(STAGE_RUN);
 	if (ran < 0 || download_outputs(&run) < 0) {
 		st = run.failure;
 		goto release;
 	}
-	scoreboard_stage_mark(SB_ST_COLLECT);
+	scoreboard_stage_mark(STAGE_COLLECT);
 	st = CI_OK;
 	r->body = json_object_new_object();
 	json_object *v = NULL;
@@ -472,7 +472,7 @@ release:
 	}
 out:
 	record(&run);
-	scoreboard_stage_mark(SB_ST_RECORD);
+	scoreboard_stage_mark(STAGE_RECORD);
 	scoreboard_exec_end();
 	json_object_put(run.resp);
 	json_object_put(run.files);

@@ -43,11 +43,11 @@ static void help(struct text *t, const char *name, const char *type, const char 
 static void requests(struct text *t, const struct scoreboard_view *v)
 {
 	help(t, "ci_http_requests_total", "counter", "HTTP requests answered, by route and status.");
-	for (int r = 0; r < SB_ROUTES; r++) {
+	for (int r = 0; r < SCOREBOARD_ROUTES; r++) {
 		const char *method = "", *path = r == 0 ? "none" : router_route(r, &method);
 		if (!path)
 			continue;
-		for (int c = 0; c < SB_CODES; c++) {
+		for (int c = 0; c < SCOREBOARD_CODES; c++) {
 			if (!v->requests[r][c])
 				continue;
 			char code[8];
@@ -66,7 +66,7 @@ static void executions(struct text *t, const struct scoreboard_view *v)
 	help(t, "ci_execution_duration_seconds", "histogram",
 	     "Wall time of executions from request accepted to result recorded.");
 	uint64_t cum = 0;
-	for (int b = 0; b < SB_BUCKETS; b++) {
+	for (int b = 0; b < SCOREBOARD_BUCKETS; b++) {
 		cum += v->buckets[b];
 		put(t, "ci_execution_duration_seconds_bucket{le=\"%g\"} %llu\n", scoreboard_buckets[b],
 		    (unsigned long long)cum);
@@ -76,7 +76,7 @@ static void executions(struct text *t, const struct scoreboard_view *v)
 	put(t, "ci_execution_duration_seconds_count %llu\n", (unsigned long long)v->exec_count);
 	help(t, "ci_executions_total", "counter",
 	     "Executions by outcome (killed: ended by a signal; interrupted: the service died under it).");
-	for (int o = 0; o < SB_OUTCOMES; o++)
+	for (int o = 0; o < OUTCOME_COUNT; o++)
 		put(t, "ci_executions_total{outcome=\"%s\"} %llu\n", scoreboard_outcomes[o],
 		    (unsigned long long)v->outcomes[o]);
 }
@@ -110,21 +110,21 @@ static void cleanup(struct text *t, const struct scoreboard_view *v)
 {
 	help(t, "ci_cleanup_removed_total", "counter",
 	     "What periodic cleanup removed (object_bytes in bytes, the rest in items).");
-	for (int k = 0; k < SB_CLEANUP; k++) {
-		if (k == SB_CL_PASSES)
+	for (int k = 0; k < CLEANUP_COUNTERS; k++) {
+		if (k == CLEANUP_PASSES)
 			continue;
 		put(t, "ci_cleanup_removed_total{kind=\"%s\"} %llu\n", scoreboard_cleanup_names[k],
 		    (unsigned long long)v->cleanup[k]);
 	}
 	help(t, "ci_cleanup_passes_total", "counter", "Cleanup passes completed.");
-	put(t, "ci_cleanup_passes_total %llu\n", (unsigned long long)v->cleanup[SB_CL_PASSES]);
+	put(t, "ci_cleanup_passes_total %llu\n", (unsigned long long)v->cleanup[CLEANUP_PASSES]);
 }
 
 static void stages(struct text *t, const struct scoreboard_view *v)
 {
 	help(t, "ci_worker_cpu_seconds_total", "counter",
 	     "Workers' CPU time by stage of a request (request: FastCGI, checks, response).");
-	for (int k = 0; k < SB_STAGES; k++)
+	for (int k = 0; k < STAGE_COUNT; k++)
 		put(t, "ci_worker_cpu_seconds_total{stage=\"%s\"} %.6f\n", scoreboard_stage_names[k],
 		    (double)v->stage_ns[k] / 1e9);
 }

@@ -8,37 +8,39 @@
 
 #include <stdint.h>
 
-#define SB_ROUTES 32   /* route index 0 is "no route" (404s) */
-#define SB_SLOTS 256   /* >= APP_WORKERS' maximum */
-#define SB_EXEC_ID 40
+#define SCOREBOARD_ROUTES 32   /* route index 0 is "no route" (404s) */
+#define SCOREBOARD_SLOTS 256   /* >= APP_WORKERS' maximum */
+#define SCOREBOARD_EXEC_ID 40
 
 /* HTTP codes counted one by one; anything else is counted as "other". */
-#define SB_CODES 17
-extern const int scoreboard_codes[SB_CODES]; /* last entry 0 = other */
+#define SCOREBOARD_CODES 17
+extern const int scoreboard_codes[SCOREBOARD_CODES]; /* last entry 0 = other */
 
 /* Execution duration histogram upper bounds, seconds (+Inf is implicit). */
-#define SB_BUCKETS 12
-extern const double scoreboard_buckets[SB_BUCKETS];
+#define SCOREBOARD_BUCKETS 12
+extern const double scoreboard_buckets[SCOREBOARD_BUCKETS];
 
-enum sb_outcome {
-	SB_OK, SB_ERROR, SB_TIMEOUT, SB_MEMORY, SB_KILLED, SB_FAILED, SB_INTERRUPTED, SB_OUTCOMES
+enum scoreboard_outcome {
+	OUTCOME_OK, OUTCOME_ERROR, OUTCOME_TIMEOUT, OUTCOME_MEMORY, OUTCOME_KILLED, OUTCOME_FAILED, OUTCOME_INTERRUPTED,
+	OUTCOME_COUNT
 };
-extern const char *const scoreboard_outcomes[SB_OUTCOMES];
+extern const char *const scoreboard_outcomes[OUTCOME_COUNT];
 
-enum sb_cleanup {
-	SB_CL_OBJECTS, SB_CL_BYTES, SB_CL_EXECUTIONS, SB_CL_TEMPS, SB_CL_ORPHANS, SB_CL_PASSES, SB_CLEANUP
+enum scoreboard_cleanup_counter {
+	CLEANUP_OBJECTS, CLEANUP_BYTES, CLEANUP_EXECUTIONS, CLEANUP_TEMPS, CLEANUP_ORPHANS, CLEANUP_PASSES,
+	CLEANUP_COUNTERS
 };
-extern const char *const scoreboard_cleanup_names[SB_CLEANUP];
+extern const char *const scoreboard_cleanup_names[CLEANUP_COUNTERS];
 
 /* The stages of a request a worker's CPU time is counted in (process CPU
  * time, CLOCK_PROCESS_CPUTIME_ID): "request" is FastCGI, parsing, checks,
  * the response and the log line; "record" both SQLite writes; "claim" taking
  * a sandbox; "upload" the input files; "run" the execute call (with installs
  * on the fly); "collect" storing the changed files. */
-enum sb_stage {
-	SB_ST_REQUEST, SB_ST_RECORD, SB_ST_CLAIM, SB_ST_UPLOAD, SB_ST_RUN, SB_ST_COLLECT, SB_STAGES
+enum scoreboard_stage {
+	STAGE_REQUEST, STAGE_RECORD, STAGE_CLAIM, STAGE_UPLOAD, STAGE_RUN, STAGE_COLLECT, STAGE_COUNT
 };
-extern const char *const scoreboard_stage_names[SB_STAGES];
+extern const char *const scoreboard_stage_names[STAGE_COUNT];
 
 /* Creates the mapping (master, before fork). 0, or -1 (logged). */
 int scoreboard_create(void);
@@ -47,11 +49,11 @@ void scoreboard_set_slot(int slot);
 
 /* Counting; every one is a no-op when there is no scoreboard (CLI, unit tests). */
 void scoreboard_request(int route, int http_code);
-void scoreboard_execution(enum sb_outcome o, int64_t duration_ms);
-void scoreboard_cleanup(enum sb_cleanup what, uint64_t n);
+void scoreboard_execution(enum scoreboard_outcome o, int64_t duration_ms);
+void scoreboard_cleanup(enum scoreboard_cleanup_counter what, uint64_t n);
 
 /* Counts this process's CPU time since its previous mark in stage s. */
-void scoreboard_stage_mark(enum sb_stage s);
+void scoreboard_stage_mark(enum scoreboard_stage s);
 
 /* The API keys' generation: the master bumps it after writing new keys;
  * a worker that sees it change reads them again. */
@@ -70,17 +72,17 @@ void scoreboard_exec_begin(const char *id);
 void scoreboard_exec_end(void);
 /* At worker start: copies the execution id a dead predecessor in the same
  * slot left unfinished into id and clears it. 1 when there was one. */
-int scoreboard_take_unfinished(char id[SB_EXEC_ID]);
+int scoreboard_take_unfinished(char id[SCOREBOARD_EXEC_ID]);
 
 /* A consistent-enough copy for rendering (each counter read atomically). */
 struct scoreboard_view {
 	int present;
-	uint64_t requests[SB_ROUTES][SB_CODES];
-	uint64_t buckets[SB_BUCKETS + 1]; /* not cumulative; last = over the top bound */
+	uint64_t requests[SCOREBOARD_ROUTES][SCOREBOARD_CODES];
+	uint64_t buckets[SCOREBOARD_BUCKETS + 1]; /* not cumulative; last = over the top bound */
 	uint64_t exec_count, exec_sum_ms;
-	uint64_t outcomes[SB_OUTCOMES];
-	uint64_t cleanup[SB_CLEANUP];
-	uint64_t stage_ns[SB_STAGES];
+	uint64_t outcomes[OUTCOME_COUNT];
+	uint64_t cleanup[CLEANUP_COUNTERS];
+	uint64_t stage_ns[STAGE_COUNT];
 };
 void scoreboard_read(struct scoreboard_view *v);
 

@@ -122,19 +122,19 @@ send:;
 	scoreboard_request(out.route, code);
 	log_request(&in, &out, code, t0);
 	free(body);
-	scoreboard_stage_mark(SB_ST_REQUEST);
+	scoreboard_stage_mark(STAGE_REQUEST);
 }
 
 /* A predecessor in this worker's slot died while running an execution: its
  * row still says 'running'; record that it was interrupted. */
 static void finish_orphaned_execution(struct app *app)
 {
-	char id[SB_EXEC_ID];
+	char id[SCOREBOARD_EXEC_ID];
 	if (!scoreboard_take_unfinished(id))
 		return;
 	enum db_status st = db_execution_interrupt(app->db, id, "the worker running it died", now_ms());
 	if (st == DB_OK) {
-		scoreboard_execution(SB_INTERRUPTED, -1);
+		scoreboard_execution(OUTCOME_INTERRUPTED, -1);
 		log_warn("execution %s: interrupted (its worker died)", id);
 	}
 }

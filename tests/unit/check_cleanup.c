@@ -312,19 +312,19 @@ START_TEST(test_scoreboard_counts_and_hands_unfinished_runs_to_the_next_worker)
 	scoreboard_request(1, 200);
 	scoreboard_request(1, 200);
 	scoreboard_request(99, 418); /* out of range: route 0, code "other" */
-	scoreboard_execution(SB_OK, 70);
-	scoreboard_execution(SB_TIMEOUT, 700000);
-	scoreboard_cleanup(SB_CL_OBJECTS, 3);
+	scoreboard_execution(OUTCOME_OK, 70);
+	scoreboard_execution(OUTCOME_TIMEOUT, 700000);
+	scoreboard_cleanup(CLEANUP_OBJECTS, 3);
 	scoreboard_read(&v);
 	ck_assert_int_eq(v.requests[1][0], 2);
-	ck_assert_int_eq(v.requests[0][SB_CODES - 1], 1);
+	ck_assert_int_eq(v.requests[0][SCOREBOARD_CODES - 1], 1);
 	ck_assert_int_eq(v.buckets[1], 1);          /* 70 ms: le 0.1 */
-	ck_assert_int_eq(v.buckets[SB_BUCKETS], 1); /* 700 s: over the top bound */
+	ck_assert_int_eq(v.buckets[SCOREBOARD_BUCKETS], 1); /* 700 s: over the top bound */
 	ck_assert_int_eq(v.exec_count, 2);
-	ck_assert_int_eq(v.outcomes[SB_TIMEOUT], 1);
-	ck_assert_int_eq(v.cleanup[SB_CL_OBJECTS], 3);
+	ck_assert_int_eq(v.outcomes[OUTCOME_TIMEOUT], 1);
+	ck_assert_int_eq(v.cleanup[CLEANUP_OBJECTS], 3);
 
-	char id[SB_EXEC_ID];
+	char id[SCOREBOARD_EXEC_ID];
 	scoreboard_set_slot(3);
 	ck_assert_int_eq(scoreboard_take_unfinished(id), 0);
 	scoreboard_exec_begin("exec-1");
