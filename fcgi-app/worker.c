@@ -201,7 +201,9 @@ int worker_run(const struct config *cfg, int listen_fd, int notify_fd, int ready
 		idle = 1; /* from here a SIGTERM exits at once */
 		if (stopping)
 			break;
-		if (ep >= 0 && !wait_first(ep))
+		/* a connection the web server kept (FCGI_KEEP_CONN) brings its next
+		 * request itself: only a new one is waited for */
+		if (ep >= 0 && req.ipcFd < 0 && !wait_first(ep))
 			continue;
 		int rc = FCGX_Accept_r(&req);
 		idle = 0;

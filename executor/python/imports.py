@@ -3,8 +3,9 @@
 # sandbox's Python cannot find, and the `!pip install` / `%pip install` lines,
 # which it removes. Only ast, sys, importlib.util and json; protocol in
 # docs/executor-protocol.md (POST /execute, check_imports). The warm runner
-# (runner.py) loads it at warm-up and calls check() in-process (putting back sys.path, sys.modules
-# and sys.path_importer_cache afterwards); it also runs as a script:
+# (runner.py) loads it at warm-up and calls check() in-process (putting back
+# sys.path, sys.modules and sys.path_importer_cache afterwards); it also runs
+# as a script:
 #
 #   python3 -I imports.py [PATH ...] < code  ->  one JSON object on stdout
 #   {"missing": ["cv2"], "pip": ["a", "b==1.2"], "source_code": "..."}

@@ -11,7 +11,9 @@ import ctypes
 import hashlib
 import os
 import re
+import socket
 import sqlite3
+import struct
 import threading
 import time
 
@@ -567,3 +569,33 @@ class P11Dispatch(E2E):
         workers = line.findall(read_log())[before:]
         self.assertEqual(len(workers), 6, workers)
         self.assertEqual(len(set(workers)), 1, "workers that took the calls: %s" % workers)
+
+    def test_a_connection_the_web_server_keeps_is_served(self):
+        # a web server may keep its FastCGI connection for the next request
+        # (FCGI_KEEP_CONN, e.g. nginx's fastcgi_keep_conn): that request
+        # comes on the kept connection, not through the listening socket the
+        # idle worker waits on
+        def record(kind, body=b""):
+            return struct.pack(">BBHHBB", 1, kind, 1, len(body), 0, 0) + body
+
+        def params(**kv):
+            return b"".join(bytes([len(k), len(v)]) + k.encode() + v.encode() for k, v in kv.items())
+
+        request = (record(1, struct.pack(">HB5x", 1, 1))  # responder, FCGI_KEEP_CONN
+                   + record(4, params(REQUEST_METHOD="GET", REQUEST_URI="/healthz")) + record(4)
+                   + record(5))
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(os.path.join(RUN_DIR, "fcgi.sock"))
+            for n in (1, 2):
+                s.sendall(request)
+                out, ended = b"", False
+                while not ended:
+                    head = s.recv(8, socket.MSG_WAITALL)
+                    self.assertEqual(len(head), 8, "request %d: the connection closed" % n)
+                    _, kind, _, length, padding, _ = struct.unpack(">BBHHBB", head)
+                    body = s.recv(length + padding, socket.MSG_WAITALL)[:length] if length + padding else b""
+                    out += body if kind == 6 else b""
+                    ended = kind == 3
+                self.assertIn(b"Status: 200", out, "request %d" % n)
+
