@@ -31,7 +31,11 @@ APP_PRELOAD_MODULES, waits until the pool is full, and measures side by side:
      reaped, `unshare --fork /bin/true` without and with seven new namespaces
      (the difference: the namespaces made and torn down), and what a forked
      process pays per page it first reads or writes (pages its parent wrote:
-     what a runner forked from the warm image pays).
+     what a runner forked from the warm image pays); and the fork floor: a
+     python3 that imported the preloads forks one process per run, without
+     any sandbox (hello world and numpy+pandas one at a time, hello world two
+     at a time), against the bare figures of 1-3: the least any service that
+     gives each run a fresh process forked from a warm image pays here.
 The service runs with an API key (APP_API_KEYS_FILE) and every request carries
 it, as a service reachable by others must; --no-keys runs it open.
 Figures 1-3 are taken in turns (service, bare, service, bare, ...: ROUNDS each)
@@ -63,6 +67,7 @@ SHELL = "echo hello world"
 POOL = 8
 HELLO = 'print("hello world")'
 ROUNDS = 4  # each side-by-side figure: service and bare in turn, this many times
+PRELOADS = "numpy,pandas"  # the service's default APP_PRELOAD_MODULES (common/config.c)
 NUMPY = ("import numpy as np, pandas as pd; df = pd.DataFrame({'a': np.arange(100)}); "
          "print(int(df.a.sum()))")
 
@@ -293,6 +298,66 @@ def floor(runs):
           "(first touch, %d pages, median of 3)"
           % (ms(true), ms(plain), ms(spaced), ms(spaced - plain), statistics.median(reads),
              statistics.median(writes), FLOOR_PAGES))
+
+
+# One fork per run of a python3 that imported the preloads: what a service
+# that forks a fresh process per run from a warm image pays at least on this
+# machine, sandbox or not. argv: preloads, code, "latency" N (N runs one
+# after the other: their wall times in ms) or "rate" S (two at a time for S
+# seconds: runs per second).
+FORK_FLOOR = r"""
+import gc, os, sys, time
+for name in filter(None, sys.argv[1].split(",")):
+    __import__(name)
+gc.freeze()
+code = compile(sys.argv[2], "<string>", "exec")
+devnull = os.open("/dev/null", os.O_WRONLY)
+
+def fork():
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(devnull, 1)
+        exec(code, {"__name__": "__main__"})
+        sys.stdout.flush()
+        os._exit(0)
+    return pid
+
+mode, n = sys.argv[3], float(sys.argv[4])
+if mode == "latency":
+    walls = []
+    for _ in range(int(n)):
+        t = time.perf_counter()
+        os.waitpid(fork(), 0)
+        walls.append((time.perf_counter() - t) * 1000)
+    print(" ".join("%.3f" % w for w in walls))
+else:
+    t0, done, live = time.monotonic(), 0, {fork(), fork()}
+    while time.monotonic() - t0 < n:
+        pid = os.wait()[0]
+        live.discard(pid)
+        done += 1
+        live.add(fork())
+    for pid in live:
+        os.waitpid(pid, 0)
+        done += 1
+    print("%.2f" % (done / (time.monotonic() - t0)))
+"""
+
+
+def fork_floor(preloads, bare_hello, bare_numpy, bare_rate, runs, seconds):
+    """The floor of a fresh process per run (FORK_FLOOR), against the bare
+    interpreter's figures of the same run."""
+    def fork_run(code, mode, n):
+        r = subprocess.run([PYTHON, "-c", FORK_FLOOR, preloads, code, mode, str(n)], capture_output=True,
+                           text=True, check=True)
+        return [float(x) for x in r.stdout.split()]
+    hello = statistics.median(fork_run(HELLO, "latency", runs)) / 1000
+    numpy = statistics.median(fork_run(NUMPY, "latency", runs)) / 1000
+    rate = fork_run(HELLO, "rate", seconds)[0]
+    print("fork floor    a fork per run of python3 with %s imported, no sandbox: hello world p50 %s (%.3f× "
+          "bare), numpy+pandas p50 %s (%.3f× bare), two at a time %.1f runs/s (%.2f× bare)"
+          % (preloads or "nothing", ms(hello), hello / bare_hello, ms(numpy), numpy / bare_numpy, rate,
+             rate / bare_rate))
 
 
 def pss_kb(pid):
@@ -577,6 +642,9 @@ def main():
               "lighttpd %.1f MB) | added by the pool %.1f MB | service without the pool %.1f MB"
               % (POOL, total / 1024, nproc, lighttpd / 1024, pool / 1024, (total - pool) / 1024))
         floor(max(ROUNDS, args.bare_runs // 3))
+        bare = {name: statistics.median(b) for name, _, _, _, b in rows}
+        fork_floor(env.get("APP_PRELOAD_MODULES", PRELOADS), bare["hello world"], bare["numpy+pandas"], bare_rate,
+                   max(ROUNDS, args.bare_runs), min(args.seconds, 10) / 2)
         print("bench: load average now %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
     finally:
         ok, lines = inst.stop()
