@@ -415,45 +415,6 @@ static int v2_cpu_limit(const char *v2_root, const char *dir, const struct confi
 	return set_value(dir, "cpu.max", value);
 }
 
-/* Puts the group at dir in the idle class and gives its cpu.idle to waker
- * (cgroup_limits.idle). Where the kernel has no cpu.idle there (no cpu
- * controller for the group, or older than 5.15), nothing: said once. 0, or -1
- * (logged). */
-static int set_idle(const char *dir, uid_t waker)
-{
-	static int said;
-	char path[PATH_MAX + 32];
-	if (pathf(path, sizeof(path), "%s/cpu.idle", dir) < 0)
-		return -1;
-	if (!file_exists(path)) {
-		if (!said)
-			log_warn("cgroup: no cpu.idle in %s: ready sandboxes take CPU from runs as they are made",
-				 dir);
-		said = 1;
-		return 0;
-	}
-	if (set_value(dir, "cpu.idle", "1") < 0)
-		return -1;
-	if (waker != (uid_t)-1 && chown(path, waker, (gid_t)-1) < 0) {
-		log_error("cgroup: giving %s to uid %d: %s", path, (int)waker, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* set_idle on v2, where cpu.idle is there once the cpu controller is enabled
- * for the group (v2_cpu_limit may have done so already). */
-static int v2_idle(const char *v2_root, const char *dir, const struct config *cfg, uid_t waker)
-{
-	static const char *const cpu[] = {"cpu", NULL};
-	char path[PATH_MAX + 32];
-	if (pathf(path, sizeof(path), "%s/cpu.idle", dir) < 0)
-		return -1;
-	if (!file_exists(path))
-		v2_enable(v2_root, cfg->cgroup_parent, cpu); /* else set_idle says what is missing */
-	return set_idle(dir, waker);
-}
-
 /* Makes the sandbox's group under the v1 controller mounted at root; its path
  * goes to dir (PATH_MAX). 0, or -1 (logged). */
 static int v1_group(const char *root, const struct config *cfg, const char *id, const char *suffix,
@@ -508,7 +469,6 @@ int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_l
 		    set_value(dir, "pids.max", pids) < 0 ||
 		    (limits->cpu_quota_us > 0 &&
 		     v2_cpu_limit(l.v2_root, dir, cfg, limits->cpu_quota_us) < 0) ||
-		    (limits->idle && v2_idle(l.v2_root, dir, cfg, limits->waker) < 0) ||
 		    set_value(dir, "cgroup.procs", pidstr) < 0)
 			goto fail;
 		return 1;
@@ -523,9 +483,7 @@ int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_l
 		snprintf(quota, sizeof(quota), "%ld", limits->cpu_quota_us > 0 ? limits->cpu_quota_us : -1L);
 		if (v1_group(l.v1_cpu, cfg, id, suffix, dir) < 0 ||
 		    set_value(dir, "cpu.cfs_period_us", period) < 0 ||
-		    set_value(dir, "cpu.cfs_quota_us", quota) < 0 ||
-		    (limits->idle && set_idle(dir, limits->waker) < 0) ||
-		    set_value(dir, "cgroup.procs", pidstr) < 0)
+		    set_value(dir, "cpu.cfs_quota_us", quota) < 0 || set_value(dir, "cgroup.procs", pidstr) < 0)
 			goto fail;
 	} else if (limits->cpu_quota_us > 0) {
 		no_cpu_limit("neither /sys/fs/cgroup/cpu nor /sys/fs/cgroup/cpu,cpuacct is mounted");
@@ -613,23 +571,6 @@ int cgroup_join(const struct config *cfg, pid_t model)
 		if (set_value(dirs[i], "cgroup.procs", "0") < 0)
 			return -1;
 	return n > 0 && (l.kind == CG_V2 || l.v1_memory) ? 1 : 0;
-}
-
-int cgroup_wake(const struct config *cfg, const char *id)
-{
-	struct cg_layout l = detect();
-	const char *root = l.kind == CG_V2 ? l.v2_root : l.kind == CG_V1 ? l.v1_cpu : NULL;
-	char path[PATH_MAX];
-	if (!root || !parent_ok(cfg->cgroup_parent) || !sbx_id_valid(id))
-		return 0;
-	if (pathf(path, sizeof(path), "%s/%s/%s/cpu.idle", root, cfg->cgroup_parent, id) < 0)
-		return -1;
-	if (write_file(path, "0") == 0)
-		return 0;
-	if (errno != ENOENT)
-		return -1;
-	*strrchr(path, '/') = '\0';
-	return file_exists(path) ? 0 : 1;
 }
 
 /* The oom_kill count in a v2 memory.events or a v1 memory.oom_control. 0 when

@@ -31,13 +31,6 @@ struct cgroup_limits {
 	 * cpu.cfs_quota_us; 100000 is one CPU), applied where the cpu controller
 	 * exists (else said once in the log; RLIMIT_CPU remains); 0: no limit */
 	long cpu_quota_us;
-	/* 1: the group's CPU is in the idle class (cpu.idle, Linux 5.15+: it gets
-	 * only CPU time no other group wants) until cgroup_wake, and its cpu.idle
-	 * file is given to waker, who may end that. A ready sandbox's, so that
-	 * making the pool's sandboxes takes no CPU from the runs under way.
-	 * Nothing where there is no cpu controller (said once). */
-	int idle;
-	uid_t waker; /* with idle: (uid_t)-1 for root alone */
 };
 
 /* Creates the groups of name (see above), sets the limits and moves pid into
@@ -54,11 +47,6 @@ int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_l
  * 1 when a memory limit is now in force, 0 when model is in none of our groups
  * (or there are none), -1 on failure (logged). */
 int cgroup_join(const struct config *cfg, pid_t model);
-/* Ends the idle class of the sandbox's group (cgroup_limits.idle): its CPU
- * then weighs as any other group's. 0 (also when the group has no cpu.idle:
- * nothing to end), 1 when the group is not there (not yet made, or removed),
- * or -1 with errno. */
-int cgroup_wake(const struct config *cfg, const char *id);
 /* How many times the sandbox's memory limit killed a process (oom_kill), 0 when
  * unknown. */
 uint64_t cgroup_oom_kills(const struct config *cfg, const char *id);

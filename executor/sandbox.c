@@ -870,25 +870,18 @@ static int prepare_staging(struct sbx *s)
 	return 0;
 }
 
-/* APP_SERVICE_USER, whose workers connect to the executor sockets and wake
- * the sandboxes they claim (cgroup_wake): its uid and group, each -1 when
- * there is no such user or it is root's (then root alone reaches them). */
-static const struct service_ids {
-	uid_t uid;
-	gid_t gid;
-} *service_ids(const struct config *cfg)
+/* The group of APP_SERVICE_USER, whose workers connect to the executor
+ * sockets, or -1 when there is no such user (then root alone reaches them). */
+static gid_t service_gid(const struct config *cfg)
 {
 	static int known;
-	static struct service_ids ids = {(uid_t)-1, (gid_t)-1};
+	static gid_t gid = (gid_t)-1;
 	if (!known) {
 		struct passwd *pw = getpwnam(cfg->service_user);
-		if (pw && pw->pw_uid != 0)
-			ids.uid = pw->pw_uid;
-		if (pw && pw->pw_gid != 0)
-			ids.gid = pw->pw_gid;
+		gid = pw && pw->pw_gid != 0 ? pw->pw_gid : (gid_t)-1;
 		known = 1;
 	}
-	return &ids;
+	return gid;
 }
 
 /* Creates run_dir/sandboxes/ID with root/ (owned by the host uid that
@@ -910,9 +903,8 @@ static int make_dirs(struct sbx *s, int *made)
 	static const char *const subs[] = {"root", "sock"};
 	for (int i = 0; i < (s->install ? 1 : 2); i++) {
 		path_join(sub, sizeof(sub), s->dir, subs[i]);
-		gid_t service = service_ids(s->cfg)->gid;
-		int sock = i == 1 && service != (gid_t)-1;
-		if (mkdir(sub, 0700) < 0 || chown(sub, owner, sock ? service : owner) < 0 ||
+		int sock = i == 1 && service_gid(s->cfg) != (gid_t)-1;
+		if (mkdir(sub, 0700) < 0 || chown(sub, owner, sock ? service_gid(s->cfg) : owner) < 0 ||
 		    chmod(sub, sock ? 02710 : 0700) < 0)
 			return launch_fail("mkdir", sub);
 	}
@@ -1023,15 +1015,12 @@ static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out, int *slot_fd
 	pid_t child = -1;
 	int rc = -1, made_dir = 0;
 	int slot_fd = take_uid_slot(cfg, &s->uid_base);
-	/* a run's limits, its CPU idle until the sandbox is claimed or the pool
-	 * runs short (pool.h); or an install's (on a request's path: never
-	 * idle): its own memory limit, one CPU */
+	/* a run's limits, or an install's: its own memory limit, one CPU */
 	struct cgroup_limits limits = {cfg->sandbox_memory_bytes, cfg->sandbox_pids,
-				       (long)(cfg->sandbox_cpus * CGROUP_CPU_PERIOD_US + 0.5), 1,
-				       service_ids(cfg)->uid};
+				       (long)(cfg->sandbox_cpus * CGROUP_CPU_PERIOD_US + 0.5)};
 	if (s->install)
 		limits = (struct cgroup_limits){cfg->package_install_bytes, cfg->sandbox_pids,
-						CGROUP_CPU_PERIOD_US, 0, (uid_t)-1};
+						CGROUP_CPU_PERIOD_US};
 
 	if (slot_fd < 0 || make_dirs(s, &made_dir) != 0)
 		goto out;
@@ -1062,14 +1051,6 @@ static int spawn(struct sbx *s, pid_t *child_out, int *sync_wr_out, int *slot_fd
 	if (cg < 0) {
 		errno = EIO;
 		launch_fail("cgroup_setup", s->group);
-		goto out;
-	}
-	/* a spawner in the idle class (pool_local.c) forked it so: in its group,
-	 * pid 1 is in the normal class, as every process of a run */
-	struct sched_param none = {.sched_priority = 0};
-	if ((sched_getscheduler(0) & ~SCHED_RESET_ON_FORK) == SCHED_IDLE &&
-	    sched_setscheduler(child, SCHED_OTHER, &none) < 0) {
-		launch_fail("sched_setscheduler", NULL);
 		goto out;
 	}
 	/* uid/gid maps: sandbox root and the sandbox user */

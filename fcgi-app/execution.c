@@ -423,7 +423,6 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 		run.status = "unavailable";
 		goto out;
 	}
-	pool_claimed(app->cfg, run.sandbox);
 	char endpoint[512], token[POOL_TOKEN_MAX];
 	if (pool_endpoint(app->db, app->cfg, run.sandbox, endpoint, sizeof(endpoint)) < 0 ||
 	    pool_token(app->cfg, run.sandbox, token, sizeof(token)) < 0) {

@@ -23,13 +23,6 @@ int pool_manager_run(const struct config *cfg, int notify_fd, int ready_fd)
 	return backend(cfg)->run(cfg, notify_fd, ready_fd);
 }
 
-void pool_claimed(const struct config *cfg, const char *id)
-{
-	const struct pool_backend *b = backend(cfg);
-	if (b->claimed)
-		b->claimed(cfg, id);
-}
-
 int pool_endpoint(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap)
 {
 	return backend(cfg)->endpoint(db, cfg, id, out, cap);

@@ -27,10 +27,6 @@ int pool_manager_run(const struct config *cfg, int notify_fd, int ready_fd);
  * CI_INTERNAL on database errors. */
 enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd, int ready_fd,
 			  char id[POOL_ID_MAX]);
-/* What the backend does with a sandbox the worker has just claimed, before
- * using it: a local sandbox's CPU leaves the idle class it was made in
- * (cgroup_wake; a failure is logged, and the run goes on). */
-void pool_claimed(const struct config *cfg, const char *id);
 /* Where the claimed sandbox's executor server listens: a unix socket path
  * (local) or "http://IP:8000" (pod), into out. 0, or -1. */
 int pool_endpoint(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap);

@@ -16,8 +16,6 @@ struct pool_backend {
 	int (*endpoint)(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap);
 	/* See pool_token; NULL: the backend's executors want none. */
 	int (*token)(const char *id, char *out, size_t cap);
-	/* See pool_claimed; NULL: nothing to do. */
-	void (*claimed)(const struct config *cfg, const char *id);
 };
 
 extern const struct pool_backend pool_local_backend; /* pool_local.c */

@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +40,6 @@ struct sandbox {
 	int pidfd;          /* zygote's sandboxes: kill and watch through it; else -1 */
 	int exited;         /* the pidfd said so: forget it */
 	int pending;        /* asked of the zygote, not answered yet: no process known */
-	int woken;          /* its group's idle class ended while it was made (wake_starting) */
 	uint64_t seq;       /* the order it was asked in: the zygote answers in it */
 };
 
@@ -55,7 +53,6 @@ struct manager {
 	int64_t next_launch;  /* monotonic ms; back-off after failures */
 	struct zygote_client zyg; /* APP_ZYGOTE=1 */
 	uint64_t asked;           /* requests sent to the zygote so far */
-	pid_t idle_spawner;       /* the zygote's spawner while it is in the idle class, else 0 */
 	int ready_fd;             /* announces each sandbox marked ready (pool.h) */
 };
 
@@ -317,7 +314,6 @@ static void on_ready(struct manager *m, struct sandbox *s)
 struct sweep {
 	struct manager *m;
 	int pool;    /* rows that count for the pool: starting or ready */
-	int ready;   /* rows ready */
 	int claimed; /* rows of runs under way (for at most the longest run) */
 };
 
@@ -344,21 +340,19 @@ static void sweep_row(const struct db_sandbox *row, void *arg)
 			log_info("sandbox %s: readiness recorded late (the database was busy)", s->id);
 		}
 	}
-	int ready = strcmp(row->state, "ready") == 0;
-	if (ready || strcmp(row->state, "starting") == 0) {
+	if (strcmp(row->state, "starting") == 0 || strcmp(row->state, "ready") == 0)
 		((struct sweep *)arg)->pool++;
-		((struct sweep *)arg)->ready += ready;
-	} else if (strcmp(row->state, "claimed") == 0 && !s->killed &&
+	else if (strcmp(row->state, "claimed") == 0 && !s->killed &&
 		 now_ms() - row->updated_ms <= (int64_t)(m->cfg->max_execution_timeout * 1000))
 		((struct sweep *)arg)->claimed++; /* longer: its end was not recorded */
 }
 
 /* One read of the sandboxes table per pass: what workers marked used or left
- * claimed, and the pool's size for fill. The pool's count, or -1, the ready
- * sandboxes in *ready and the runs under way in *claimed. */
-static int sweep(struct manager *m, int *ready, int *claimed)
+ * claimed, and the pool's size for fill. The pool's count, or -1, and the
+ * runs under way in *claimed. */
+static int sweep(struct manager *m, int *claimed)
 {
-	struct sweep sw = {m, 0, 0, 0};
+	struct sweep sw = {m, 0, 0};
 	if (db_sandbox_each(m->db, NULL, sweep_row, &sw) != DB_OK)
 		sw.pool = -1;
 	int64_t limit = (int64_t)(m->cfg->sandbox_start_timeout * 1000);
@@ -370,49 +364,8 @@ static int sweep(struct manager *m, int *ready, int *claimed)
 		}
 	}
 	zc_overdue(&m->zyg);
-	*ready = sw.ready;
 	*claimed = sw.claimed;
 	return sw.pool;
-}
-
-/* The zygote's spawner in the normal scheduling class (normal: the pool is
- * short), else in the idle class, with its forks until each is in its
- * sandbox's group (sbx_spawn). */
-static void spawner_class(struct manager *m, int normal)
-{
-	pid_t spawner = m->zyg.ready && m->zyg.pid > 0 ? m->zyg.pid : 0;
-	if ((normal ? 0 : spawner) == m->idle_spawner)
-		return;
-	struct sched_param none = {.sched_priority = 0};
-	if (spawner && sched_setscheduler(spawner, normal ? SCHED_OTHER : SCHED_IDLE, &none) < 0)
-		log_warn("zygote: cannot put it in the %s scheduling class: %s", normal ? "normal" : "idle",
-			 strerror(errno));
-	m->idle_spawner = normal ? 0 : spawner;
-}
-
-/* A sandbox is made on CPU time no run wants: its group is in the idle class
- * until a worker claims it (cgroup_limits.idle, pool_claimed), so that calls
- * one after the other do not share the CPU with the making of the next
- * sandbox. Not while the pool runs short (fewer than half its sandboxes
- * ready, as at start or under load): then the runs that wait, or will, for a
- * sandbox would wait for CPU time the runs under way may never leave
- * (seconds on a machine they keep busy), and the sandboxes being made leave
- * the idle class. */
-static void wake_starting(struct manager *m, int ready)
-{
-	int is_short = 2 * ready < m->cfg->pool_size;
-	spawner_class(m, is_short);
-	if (!is_short)
-		return;
-	for (size_t i = 0; i < m->n; i++) {
-		struct sandbox *s = &m->sandboxes[i];
-		if (s->woken || s->ready || s->pending || s->killed || s->exited)
-			continue;
-		int rc = cgroup_wake(m->cfg, s->id); /* 1: a launcher's group not made yet */
-		if (rc < 0)
-			log_warn("sandbox %s: its CPU stays in the idle class: %s", s->id, strerror(errno));
-		s->woken = rc != 1;
-	}
 }
 
 static void reap(struct manager *m)
@@ -489,8 +442,8 @@ static int local_run(const struct config *cfg, int notify_fd, int ready_fd)
 	if (sfd < 0 || !m.db)
 		goto out;
 	cleanup_leftovers(&m);
-	int ready, claimed;
-	int have = sweep(&m, &ready, &claimed);
+	int claimed;
+	int have = sweep(&m, &claimed);
 	fill(&m, have, claimed);
 	while (!m.stopping || m.n > 0 || m.zyg.pid > 0) {
 		struct pollfd *pfd = xcalloc(2 * m.n + 3, sizeof(*pfd));
@@ -555,8 +508,7 @@ static int local_run(const struct config *cfg, int notify_fd, int ready_fd)
 		free(idx);
 		reap(&m);
 		if (!m.stopping) {
-			have = sweep(&m, &ready, &claimed);
-			wake_starting(&m, ready);
+			have = sweep(&m, &claimed);
 			fill(&m, have, claimed);
 		}
 	}
@@ -579,15 +531,8 @@ static int local_endpoint(struct db *db, const struct config *cfg, const char *i
 	return sbx_socket_path(cfg, id, out, cap);
 }
 
-static void local_claimed(const struct config *cfg, const char *id)
-{
-	if (cgroup_wake(cfg, id) < 0)
-		log_warn("sandbox %s: its CPU stays in the idle class: %s", id, strerror(errno));
-}
-
 const struct pool_backend pool_local_backend = {
 	.name = "local",
 	.run = local_run,
 	.endpoint = local_endpoint,
-	.claimed = local_claimed,
 };

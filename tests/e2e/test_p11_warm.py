@@ -10,7 +10,6 @@ for its memory to come down)."""
 import ctypes
 import hashlib
 import os
-import pwd
 import re
 import socket
 import sqlite3
@@ -32,15 +31,14 @@ def ppid(pid):
     return int(f[1]) if f else 0
 
 
-def spawner_pid(master=MASTER_PID):
-    """The zygote's spawner of the service whose master is master (by default
-    the service under test's)."""
+def spawner_pid():
+    """The zygote's spawner of the service under test."""
     for d in os.listdir("/proc"):
         if d.isdigit() and is_spawner(int(d)):
             p = int(d)
-            while p > 1 and p != master:
+            while p > 1 and p != MASTER_PID:
                 p = ppid(p)
-            if p == master:
+            if p == MASTER_PID:
                 return int(d)
     raise AssertionError("no spawner under the master")
 
@@ -484,25 +482,6 @@ def pool_rows(db):
     return dict(db_rows("SELECT state, count(*) FROM sandboxes GROUP BY state", db))
 
 
-def cpu_idle_file(parent, sandbox):
-    """The cpu.idle of the local sandbox's group under parent (v2 or v1), or
-    None when there is none (no cpu controller, or a kernel before 5.15)."""
-    for root in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"):
-        path = "%s/%s/%s/cpu.idle" % (root, parent, sandbox)
-        if os.path.exists(path):
-            return path
-    return None
-
-
-def read_text(path):
-    """The file's text, stripped; None once it is gone."""
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except FileNotFoundError:
-        return None
-
-
 def wait_for(what, seconds):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -515,8 +494,7 @@ def wait_for(what, seconds):
 class P11Refill(E2E):
     """Issue 18: the sandbox of the one run under way is replaced when the run
     has ended, so that making its successor takes no CPU from the run; with
-    more runs at once (load), at once; and the pool is made in the idle
-    scheduling class, which a sandbox leaves when it is claimed."""
+    more runs at once (load), at once."""
 
     @classmethod
     def setUpClass(cls):
@@ -563,77 +541,6 @@ class P11Refill(E2E):
         self.assertGreater(len(seen), 5)
         self.assertEqual(set(seen), {3}, "the pool during the run (ready or starting)")
         self.assertTrue(wait_for(lambda: self.rows() == {"ready": 4}, 30), self.rows())
-
-    def test_the_pool_is_made_on_cpu_time_no_run_wants(self):
-        """While the pool is not short, the spawner is in the idle scheduling
-        class and a sandbox it makes waits in a group of the idle class
-        (cpu.idle 1), whose cpu.idle alone is the workers' user's to change;
-        the sandbox's pid 1 and runner are in the normal class."""
-        self.assertTrue(wait_for(lambda: self.rows() == {"ready": 4}, 60), self.rows())
-        with self.inst.current():
-            self.assertEqual(client.execute("1").status, 200)
-        self.assertTrue(wait_for(lambda: self.rows() == {"ready": 4}, 30), self.rows())
-        spawner = spawner_pid(self.inst.proc.pid)
-        self.assertEqual(os.sched_getscheduler(spawner), os.SCHED_IDLE)
-        for sandbox, pid in db_rows("SELECT id, pid FROM sandboxes", self.inst.db):
-            for p in [pid] + children(pid):
-                self.assertEqual(os.sched_getscheduler(p), os.SCHED_OTHER, "%s of %s" % (comm(p), sandbox))
-        # made after the pool filled at start (then the pool was short)
-        made = db_rows("SELECT id FROM sandboxes WHERE state = 'ready' ORDER BY created_ms DESC LIMIT 1",
-                       self.inst.db)[0][0]
-        path = cpu_idle_file(self.inst.parent, made)
-        if path is None:
-            self.skipTest("no cpu.idle in the sandboxes' groups here (no cpu controller, or Linux before 5.15)")
-        self.assertEqual(read_text(path), "1", path)
-        self.assertEqual(os.stat(path).st_uid, pwd.getpwnam("code-interpreter").pw_uid, path)
-        group = os.path.dirname(path)
-        for name in os.listdir(group):
-            if name != "cpu.idle":
-                self.assertEqual(os.stat(os.path.join(group, name)).st_uid, 0, name)
-
-    def test_a_claimed_sandbox_leaves_the_idle_class(self):
-        self.assertTrue(wait_for(lambda: self.rows() == {"ready": 4}, 60), self.rows())
-        ready = db_rows("SELECT id FROM sandboxes WHERE state = 'ready'", self.inst.db)
-        paths = {sandbox: cpu_idle_file(self.inst.parent, sandbox) for sandbox, in ready}
-        if None in paths.values():
-            self.skipTest("no cpu.idle in the sandboxes' groups here (no cpu controller, or Linux before 5.15)")
-        with self.inst.current():
-            # until each ready sandbox was made while the pool was not short
-            for _ in range(4):
-                self.assertEqual(client.execute("1").status, 200)
-                self.assertTrue(wait_for(lambda: self.rows() == {"ready": 4}, 30), self.rows())
-            ready = db_rows("SELECT id FROM sandboxes WHERE state = 'ready'", self.inst.db)
-            paths = {sandbox: cpu_idle_file(self.inst.parent, sandbox) for sandbox, in ready}
-            self.assertEqual({read_text(path) for path in paths.values()}, {"1"})
-            threads, got = self.claimed_runs(1, 1.5)
-            claimed = db_rows("SELECT id FROM sandboxes WHERE state = 'claimed'", self.inst.db)
-            path = paths.get(claimed[0][0]) if len(claimed) == 1 else None
-            woken = path is not None and wait_for(lambda: read_text(path) == "0", 1)
-            threads[0].join()
-        self.assertEqual(got, [200])
-        self.assertEqual(len(claimed), 1, claimed)
-        self.assertIsNotNone(path, "the claimed sandbox %s was not one of the ready %s" % (claimed, sorted(paths)))
-        self.assertTrue(woken, "%s still 1 during the run" % path)
-
-    def test_a_pool_running_short_makes_its_sandboxes_in_the_normal_class(self):
-        """Fewer than half the pool ready (all four claimed): the spawner and
-        the sandboxes being made leave the idle class, or runs waiting for
-        them would wait for CPU time the runs under way may never leave. The
-        first two replacements are answered for while at most one is ready."""
-        spawner = spawner_pid(self.inst.proc.pid)
-        with self.inst.current():
-            threads, got = self.claimed_runs(4, 1.5)
-            normal = wait_for(lambda: os.sched_getscheduler(spawner) == os.SCHED_OTHER, 1)
-            self.assertTrue(wait_for(lambda: self.rows().get("ready") == 4, 30), self.rows())
-            made = db_rows("SELECT id FROM sandboxes WHERE state = 'ready'", self.inst.db)
-            idle = [read_text(cpu_idle_file(self.inst.parent, sandbox) or "/nonexistent") for sandbox, in made]
-            for t in threads:
-                t.join()
-        self.assertEqual(got, [200] * 4)
-        self.assertTrue(normal, "the spawner stayed in the idle class")
-        if None in idle:
-            self.skipTest("no cpu.idle in the sandboxes' groups here (no cpu controller, or Linux before 5.15)")
-        self.assertGreaterEqual(idle.count("0"), 2, idle)
 
     def test_runs_at_once_are_replaced_at_once(self):
         with self.inst.current():

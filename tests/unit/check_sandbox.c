@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/bpf.h>
@@ -67,7 +66,7 @@ static void load(char *const *extra)
 	env[n] = NULL;
 	char err[256];
 	ck_assert_msg(config_load(&cfg, env, err, sizeof(err)) == 0, "config: %s", err);
-	run_limits = (struct cgroup_limits){cfg.sandbox_memory_bytes, cfg.sandbox_pids, 0, 0, (uid_t)-1};
+	run_limits = (struct cgroup_limits){cfg.sandbox_memory_bytes, cfg.sandbox_pids, 0};
 }
 
 /* AddressSanitizer reserves terabytes of address space: under it, RLIMIT_AS
@@ -943,7 +942,7 @@ START_TEST(test_cgroup_memory_limit_kills)
 {
 	if (!is_root("test_cgroup_memory_limit_kills"))
 		return;
-	struct cgroup_limits small = {32u << 20, 77, 0, 0, (uid_t)-1};
+	struct cgroup_limits small = {32u << 20, 77, 0};
 	char id[64], dir[PATH_MAX];
 	const char *limit_file;
 	snprintf(id, sizeof(id), "unit-oom-%d", (int)getpid());
@@ -1179,19 +1178,6 @@ static int group_has(const char *dir, pid_t pid)
 	return 0;
 }
 
-/* A sleeper in a new group "unit-WHAT-<our pid>-ROUND" under the cpu
- * controller at root, made with limits: its id (64 bytes) and directory
- * (PATH_MAX) into id and dir. */
-static pid_t sleeper_in_group(const char *root, const char *what, int round, const struct cgroup_limits *limits,
-			      char *id, char *dir, int *release)
-{
-	snprintf(id, 64, "unit-%s-%d-%d", what, (int)getpid(), round);
-	snprintf(dir, PATH_MAX, "%s/" CG_PARENT "/%s", root, id);
-	pid_t pid = sleeper(release);
-	ck_assert_int_ge(cgroup_setup(&cfg, id, limits, pid), 0);
-	return pid;
-}
-
 /* A group's CPU quota is in force: cpu.max (v2) or cpu.cfs_quota_us and
  * cpu.cfs_period_us (v1) hold it, the sandbox's pid is in the group, and the
  * pool manager's cleanup (cgroup_remove_all, cgroup_remove) takes the cpu
@@ -1206,11 +1192,14 @@ START_TEST(test_cgroup_cpu_limit)
 		fprintf(stderr, "check_sandbox: test_cgroup_cpu_limit skipped: %s\n", why_not);
 		return;
 	}
-	struct cgroup_limits half = {cfg.sandbox_memory_bytes, cfg.sandbox_pids, 50000, 0, (uid_t)-1};
+	struct cgroup_limits half = {cfg.sandbox_memory_bytes, cfg.sandbox_pids, 50000};
 	for (int round = 0; round < 2; round++) {
 		char id[64];
+		snprintf(id, sizeof(id), "unit-cpu-%d-%d", (int)getpid(), round);
+		snprintf(dir, sizeof(dir), "%s/" CG_PARENT "/%s", root, id);
 		int release;
-		pid_t pid = sleeper_in_group(root, "cpu", round, &half, id, dir, &release);
+		pid_t pid = sleeper(&release);
+		ck_assert_int_ge(cgroup_setup(&cfg, id, &half, pid), 0);
 		if (v2) {
 			char path[PATH_MAX + 232];
 			snprintf(path, sizeof(path), "%s/cpu.max", dir);
@@ -1230,86 +1219,6 @@ START_TEST(test_cgroup_cpu_limit)
 		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 		ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status 0x%x", (unsigned)st);
 		ck_assert_msg(access(dir, F_OK) != 0, "%s left", dir);
-		close(release);
-	}
-}
-END_TEST
-
-/* cgroup_wake on the group of id in a child running as uid: 0, or the errno
- * it failed with. */
-static int wake_as(uid_t uid, const char *id)
-{
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		if (setgroups(0, NULL) < 0 || setgid((gid_t)uid) < 0 || setuid(uid) < 0)
-			_exit(255);
-		_exit(cgroup_wake(&cfg, id) == 0 ? 0 : errno);
-	}
-	int st;
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) != 255, "status 0x%x", (unsigned)st);
-	return WEXITSTATUS(st);
-}
-
-static uid_t owner_of(const char *dir, const char *file)
-{
-	char path[PATH_MAX + 64];
-	struct stat st;
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	ck_assert_msg(stat(path, &st) == 0, "%s: %s", path, strerror(errno));
-	return st.st_uid;
-}
-
-/* A ready sandbox's group is in the idle class (cpu.idle 1) before its first
- * process joins, until cgroup_wake, which the waker (the workers' user) may
- * call and no other user but root: cpu.idle is the waker's, every other file
- * of the group root's. A group made without idle (an install's) is not idle
- * and gives nothing away. */
-START_TEST(test_cgroup_idle_until_woken)
-{
-	if (!is_root("test_cgroup_idle_until_woken"))
-		return;
-	char root[200], why_not[256], dir[PATH_MAX];
-	int v2;
-	if (cpu_controller(root, sizeof(root), &v2, why_not, sizeof(why_not)) < 0) {
-		fprintf(stderr, "check_sandbox: test_cgroup_idle_until_woken skipped: %s\n", why_not);
-		return;
-	}
-	const uid_t waker = 65534, stranger = 65533;
-	for (int idle = 1; idle >= 0; idle--) {
-		struct cgroup_limits limits = run_limits;
-		limits.idle = idle;
-		limits.waker = idle ? waker : (uid_t)-1;
-		char id[64];
-		int release;
-		pid_t pid = sleeper_in_group(root, "idle", idle, &limits, id, dir, &release);
-		ck_assert_msg(group_has(dir, pid), "pid %d not in %s", (int)pid, dir);
-		char path[PATH_MAX + 32];
-		snprintf(path, sizeof(path), "%s/cpu.idle", dir);
-		if (access(path, F_OK) != 0) {
-			fprintf(stderr, "check_sandbox: test_cgroup_idle_until_woken skipped: no %s (Linux < 5.15)\n",
-				path);
-			ck_assert_int_eq(cgroup_remove(&cfg, id), 0);
-			waitpid(pid, NULL, 0);
-			close(release);
-			return;
-		}
-		ck_assert_uint_eq(read_u64(dir, "cpu.idle"), (uint64_t)idle);
-		ck_assert_uint_eq(owner_of(dir, "cpu.idle"), idle ? waker : 0);
-		ck_assert_uint_eq(owner_of(dir, "cgroup.procs"), 0);
-		ck_assert_uint_eq(owner_of(dir, v2 ? "cpu.max" : "cpu.cfs_quota_us"), 0);
-		if (idle) {
-			ck_assert_int_eq(wake_as(stranger, id), EACCES);
-			ck_assert_uint_eq(read_u64(dir, "cpu.idle"), 1);
-			ck_assert_int_eq(wake_as(waker, id), 0);
-			ck_assert_uint_eq(read_u64(dir, "cpu.idle"), 0);
-		}
-		ck_assert_int_eq(cgroup_wake(&cfg, id), 0); /* awake already: nothing to do */
-		ck_assert_int_eq(cgroup_remove(&cfg, id), 0);
-		ck_assert_int_eq(cgroup_wake(&cfg, id), 1); /* no group (a launcher's not made yet) */
-		int st;
-		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 		close(release);
 	}
 }
@@ -2174,7 +2083,6 @@ static Suite *sandbox_suite(void)
 	tcase_add_test(cg, test_cgroup_install_groups);
 	tcase_add_test(cg, test_cgroup_rejects_bad_names);
 	tcase_add_test(cg, test_cgroup_cpu_limit);
-	tcase_add_test(cg, test_cgroup_idle_until_woken);
 	tcase_add_test(cg, test_cgroup_socket_memory_limit);
 	suite_add_tcase(s, cg);
 

@@ -350,7 +350,7 @@ START_TEST(memory_limit_of_its_group_reported)
 		fprintf(stderr, "check_server: memory_limit_of_its_group_reported skipped: needs root\n");
 		return;
 	}
-	struct cgroup_limits limits = {256u << 20, 200, 0, 0, (uid_t)-1};
+	struct cgroup_limits limits = {256u << 20, 200, 0};
 	snprintf(server_group_id, sizeof(server_group_id), "unit-server-%d", (int)getpid());
 	server_group = &limits;
 	srv_start();
