@@ -18,6 +18,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef PR_SET_MEMORY_MERGE
+#define PR_SET_MEMORY_MERGE 67 /* Linux 6.4; the build host's headers may be older */
+#endif
+
 #include "log.h"
 #include "util.h"
 
@@ -31,7 +35,8 @@
  * landlock_* (no user in the image), remap_file_pages (deprecated
  * emulation), epoll_ctl_old, epoll_wait_old (never implemented), and without
  * ptrace, process_vm_readv/writev, modify_ldt, which Docker allows. clone,
- * personality, ioctl, socket and socketpair are allowed by argument below;
+ * personality, madvise, prctl, ioctl, socket and socketpair are allowed by
+ * argument below;
  * everything else gets ENOSYS (DEFAULT_ERRNO). Names of another
  * architecture's table (open on arm64, arch_prctl off x86_64) are skipped. */
 static const char *const allowed[] = {
@@ -51,13 +56,13 @@ static const char *const allowed[] = {
 	"gettimeofday", "getuid", "getxattr", "io_cancel", "io_destroy", "io_getevents",
 	"io_pgetevents", "io_setup", "io_submit", "ioprio_get", "ioprio_set", "kill",
 	"lchown", "lgetxattr", "link", "linkat", "listen", "listxattr", "llistxattr",
-	"lremovexattr", "lseek", "lsetxattr", "lstat", "madvise", "membarrier",
+	"lremovexattr", "lseek", "lsetxattr", "lstat", "membarrier",
 	"memfd_create", "mincore", "mkdir", "mkdirat", "mknod", "mknodat", "mlock",
 	"mlock2", "mlockall", "mmap", "mprotect", "mq_getsetattr", "mq_notify", "mq_open",
 	"mq_timedreceive", "mq_timedsend", "mq_unlink", "mremap", "msgctl", "msgget",
 	"msgrcv", "msgsnd", "msync", "munlock", "munlockall", "munmap", "nanosleep",
 	"newfstatat", "open", "openat", "openat2", "pause", "pidfd_open", "pipe", "pipe2",
-	"pkey_alloc", "pkey_free", "pkey_mprotect", "poll", "ppoll", "prctl", "pread64", "preadv",
+	"pkey_alloc", "pkey_free", "pkey_mprotect", "poll", "ppoll", "pread64", "preadv",
 	"preadv2", "prlimit64", "pselect6", "pwrite64", "pwritev", "pwritev2", "read",
 	"readahead", "readlink", "readlinkat", "readv", "recvfrom", "recvmmsg", "recvmsg",
 	"removexattr", "rename", "renameat", "renameat2", "restart_syscall", "rmdir",
@@ -121,6 +126,39 @@ static const unsigned long clone_new_flags[] = {
 	CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
 };
 
+/* Kernel samepage merging: where the host runs KSM, a page merged with
+ * another sandbox's identical copy takes longer to write (it is copied
+ * first), so a run could tell what memory another run holds (a timing
+ * channel between runs). So neither madvise(MADV_MERGEABLE) nor
+ * prctl(PR_SET_MEMORY_MERGE) (EPERM); every advice and option a run used
+ * before is allowed, by blocks of numbers: the kernel reads both as ints, so
+ * only the low 32 bits are compared, and a filter cannot say "all but one"
+ * of them (an argument gets one comparison per rule, and an unconditional
+ * rule would win over the refusal). Anything else (MADV_HWPOISON and
+ * MADV_SOFT_OFFLINE, which need CAP_SYS_ADMIN; options newer than these
+ * blocks) gets DEFAULT_ERRNO. */
+struct int_block {
+	uint32_t mask, value; /* (argument & mask) == value */
+};
+static const struct int_block madvise_allowed[] = {
+	{0xfffffff8u, 0},  /* 0-7: MADV_NORMAL ... MADV_DONTNEED, 5-7 unused */
+	{0xfffffffcu, 8},  /* 8-11: MADV_FREE, MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK */
+	{0xffffffffu, 13}, /* MADV_UNMERGEABLE */
+	{0xfffffffeu, 14}, /* 14-15: MADV_HUGEPAGE, MADV_NOHUGEPAGE */
+	{0xfffffff0u, 16}, /* 16-31: MADV_DONTDUMP ... MADV_COLLAPSE and what follows */
+};
+static const struct int_block prctl_allowed[] = {
+	{0xffffffc0u, 0},          /* 0-63 */
+	{0xfffffffeu, 64},         /* 64-65 */
+	{0xffffffffu, 66},         /* PR_GET_MDWE */
+	{0xfffffffcu, 68},         /* 68-71: PR_GET_MEMORY_MERGE ... */
+	{0xfffffff8u, 72},         /* 72-79 */
+	{0xfffffff0u, 80},         /* 80-95 */
+	{0xffffffe0u, 96},         /* 96-127 */
+	{0xffffffffu, 0x59616d61}, /* PR_SET_PTRACER */
+	{0xffffffffu, 0x53564d41}, /* PR_SET_VMA */
+};
+
 /* Socket families user code may open. Everything else (netlink, packet,
  * bluetooth, alg, vsock, ...) is denied. Kept in ascending order. */
 static const int allowed_families[] = {AF_UNIX, AF_INET, AF_INET6};
@@ -149,6 +187,22 @@ static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
 		log_error("seccomp: rule for %s: %s", name, strerror(-rc));
 		errno = -rc;
 		return -1;
+	}
+	return 0;
+}
+
+/* Allows name when its argument arg is in one of blocks, and refuses it with
+ * EPERM when that argument is refused. 0, or -1 (logged). */
+static int add_int_rules(scmp_filter_ctx ctx, const char *name, unsigned arg, const struct int_block *blocks,
+			 size_t n, uint32_t refused)
+{
+	struct scmp_arg_cmp c = {arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, refused};
+	if (add_rule(ctx, SCMP_ACT_ERRNO(EPERM), name, 1, &c) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		c = (struct scmp_arg_cmp){arg, SCMP_CMP_MASKED_EQ, blocks[i].mask, blocks[i].value};
+		if (add_rule(ctx, SCMP_ACT_ALLOW, name, 1, &c) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -292,6 +346,12 @@ static scmp_filter_ctx build(const char *const *extra, size_t nextra)
 		goto out;
 	pers = SCMP_A0_32(SCMP_CMP_EQ, 0);
 	if (add_rule(ctx, SCMP_ACT_ALLOW, "personality", 1, &pers) < 0)
+		goto out;
+
+	if (add_int_rules(ctx, "madvise", 2, madvise_allowed, sizeof(madvise_allowed) / sizeof(madvise_allowed[0]),
+			  MADV_MERGEABLE) < 0 ||
+	    add_int_rules(ctx, "prctl", 0, prctl_allowed, sizeof(prctl_allowed) / sizeof(prctl_allowed[0]),
+			  PR_SET_MEMORY_MERGE) < 0)
 		goto out;
 
 	if (add_ioctl_rules(ctx) < 0)

@@ -49,6 +49,11 @@ def try_mount():
         libc.umount2(d.encode(), ctypes.c_int(2))
     return r
 
+def madvise_mergeable():
+    libc.mmap.restype = ctypes.c_void_p
+    page = libc.mmap(None, L(4096), ctypes.c_int(3), ctypes.c_int(0x22), ctypes.c_int(-1), L(0))
+    return ret(libc.madvise(ctypes.c_void_p(page), L(4096), ctypes.c_int(12)))
+
 PROBES = {
     "mount": try_mount,
     "unshare": unshare,
@@ -75,6 +80,11 @@ PROBES = {
     # unfiltered, pidfd_send_signal(-1, ...) fails with EBADF
     "pidfd_send_signal": lambda: ret(libc.syscall(L(424), L(-1), L(0), None, L(0))),
     "syscall_1000": lambda: ret(libc.syscall(L(1000))),
+    # kernel samepage merging: where the host runs KSM, a timing channel
+    # between runs (a merged page takes longer to write); unfiltered, both
+    # succeed whether KSM runs or not
+    "madvise_mergeable": madvise_mergeable,
+    "prctl_memory_merge": lambda: ret(libc.prctl(ctypes.c_int(67), L(1), L(0), L(0), L(0))),
 }
 
 def probe(fn):
@@ -399,6 +409,11 @@ print(json.dumps(devs))
 
     def assertEPERM(self, name):
         self.assertEqual(self.syscalls()[name], "errno:EPERM")
+
+    def test_kernel_samepage_merging_denied(self):
+        for name in ("madvise_mergeable", "prctl_memory_merge"):
+            with self.subTest(name):
+                self.assertDenied(name)
 
     def test_inotify_init1_denied(self):
         self.assertEPERM("inotify_init1")

@@ -428,6 +428,16 @@ static int try_misc(void)
 	DENIED(syscall(SYS_ioctl, STDIN_FILENO, 0x100000000UL | TIOCSTI, &c), EPERM);
 	DENIED(syscall(SYS_ioctl, STDIN_FILENO, 0xffffffff00000000UL | TIOCLINUX, &c), EPERM);
 	DENIED(personality(ADDR_NO_RANDOMIZE), EPERM);
+	/* kernel samepage merging (a timing channel between runs where the host
+	 * runs KSM); the kernel reads both arguments as ints */
+	void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page == MAP_FAILED)
+		return why("mmap: %s", strerror(errno));
+	DENIED(madvise(page, 4096, MADV_MERGEABLE), EPERM);
+	DENIED(syscall(SYS_madvise, page, 4096UL, 0x100000000UL | MADV_MERGEABLE), EPERM);
+	DENIED(syscall(SYS_prctl, 67 /* PR_SET_MEMORY_MERGE */, 1UL, 0UL, 0UL, 0UL), EPERM);
+	DENIED(syscall(SYS_prctl, 0x100000000UL | 67, 1UL, 0UL, 0UL, 0UL), EPERM);
+	munmap(page, 4096);
 	DENIED(syscall(SYS_reboot, 0, 0, 0, NULL), EPERM);
 	DENIED(syscall(SYS_init_module, NULL, 0, ""), EPERM);
 	DENIED(syscall(SYS_finit_module, -1, "", 0), EPERM);
@@ -517,6 +527,15 @@ static int try_allowed(void)
 		return why("socketpair(AF_UNIX): %s", strerror(errno));
 	if (personality(PER_LINUX) < 0)
 		return why("personality(PER_LINUX): %s", strerror(errno));
+	/* every other advice and prctl option, as the preloads and the code use them */
+	void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page == MAP_FAILED || madvise(page, 4096, MADV_DONTNEED) < 0 || madvise(page, 4096, MADV_HUGEPAGE) < 0 ||
+	    madvise(page, 4096, MADV_UNMERGEABLE) < 0)
+		return why("mmap/madvise: %s", strerror(errno));
+	munmap(page, 4096);
+	char name[16];
+	if (prctl(PR_GET_NAME, name, 0, 0, 0) < 0 || prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return why("prctl: %s", strerror(errno));
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0 || write(pfd[1], "x", 1) != 1)
 		return why("pipe2/write: %s", strerror(errno));
