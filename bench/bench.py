@@ -67,7 +67,6 @@ SHELL = "echo hello world"
 POOL = 8
 HELLO = 'print("hello world")'
 ROUNDS = 4  # each side-by-side figure: service and bare in turn, this many times
-PRELOADS = "numpy,pandas"  # the service's default APP_PRELOAD_MODULES (common/config.c)
 NUMPY = ("import numpy as np, pandas as pd; df = pd.DataFrame({'a': np.arange(100)}); "
          "print(int(df.a.sum()))")
 
@@ -342,6 +341,18 @@ else:
         done += 1
     print("%.2f" % (done / (time.monotonic() - t0)))
 """
+
+
+def default_of(build, name):
+    """The service's default for option name, as its binary documents it
+    (`code-interpreter --config-markdown`: one table row per option)."""
+    table = subprocess.run([os.path.join(build, "code-interpreter"), "--config-markdown"], capture_output=True,
+                           text=True, check=True).stdout
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.split("|")]
+        if len(cells) > 3 and cells[1] == "`%s`" % name:
+            return cells[2]
+    raise SystemExit("bench: %s is not an option of %s/code-interpreter" % (name, build))
 
 
 def fork_floor(preloads, bare_hello, bare_numpy, bare_rate, runs, seconds):
@@ -643,8 +654,9 @@ def main():
               % (POOL, total / 1024, nproc, lighttpd / 1024, pool / 1024, (total - pool) / 1024))
         floor(max(ROUNDS, args.bare_runs // 3))
         bare = {name: statistics.median(b) for name, _, _, _, b in rows}
-        fork_floor(env.get("APP_PRELOAD_MODULES", PRELOADS), bare["hello world"], bare["numpy+pandas"], bare_rate,
-                   max(ROUNDS, args.bare_runs), min(args.seconds, 10) / 2)
+        preloads = env.get("APP_PRELOAD_MODULES", default_of(args.build, "APP_PRELOAD_MODULES"))
+        fork_floor(preloads, bare["hello world"], bare["numpy+pandas"], bare_rate, max(ROUNDS, args.bare_runs),
+                   min(args.seconds, 10) / 2)
         print("bench: load average now %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
     finally:
         ok, lines = inst.stop()

@@ -126,37 +126,33 @@ static const unsigned long clone_new_flags[] = {
 	CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
 };
 
-/* Kernel samepage merging: where the host runs KSM, a page merged with
- * another sandbox's identical copy takes longer to write (it is copied
- * first), so a run could tell what memory another run holds (a timing
- * channel between runs). So neither madvise(MADV_MERGEABLE) nor
- * prctl(PR_SET_MEMORY_MERGE) (EPERM); every advice and option a run used
- * before is allowed, by blocks of numbers: the kernel reads both as ints, so
- * only the low 32 bits are compared, and a filter cannot say "all but one"
- * of them (an argument gets one comparison per rule, and an unconditional
- * rule would win over the refusal). Anything else (MADV_HWPOISON and
- * MADV_SOFT_OFFLINE, which need CAP_SYS_ADMIN; options newer than these
- * blocks) gets DEFAULT_ERRNO. */
+/* Arguments the kernel reads as a 32-bit int, allowed by block and refused
+ * (EPERM) by value (add_int_rules). A block is the values whose bits under
+ * mask equal value; mask is a run of high bits (0: every value).
+ *
+ * ioctl: every request but TIOCSTI (typing into the terminal) and TIOCLINUX
+ * (console tricks). madvise and prctl: nothing of kernel samepage merging
+ * (MADV_MERGEABLE, PR_SET_MEMORY_MERGE): where the host runs KSM, a page
+ * merged with another sandbox's identical copy takes longer to write (it is
+ * copied first), so a run could tell what memory another run holds (a
+ * timing channel between runs). Every advice up to 31 and every option up
+ * to 127 but those, PR_SET_PTRACER and PR_SET_VMA; anything else
+ * (MADV_HWPOISON and MADV_SOFT_OFFLINE, which need CAP_SYS_ADMIN; newer
+ * options) gets DEFAULT_ERRNO. */
 struct int_block {
-	uint32_t mask, value; /* (argument & mask) == value */
+	uint32_t mask, value;
 };
-static const struct int_block madvise_allowed[] = {
-	{0xfffffff8u, 0},  /* 0-7: MADV_NORMAL ... MADV_DONTNEED, 5-7 unused */
-	{0xfffffffcu, 8},  /* 8-11: MADV_FREE, MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK */
-	{0xffffffffu, 13}, /* MADV_UNMERGEABLE */
-	{0xfffffffeu, 14}, /* 14-15: MADV_HUGEPAGE, MADV_NOHUGEPAGE */
-	{0xfffffff0u, 16}, /* 16-31: MADV_DONTDUMP ... MADV_COLLAPSE and what follows */
+struct int_rules {
+	const char *name;
+	unsigned int arg;
+	struct int_block allowed[3]; /* after the first, a mask of 0 ends the list */
+	uint32_t refused[2];         /* 0 ends the list */
 };
-static const struct int_block prctl_allowed[] = {
-	{0xffffffc0u, 0},          /* 0-63 */
-	{0xfffffffeu, 64},         /* 64-65 */
-	{0xffffffffu, 66},         /* PR_GET_MDWE */
-	{0xfffffffcu, 68},         /* 68-71: PR_GET_MEMORY_MERGE ... */
-	{0xfffffff8u, 72},         /* 72-79 */
-	{0xfffffff0u, 80},         /* 80-95 */
-	{0xffffffe0u, 96},         /* 96-127 */
-	{0xffffffffu, 0x59616d61}, /* PR_SET_PTRACER */
-	{0xffffffffu, 0x53564d41}, /* PR_SET_VMA */
+static const struct int_rules int_rules[] = {
+	{"ioctl", 1, {{0, 0}}, {TIOCSTI, TIOCLINUX}},
+	{"madvise", 2, {{0xffffffe0u, 0}}, {MADV_MERGEABLE}},
+	{"prctl", 0, {{0xffffff80u, 0}, {0xffffffffu, PR_SET_PTRACER}, {0xffffffffu, 0x53564d41 /* PR_SET_VMA */}},
+	 {PR_SET_MEMORY_MERGE}},
 };
 
 /* Socket families user code may open. Everything else (netlink, packet,
@@ -191,19 +187,38 @@ static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
 	return 0;
 }
 
-/* Allows name when its argument arg is in one of blocks, and refuses it with
- * EPERM when that argument is refused. 0, or -1 (logged). */
-static int add_int_rules(scmp_filter_ctx ctx, const char *name, unsigned arg, const struct int_block *blocks,
-			 size_t n, uint32_t refused)
+/* Allows r->name when argument r->arg is in block (mask, value) and not
+ * refused: the block whole when it holds no refused value, else its two
+ * halves in turn. The compares are disjoint, as libseccomp gives no order
+ * among overlapping rules of one system call (an unconditional rule, for
+ * one, would win over the refusals). 0, or -1 (logged). */
+static int allow_block(scmp_filter_ctx ctx, const struct int_rules *r, uint32_t mask, uint32_t value)
 {
-	struct scmp_arg_cmp c = {arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, refused};
-	if (add_rule(ctx, SCMP_ACT_ERRNO(EPERM), name, 1, &c) < 0)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		c = (struct scmp_arg_cmp){arg, SCMP_CMP_MASKED_EQ, blocks[i].mask, blocks[i].value};
-		if (add_rule(ctx, SCMP_ACT_ALLOW, name, 1, &c) < 0)
+	int holds = 0;
+	for (size_t i = 0; i < sizeof(r->refused) / sizeof(r->refused[0]) && r->refused[i]; i++)
+		holds |= (r->refused[i] & mask) == value;
+	if (!holds) {
+		struct scmp_arg_cmp c = {r->arg, SCMP_CMP_MASKED_EQ, mask, value};
+		return add_rule(ctx, SCMP_ACT_ALLOW, r->name, 1, &c);
+	}
+	if (mask == 0xffffffffu)
+		return 0; /* the refused value itself */
+	uint32_t half = mask ? (mask & -mask) >> 1 : 0x80000000u;
+	return allow_block(ctx, r, mask | half, value) < 0 ? -1 : allow_block(ctx, r, mask | half, value | half);
+}
+
+/* The int_rules of one system call. Only the low 32 bits are compared, as
+ * the kernel reads them: garbage in the upper half changes nothing. */
+static int add_int_rules(scmp_filter_ctx ctx, const struct int_rules *r)
+{
+	for (size_t i = 0; i < sizeof(r->refused) / sizeof(r->refused[0]) && r->refused[i]; i++) {
+		struct scmp_arg_cmp c = {r->arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, r->refused[i]};
+		if (add_rule(ctx, SCMP_ACT_ERRNO(EPERM), r->name, 1, &c) < 0)
 			return -1;
 	}
+	for (size_t i = 0; i < sizeof(r->allowed) / sizeof(r->allowed[0]) && (i == 0 || r->allowed[i].mask); i++)
+		if (allow_block(ctx, r, r->allowed[i].mask, r->allowed[i].value) < 0)
+			return -1;
 	return 0;
 }
 
@@ -246,41 +261,6 @@ static int add_socket_rules(scmp_filter_ctx ctx, const char *name)
 			if (add_rule(ctx, SCMP_ACT_ALLOW, name, 2, c) < 0)
 				return -1;
 		}
-	}
-	return 0;
-}
-
-/* ioctl: every request but TIOCSTI (typing into the terminal) and TIOCLINUX
- * (console tricks), which get EPERM. The kernel reads the request as an
- * unsigned int, so every rule masks the low 32 bits: garbage in the upper
- * half changes nothing. Allowed, as disjoint masked compares (libseccomp
- * gives no order among overlapping rules of one system call): any request
- * whose bits 4..31 differ from the two's (one rule per highest differing
- * bit), and the other fourteen of their sixteen. */
-static int add_ioctl_rules(scmp_filter_ctx ctx)
-{
-	const uint32_t base = TIOCSTI & ~0xfu;
-	_Static_assert((TIOCLINUX & ~0xfu) == (TIOCSTI & ~0xfu), "TIOCSTI and TIOCLINUX share bits 4..31");
-	static const uint32_t refused[] = {TIOCSTI, TIOCLINUX};
-	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		struct scmp_arg_cmp c = SCMP_A1_64(SCMP_CMP_MASKED_EQ, 0xffffffffu, refused[i]);
-		if (add_rule(ctx, SCMP_ACT_ERRNO(EPERM), "ioctl", 1, &c) < 0)
-			return -1;
-	}
-	for (unsigned int bit = 4; bit < 32; bit++) {
-		uint32_t mask = 0xffffffffu << bit; /* bits bit..31 */
-		uint32_t value = (base & mask) ^ (1u << bit);
-		struct scmp_arg_cmp c = SCMP_A1_64(SCMP_CMP_MASKED_EQ, mask, value);
-		if (add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &c) < 0)
-			return -1;
-	}
-	for (uint32_t low = 0; low < 16; low++) {
-		uint32_t req = base | low;
-		if (req == TIOCSTI || req == TIOCLINUX)
-			continue;
-		struct scmp_arg_cmp c = SCMP_A1_64(SCMP_CMP_MASKED_EQ, 0xffffffffu, req);
-		if (add_rule(ctx, SCMP_ACT_ALLOW, "ioctl", 1, &c) < 0)
-			return -1;
 	}
 	return 0;
 }
@@ -348,14 +328,9 @@ static scmp_filter_ctx build(const char *const *extra, size_t nextra)
 	if (add_rule(ctx, SCMP_ACT_ALLOW, "personality", 1, &pers) < 0)
 		goto out;
 
-	if (add_int_rules(ctx, "madvise", 2, madvise_allowed, sizeof(madvise_allowed) / sizeof(madvise_allowed[0]),
-			  MADV_MERGEABLE) < 0 ||
-	    add_int_rules(ctx, "prctl", 0, prctl_allowed, sizeof(prctl_allowed) / sizeof(prctl_allowed[0]),
-			  PR_SET_MEMORY_MERGE) < 0)
-		goto out;
-
-	if (add_ioctl_rules(ctx) < 0)
-		goto out;
+	for (size_t i = 0; i < sizeof(int_rules) / sizeof(int_rules[0]); i++)
+		if (add_int_rules(ctx, &int_rules[i]) < 0)
+			goto out;
 	if (add_socket_rules(ctx, "socket") < 0 || add_socket_rules(ctx, "socketpair") < 0)
 		goto out;
 	ok = 1;
