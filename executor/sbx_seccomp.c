@@ -121,6 +121,21 @@ static const char *const denied[] = {
 	"iopl", "ioperm", "modify_ldt", "uselib", "nfsservctl",
 };
 
+/* What the zygote's filter (sbx_seccomp_load_for_runners) allows beyond a
+ * run's: entering a sandbox's namespaces, which the zygote does for each
+ * runner (its pid namespace) and the runner for the rest, before its lock-down.
+ * The runner refuses them again (the rest of the run's filter, build_rest)
+ * before any code of a run exists in it. */
+static const char *const zygote_only[] = {"setns"};
+
+static int zygote_only_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(zygote_only) / sizeof(zygote_only[0]); i++)
+		if (strcmp(name, zygote_only[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static const unsigned long clone_new_flags[] = {
 	CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
 	CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
@@ -266,8 +281,9 @@ static int add_socket_rules(scmp_filter_ctx ctx, const char *name)
 }
 
 /* The filter: allowed, extra (more names to allow, for the tests) and the
- * argument rules; NULL (logged, errno set) if any rule cannot be added. */
-static scmp_filter_ctx build(const char *const *extra, size_t nextra)
+ * argument rules; for the zygote, zygote_only allowed instead of denied. NULL
+ * (logged, errno set) if any rule cannot be added. */
+static scmp_filter_ctx build(const char *const *extra, size_t nextra, int zygote)
 {
 	const uint32_t deny = SCMP_ACT_ERRNO(EPERM);
 	int ok = 0;
@@ -300,7 +316,8 @@ static scmp_filter_ctx build(const char *const *extra, size_t nextra)
 		if (add_rule(ctx, SCMP_ACT_ALLOW, extra[i], 0, NULL) < 0)
 			goto out;
 	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++)
-		if (add_rule(ctx, deny, denied[i], 0, NULL) < 0)
+		if (add_rule(ctx, zygote && zygote_only_name(denied[i]) ? SCMP_ACT_ALLOW : deny, denied[i], 0,
+			     NULL) < 0)
 			goto out;
 
 	/* clone3 passes its flags in memory the filter cannot read: it is on
@@ -370,6 +387,27 @@ static scmp_filter_ctx build_holder(void)
 	return ctx;
 }
 
+/* The rest of a run's filter on top of the zygote's: zygote_only refused
+ * (EPERM, as in the run's), everything else left to the zygote's. NULL
+ * (logged). */
+static scmp_filter_ctx build_rest(void)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (!ctx) {
+		log_error("seccomp: seccomp_init failed");
+		return NULL;
+	}
+	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	for (size_t i = 0; rc == 0 && i < sizeof(zygote_only) / sizeof(zygote_only[0]); i++)
+		rc = add_rule(ctx, SCMP_ACT_ERRNO(EPERM), zygote_only[i], 0, NULL) < 0 ? -1 : 0;
+	if (rc < 0) {
+		log_error("seccomp: the rest of the run's filter");
+		seccomp_release(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 /* Compiles ctx (released) into out. 0, or -1 (logged). */
 static int compile(scmp_filter_ctx ctx, const char *what, struct sock_fprog *out)
 {
@@ -398,17 +436,44 @@ static int compile(scmp_filter_ctx ctx, const char *what, struct sock_fprog *out
 	return 0;
 }
 
-/* The programs sbx_seccomp_prepare compiled, or none. */
-static struct sock_fprog prepared, holder;
+/* The programs sbx_seccomp_prepare compiled, or none: the run's filter, the
+ * zygote's and the rest of the run's on top of it, the memory holder's. */
+static struct sock_fprog prepared, zygote_filter, rest, holder;
+/* Whether this process, or the zygote it was forked from, is under
+ * zygote_filter (sbx_seccomp_load_for_runners). */
+static int under_zygote_filter;
 
 int sbx_seccomp_prepare(void)
 {
-	scmp_filter_ctx ctx = build(NULL, 0);
+	scmp_filter_ctx ctx = build(NULL, 0, 0);
 	if (!ctx || compile(ctx, "the filter", &prepared) < 0)
 		return -1;
+	ctx = build(NULL, 0, 1);
+	int zygote_ok = ctx && compile(ctx, "the zygote's filter", &zygote_filter) == 0;
+	ctx = zygote_ok ? build_rest() : NULL;
+	if (!ctx || compile(ctx, "the rest of the run's filter", &rest) < 0) {
+		free(zygote_filter.filter);
+		zygote_filter = (struct sock_fprog){0};
+		log_warn("seccomp: each runner loads the whole filter");
+	}
 	ctx = build_holder();
 	if (!ctx || compile(ctx, "the memory holder's filter", &holder) < 0)
 		log_warn("seccomp: runners get no memory holder");
+	return 0;
+}
+
+int sbx_seccomp_load_for_runners(void)
+{
+	if (!zygote_filter.filter || !rest.filter) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &zygote_filter) < 0) {
+		log_error("seccomp: loading the zygote's filter: %s", strerror(errno));
+		return -1;
+	}
+	under_zygote_filter = 1;
 	return 0;
 }
 
@@ -419,6 +484,15 @@ const struct sock_fprog *sbx_seccomp_holder(void)
 
 int sbx_seccomp_load(void)
 {
+	if (under_zygote_filter) {
+		/* the zygote's filter is in force already: only what it allows
+		 * beyond a run's is left to refuse */
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &rest) < 0) {
+			log_error("seccomp: loading the rest of the filter: %s", strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
 	if (prepared.filter) {
 		/* what seccomp_load does with libseccomp's default attributes */
 		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prepared) < 0) {
@@ -427,7 +501,7 @@ int sbx_seccomp_load(void)
 		}
 		return 0;
 	}
-	scmp_filter_ctx ctx = build(NULL, 0);
+	scmp_filter_ctx ctx = build(NULL, 0, 0);
 	if (!ctx)
 		return -1;
 	int rc = seccomp_load(ctx);
@@ -442,7 +516,7 @@ int sbx_seccomp_load(void)
 
 int sbx_seccomp_export(int fd)
 {
-	scmp_filter_ctx ctx = build(NULL, 0);
+	scmp_filter_ctx ctx = build(NULL, 0, 0);
 	if (!ctx)
 		return -1;
 	int rc = seccomp_export_pfc(ctx, fd);
@@ -456,7 +530,7 @@ int sbx_seccomp_export(int fd)
 
 int sbx_seccomp_try_build(const char *const *extra_allowed, size_t n)
 {
-	scmp_filter_ctx ctx = build(extra_allowed, n);
+	scmp_filter_ctx ctx = build(extra_allowed, n, 0);
 	if (!ctx)
 		return -1;
 	seccomp_release(ctx);

@@ -492,6 +492,9 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 		log_error("zygote: request socket: %s", strerror(errno));
 		return 1;
 	}
+	/* last, as nothing after it needs more than a runner's calls and setns */
+	if (sbx_seccomp_load_for_runners() < 0)
+		log_warn("zygote: not under the runs' filter; each runner loads it whole");
 	log_info("zygote: warm in %lld ms (preloaded: %s)", (long long)(monotonic_ms() - t0),
 		 cfg->preload_modules[0] ? cfg->preload_modules : "nothing");
 	if (write_all(rq, "R", 1) < 0)

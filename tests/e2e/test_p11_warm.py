@@ -8,6 +8,7 @@ the runner's memory and nothing else, so that the runner's exit does not wait
 for its memory to come down)."""
 
 import ctypes
+import errno
 import hashlib
 import os
 import re
@@ -264,6 +265,25 @@ print(state(holder))
         out = self.run_code('r = __builtins__["__imp" + "ort__"]("resource")\n'
                             'print(r.getrusage(r.RUSAGE_SELF).ru_minflt)')
         self.assertLess(int(out["stdout"]), 570)
+
+    def test_runners_inherit_the_filter_the_warm_interpreter_is_under(self):
+        # the warm interpreter puts a run's seccomp filter on itself once, but
+        # for setns (entering a sandbox's namespaces); a runner inherits it,
+        # compiled once by the kernel, and adds a filter of a few instructions
+        # that refuses setns, not the whole filter again
+        warm = [p for p in children(spawner_pid()) if run.proc_fields(p)[0] == "zygote"]
+        self.assertEqual(len(warm), 1, "the warm interpreter among the spawner's children")
+        fields = status_fields(warm[0])
+        self.assertEqual((fields["Seccomp"], fields["Seccomp_filters"], fields["NoNewPrivs"]), ("2", "1", "1"))
+        v = self.run_probe(r"""
+import ctypes, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+fields = dict(l.split(':\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\t' in l)
+fd = os.open('/proc/self/ns/net', os.O_RDONLY)
+setns = libc.setns(fd, 0), ctypes.get_errno()
+print(json.dumps([fields['Seccomp'], fields['Seccomp_filters'], setns]))
+""")
+        self.assertEqual(v, ["2", "2", [-1, errno.EPERM]])
 
     def test_extension_modules_are_mapped_in_two_parts(self):
         # in the zygote, the headers of each library the preloads loaded join

@@ -98,6 +98,17 @@ static void setup_prepared(void)
 	ck_assert_int_eq(sbx_seccomp_prepare(), 0);
 }
 
+/* lockdown-inherited: the child first puts on the zygote's filter
+ * (sbx_seccomp_load_for_runners), as a runner inherits it, and sbx_lockdown
+ * then adds only the rest */
+static int zygote_filter_first;
+
+static void setup_inherited(void)
+{
+	setup_prepared();
+	zygote_filter_first = 1;
+}
+
 /* The cgroup tests leave nothing behind, not even the (empty) parent groups. */
 static void cgroup_teardown(void)
 {
@@ -145,6 +156,8 @@ static int in_child(int (*fn)(void), int change_uid, char *msg, size_t cap)
 	if (pid == 0) {
 		close(p[0]);
 		report_fd = p[1];
+		if (zygote_filter_first && sbx_seccomp_load_for_runners() < 0)
+			_exit(why("sbx_seccomp_load_for_runners failed: %s", strerror(errno)) + 100);
 		if (sbx_lockdown(&cfg, change_uid) < 0)
 			_exit(why("sbx_lockdown failed: %s", strerror(errno)) + 100);
 		_exit(fn());
@@ -732,6 +745,63 @@ START_TEST(test_seccomp_export)
 	ck_assert_ptr_nonnull(strstr(buf, "\"ptrace\""));
 	ck_assert_ptr_nonnull(strstr(buf, "\"io_uring_setup\""));
 	ck_assert_ptr_nonnull(strstr(buf, "invalid architecture action"));
+}
+END_TEST
+
+/* The zygote's filter is a run's but for setns, which reaches the kernel (a bad
+ * descriptor: EBADF); sbx_lockdown then adds the rest, which refuses it. */
+static int expect_filters(const char *want)
+{
+	char filters[32];
+	if (status_field("Seccomp_filters", filters, sizeof(filters)) < 0)
+		return why("no Seccomp_filters in /proc/self/status");
+	if (strcmp(filters, want) != 0)
+		return why("Seccomp_filters is %s, expected %s", filters, want);
+	return 0;
+}
+
+static int try_zygote_filter(void)
+{
+	DENIED(setns(-1, 0), EBADF);
+	DENIED(mount("none", "/tmp", "tmpfs", 0, NULL), EPERM);
+	DENIED(unshare(CLONE_NEWNET), EPERM);
+	DENIED(syscall(1000), ENOSYS);
+	return expect_filters("1");
+}
+
+static int try_zygote_filter_and_rest(void)
+{
+	DENIED(setns(-1, 0), EPERM);
+	DENIED(mount("none", "/tmp", "tmpfs", 0, NULL), EPERM);
+	DENIED(syscall(1000), ENOSYS);
+	return expect_filters("2");
+}
+
+START_TEST(test_zygote_filter_lets_only_setns_through)
+{
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(p[0]);
+		report_fd = p[1];
+		if (sbx_seccomp_load_for_runners() < 0)
+			_exit(why("sbx_seccomp_load_for_runners: %s", strerror(errno)));
+		int rc = try_zygote_filter();
+		if (rc == 0 && sbx_lockdown(&cfg, 0) < 0)
+			rc = why("sbx_lockdown: %s", strerror(errno));
+		_exit(rc ? rc : try_zygote_filter_and_rest());
+	}
+	close(p[1]);
+	char msg[512];
+	ssize_t n = read(p[0], msg, sizeof(msg) - 1);
+	msg[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	int st;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child: status 0x%x: %s", (unsigned)st, msg);
 }
 END_TEST
 
@@ -2079,7 +2149,12 @@ static Suite *sandbox_suite(void)
 	TCase *prepared = tcase_create("lockdown-prepared");
 	tcase_add_checked_fixture(prepared, setup_prepared, teardown);
 	add_lockdown_tests(prepared);
+	tcase_add_test(prepared, test_zygote_filter_lets_only_setns_through);
 	suite_add_tcase(s, prepared);
+	TCase *inherited = tcase_create("lockdown-inherited");
+	tcase_add_checked_fixture(inherited, setup_inherited, teardown);
+	add_lockdown_tests(inherited);
+	suite_add_tcase(s, inherited);
 
 	TCase *paths = tcase_create("paths");
 	tcase_add_checked_fixture(paths, setup, teardown);
