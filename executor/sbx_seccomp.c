@@ -125,7 +125,9 @@ static const char *const denied[] = {
  * run's: entering a sandbox's namespaces, which the zygote does for each
  * runner (its pid namespace) and the runner for the rest, before its lock-down.
  * The runner refuses them again (the rest of the run's filter, build_rest)
- * before any code of a run exists in it. */
+ * before any code of a run exists in it. Anything else the warm interpreter
+ * or a runner before its lock-down needs must be allowed to runs too, or go
+ * here. */
 static const char *const zygote_only[] = {"setns"};
 
 static int zygote_only_name(const char *name)

@@ -492,7 +492,10 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 		log_error("zygote: request socket: %s", strerror(errno));
 		return 1;
 	}
-	/* last, as nothing after it needs more than a runner's calls and setns */
+	/* last: from here on this process, its vfork helpers and each runner up
+	 * to its lock-down make only calls a run's filter allows, and setns; a
+	 * step there that needs more (a mount, a new namespace) is refused and
+	 * no sandbox gets a runner */
 	if (sbx_seccomp_load_for_runners() < 0)
 		log_warn("zygote: not under the runs' filter; each runner loads it whole");
 	log_info("zygote: warm in %lld ms (preloaded: %s)", (long long)(monotonic_ms() - t0),
