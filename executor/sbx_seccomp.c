@@ -18,6 +18,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef PR_SCHED_CORE
+#define PR_SCHED_CORE 62 /* Linux 5.14 */
+#endif
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41 /* Linux 5.17 */
+#endif
 #ifndef PR_SET_MEMORY_MERGE
 #define PR_SET_MEMORY_MERGE 67 /* Linux 6.4; the build host's headers may be older */
 #endif
@@ -143,33 +149,38 @@ static const unsigned long clone_new_flags[] = {
 	CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
 };
 
-/* Arguments the kernel reads as a 32-bit int, allowed by block and refused
- * (EPERM) by value (add_int_rules). A block is the values whose bits under
- * mask equal value; mask is a run of high bits (0: every value).
+/* Arguments the kernel reads as a 32-bit int, allowed by range and refused
+ * (EPERM) by value (add_int_rules); anything else gets DEFAULT_ERRNO.
  *
  * ioctl: every request but TIOCSTI (typing into the terminal) and TIOCLINUX
- * (console tricks). madvise and prctl: nothing of kernel samepage merging
- * (MADV_MERGEABLE, PR_SET_MEMORY_MERGE): where the host runs KSM, a page
- * merged with another sandbox's identical copy takes longer to write (it is
- * copied first), so a run could tell what memory another run holds (a
- * timing channel between runs). Every advice up to 31 and every option up
- * to 127 but those, PR_SET_PTRACER and PR_SET_VMA; anything else
- * (MADV_HWPOISON and MADV_SOFT_OFFLINE, which need CAP_SYS_ADMIN; newer
- * options) gets DEFAULT_ERRNO. */
-struct int_block {
-	uint32_t mask, value;
+ * (console tricks). madvise: every advice up to 31 but MADV_MERGEABLE;
+ * MADV_HWPOISON and MADV_SOFT_OFFLINE need CAP_SYS_ADMIN anyway. prctl: the
+ * options Linux has up to PR_FUTEX_HASH (78, Linux 6.16), PR_SET_PTRACER and
+ * PR_SET_VMA, but PR_SET_MEMORY_MERGE and PR_SCHED_CORE; an option added
+ * later stays closed until it is looked at and added here (a block up to 127
+ * let PR_SET_MEMORY_MERGE in when Linux 6.4 added it).
+ * - Kernel samepage merging (MADV_MERGEABLE, PR_SET_MEMORY_MERGE): where the
+ *   host runs KSM, a page merged with another sandbox's identical copy takes
+ *   longer to write (it is copied first), so a run could tell what memory
+ *   another run holds (a timing channel between runs).
+ * - Core scheduling (PR_SCHED_CORE): a cookie of its own keeps every other
+ *   task off the SMT sibling of the core the run is on, time neither another
+ *   run nor the host gets back and the run's CPU limit does not count. */
+struct int_range {
+	uint32_t lo, hi;
 };
 struct int_rules {
 	const char *name;
 	unsigned int arg;
-	struct int_block allowed[3]; /* after the first, a mask of 0 ends the list */
-	uint32_t refused[2];         /* 0 ends the list */
+	size_t n_allowed;
+	struct int_range allowed[3];
+	uint32_t refused[2]; /* 0 ends the list */
 };
 static const struct int_rules int_rules[] = {
-	{"ioctl", 1, {{0, 0}}, {TIOCSTI, TIOCLINUX}},
-	{"madvise", 2, {{0xffffffe0u, 0}}, {MADV_MERGEABLE}},
-	{"prctl", 0, {{0xffffff80u, 0}, {0xffffffffu, PR_SET_PTRACER}, {0xffffffffu, 0x53564d41 /* PR_SET_VMA */}},
-	 {PR_SET_MEMORY_MERGE}},
+	{"ioctl", 1, 1, {{0, 0xffffffffu}}, {TIOCSTI, TIOCLINUX}},
+	{"madvise", 2, 1, {{0, 31}}, {MADV_MERGEABLE}},
+	{"prctl", 0, 3, {{0, 78 /* PR_FUTEX_HASH */}, {PR_SET_PTRACER, PR_SET_PTRACER}, {PR_SET_VMA, PR_SET_VMA}},
+	 {PR_SET_MEMORY_MERGE, PR_SCHED_CORE}},
 };
 
 /* Socket families user code may open. Everything else (netlink, packet,
@@ -204,11 +215,12 @@ static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
 	return 0;
 }
 
-/* Allows r->name when argument r->arg is in block (mask, value) and not
- * refused: the block whole when it holds no refused value, else its two
- * halves in turn. The compares are disjoint, as libseccomp gives no order
- * among overlapping rules of one system call (an unconditional rule, for
- * one, would win over the refusals). 0, or -1 (logged). */
+/* Allows r->name when argument r->arg is in block (mask, value) (the values
+ * whose bits under mask, a run of high bits, equal value; mask 0: every
+ * value) and not refused: the block whole when it holds no refused value,
+ * else its two halves in turn. The compares are disjoint, as libseccomp gives
+ * no order among overlapping rules of one system call (an unconditional rule,
+ * for one, would win over the refusals). 0, or -1 (logged). */
 static int allow_block(scmp_filter_ctx ctx, const struct int_rules *r, uint32_t mask, uint32_t value)
 {
 	int holds = 0;
@@ -224,8 +236,9 @@ static int allow_block(scmp_filter_ctx ctx, const struct int_rules *r, uint32_t 
 	return allow_block(ctx, r, mask | half, value) < 0 ? -1 : allow_block(ctx, r, mask | half, value | half);
 }
 
-/* The int_rules of one system call. Only the low 32 bits are compared, as
- * the kernel reads them: garbage in the upper half changes nothing. */
+/* The int_rules of one system call: each allowed range as the fewest aligned
+ * blocks that cover it. Only the low 32 bits are compared, as the kernel reads
+ * them: garbage in the upper half changes nothing. */
 static int add_int_rules(scmp_filter_ctx ctx, const struct int_rules *r)
 {
 	for (size_t i = 0; i < sizeof(r->refused) / sizeof(r->refused[0]) && r->refused[i]; i++) {
@@ -233,9 +246,17 @@ static int add_int_rules(scmp_filter_ctx ctx, const struct int_rules *r)
 		if (add_rule(ctx, SCMP_ACT_ERRNO(EPERM), r->name, 1, &c) < 0)
 			return -1;
 	}
-	for (size_t i = 0; i < sizeof(r->allowed) / sizeof(r->allowed[0]) && (i == 0 || r->allowed[i].mask); i++)
-		if (allow_block(ctx, r, r->allowed[i].mask, r->allowed[i].value) < 0)
-			return -1;
+	for (size_t i = 0; i < r->n_allowed; i++) {
+		for (uint64_t v = r->allowed[i].lo; v <= r->allowed[i].hi;) {
+			/* the largest block aligned at v that ends by hi */
+			uint64_t size = v ? v & -v : (uint64_t)1 << 32;
+			while (v + size - 1 > r->allowed[i].hi)
+				size >>= 1;
+			if (allow_block(ctx, r, (uint32_t)~(size - 1), (uint32_t)v) < 0)
+				return -1;
+			v += size;
+		}
+	}
 	return 0;
 }
 

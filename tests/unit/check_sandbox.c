@@ -460,6 +460,9 @@ static int try_misc(void)
 	DENIED(syscall(SYS_prctl, 67 /* PR_SET_MEMORY_MERGE */, 1UL, 0UL, 0UL, 0UL), EPERM);
 	DENIED(syscall(SYS_prctl, 0x100000000UL | 67, 1UL, 0UL, 0UL, 0UL), EPERM);
 	munmap(page, 4096);
+	/* core scheduling: a cookie of its own keeps others off the SMT sibling */
+	DENIED(prctl(PR_SCHED_CORE, PR_SCHED_CORE_CREATE, 0, PR_SCHED_CORE_SCOPE_THREAD_GROUP, 0), EPERM);
+	DENIED(syscall(SYS_prctl, 0x100000000UL | PR_SCHED_CORE, 0UL, 0UL, 0UL, 0UL), EPERM);
 	DENIED(syscall(SYS_reboot, 0, 0, 0, NULL), EPERM);
 	DENIED(syscall(SYS_init_module, NULL, 0, ""), EPERM);
 	DENIED(syscall(SYS_finit_module, -1, "", 0), EPERM);
@@ -488,6 +491,9 @@ static int try_outside_allow_list(void)
 	DENIED(syscall(444 /* landlock_create_ruleset */, NULL, 0, 1), ENOSYS);
 	DENIED(syscall(462 /* mseal */, NULL, 0, 0), ENOSYS);
 	DENIED(syscall(1000), ENOSYS);
+	/* prctl options Linux 6.16 does not have: closed until looked at */
+	DENIED(syscall(SYS_prctl, 79UL, 0UL, 0UL, 0UL, 0UL), ENOSYS);
+	DENIED(syscall(SYS_prctl, 127UL, 0UL, 0UL, 0UL, 0UL), ENOSYS);
 	DENIED(syscall(SYS_memfd_secret, 0), EPERM);
 	DENIED(syscall(SYS_pidfd_getfd, -1, 0, 0), EPERM);
 	DENIED(syscall(SYS_move_pages, 0, 0, NULL, NULL, NULL, 0), EPERM);
@@ -558,6 +564,11 @@ static int try_allowed(void)
 	char name[16];
 	if (prctl(PR_GET_NAME, name, 0, 0, 0) < 0 || prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) < 0)
 		return why("prctl: %s", strerror(errno));
+	/* the last option allowed (PR_FUTEX_HASH, PR_FUTEX_HASH_GET_SLOTS) reaches
+	 * the kernel, which may not know it (EINVAL) */
+	errno = 0;
+	if (syscall(SYS_prctl, 78UL, 2UL, 0UL, 0UL, 0UL) < 0 && (errno == EPERM || errno == ENOSYS))
+		return why("prctl(78): %s", strerror(errno));
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) < 0 || write(pfd[1], "x", 1) != 1)
 		return why("pipe2/write: %s", strerror(errno));
