@@ -157,8 +157,9 @@ static const unsigned long clone_new_flags[] = {
  * MADV_HWPOISON and MADV_SOFT_OFFLINE need CAP_SYS_ADMIN anyway. prctl: the
  * options Linux has up to PR_FUTEX_HASH (78, Linux 6.16), PR_SET_PTRACER and
  * PR_SET_VMA, but PR_SET_MEMORY_MERGE and PR_SCHED_CORE; an option added
- * later stays closed until it is looked at and added here (a block up to 127
- * let PR_SET_MEMORY_MERGE in when Linux 6.4 added it).
+ * later stays closed until it is looked at and added here (prctl allowed
+ * whole, as in Docker's profile, let PR_SET_MEMORY_MERGE in when Linux 6.4
+ * added it).
  * - Kernel samepage merging (MADV_MERGEABLE, PR_SET_MEMORY_MERGE): where the
  *   host runs KSM, a page merged with another sandbox's identical copy takes
  *   longer to write (it is copied first), so a run could tell what memory
