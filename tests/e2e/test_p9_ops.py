@@ -126,8 +126,13 @@ class P9Metrics(E2E):
                          before.get('ci_http_requests_total{method="GET",route="/metrics",status="200"}', 0) + 1)
 
     def test_metrics_count_workers_cpu_by_stage(self):
+        # every stage has work to do (an input file to upload: without one,
+        # the upload stage can take under the microsecond /metrics shows)
+        up = upload(b"z" * 100000)
+        self.assertEqual(up.status, 201, up)
         _, before = metrics()
-        r = client.execute("open('out.txt', 'w').write('x' * 100000); print('y' * 1000000)")
+        r = client.execute("open('out.txt', 'w').write('x' * 100000); print('y' * 1000000)",
+                           files={"/workspace/in.txt": up.json["object_id"]})
         self.assertEqual(r.status, 200, r.body)
         self.assertIn("/workspace/out.txt", r.json["files"])
         _, after = metrics()
