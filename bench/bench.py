@@ -544,6 +544,15 @@ def profile(master, port, seconds, conc):
             perf_seconds, ", ".join("%s %.2f ms" % (what, v) for what, v in parts)))
 
 
+def other_services():
+    """Pids of code-interpreter masters already running on this machine."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit() and e2e.proc_fields(int(d))[0] == "code-interprete":  # comm: 15 bytes
+            pids.append(int(d))
+    return sorted(pids)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build")
@@ -568,6 +577,12 @@ def main():
         k, _, v = kv.partition("=")
         inst.env[k] = v
     env, port, db, log_path = inst.env, inst.port, inst.db, inst.log
+    others = other_services()
+    if others:
+        # they share library pages with the measured service (its PSS looks
+        # smaller) and take CPU from it
+        print("bench: warning: %d other code-interpreter service(s) running (pid %s): memory and "
+              "timings are off" % (len(others), ", ".join(map(str, others))), flush=True)
     print("bench: %s; load average %s" % (
         " ".join("%s=%s" % (k, env[k]) for k in sorted(env) if k.startswith("APP_") and
                  k not in ("APP_RUN_DIR", "APP_DB_PATH", "APP_FILE_STORAGE_PATH", "APP_DATA_DIR",
