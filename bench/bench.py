@@ -403,7 +403,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 # process name (comm) -> what the profile calls it; a process's ended
 # children (cutime, cstime) are counted as what they were
 SANDBOXES = "sandboxes (server, runner, code)"
-ROLES = {"lighttpd": "lighttpd", "ci-worker": "workers", "code-interpreter": "master",
+MASTER_COMM = "code-interprete"  # the binary's name, cut to comm's 15 bytes
+ROLES = {"lighttpd": "lighttpd", "ci-worker": "workers", MASTER_COMM: "master",
          "ci-cleanup": "cleanup process", "ci-root-helper": "root helper", "ci-pool": "pool manager (refill)",
          "spawner": "spawner (forks sandboxes)", "zygote": "warm zygote (forks runners)",
          "sandbox": SANDBOXES, "runner": SANDBOXES, "runner-memory": SANDBOXES}
@@ -548,7 +549,7 @@ def other_services():
     """Pids of code-interpreter masters already running on this machine."""
     pids = []
     for d in os.listdir("/proc"):
-        if d.isdigit() and e2e.proc_fields(int(d))[0] == "code-interprete":  # comm: 15 bytes
+        if d.isdigit() and e2e.proc_fields(int(d))[0] == MASTER_COMM:
             pids.append(int(d))
     return sorted(pids)
 

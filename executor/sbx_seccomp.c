@@ -173,14 +173,14 @@ struct int_range {
 struct int_rules {
 	const char *name;
 	unsigned int arg;
-	size_t n_allowed;
+	size_t n_allowed, n_refused;
 	struct int_range allowed[3];
-	uint32_t refused[2]; /* 0 ends the list */
+	uint32_t refused[2];
 };
 static const struct int_rules int_rules[] = {
-	{"ioctl", 1, 1, {{0, 0xffffffffu}}, {TIOCSTI, TIOCLINUX}},
-	{"madvise", 2, 1, {{0, 31}}, {MADV_MERGEABLE}},
-	{"prctl", 0, 3, {{0, 78 /* PR_FUTEX_HASH */}, {PR_SET_PTRACER, PR_SET_PTRACER}, {PR_SET_VMA, PR_SET_VMA}},
+	{"ioctl", 1, 1, 2, {{0, 0xffffffffu}}, {TIOCSTI, TIOCLINUX}},
+	{"madvise", 2, 1, 1, {{0, 31}}, {MADV_MERGEABLE}},
+	{"prctl", 0, 3, 2, {{0, 78 /* PR_FUTEX_HASH */}, {PR_SET_PTRACER, PR_SET_PTRACER}, {PR_SET_VMA, PR_SET_VMA}},
 	 {PR_SET_MEMORY_MERGE, PR_SCHED_CORE}},
 };
 
@@ -225,7 +225,7 @@ static int add_rule(scmp_filter_ctx ctx, uint32_t action, const char *name,
 static int allow_block(scmp_filter_ctx ctx, const struct int_rules *r, uint32_t mask, uint32_t value)
 {
 	int holds = 0;
-	for (size_t i = 0; i < sizeof(r->refused) / sizeof(r->refused[0]) && r->refused[i]; i++)
+	for (size_t i = 0; i < r->n_refused; i++)
 		holds |= (r->refused[i] & mask) == value;
 	if (!holds) {
 		struct scmp_arg_cmp c = {r->arg, SCMP_CMP_MASKED_EQ, mask, value};
@@ -242,7 +242,7 @@ static int allow_block(scmp_filter_ctx ctx, const struct int_rules *r, uint32_t 
  * them: garbage in the upper half changes nothing. */
 static int add_int_rules(scmp_filter_ctx ctx, const struct int_rules *r)
 {
-	for (size_t i = 0; i < sizeof(r->refused) / sizeof(r->refused[0]) && r->refused[i]; i++) {
+	for (size_t i = 0; i < r->n_refused; i++) {
 		struct scmp_arg_cmp c = {r->arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, r->refused[i]};
 		if (add_rule(ctx, SCMP_ACT_ERRNO(EPERM), r->name, 1, &c) < 0)
 			return -1;
