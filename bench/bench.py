@@ -26,7 +26,10 @@ APP_PRELOAD_MODULES, waits until the pool is full, and measures side by side:
      machine's busy time (/proc/stat: kernel threads and anything else);
      and, where Debian's perf can sample (linux-perf), the kernel's share of
      the sandboxes' time from `perf record -a -g` over the same load: page
-     faults, teardown (exit), the forks of runners and of sandboxes;
+     faults, teardown (exit), the forks of runners and of sandboxes; and the
+     machine's busy time split into the kernel's and user space's, with the
+     rate the kernel's part alone would allow were the service's user space
+     free (the floor of this design here);
   6. the floor this machine sets, without the service: /bin/true started and
      reaped, `unshare --fork /bin/true` without and with seven new namespaces
      (the difference: the namespaces made and torn down), and what a forked
@@ -501,7 +504,36 @@ def perf_split(p, path, seconds, rate):
     return [(what, sum(share.get((c, sym), 0) for c in comms) * per_exec) for what, comms, sym in PERF_PARTS], None
 
 
-def profile(master, port, seconds, conc):
+def perf_modes(path, seconds, rate, measuring):
+    """(kernel, service's user space, measuring) ms per execution from the
+    sample perf_start took while executions ran at rate per second: the
+    kernel's time on every CPU but idle (the service's system calls, faults,
+    forks, exits, and the kernel threads that tear namespaces down), the
+    user-space time of everything else, and the time of the processes named
+    in measuring (the bench's client, perf) on their own; or a reason."""
+    r = subprocess.run([PERF, "report", "-i", path, "--no-children", "--sort", "comm,dso", "-g", "none", "-q",
+                        "--percent-limit", "0", "-t", "|"], capture_output=True, timeout=300)
+    if r.returncode != 0:
+        return None, "perf report failed"
+    kernel = user = ours = 0.0
+    for line in r.stdout.decode(errors="replace").splitlines():
+        f = [x.strip() for x in line.split("|")]
+        if len(f) < 3 or not f[0].endswith("%"):
+            continue
+        share, comm, dso = float(f[0][:-1]) / 100, f[1], f[2]
+        if comm in measuring:
+            ours += share
+        elif comm == "swapper":
+            continue  # idle
+        elif dso == "[kernel.kallsyms]":
+            kernel += share
+        else:
+            user += share
+    per_exec = os.cpu_count() * seconds * 1000 / max(rate * seconds, 1)
+    return (kernel * per_exec, user * per_exec, ours * per_exec), None
+
+
+def profile(master, port, seconds, conc, bare_rate):
     """CPU per execution of hello world at concurrency conc, by process
     role and, for the workers, by stage; the rest of the machine's busy
     time (kernel threads: network namespace teardown, RCU; the bench
@@ -534,15 +566,28 @@ def profile(master, port, seconds, conc):
                                    "  (perf's sampling included)" if proc is not None else ""))
     if proc is not None:
         parts, why = perf_split(proc, perf_data, perf_seconds, rate)
+        if parts is not None:
+            with open("/proc/self/comm") as f:
+                modes, why = perf_modes(perf_data, perf_seconds, rate, (f.read().strip(), "perf", "sleep"))
         try:
             os.unlink(perf_data)
         except OSError:
             pass
     if proc is None or parts is None:
         print("  kernel's share of the sandboxes: not measured: %s" % why)
-    else:
-        print("  kernel's share of the sandboxes (perf, %.0f s of the load): %s" % (
-            perf_seconds, ", ".join("%s %.2f ms" % (what, v) for what, v in parts)))
+        return
+    print("  kernel's share of the sandboxes (perf, %.0f s of the load): %s" % (
+        perf_seconds, ", ".join("%s %.2f ms" % (what, v) for what, v in parts)))
+    if modes is None:
+        print("  kernel and user space: not measured: %s" % why)
+        return
+    # the kernel's work alone, with the bench's client, bounds the rate
+    # whatever the service's own code costs
+    kernel, user, measuring = modes
+    bound = os.cpu_count() * 1000 / (kernel + measuring)
+    print("  kernel and user space (perf): the kernel %.2f ms per execution, the service's user space "
+          "%.2f ms, the bench's client and perf %.2f ms | were the service's user space free: at most "
+          "%.0f exec/s, %.2f× bare" % (kernel, user, measuring, bound, bound / bare_rate))
 
 
 def other_services():
@@ -663,7 +708,7 @@ def main():
               % (ms(p32), ms(p8), p32 / p8, len(at32[1]), at32[2], at32[3], len(at8[1]), at8[2], at8[3]))
 
         wait_pool_full(db)
-        profile(proc.pid, port, min(args.seconds, 10), 8)
+        profile(proc.pid, port, min(args.seconds, 10), 8, bare_rate)
 
         print("memory        PSS at rest, pool of %d: service total %.1f MB (%d processes, incl. "
               "lighttpd %.1f MB) | added by the pool %.1f MB | service without the pool %.1f MB"

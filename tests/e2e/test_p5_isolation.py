@@ -344,6 +344,15 @@ print(json.dumps(devs))
                              p["procs"].get(str(MASTER_PID), ""))
             self.assertNotIn("lighttpd", p["procs"].get(str(MASTER_PID), ""))
 
+    def test_proc_locks_shows_no_lock_of_the_host_or_another_sandbox(self):
+        # /proc/locks is the whole machine's list, filtered by the reader's pid
+        # namespace for flock and POSIX locks only: a lock of an open file
+        # description (F_OFD_SETLK) shows to every sandbox. The uid slots
+        # (a lock per live sandbox) must stay flock's: the other sandboxes of
+        # the pool are live now, each holding its slot.
+        out = self.run_probe("import json\nprint(json.dumps(open('/proc/locks').read().splitlines()))\n")
+        self.assertEqual(out, [], "locks of others visible in a run")
+
     def test_no_effective_capabilities(self):
         self.assertEqual(self.proc()["status"].get("CapEff"), "0000000000000000")
 

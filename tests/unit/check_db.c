@@ -410,6 +410,23 @@ START_TEST(test_the_checkpointer_starts_the_wal_over)
 }
 END_TEST
 
+/* The pool's table has no index (0006): each change of a sandbox's state, five
+ * per execution, writes the table's one page to the WAL, not an index's too. */
+START_TEST(test_a_sandbox_state_change_writes_one_page)
+{
+	char id[64];
+	int before = 0, after = 0;
+	insert_ready("s1", 1, 100);
+	insert_ready("s2", 2, 200);
+	ck_assert_int_eq(db_checkpoint(db, &before), DB_OK);
+	ck_assert_int_eq(db_checkpoint(db, &before), DB_OK); /* the WAL started over */
+	ck_assert_int_eq(db_sandbox_claim(db, 4242, 1000, id, sizeof(id)), DB_OK);
+	ck_assert_int_eq(db_sandbox_set_state(db, id, "used", 1001), DB_OK);
+	ck_assert_int_eq(db_checkpoint(db, &after), DB_OK);
+	ck_assert_int_eq(after - before, 2);
+}
+END_TEST
+
 START_TEST(test_sandbox_insert_and_state)
 {
 	int n = -1;
@@ -810,6 +827,7 @@ static Suite *db_suite(void)
 	tcase_add_test(tr, test_execution_files_cascade);
 	tcase_add_test(tr, test_object_touch);
 	tcase_add_test(tr, test_sandbox_insert_and_state);
+	tcase_add_test(tr, test_a_sandbox_state_change_writes_one_page);
 	tcase_add_test(tr, test_checkpoints_are_left_to_db_checkpoint);
 	tcase_add_test(tr, test_the_checkpointer_starts_the_wal_over);
 	tcase_add_test(tr, test_sandbox_claim_oldest_first);
