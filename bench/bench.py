@@ -564,16 +564,19 @@ def profile(master, port, seconds, conc, bare_rate):
     print("  %-34s %6.2f ms" % ("the bench's client", bench))
     print("  %-34s %6.2f ms%s" % ("kernel threads and the rest", rest,
                                    "  (perf's sampling included)" if proc is not None else ""))
-    if proc is not None:
-        parts, why = perf_split(proc, perf_data, perf_seconds, rate)
-        if parts is not None:
-            with open("/proc/self/comm") as f:
-                modes, why = perf_modes(perf_data, perf_seconds, rate, (f.read().strip(), "perf", "sleep"))
-        try:
-            os.unlink(perf_data)
-        except OSError:
-            pass
-    if proc is None or parts is None:
+    if proc is None:
+        print("  kernel's share of the sandboxes: not measured: %s" % why)
+        return
+    parts, why = perf_split(proc, perf_data, perf_seconds, rate)
+    modes = None
+    if parts is not None:
+        with open("/proc/self/comm") as f:
+            modes, why = perf_modes(perf_data, perf_seconds, rate, (f.read().strip(), "perf", "sleep"))
+    try:
+        os.unlink(perf_data)
+    except OSError:
+        pass
+    if parts is None:
         print("  kernel's share of the sandboxes: not measured: %s" % why)
         return
     print("  kernel's share of the sandboxes (perf, %.0f s of the load): %s" % (
