@@ -1,11 +1,11 @@
 # imports: the import check run before a piece of code (trusted; it reads the
 # code, never runs it). Finds the top-level modules the code imports that the
 # sandbox's Python cannot find, and the `!pip install` / `%pip install` lines,
-# which it removes. Only ast, sys, importlib.util and json; protocol in
+# which it removes. Only ast, opcode, sys, importlib.util and json; protocol in
 # docs/executor-protocol.md (POST /execute, check_imports). The warm runner
-# (runner.py) loads it at warm-up and calls check() in-process (putting back
-# sys.path, sys.modules and sys.path_importer_cache afterwards); it also runs
-# as a script:
+# (runner.py) loads it at warm-up and calls check_code() in-process (putting
+# back sys.path, sys.modules and sys.path_importer_cache afterwards), and runs
+# the code object the check compiled; it also runs as a script:
 #
 #   python3 -I imports.py [PATH ...] < code  ->  one JSON object on stdout
 #   {"missing": ["cv2"], "pip": ["a", "b==1.2"], "source_code": "..."}
@@ -15,6 +15,7 @@
 import ast
 import importlib.util
 import json
+import opcode
 import sys
 
 _PIP_PREFIXES = ("!pip", "%pip", "!pip3", "%pip3", "!python -m pip", "!python3 -m pip",
@@ -78,6 +79,54 @@ def imported(tree):
                 inner = getattr(node, field, None)
                 if inner:
                     pending.append(iter(inner))
+    return unique(names)
+
+
+_IMPORT_NAME = opcode.opmap["IMPORT_NAME"]
+_LOAD_CONST = opcode.opmap["LOAD_CONST"]
+_CACHE = opcode.opmap.get("CACHE", -1)
+_CODE = type(compile("", "", "exec"))
+
+
+def compiled_imports(code):
+    """Top-level names of every absolute import in a code object and the code
+    objects in its constants (functions, classes), in source order: what
+    imported() finds in the tree, read from the bytecode the compiler made,
+    without the tree (whose Python objects cost a runner ~50 pages copied
+    from the warm image). An import statement compiles to LOAD_CONST level,
+    LOAD_CONST fromlist, IMPORT_NAME name; level 0 is absolute. None when an
+    IMPORT_NAME is not so preceded (a compiler this reading does not know):
+    the caller reads the tree instead."""
+    found = []
+    pending = [code]
+    while pending:
+        co = pending.pop()
+        units, consts = co.co_code, co.co_consts
+        positions = None
+        before = last = None  # the two instructions before this one
+        extended = 0
+        for i in range(0, len(units), 2):
+            op, arg = units[i], units[i + 1] | extended
+            if op == opcode.EXTENDED_ARG:
+                extended = arg << 8
+                continue
+            extended = 0
+            if op == _IMPORT_NAME:
+                if before is None or before[0] != _LOAD_CONST:
+                    return None
+                if consts[before[1]] == 0:
+                    if positions is None:
+                        positions = list(co.co_positions())
+                    line, _, column, _ = positions[i // 2]
+                    found.append((line or 0, column or 0, len(found), co.co_names[arg].split(".")[0]))
+            if op != _CACHE:
+                before, last = last, (op, arg)
+        pending.extend(c for c in consts if type(c) is _CODE)
+    found.sort()
+    return unique(f[3] for f in found)
+
+
+def unique(names):
     seen, out = set(), []
     for n in names:
         if n and n not in seen:
@@ -87,7 +136,7 @@ def imported(tree):
 
 
 def findable(name):
-    if name in sys.builtin_module_names or name in sys.stdlib_module_names:
+    if name in sys.modules or name in sys.builtin_module_names or name in sys.stdlib_module_names:
         return True
     try:
         return importlib.util.find_spec(name) is not None
@@ -95,7 +144,12 @@ def findable(name):
         return False
 
 
-def check(source, paths=()):
+def check_code(source, paths=(), filename="<string>"):
+    """(the answer, the code object of its source_code compiled as a script
+    named filename, or None when the compiler refuses it). The code's imports
+    are read from that code object (compiled_imports); only code the compiler
+    refuses is parsed into a tree (a syntax error gives no imports; `return`
+    outside a function, say, parses but does not compile)."""
     code, specs = strip_pip(source)
     for p in reversed(paths):
         if p not in sys.path:
@@ -103,12 +157,23 @@ def check(source, paths=()):
         # listed anew: files may have arrived since a finder cached the listing
         # (importlib.invalidate_caches would visit every package's finder)
         sys.path_importer_cache.pop(p, None)
+    compiled = names = None
     try:
-        tree = ast.parse(code)
+        compiled = compile(code, filename, "exec", dont_inherit=True)
+        names = compiled_imports(compiled)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
-        tree = None  # the run reports it
-    missing = [] if tree is None else [n for n in imported(tree) if not findable(n)]
-    return {"missing": missing, "pip": specs, "source_code": code}
+        pass
+    if names is None:
+        try:
+            names = imported(ast.parse(code))
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            names = []  # the run reports it
+    missing = [n for n in names if not findable(n)]
+    return {"missing": missing, "pip": specs, "source_code": code}, compiled
+
+
+def check(source, paths=()):
+    return check_code(source, paths)[0]
 
 
 def main():

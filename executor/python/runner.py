@@ -28,6 +28,8 @@ _REQUEST_FD = 3
 _READY_FD = 4  # also the reply pipe: the answers to "imports" requests
 _SELF = None
 _IMPORTS = None  # executor/python/imports.py, loaded by warm()
+_CHECKED = None  # (source, code object) of the last import check (_check_imports)
+_WARM_CHECKS = 20  # import checks the warm image makes (warm())
 _SHELL = None  # executor/python/shell.py, loaded by warm()
 _OWN_FILES = (os.path.join(_HERE, "runner.py"), os.path.join(_HERE, "shell.py"))
 _THREADING_SHUTDOWN = None  # threading._shutdown of the warm image (warm())
@@ -97,8 +99,20 @@ def _read_message():
     return body if len(body) == n else None
 
 
+def _no_default(obj):
+    raise TypeError("not JSON: %s" % type(obj).__name__)
+
+
+# json's C encoder, made once in the warm image: json.dumps makes one per call
+# through JSONEncoder's Python (~40 pages copied in a forked runner's first
+# answer). What json.dumps writes: ASCII, ", " and ": ".
+_ENCODE = _json.encoder.c_make_encoder and _json.encoder.c_make_encoder(
+    None, _no_default, _json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+
+
 def _write_message(obj):
-    data = _json.dumps(obj).encode("ascii")
+    text = "".join(_ENCODE(obj, 0)) if _ENCODE else _json.dumps(obj)
+    data = text.encode("ascii")
     data = len(data).to_bytes(4, "big") + data
     try:
         while data:
@@ -114,11 +128,14 @@ def _decode(raw):
     return _json._default_decoder.scan_once(raw.decode("utf-8", "surrogateescape"), 0)[0]
 
 
+_FILENAME = "<string>"  # the code's, as python3 -c names it
+
+
 def _script(source):
     """What running source as a script needs: its lines in linecache (for
     tracebacks) and a fresh module named __main__ to run it in (not yet in
     sys.modules). Returns (filename, module)."""
-    filename = "<string>"
+    filename = _FILENAME
     _linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     main = _types.ModuleType("__main__")
     main.__dict__["__builtins__"] = __builtins__
@@ -149,18 +166,24 @@ def _drop_added(d, mark):
 
 
 def _check_imports(source):
-    """imports.check on the code, in this process, leaving nothing behind that
-    the code could see: sys.path is put back, and what the check added to
+    """imports.check_code on the code, in this process, leaving nothing behind
+    that the code could see: sys.path is put back, and what the check added to
     sys.modules and sys.path_importer_cache is removed (_run lists the
     workspace anew anyway). Only the workspace is searched besides our own
     sys.path: a module that only the package cache provides is missing, and
     the service decides which cached distribution's directory the run gets
-    for it. Any failure answers "nothing missing", the code unchanged."""
+    for it. The code object the check compiled is kept for _run (_CHECKED):
+    the code the check answers for is compiled once. Any failure answers
+    "nothing missing", the code unchanged."""
+    global _CHECKED
+    _CHECKED = None
     path = list(sys.path)
     modules = _mark(sys.modules)
     importers = _mark(sys.path_importer_cache)
     try:
-        return _IMPORTS.check(source, [_WORKSPACE])
+        answer, code = _IMPORTS.check_code(source, [_WORKSPACE], _FILENAME)
+        _CHECKED = (answer["source_code"], code)
+        return answer
     except BaseException:
         return {"missing": [], "pip": [], "source_code": source}
     finally:
@@ -276,7 +299,8 @@ def _run(source, env, packages):
     _SELF = sys.modules.get("__main__")  # keeps the runner's module alive
     sys.modules["__main__"] = main
     try:
-        code = _SHELL.compile_code(source, filename, main.__dict__)
+        checked = _CHECKED[1] if _CHECKED and _CHECKED[0] == source else None
+        code = _SHELL.compile_code(source, filename, main.__dict__, checked)
         exec(code, main.__dict__)
     except SystemExit as e:
         return _exit_status(e)
@@ -337,9 +361,15 @@ def warm(workspace, preload):
     # print's keyword names, a tuple CPython makes at the first keyword call
     # and keeps: made here, in the warm image, not by a runner's _rehearse
     print(end="", file=io.StringIO())
-    global _IMPORTS, _SHELL
+    global _IMPORTS, _SHELL, _CHECKED
     _IMPORTS = _own_module("imports")
     _SHELL = _own_module("shell")
+    # CPython 3.11 rewrites a function's bytecode in place over its first
+    # calls (specialization); done here, the import check's code is not among
+    # the pages a runner's first check copies (~15 fewer)
+    for _ in range(_WARM_CHECKS):
+        _check_imports("import os\nfrom sys import path\n")
+    _CHECKED = None
 
 
 def _own_module(name):

@@ -116,15 +116,16 @@ def _runs_commands(tree):
     return any(isinstance(n, ast.Name) and n.id == "__xonsh__" for n in ast.walk(tree))
 
 
-def compile_code(source, filename, namespace):
+def compile_code(source, filename, namespace, compiled=None):
     """The code object to exec in namespace (a fresh __main__'s dict). Raises
     SyntaxError, CPython's when CPython cannot compile the code and xonsh
     finds no command in it. Plain Python costs a compile and one regular
     expression search: the tree is looked at only when a line could be a
-    command."""
+    command. compiled: the source already compiled as CPython would here
+    (the import check's), or None."""
     python_error = None
     try:
-        code = compile(source, filename, "exec", dont_inherit=True)
+        code = compiled or compile(source, filename, "exec", dont_inherit=True)
     except SyntaxError as e:
         python_error, code = e, None
     else:

@@ -3,6 +3,7 @@ form, nested, relative skipped), which count as missing (stdlib, importable,
 extra path entries), the pip lines and their removal. Run by
 tests/unit/run.sh with python3 -m unittest."""
 import json
+import opcode
 import os
 import subprocess
 import sys
@@ -30,8 +31,13 @@ class Detection(unittest.TestCase):
         code = ("def f():\n    import b_zz1\n"
                 "class C:\n    def m(self):\n        from b_zz2 import q\n"
                 "try:\n    import b_zz3\nexcept ImportError:\n    import b_zz4\n"
-                "if False:\n    import b_zz5\n")
+                "if x:\n    import b_zz5\n")
         self.assertEqual(sorted(self.missing(code)), ["b_zz1", "b_zz2", "b_zz3", "b_zz4", "b_zz5"])
+
+    def test_an_import_the_compiler_leaves_out_is_not_reported(self):
+        # it can never run: nothing to install for it
+        self.assertEqual(self.missing("if False:\n    import j_zz1\nwhile 0:\n    import j_zz2\n"
+                                      "if x:\n    import j_zz3\n"), ["j_zz3"])
 
     def test_imports_in_every_statement_body_are_found_in_source_order(self):
         code = ("async def f():\n    async with x:\n        import i_zz01\n"
@@ -77,6 +83,68 @@ class Detection(unittest.TestCase):
 
     def test_dynamic_imports_are_not_guessed(self):
         self.assertEqual(self.missing("__import__('g_zz')\nimportlib.import_module('g_zz2')\n"), [])
+
+
+class FromTheBytecode(unittest.TestCase):
+    """Code CPython compiles is read from its code object (what the run
+    executes), not from a tree; the tree only for code that parses but does
+    not compile."""
+
+    SOURCES = ("import a_zz1\nimport a_zz2.sub as s, a_zz3\nfrom a_zz4 import x\nfrom a_zz5.deep.er import (y, z)\n",
+               "def f():\n    import b_zz1\nclass C:\n    def m(self):\n        from b_zz2 import q\n"
+               "try:\n    import b_zz3\nexcept ImportError:\n    import b_zz4\nfinally:\n    import b_zz5\n",
+               "import c_zz1\ndef f():\n    import c_zz2\n    def g():\n        import c_zz3\nimport c_zz4\n"
+               "class K:\n    import c_zz5\nimport c_zz6; import c_zz7\n",
+               "from . import d_zz1\nfrom .d_zz2 import x\nfrom ..d_zz3 import y\nimport d_zz4\n",
+               "async def f():\n    import e_zz1\n    await x\nmatch v:\n    case 1:\n        import e_zz2\n"
+               "lambda: __import__('e_zz3')\nimport os, e_zz4\n")
+
+    def test_the_bytecode_and_the_tree_agree(self):
+        for src in self.SOURCES:
+            self.assertEqual(imports.compiled_imports(compile(src, "<string>", "exec", dont_inherit=True)),
+                             imports.imported(imports.ast.parse(src)), src)
+
+    def test_compilable_code_is_read_without_a_tree(self):
+        real = imports.ast.parse
+        def refuse(*a, **k):
+            raise AssertionError("a tree was built")
+        imports.ast.parse = refuse
+        try:
+            for src in self.SOURCES:
+                self.assertEqual(imports.check(src)["missing"],
+                                 [n for n in imports.imported(real(src)) if not imports.findable(n)], src)
+        finally:
+            imports.ast.parse = real
+
+    def test_code_that_parses_but_does_not_compile_is_read_from_its_tree(self):
+        answer, code = imports.check_code("import k_zz\nreturn 1\n")
+        self.assertEqual((answer["missing"], code), (["k_zz"], None))
+
+    def test_the_code_object_is_that_of_the_answers_source(self):
+        answer, code = imports.check_code("!pip install l_zz\nimport l_zz\nx = 2\n", (), "<run>")
+        self.assertEqual(code.co_filename, "<run>")
+        self.assertEqual(code.co_consts, compile(answer["source_code"], "<run>", "exec").co_consts)
+        self.assertEqual(code.co_firstlineno, 1)
+        self.assertIsNone(imports.check_code("def broken(:\n")[1])
+
+    def test_long_code_with_extended_arguments(self):
+        # past 256 constants the level of an import (a constant) and past 256
+        # names its name take an EXTENDED_ARG prefix
+        consts = "".join("v%d = %d\n" % (i, i + 1) for i in range(300))
+        names = "".join("n%d = 0\n" % i for i in range(300))
+        for src in (consts + "import m_zz1\nfrom .m_zz2 import x\nfrom m_zz3 import y\n",
+                    names + "import m_zz1\nfrom .m_zz2 import x\nfrom m_zz3 import y\n"):
+            code = compile(src, "<string>", "exec")
+            self.assertIn(opcode.EXTENDED_ARG, code.co_code[::2])
+            self.assertEqual(imports.compiled_imports(code), ["m_zz1", "m_zz3"])
+
+    def test_an_unknown_bytecode_shape_falls_back_to_the_tree(self):
+        # a compiler that does not push the level right before: no guess
+        code = compile("import n_zz\n", "<string>", "exec")
+        units = bytearray(code.co_code)
+        first = units[::2].index(opcode.opmap["LOAD_CONST"]) * 2
+        units[first] = opcode.opmap["NOP"]
+        self.assertIsNone(imports.compiled_imports(code.replace(co_code=bytes(units))))
 
 
 class PipLines(unittest.TestCase):

@@ -324,5 +324,80 @@ class ThreadShutdown(unittest.TestCase):
         self.assertEqual(self.finish(code), ("own\n", False))
 
 
+# argv: runner dir, workspace, checked code, run code. Warms the runner, makes
+# the import check of the first code, then runs the second with every call of
+# compile counted; prints the count and the run's status after the code's output.
+CHECKED_DRIVER = r"""
+import builtins, json, sys
+here, ws, checked, ran = sys.argv[1:5]
+sys.path.insert(0, here)
+import runner
+runner.warm(ws, "")
+answer = runner._check_imports(checked)
+calls = []
+real = builtins.compile
+def counted(*args, **kwargs):
+    calls.append(args[2] if len(args) > 2 else kwargs.get("mode"))
+    return real(*args, **kwargs)
+builtins.compile = counted
+status = runner._run(ran, {}, ())
+builtins.compile = real
+sys.stdout.write("\n" + json.dumps({"status": status, "compiles": calls, "missing": answer["missing"]}) + "\n")
+"""
+
+
+class CheckedCode(unittest.TestCase):
+    """The code an import check compiled is the code the run executes."""
+
+    def drive(self, checked, ran):
+        with tempfile.TemporaryDirectory() as ws:
+            p = subprocess.run([sys.executable, "-s", "-B", "-c", CHECKED_DRIVER, HERE, ws, checked, ran],
+                               capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        text = p.stdout.decode()
+        cut = text.rstrip("\n").rfind("\n")
+        return text[:cut], json.loads(text[cut:])
+
+    def test_a_run_after_its_check_compiles_nothing(self):
+        code = "import os\nprint(os.sep, __name__)\n"
+        out, r = self.drive(code, code)
+        self.assertEqual((out, r["status"], r["compiles"]), ("/ __main__\n", 0, []))
+
+    def test_other_code_is_compiled_for_its_run(self):
+        out, r = self.drive("import os\n", "print(2)\n")
+        self.assertEqual((out, r["status"], r["compiles"]), ("2\n", 0, ["exec"]))
+
+    def test_code_with_pip_lines_runs_as_blanked(self):
+        # the service sends the blanked code the check answered with
+        code = "!pip install ci_zz\nimport sys\nprint(sys._getframe().f_lineno)\n"
+        out, r = self.drive(code, "\nimport sys\nprint(sys._getframe().f_lineno)\n")
+        self.assertEqual((out, r["compiles"]), ("3\n", []))
+
+    def test_a_syntax_error_is_reported_as_without_the_check(self):
+        out, r = self.drive("import os\nx = (\n", "import os\nx = (\n")
+        self.assertEqual(r["status"], 1)
+
+
+# argv: runner dir, a JSON list of answers. Fails unless runner._ENCODE (the
+# encoder runner._write_message uses) writes each as json.dumps does.
+ENCODE_DRIVER = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import runner
+for obj in json.loads(sys.argv[2]):
+    assert "".join(runner._ENCODE(obj, 0)) == json.dumps(obj), obj
+"""
+
+
+class Answers(unittest.TestCase):
+    def test_an_answer_is_what_json_dumps_writes(self):
+        answers = [{"missing": [], "pip": [], "source_code": ""},
+                   {"missing": ["a", "b"], "pip": ["c==1"],
+                    "source_code": 'x = "\\\u00e9\u2028\n\x00\t" # \ud800 \U0001f600'}]
+        p = subprocess.run([sys.executable, "-s", "-B", "-c", ENCODE_DRIVER, HERE, json.dumps(answers)],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+
+
 if __name__ == "__main__":
     unittest.main()
