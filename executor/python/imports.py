@@ -17,6 +17,7 @@ import importlib.util
 import json
 import opcode
 import sys
+import warnings
 
 _PIP_PREFIXES = ("!pip", "%pip", "!pip3", "%pip3", "!python -m pip", "!python3 -m pip",
                  "%python -m pip")
@@ -146,7 +147,7 @@ def findable(name):
 
 def check_code(source, paths=(), filename="<string>"):
     """(the answer, the code object of its source_code compiled as a script
-    named filename, or None when the compiler refuses it). The code's imports
+    named filename, or None when the compiler refuses it or warns). The code's imports
     are read from that code object (compiled_imports); only code the compiler
     refuses is parsed into a tree (a syntax error gives no imports; `return`
     outside a function, say, parses but does not compile)."""
@@ -159,8 +160,14 @@ def check_code(source, paths=(), filename="<string>"):
         sys.path_importer_cache.pop(p, None)
     compiled = names = None
     try:
-        compiled = compile(code, filename, "exec", dont_inherit=True)
+        # the compiler's warnings (SyntaxWarning: `x is 1`) are the run's to
+        # show, with its source in linecache and its stderr read: here they
+        # are only recorded, and code that warned is compiled again by the run
+        with warnings.catch_warnings(record=True) as warned:
+            compiled = compile(code, filename, "exec", dont_inherit=True)
         names = compiled_imports(compiled)
+        if warned:
+            compiled = None
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         pass
     if names is None:

@@ -73,6 +73,15 @@ print(float(stats.norm.cdf(0.0)), int(special.comb(5, 2)))
         out = self.run_code(src, timeout=60)
         self.assertEqual(out["stdout"], "100000\n")
 
+    def test_compiler_warnings_of_code_with_an_import_are_the_runs(self):
+        # the import check compiles the code and the executor reads no stderr
+        # during it: ~64 KiB of warnings written then blocked the runner, and
+        # the call failed after 10 s ("the runner was lost in the import check")
+        out = self.run_code("import os\n" + "x = 1 is 1\n" * 2000 + "print('done')\n", timeout=30)
+        self.assertEqual(out["stdout"], "done\n")
+        self.assertTrue(out["stderr"].startswith('<string>:2: SyntaxWarning: "is" with a literal.'
+                                                 ' Did you mean "=="?\n  x = 1 is 1\n'), out["stderr"][:300])
+
     def test_syntax_error_is_reported(self):
         out = self.run_code("def f(:\n", expect_exit=1)
         self.assertIn("SyntaxError", out["stderr"])

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import warnings
 
 sys.dont_write_bytecode = True
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "executor", "python")
@@ -137,6 +138,16 @@ class FromTheBytecode(unittest.TestCase):
             code = compile(src, "<string>", "exec")
             self.assertIn(opcode.EXTENDED_ARG, code.co_code[::2])
             self.assertEqual(imports.compiled_imports(code), ["m_zz1", "m_zz3"])
+
+    def test_a_private_name_in_a_class_is_the_module_python_imports(self):
+        # the compiler mangles it (the tree has it as written)
+        self.assertEqual(imports.check("class C:\n    import __p_zz\n")["missing"], ["_C__p_zz"])
+
+    def test_a_warning_of_the_compiler_is_not_shown_and_the_code_not_kept(self):
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            answer, code = imports.check_code("import q_zz\nx = 1 is 1\n")
+        self.assertEqual((answer["missing"], code, shown), (["q_zz"], None, []))
 
     def test_an_unknown_bytecode_shape_falls_back_to_the_tree(self):
         # a compiler that does not push the level right before: no guess

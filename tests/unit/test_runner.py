@@ -334,6 +334,7 @@ sys.path.insert(0, here)
 import runner
 runner.warm(ws, "")
 answer = runner._check_imports(checked)
+sys.stderr.write("[checked]\n")
 calls = []
 real = builtins.compile
 def counted(*args, **kwargs):
@@ -356,7 +357,19 @@ class CheckedCode(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         text = p.stdout.decode()
         cut = text.rstrip("\n").rfind("\n")
+        self.during_check, _, self.stderr = p.stderr.decode().partition("[checked]\n")
         return text[:cut], json.loads(text[cut:])
+
+    def test_a_compiler_warning_is_the_runs_with_its_source_line(self):
+        # nothing on stderr while the check runs (the server does not read it
+        # then: ~64 KiB of warnings would block the runner); the run compiles
+        # again and warns as it would without the check
+        code = "import os\nx = 1 is 1\n"
+        out, r = self.drive(code, code)
+        self.assertEqual(self.during_check, "")
+        self.assertEqual(r["compiles"], ["exec"])
+        self.assertIn("SyntaxWarning", self.stderr)
+        self.assertIn("x = 1 is 1", self.stderr)
 
     def test_a_run_after_its_check_compiles_nothing(self):
         code = "import os\nprint(os.sep, __name__)\n"
