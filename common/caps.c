@@ -32,17 +32,15 @@ static int drop_bounding_set(void)
 	if (capget_effective(eff) < 0)
 		return -1;
 	int privileged = (eff[CAP_SETPCAP / 32] >> (CAP_SETPCAP % 32)) & 1;
+	/* dropping a capability the set lacks is no error: no read first */
 	for (int cap = 0; cap < 64; cap++) {
-		int r = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
-		if (r < 0 && errno == EINVAL)
-			break; /* past the kernel's last capability */
-		if (r <= 0)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0)
 			continue;
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
-			if (errno == EPERM && !privileged)
-				return 0;
-			return -1;
-		}
+		if (errno == EINVAL)
+			break; /* past the kernel's last capability */
+		if (errno == EPERM && !privileged)
+			return 0;
+		return -1;
 	}
 	return 0;
 }

@@ -142,6 +142,11 @@ static struct cg_layout detect(void)
 	return cached;
 }
 
+void cgroup_probe(void)
+{
+	(void)detect();
+}
+
 /* The parent may be nested ("a/b") but stays relative and never climbs. */
 static int parent_ok(const char *p)
 {
@@ -239,14 +244,12 @@ static void kill_member(pid_t pid, const char *suffix)
 }
 
 /* Kills every member of the group at dir and removes it; waits at most ~5 s for
- * the members to die. 0 (also when it did not exist) or -1. */
+ * the members to die. 0 (also when it did not exist) or -1. A group with no
+ * member left (a sandbox that has ended: the usual case) goes at the first
+ * rmdir, without a look for cgroup.kill. */
 static int remove_group(const char *dir, const char *suffix)
 {
 	char path[PATH_MAX + 32];
-	if (pathf(path, sizeof(path), "%s/cgroup.kill", dir) == 0 && file_exists(path))
-		write_file(path, "1"); /* v2, Linux 5.14+: kills the whole subtree */
-	if (pathf(path, sizeof(path), "%s/cgroup.procs", dir) < 0)
-		return -1;
 	for (int attempt = 0; attempt < 500; attempt++) {
 		if (rmdir(dir) == 0 || errno == ENOENT)
 			return 0;
@@ -254,6 +257,12 @@ static int remove_group(const char *dir, const char *suffix)
 			log_warn("cgroup: rmdir %s: %s", dir, strerror(errno));
 			return -1;
 		}
+		if (attempt == 0 && pathf(path, sizeof(path), "%s/cgroup.kill", dir) == 0 && file_exists(path)) {
+			write_file(path, "1"); /* v2, Linux 5.14+: kills the whole subtree */
+			continue;
+		}
+		if (pathf(path, sizeof(path), "%s/cgroup.procs", dir) < 0)
+			return -1;
 		FILE *f = fopen(path, "re");
 		if (f) {
 			int pid;

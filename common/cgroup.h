@@ -41,6 +41,10 @@ struct cgroup_limits {
  * A leftover group of the same id is killed and replaced. */
 int cgroup_setup(const struct config *cfg, const char *id, const struct cgroup_limits *limits,
 		 pid_t pid);
+/* Which hierarchies the host mounts is probed once per process and kept; a
+ * process whose forked children each join a group (the warm interpreter)
+ * probes first, so that none of them probes again. */
+void cgroup_probe(void);
 /* Moves the calling process into the sandbox groups that process model is in,
  * as the kernel names them in /proc/<model>/cgroup (only groups of ours under
  * cfg->cgroup_parent). Returns what cgroup_setup returned for model's sandbox:

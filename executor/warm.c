@@ -482,6 +482,7 @@ static int warm_run(const struct config *cfg, int rq, pid_t spawner)
 	}
 	if (sbx_seccomp_prepare() < 0)
 		return 1;
+	cgroup_probe(); /* each runner joins its sandbox's groups */
 	image_merge_mappings();
 	image_compact();
 	image_take_free_blocks();

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -301,6 +302,9 @@ int zygote_run(const struct config *cfg, int ctl)
 		return 1;
 	}
 	prctl(PR_SET_NAME, "spawner");
+	/* the time zone, read here once: each sandbox's server (a fork of this
+	 * process) would read /etc/localtime at its first answer's Date header */
+	tzset();
 	int rq = -1;
 	pid_t warm = start_warm(&rq);
 	if (warm < 0)
