@@ -1,11 +1,12 @@
 # imports: the import check run before a piece of code (trusted; it reads the
 # code, never runs it). Finds the top-level modules the code imports that the
 # sandbox's Python cannot find, and the `!pip install` / `%pip install` lines,
-# which it removes. Only ast, opcode, sys, importlib.util and json; protocol in
-# docs/executor-protocol.md (POST /execute, check_imports). The warm runner
-# (runner.py) loads it at warm-up and calls check_code() in-process (putting
-# back sys.path, sys.modules and sys.path_importer_cache afterwards), and runs
-# the code object the check compiled; it also runs as a script:
+# which it removes. Only ast, opcode, sys, warnings, importlib.util and json;
+# protocol in docs/executor-protocol.md (POST /execute, check_imports). The
+# warm runner (runner.py) loads it at warm-up and calls check_code()
+# in-process (putting back sys.path, sys.modules and sys.path_importer_cache
+# afterwards), and runs the code object the check compiled; it also runs as a
+# script:
 #
 #   python3 -I imports.py [PATH ...] < code  ->  one JSON object on stdout
 #   {"missing": ["cv2"], "pip": ["a", "b==1.2"], "source_code": "..."}
