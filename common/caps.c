@@ -36,11 +36,12 @@ static int drop_bounding_set(void)
 	for (int cap = 0; cap < 64; cap++) {
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0)
 			continue;
-		if (errno == EINVAL)
-			break; /* past the kernel's last capability */
 		if (errno == EPERM && !privileged)
 			return 0;
-		return -1;
+		if (errno != EINVAL)
+			return -1;
+		/* past the kernel's last capability, as reading it says too */
+		return prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0 && errno == EINVAL ? 0 : -1;
 	}
 	return 0;
 }

@@ -144,7 +144,8 @@ static struct cg_layout detect(void)
 
 void cgroup_probe(void)
 {
-	(void)detect();
+	if (detect().kind == CG_NONE)
+		log_warn("cgroup: no usable memory, pids or cpu hierarchy; sandboxes get rlimits only");
 }
 
 /* The parent may be nested ("a/b") but stays relative and never climbs. */

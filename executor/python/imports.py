@@ -160,22 +160,23 @@ def check_code(source, paths=(), filename="<string>"):
         # (importlib.invalidate_caches would visit every package's finder)
         sys.path_importer_cache.pop(p, None)
     compiled = names = None
-    try:
-        # the compiler's warnings (SyntaxWarning: `x is 1`) are the run's to
-        # show, with its source in linecache and its stderr read: here they
-        # are only recorded, and code that warned is compiled again by the run
-        with warnings.catch_warnings(record=True) as warned:
-            compiled = compile(code, filename, "exec", dont_inherit=True)
-        names = compiled_imports(compiled)
-        if warned:
-            compiled = None
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        pass
-    if names is None:
+    # the parser's and the compiler's warnings (SyntaxWarning: `x is 1`,
+    # `1if x else 2`) are the run's to show, with its source in linecache and
+    # its stderr read: here they are only recorded, and code that warned is
+    # compiled again by the run
+    with warnings.catch_warnings(record=True) as warned:
         try:
-            names = imported(ast.parse(code))
+            compiled = compile(code, filename, "exec", dont_inherit=True)
+            names = compiled_imports(compiled)
         except (SyntaxError, ValueError, MemoryError, RecursionError):
-            names = []  # the run reports it
+            pass
+        if names is None:
+            try:
+                names = imported(ast.parse(code))
+            except (SyntaxError, ValueError, MemoryError, RecursionError):
+                names = []  # the run reports it
+    if warned:
+        compiled = None
     missing = [n for n in names if not findable(n)]
     return {"missing": missing, "pip": specs, "source_code": code}, compiled
 

@@ -81,6 +81,11 @@ print(float(stats.norm.cdf(0.0)), int(special.comb(5, 2)))
         self.assertEqual(out["stdout"], "done\n")
         self.assertTrue(out["stderr"].startswith('<string>:2: SyntaxWarning: "is" with a literal.'
                                                  ' Did you mean "=="?\n  x = 1 is 1\n'), out["stderr"][:300])
+        # code that parses but does not compile is parsed again for its tree:
+        # the parser's own warnings are held back too
+        out = self.run_code("import os\n" + "x = 1if 1 else 2\n" * 3000 + "return 1\n", timeout=30,
+                            expect_exit=1)
+        self.assertTrue(out["stderr"].endswith("SyntaxError: 'return' outside function\n"), out["stderr"][-300:])
 
     def test_syntax_error_is_reported(self):
         out = self.run_code("def f(:\n", expect_exit=1)

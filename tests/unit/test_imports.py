@@ -149,6 +149,14 @@ class FromTheBytecode(unittest.TestCase):
             answer, code = imports.check_code("import q_zz\nx = 1 is 1\n")
         self.assertEqual((answer["missing"], code, shown), (["q_zz"], None, []))
 
+    def test_a_warning_of_the_parser_read_for_a_tree_is_not_shown(self):
+        # code that does not compile is parsed again for its tree: the
+        # parser's own warnings (an invalid decimal literal) stay unshown
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            answer, code = imports.check_code("import r_zz\nx = 1if 1 else 2\nreturn 1\n")
+        self.assertEqual((answer["missing"], code, shown), (["r_zz"], None, []))
+
     def test_an_unknown_bytecode_shape_falls_back_to_the_tree(self):
         # a compiler that does not push the level right before: no guess
         code = compile("import n_zz\n", "<string>", "exec")

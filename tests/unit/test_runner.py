@@ -388,7 +388,10 @@ class CheckedCode(unittest.TestCase):
 
     def test_a_syntax_error_is_reported_as_without_the_check(self):
         out, r = self.drive("import os\nx = (\n", "import os\nx = (\n")
-        self.assertEqual(r["status"], 1)
+        # compiled again (then xonsh reads it, and finds no command)
+        self.assertEqual((r["status"], r["compiles"][0]), (1, "exec"))
+        self.assertIn("SyntaxError: '(' was never closed", self.stderr)
+        self.assertEqual(self.during_check, "")
 
 
 # argv: runner dir, a JSON list of answers. Fails unless runner._ENCODE (the
