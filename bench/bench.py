@@ -718,7 +718,8 @@ def main():
               % (POOL, total / 1024, nproc, lighttpd / 1024, pool / 1024, (total - pool) / 1024))
         floor(max(ROUNDS, args.bare_runs // 3))
         bare = {name: statistics.median(b) for name, _, _, _, b in rows}
-        preloads = env.get("APP_PRELOAD_MODULES", default_of(args.build, "APP_PRELOAD_MODULES"))
+        preloads = (env["APP_PRELOAD_MODULES"] if "APP_PRELOAD_MODULES" in env
+                    else default_of(args.build, "APP_PRELOAD_MODULES"))
         fork_floor(preloads, bare["hello world"], bare["numpy+pandas"], bare_rate, max(ROUNDS, args.bare_runs),
                    min(args.seconds, 10) / 2)
         print("bench: load average now %s" % " ".join(open("/proc/loadavg").read().split()[:3]))

@@ -394,19 +394,29 @@ class CheckedCode(unittest.TestCase):
         self.assertEqual(self.during_check, "")
 
 
-# argv: runner dir, a JSON list of answers. Fails unless runner._ENCODE (the
-# encoder runner._write_message uses) writes each as json.dumps does.
+# argv: runner dir, a JSON list of answers. Writes each with
+# runner._write_message, json.dumps out of its reach, and fails unless the
+# framed message carries what json.dumps writes.
 ENCODE_DRIVER = r"""
-import json, sys
+import json, os, sys
 sys.path.insert(0, sys.argv[1])
 import runner
-for obj in json.loads(sys.argv[2]):
-    assert "".join(runner._ENCODE(obj, 0)) == json.dumps(obj), obj
+answers = json.loads(sys.argv[2])
+expected = [json.dumps(obj).encode("ascii") for obj in answers]
+def refuse(*args, **kwargs):
+    raise AssertionError("json.dumps called")
+json.dumps = refuse
+r, w = os.pipe()
+runner._READY_FD = w
+for obj, want in zip(answers, expected):
+    runner._write_message(obj)
+    got = os.read(r, 1 << 16)
+    assert got == len(want).to_bytes(4, "big") + want, (got, want)
 """
 
 
 class Answers(unittest.TestCase):
-    def test_an_answer_is_what_json_dumps_writes(self):
+    def test_an_answer_is_what_json_dumps_writes_without_it(self):
         answers = [{"missing": [], "pip": [], "source_code": ""},
                    {"missing": ["a", "b"], "pip": ["c==1"],
                     "source_code": 'x = "\\\u00e9\u2028\n\x00\t" # \ud800 \U0001f600'}]
