@@ -21,7 +21,7 @@
 #               EXECUTOR_IMAGE from the pod spec (user, read-only root, no
 #               capabilities, no_new_privs, seccomp, emptyDirs as sized tmpfs, cgroup
 #               limits, a network only the host reaches); needs make images first
-#               (not part of make test; 8 to 12 minutes on a 2-core VM)
+#               (not part of make test; about 4 minutes on a 2-core VM)
 
 BUILD   ?= build
 CC      ?= cc

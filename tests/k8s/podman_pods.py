@@ -14,8 +14,10 @@ subnet. Added to it what a NetworkPolicy with no egress would add: bridge
 ports isolated from each other (no pod reaches another; Pods.ensure_net after
 each start, as netavark makes the bridge with the first container and removes
 it with the last) and INPUT rules (iptables, ip6tables) that drop new
-connections from the bridge (no pod reaches a service of the host). Pods.close()
-removes the containers, the network and the rules.
+connections from the bridge (no pod reaches a service of the host). The
+bridge's MAC address is fixed too, as a cluster's pod network keeps its
+gateway's (Pods.ensure_net). Pods.close() removes the containers, the network
+and the rules.
 """
 import glob
 import json
@@ -270,11 +272,24 @@ class Pods:
         return c, ip
 
     def ensure_net(self):
-        """Every port of the bridge isolated (idempotent)."""
+        """Every port of the bridge isolated, and the bridge's MAC address
+        fixed (idempotent). A Linux bridge whose address was never set takes
+        the lowest of its ports' addresses, so it changes as pods' veths come
+        and go; a pod that resolved the gateway before then sends its answers
+        to a MAC address the host no longer has, and they are lost until its
+        neighbour entry is probed again (30-90 s: a call fails with curl's
+        timeout). Setting the address to itself marks it as chosen (the
+        kernel's addr_assign_type 3), which the bridge then keeps."""
         with self.lock:
             for line in run(["ip", "-o", "link", "show", "master", self.bridge]).splitlines():
                 port = line.split(": ")[1].split("@")[0]
                 run(["bridge", "link", "set", "dev", port, "isolated", "on"], check=False)
+            sysfs = "/sys/class/net/%s/" % self.bridge
+            with open(sysfs + "addr_assign_type") as f:
+                chosen = f.read().strip() == "3"
+            if not chosen:
+                with open(sysfs + "address") as f:
+                    run(["ip", "link", "set", "dev", self.bridge, "address", f.read().strip()])
 
     def close(self):
         """Removes every container of this double, its network and its rules."""

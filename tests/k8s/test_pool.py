@@ -498,6 +498,37 @@ class PodNetwork(PoolCase):
         for key in ("outside", "host_address"):
             self.assertTrue(res[key][0].endswith(":101"), res)  # ENETUNREACH
 
+    def test_the_bridge_keeps_its_address_while_ports_come_and_go(self):
+        """The gateway's MAC address, which each pod resolved at its first
+        answer, stays while ports join and leave the bridge. A bridge whose
+        address was never set takes its lowest port's: once the pod whose veth
+        held it was deleted, the other pods' answers went to an address
+        nothing had (lost until a pod probed its neighbour entry again, 30-90
+        s: calls under `make image-test` failed with curl's timeout). Here a
+        port with the lowest address there is joins and leaves."""
+        wait_for("the warm pool", self.i.settled)
+        pods = self.i.live()
+        gateway = self.i.get_pod(pods[0]["name"])["status"]["hostIP"]
+        bridge = subprocess.run(["ip", "-o", "-4", "addr", "show", "to", gateway], capture_output=True,
+                                text=True, check=True).stdout.split()[1]
+
+        def address():
+            with open("/sys/class/net/%s/address" % bridge) as f:
+                return f.read().strip()
+        before = address()
+        port = "ci-mac-%d" % os.getpid()
+        subprocess.run(["ip", "link", "add", port, "address", "02:00:00:00:00:01", "type", "veth", "peer",
+                        "name", port + "p"], check=True)
+        try:
+            subprocess.run(["ip", "link", "set", port, "master", bridge, "up"], check=True)
+            self.assertEqual(address(), before, "the bridge took the address of a port that joined")
+        finally:
+            subprocess.run(["ip", "link", "del", port], check=False)
+        self.assertEqual(address(), before, "the bridge's address changed when a port left")
+        for p in pods:
+            st, out, _ = request("http://%s:8000" % p["ip"], "GET", "/healthz", timeout=5)
+            self.assertEqual((st, out), (200, {"status": "ok"}), p)
+
 
 class Manifests(unittest.TestCase):
     def test_kustomize_renders_and_objects_match_the_kubernetes_schemas(self):
