@@ -21,6 +21,13 @@ enum db_status {
 struct db; /* opaque */
 
 #define DB_WAL_BACKSTOP_PAGES 10000 /* 40 MB: only if nobody checkpointed */
+/* The page cache of a connection, at most (db_open): a statement of ours
+ * touches a few dozen pages, and in WAL mode a connection drops its cache
+ * whenever another one has committed since its last transaction, so a larger
+ * cache keeps nothing between transactions; only a scan (db_object_stats
+ * reads the whole file_objects table) would fill it, and leave that memory
+ * with each process. */
+#define DB_CACHE_KIB 256
 
 /* Opens (creating) the database, sets WAL, busy_timeout 5000 ms, foreign_keys.
  * Returns NULL on failure (logged). */

@@ -329,6 +329,36 @@ START_TEST(test_object_touch)
 }
 END_TEST
 
+/* A scan of a large file_objects table (db_object_stats, at every /metrics
+ * scrape) leaves at most DB_CACHE_KIB of pages with the connection, not
+ * SQLite's default 2000 KiB: without the bound, each worker's memory grew by
+ * about that much as the store grew. */
+START_TEST(test_a_scan_leaves_the_page_cache_within_its_bound)
+{
+	sqlite3 *h = NULL;
+	ck_assert_int_eq(sqlite3_open_v2(dbpath, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(h,
+				      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+				      " WHERE i < 40000)"
+				      " INSERT INTO file_objects (id, size, created_ms, last_used_ms)"
+				      " SELECT printf('%064x', i), i, i, i FROM n",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_close(h), SQLITE_OK);
+	ck_assert_query("SELECT page_count * page_size > 2 * 2000 * 1024 FROM pragma_page_count,"
+			" pragma_page_size", "1");
+	uint64_t count = 0, bytes = 0;
+	sqlite3_int64 before = sqlite3_memory_used();
+	ck_assert_int_eq(db_object_stats(db, &count, &bytes), DB_OK);
+	sqlite3_int64 grown = sqlite3_memory_used() - before;
+	ck_assert_uint_eq(count, 40000);
+	ck_assert_uint_eq(bytes, 40000ULL * 40001 / 2);
+	/* pages come with SQLite's own headers, about an eighth more */
+	ck_assert_msg(grown <= DB_CACHE_KIB * 1024 * 3 / 2, "the scan kept %lld bytes",
+		      (long long)grown);
+}
+END_TEST
+
 /* --- sandbox pool ---------------------------------------------------------- */
 
 static void insert_ready(const char *id, pid_t pid, int64_t created)
@@ -826,6 +856,7 @@ static Suite *db_suite(void)
 	tcase_add_test(tr, test_execution_insert_is_atomic);
 	tcase_add_test(tr, test_execution_files_cascade);
 	tcase_add_test(tr, test_object_touch);
+	tcase_add_test(tr, test_a_scan_leaves_the_page_cache_within_its_bound);
 	tcase_add_test(tr, test_sandbox_insert_and_state);
 	tcase_add_test(tr, test_a_sandbox_state_change_writes_one_page);
 	tcase_add_test(tr, test_checkpoints_are_left_to_db_checkpoint);
