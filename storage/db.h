@@ -25,8 +25,8 @@ struct db; /* opaque */
  * touches a few dozen pages, and in WAL mode a connection drops its cache
  * whenever another one has committed since its last transaction, so a larger
  * cache keeps nothing between transactions; only a scan (db_object_stats
- * reads the whole file_objects table) would fill it, and leave that memory
- * with each process. */
+ * reads the whole file_objects table) would fill it, and the heap of each
+ * process that ran one would keep that much. */
 #define DB_CACHE_KIB 256
 
 /* Opens (creating) the database, sets WAL, busy_timeout 5000 ms, foreign_keys.

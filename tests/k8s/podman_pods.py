@@ -285,11 +285,15 @@ class Pods:
                 port = line.split(": ")[1].split("@")[0]
                 run(["bridge", "link", "set", "dev", port, "isolated", "on"], check=False)
             sysfs = "/sys/class/net/%s/" % self.bridge
-            with open(sysfs + "addr_assign_type") as f:
-                chosen = f.read().strip() == "3"
-            if not chosen:
+            try:
+                with open(sysfs + "addr_assign_type") as f:
+                    chosen = f.read().strip() == "3"
                 with open(sysfs + "address") as f:
-                    run(["ip", "link", "set", "dev", self.bridge, "address", f.read().strip()])
+                    address = f.read().strip()
+            except OSError as e:  # netavark removed it with the last container
+                raise RuntimeError("bridge %s: %s" % (self.bridge, e))
+            if not chosen:
+                run(["ip", "link", "set", "dev", self.bridge, "address", address])
 
     def close(self):
         """Removes every container of this double, its network and its rules."""

@@ -505,7 +505,9 @@ class PodNetwork(PoolCase):
         held it was deleted, the other pods' answers went to an address
         nothing had (lost until a pod probed its neighbour entry again, 30-90
         s: calls under `make image-test` failed with curl's timeout). Here a
-        port with the lowest address there is joins and leaves."""
+        port with the lowest address there is joins (without the fix the
+        bridge takes its address: the first check fails) and leaves; then
+        every pod still answers."""
         wait_for("the warm pool", self.i.settled)
         pods = self.i.live()
         gateway = self.i.get_pod(pods[0]["name"])["status"]["hostIP"]
