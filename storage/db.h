@@ -29,8 +29,9 @@ struct db; /* opaque */
  * process that ran one would keep that much. */
 #define DB_CACHE_KIB 256
 
-/* Opens (creating) the database, sets WAL, busy_timeout 5000 ms, foreign_keys.
- * Returns NULL on failure (logged). */
+/* Opens (creating) the database, sets WAL, busy_timeout 5000 ms, foreign_keys,
+ * synchronous NORMAL and a page cache of DB_CACHE_KIB. Returns NULL on failure
+ * (logged). */
 struct db *db_open(const char *path);
 
 /* Copies what the WAL holds back into the database (a passive checkpoint:
