@@ -39,6 +39,10 @@ class Instance:
         self.proc = None
 
     def start(self, path="/readyz", timeout=60):
+        """Starts the service and waits until path answers 200. When it
+        exits or is not ready in time, stops it (stop(): nothing of it is
+        left running, its report goes with the error) before raising: a
+        caller whose setUpClass fails never gets to stop it."""
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([os.path.join(BUILD, "code-interpreter")], env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -46,14 +50,19 @@ class Instance:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError("instance exited with %s:\n%s" % (self.proc.returncode, run.tail(self.log)))
+                self._fail("instance exited with %s" % self.proc.returncode)
             try:
                 if run.get(self.port, path)[0] == 200:
                     return
             except OSError:
                 pass
             time.sleep(0.2)
-        raise AssertionError("instance not ready in %d s:\n%s" % (timeout, run.tail(self.log)))
+        self._fail("instance not ready in %d s" % timeout)
+
+    def _fail(self, why):
+        log = run.tail(self.log)
+        ok, lines = self.stop()
+        raise AssertionError("%s:\n%s\n%s" % (why, log, "\n".join(lines)))
 
     @contextlib.contextmanager
     def current(self):

@@ -323,6 +323,30 @@ class P9Faults(E2E):
             inst.remove()
         self.assertTrue(ok, "\n".join(lines))
 
+    def test_an_instance_that_is_never_ready_is_stopped_by_the_harness(self):
+        """Instance.start() that gives up leaves nothing running: a class
+        whose setUpClass fails never calls its tearDownClass, and the
+        service it started went on running (with its sandboxes) after the
+        test run."""
+        inst = Instance()
+
+        def session_gone():
+            try:
+                os.killpg(inst.proc.pid, 0)  # the instance's session (start_new_session)
+                return False
+            except ProcessLookupError:
+                return True
+        try:
+            with self.assertRaisesRegex(AssertionError, "not ready in 2 s(.|\n)*shutdown: nothing left behind"):
+                inst.start(path="/no-such-route", timeout=2)
+            self.assertIsNotNone(inst.proc.poll(), "the master still runs")
+            # the last of its sandboxes' processes may still be exiting
+            self.assertTrue(wait_until(session_gone, 10), "a process of the instance still runs")
+        finally:
+            if inst.proc.poll() is None:
+                inst.stop()
+            inst.remove()
+
     def test_disk_full_while_storing_outputs_gives_507_and_keeps_store_consistent(self):
         mnt = tempfile.mkdtemp(prefix="ci-e2e-full-")
         os.chmod(mnt, 0o755)  # the workers' user must reach the store below it
