@@ -353,9 +353,8 @@ struct db *db_open(const char *path)
 	 * pages, would have a worker fsync twice in the middle of a request
 	 * every fifty or so executions */
 	sqlite3_wal_autocheckpoint(db->h, DB_WAL_BACKSTOP_PAGES);
-	char cache[64];
-	snprintf(cache, sizeof(cache), "PRAGMA cache_size = -%d", DB_CACHE_KIB);
-	if (sqlite3_exec(db->h, cache, NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(db->h, "PRAGMA cache_size = -" STRINGIFY(DB_CACHE_KIB), NULL, NULL, NULL) !=
+	    SQLITE_OK) {
 		log_db(db, "PRAGMA cache_size");
 		goto out;
 	}

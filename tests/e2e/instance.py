@@ -37,6 +37,7 @@ class Instance:
         os.makedirs(self.tmp + "/wheels", exist_ok=True)
         self.env.update(env or {})
         self.proc = None
+        self.dangerous = False  # a stop() found processes or mounts left: keep tmp
 
     def start(self, path="/readyz", timeout=60):
         """Starts the service and waits until path answers 200. When it
@@ -61,7 +62,7 @@ class Instance:
 
     def _fail(self, why):
         log = run.tail(self.log)
-        ok, lines = self.stop()
+        _, lines = self.stop()
         raise AssertionError("%s:\n%s\n%s" % (why, log, "\n".join(lines)))
 
     @contextlib.contextmanager
@@ -84,16 +85,18 @@ class Instance:
         self.proc.wait()
 
     def stop(self):
-        """SIGTERM and the leftovers check. Returns (ok, report lines)."""
+        """SIGTERM and the leftovers check. Returns (ok, report lines); a
+        second call (the caller's, after start() gave up) finds nothing to
+        stop and keeps what the first found."""
         lines = []
         if self.proc and self.proc.poll() is None:
             ok, dangerous = run.check_shutdown(self.proc, self.tmp, self.parent, lines)
         else:
             ok, dangerous = True, False
         run.remove_cgroup_parent(self.parent)
-        self.dangerous = dangerous
+        self.dangerous = self.dangerous or dangerous
         return ok, lines
 
     def remove(self):
-        if not getattr(self, "dangerous", False) and not run.leftover_mounts(self.tmp):
+        if not self.dangerous and not run.leftover_mounts(self.tmp):
             shutil.rmtree(self.tmp, ignore_errors=True)
