@@ -60,6 +60,7 @@ struct server {
 	int ready;
 	enum exec_state state;
 	int lost;               /* the runner was killed in an import check */
+	unsigned signals_ignored; /* stop signals sent from inside our pid namespace */
 	int puts;               /* PUTs begun: at most cfg->max_input_files */
 	pthread_mutex_t talk;   /* one exchange with the runner at a time */
 	uint64_t body_cap;      /* POST /execute */
@@ -1114,9 +1115,21 @@ static int main_loop(struct server *s, int sfd, struct MHD_Daemon *d)
 		if (p[0].revents) {
 			struct signalfd_siginfo si;
 			int stop = 0;
-			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-				if (si.ssi_signo != SIGCHLD)
-					stop = 1;
+			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				if (si.ssi_signo == SIGCHLD)
+					continue;
+				/* As pid 1, a stop comes from outside our pid namespace
+				 * (the spawner, a container runtime: a sender we cannot
+				 * see, pid 0); from inside, it is the code's, which
+				 * shares a pod's uid and may send it. */
+				if (getpid() == 1 && si.ssi_pid != 0) {
+					if (!s->signals_ignored++) /* once: the code may send many */
+						log_warn("signal %u from pid %u inside the sandbox ignored",
+							 si.ssi_signo, si.ssi_pid);
+					continue;
+				}
+				stop = 1;
+			}
 			runner_reap(&s->runner);
 			if (stop) {
 				log_info("stopping");
@@ -1159,6 +1172,16 @@ int server_run(const struct server_options *o)
 	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0) {
 		log_error("signalfd: %s", strerror(errno));
+		goto out;
+	}
+	/* A server whose code runs under its own uid (a pod's, `--lockdown
+	 * process`) is not dumpable, before any code exists: the kernel then
+	 * refuses that code our /proc/PID/mem, environ, fd, maps and the rest
+	 * (ptrace's access check), so it can neither read the requests' bearer
+	 * token in our memory nor rewrite the answer we build. A sandboxed
+	 * server's code runs as another uid, refused all of that already. */
+	if (!o->sandboxed && prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L) < 0) {
+		log_error("PR_SET_DUMPABLE: %s; not serving", strerror(errno));
 		goto out;
 	}
 	/* before the runner is forked (its environment is built from scratch anyway) */

@@ -1,5 +1,6 @@
 """Point 5: the sandbox has no network, cannot see the host, runs unprivileged
 and the seccomp filter refuses kernel attack surface."""
+import json
 import os
 
 import client
@@ -458,6 +459,56 @@ sys.stdout.flush()
 time.sleep(0.5)
 %s
 '''
+
+
+SERVER_PROBE = r'''
+import json, os, signal, time
+res = {}
+for what in ("mem", "environ", "fd", "maps"):
+    try:
+        if what == "fd":
+            os.listdir("/proc/1/fd")
+        else:
+            open("/proc/1/" + what, "rb").close()
+        res[what] = "open"
+    except PermissionError:
+        res[what] = "refused"
+for sig in (signal.SIGTERM, signal.SIGINT):
+    try:
+        os.kill(1, sig)
+        res[sig.name] = "sent"
+    except PermissionError:
+        res[sig.name] = "refused"
+
+def pending():
+    for line in open("/proc/1/status"):
+        if line.startswith("ShdPnd:"):
+            return int(line.split()[1], 16) & ((1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1)))
+
+deadline = time.monotonic() + 10
+while pending() and time.monotonic() < deadline:
+    time.sleep(0.01)
+time.sleep(0.3)  # what a server that took them as its stop would do by now: end this run
+print(json.dumps(res))
+'''
+
+
+class P5Server(E2E):
+    def test_the_code_cannot_reach_its_server(self):
+        # pid 1 is the server that answers for the run. In a local sandbox it
+        # runs as another uid than the code; in a pod as the same (the
+        # pod's securityContext), and then it is not dumpable and stops only
+        # for a signal from outside its pid namespace: code can neither read
+        # nor write its memory (the bearer token passes there, the answer is
+        # built there) nor end it before it answers
+        r = client.execute(SERVER_PROBE, timeout=60)
+        self.assertEqual(r.status, 200, r.body[:2000])
+        self.assertEqual(r.json["exit_code"], 0, r.json)
+        seen = json.loads(r.json["stdout"].strip().splitlines()[-1])
+        for what in ("mem", "environ", "fd", "maps"):
+            self.assertEqual(seen[what], "refused", seen)
+        for sig in ("SIGTERM", "SIGINT"):
+            self.assertIn(seen[sig], ("refused", "sent"), seen)
 
 
 class P5ExitStatus(E2E):

@@ -5,8 +5,10 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <json-c/json.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,17 +69,24 @@ static int sandboxed = 0;
 #define SERVER_GROUP_PARENT "code-interpreter-unittest"
 static const struct cgroup_limits *server_group;
 static char server_group_id[64];
+/* The next server runs as a pod's: as uid 1000, its code too, and dumpable
+ * as a process is after its exec (set-up as root would have made it not). */
+static int pod_user;
+/* The next server is pid 1 of a pid namespace of its own, as in a pod or a
+ * sandbox (needs root). */
+static int as_pid1;
 
 static void srv_spawn(const char *runner_dir, char *const *extra_env)
 {
 	int p[2];
 	ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
 	pid_t parent = getpid();
-	pid_t pid = fork();
+	/* raw clone: like fork, into a new pid namespace */
+	pid_t pid = as_pid1 ? (pid_t)syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, NULL) : fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM); /* a failed test leaves no server */
-		if (getppid() != parent)
+		if (getppid() != (as_pid1 ? 0 : parent)) /* a parent outside the namespace is pid 0 */
 			_exit(99);
 		close(p[0]);
 		log_set_level("warn");
@@ -98,6 +107,9 @@ static void srv_spawn(const char *runner_dir, char *const *extra_env)
 		}
 		if (S.token && setenv("EXECUTOR_TOKEN", S.token, 1) < 0)
 			_exit(97);
+		if (pod_user && (setgroups(0, NULL) < 0 || setresgid(1000, 1000, 1000) < 0 ||
+				 setresuid(1000, 1000, 1000) < 0 || prctl(PR_SET_DUMPABLE, 1L, 0L, 0L, 0L) < 0))
+			_exit(95);
 		struct server_options o = {
 			.cfg = &cfg,
 			.socket_path = S.sock,
@@ -318,6 +330,15 @@ static int ends_with(const char *s, const char *tail)
 	return a >= b && memcmp(s + a - b, tail, b) == 0;
 }
 
+/* Whether the test runs as root; if not, says that it is skipped and why. */
+static int have_root(const char *test, const char *why)
+{
+	if (geteuid() == 0)
+		return 1;
+	fprintf(stderr, "check_server: %s skipped: needs root (%s)\n", test, why);
+	return 0;
+}
+
 /* ---- tests ------------------------------------------------------------- */
 
 START_TEST(hello_world)
@@ -346,10 +367,8 @@ END_TEST
  * code, and what the limit is, so the service can say so too. */
 START_TEST(memory_limit_of_its_group_reported)
 {
-	if (geteuid() != 0) {
-		fprintf(stderr, "check_server: memory_limit_of_its_group_reported skipped: needs root\n");
+	if (!have_root("memory_limit_of_its_group_reported", "a memory group"))
 		return;
-	}
 	struct cgroup_limits limits = {256u << 20, 200, 0};
 	snprintf(server_group_id, sizeof(server_group_id), "unit-server-%d", (int)getpid());
 	server_group = &limits;
@@ -1146,12 +1165,8 @@ END_TEST
 
 START_TEST(sandboxed_runner_locked_down)
 {
-	/* sbx_lockdown(cfg, 1) needs root (it switches to uid 1000) */
-	if (getuid() != 0) {
-		fprintf(stderr, "check_server: sandboxed_runner_locked_down skipped: needs root (the lockdown "
-				"switches to uid 1000)\n");
+	if (!have_root("sandboxed_runner_locked_down", "the lockdown switches to uid 1000"))
 		return;
-	}
 #ifdef __SANITIZE_ADDRESS__
 	/* The lockdown's RLIMIT_AS leaves no room for ASan's shadow memory in the
 	 * instrumented child between fork and exec. */
@@ -1361,6 +1376,72 @@ START_TEST(token_sent_by_the_client_and_hidden_from_the_code)
 	executor_release(&good);
 	json_object_put(out);
 	json_object_put(req);
+}
+END_TEST
+
+/* A pod's code runs under its server's uid. The server is not dumpable, so
+ * the kernel refuses that code the server's memory (where the requests'
+ * bearer token passes and the answer is built), environment, descriptors and
+ * mappings. Before, code read them all, and wrote through /proc/PID/mem. */
+START_TEST(pod_server_out_of_its_codes_reach)
+{
+	if (!have_root("pod_server_out_of_its_codes_reach", "the server becomes uid 1000, as in a pod"))
+		return;
+	ck_assert_int_eq(chown(S.dir, 1000, 1000), 0);
+	ck_assert_int_eq(chown(S.ws, 1000, 1000), 0);
+	pod_user = 1;
+	srv_start();
+	json_object *r = run("import os\n"
+			     "server = os.getppid()\n"
+			     "def probe(what):\n"
+			     "    try:\n"
+			     "        if what == 'fd':\n"
+			     "            os.listdir('/proc/%d/fd' % server)\n"
+			     "        else:\n"
+			     "            open('/proc/%d/%s' % (server, what), 'rb').close()\n"
+			     "        return 'open'\n"
+			     "    except PermissionError:\n"
+			     "        return 'refused'\n"
+			     "print(os.getuid(), *(probe(w) for w in ('mem', 'environ', 'fd', 'maps')))\n",
+			     NULL, 0);
+	ck_assert_msg(num(r, "exit_code") == 0, "%s", str(r, "stderr"));
+	ck_assert_str_eq(str(r, "stdout"), "1000 refused refused refused refused\n");
+	json_object_put(r);
+}
+END_TEST
+
+/* As pid 1 (a pod's server, a sandbox's), the server stops for a signal from
+ * outside its pid namespace only: a pod's code shares its uid and could send
+ * it SIGTERM, which ended the server and lost the answer. The code waits until
+ * the server has taken both signals from its pending set. */
+START_TEST(pid1_server_ignores_stop_signals_from_its_code)
+{
+	if (!have_root("pid1_server_ignores_stop_signals_from_its_code", "a pid namespace"))
+		return;
+	as_pid1 = 1;
+	srv_start();
+	json_object *r = run("import os, signal, time\n"
+			     "assert os.getppid() == 1\n"
+			     "os.kill(1, signal.SIGTERM)\n"
+			     "os.kill(1, signal.SIGINT)\n"
+			     "# the server's pid in the host's /proc, which this one is\n"
+			     "server = open('/proc/self/stat').read().rsplit(')', 1)[1].split()[1]\n"
+			     "def pending():\n"
+			     "    for line in open('/proc/%s/status' % server):\n"
+			     "        if line.startswith('ShdPnd:'):\n"
+			     "            return int(line.split()[1], 16) & ((1 << 14) | (1 << 1))\n"
+			     "deadline = time.monotonic() + 10\n"
+			     "while pending() and time.monotonic() < deadline:\n"
+			     "    time.sleep(0.01)\n"
+			     "time.sleep(0.3)  # what a server that stops does next: kill this run\n"
+			     "print('answered', pending())\n",
+			     NULL, 0);
+	ck_assert_msg(num(r, "exit_code") == 0, "%s", str(r, "stderr"));
+	ck_assert_str_eq(str(r, "stdout"), "answered 0\n");
+	json_object_put(r);
+	ck_assert_int_eq(get_status("/healthz"), 200);
+	int st = srv_stop(); /* from outside the namespace: it stops */
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server ended with status %d", st);
 }
 END_TEST
 
@@ -1681,6 +1762,8 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, token_guards_every_route_but_healthz);
 	tcase_add_test(tc, token_sent_by_the_client_and_hidden_from_the_code);
 	tcase_add_test(tc, empty_token_is_fatal);
+	tcase_add_test(tc, pod_server_out_of_its_codes_reach);
+	tcase_add_test(tc, pid1_server_ignores_stop_signals_from_its_code);
 	tcase_add_test(tc, packages_delivered_read_only_before_the_run);
 	tcase_add_test(tc, packages_bad_names_and_traversal_refused);
 	tcase_add_test(tc, packages_route_only_in_a_pod);
