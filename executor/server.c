@@ -560,14 +560,26 @@ static int import_check_found(json_object *answer)
 	       json_object_array_length(json_object_object_get(answer, "pip")) > 0;
 }
 
+static int runner_gone(struct server *s)
+{
+	pthread_mutex_lock(&s->runner.lock);
+	int gone = s->runner.reaped;
+	pthread_mutex_unlock(&s->runner.lock);
+	return gone;
+}
+
 /* Why this executor cannot run (or check) code now, as an HTTP status (0:
- * it can); with start, the execution is begun when it can. */
+ * it can); with start, the execution is begun when it can. A runner that
+ * ended before any execution (killed from outside: nothing of a request ran)
+ * is 503 as one not ready yet: the caller may take another sandbox. */
 static unsigned refusal(struct server *s, int start)
 {
+	int gone = runner_gone(s);
 	pthread_mutex_lock(&s->lock);
 	unsigned refuse = !s->ready ? MHD_HTTP_SERVICE_UNAVAILABLE :
 			  s->lost ? MHD_HTTP_INTERNAL_SERVER_ERROR :
-			  s->state != EXEC_IDLE ? MHD_HTTP_CONFLICT : 0;
+			  s->state != EXEC_IDLE ? MHD_HTTP_CONFLICT :
+			  gone ? MHD_HTTP_SERVICE_UNAVAILABLE : 0;
 	if (start && refuse != MHD_HTTP_SERVICE_UNAVAILABLE && refuse != MHD_HTTP_CONFLICT)
 		s->state = refuse ? EXEC_DONE : EXEC_RUNNING;
 	pthread_mutex_unlock(&s->lock);
@@ -577,7 +589,7 @@ static unsigned refusal(struct server *s, int start)
 static enum MHD_Result reply_refusal(struct MHD_Connection *c, unsigned status)
 {
 	return reply_error(c, status, status == MHD_HTTP_CONFLICT ? "this executor has run its execution already" :
-			   status == MHD_HTTP_SERVICE_UNAVAILABLE ? "the runner is not ready" :
+			   status == MHD_HTTP_SERVICE_UNAVAILABLE ? "the runner is not ready, or has exited" :
 			   "the runner was lost in the import check");
 }
 
@@ -661,12 +673,10 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 
 static enum MHD_Result healthz(struct server *s, struct MHD_Connection *c)
 {
+	int gone = runner_gone(s);
 	pthread_mutex_lock(&s->lock);
 	int ready = s->ready, idle = s->state == EXEC_IDLE;
 	pthread_mutex_unlock(&s->lock);
-	pthread_mutex_lock(&s->runner.lock);
-	int gone = s->runner.reaped;
-	pthread_mutex_unlock(&s->runner.lock);
 	if (ready && !(idle && gone)) {
 		static const char ok[] = "{\"status\":\"ok\"}";
 		return reply(c, MHD_HTTP_OK, ok, sizeof(ok) - 1, NULL);
@@ -1066,6 +1076,22 @@ static int listen_tcp(const char *host, int port)
 	return fd;
 }
 
+/* Whether the runner ended while ready and no execution had begun, with no
+ * exchange with it under way (that one's handler tells its caller): no
+ * execution can ever run here, so the server ends and its sandbox or pod is
+ * replaced instead of being handed to a caller. */
+static int unusable(struct server *s)
+{
+	if (pthread_mutex_trylock(&s->talk) != 0)
+		return 0;
+	int gone = runner_gone(s);
+	pthread_mutex_lock(&s->lock);
+	int idle = s->ready && s->state == EXEC_IDLE && !s->lost;
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->talk);
+	return idle && gone;
+}
+
 /* Waits for readiness and signals, and with d (an HTTP server without a
  * thread of its own) serves HTTP too. Returns 0 on SIGTERM/SIGINT, 1 when the
  * runner failed to become ready. */
@@ -1134,6 +1160,10 @@ static int main_loop(struct server *s, int sfd, struct MHD_Daemon *d)
 			if (stop) {
 				log_info("stopping");
 				return 0;
+			}
+			if (unusable(s)) {
+				log_error("the runner exited before any execution; this executor can run none");
+				return 1;
 			}
 		}
 		if (d)

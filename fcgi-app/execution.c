@@ -328,6 +328,46 @@ static enum ci_status begin_record(struct run *run)
 	return st;
 }
 
+/* A sandbox for the run from the pool (pool_claim); when none comes, the
+ * run's error says why. */
+static enum ci_status claim(struct run *run)
+{
+	struct app *app = run->app;
+	enum ci_status st = pool_claim(app->db, app->cfg, app->notify_fd, app->ready_fd, run->sandbox);
+	if (st != CI_OK) {
+		snprintf(run->r->error, sizeof(run->r->error), st == CI_UNAVAILABLE
+			 ? "no sandbox became available in time; try again" : "the sandbox pool failed");
+		run->sandbox[0] = '\0';
+		run->status = "unavailable";
+	}
+	return st;
+}
+
+/* How many sandboxes a run may be given in all, when one turns out to have
+ * taken nothing of it: its socket gone with a spawner that died, its runner
+ * killed while it waited (executor_unused). */
+#define SANDBOX_ATTEMPTS 3
+
+/* Puts the claimed sandbox to use: its executor, the inputs uploaded, the
+ * first POST /execute. As run_code; on -1 run->executor tells whether the
+ * sandbox took anything. */
+static int begin_in_sandbox(struct run *run)
+{
+	char endpoint[512], token[POOL_TOKEN_MAX];
+	if (pool_endpoint(run->app->db, run->app->cfg, run->sandbox, endpoint, sizeof(endpoint)) < 0 ||
+	    pool_token(run->app->cfg, run->sandbox, token, sizeof(token)) < 0) {
+		snprintf(run->r->error, sizeof(run->r->error), "sandbox %s has no endpoint", run->sandbox);
+		return -1;
+	}
+	executor_init(&run->executor, endpoint, token);
+	explicit_bzero(token, sizeof(token));
+	scoreboard_stage_mark(STAGE_CLAIM);
+	if (upload_inputs(run) < 0)
+		return -1;
+	scoreboard_stage_mark(STAGE_UPLOAD);
+	return run_code(run);
+}
+
 /* Under load the pool is empty when a request arrives: waiting for a
  * sandbox's announcement before the record lets the record's transaction
  * claim it too (one write instead of two). Not for a request begin_record
@@ -414,35 +454,23 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 
 	if (run.sandbox[0])
 		pool_wake(app->notify_fd); /* claimed with the record: the manager refills */
-	else
-		st = pool_claim(app->db, app->cfg, app->notify_fd, app->ready_fd, run.sandbox);
-	if (st != CI_OK) {
-		snprintf(r->error, sizeof(r->error), st == CI_UNAVAILABLE
-			 ? "no sandbox became available in time; try again" : "the sandbox pool failed");
-		run.sandbox[0] = '\0';
-		run.status = "unavailable";
+	else if ((st = claim(&run)) != CI_OK)
 		goto out;
-	}
-	char endpoint[512], token[POOL_TOKEN_MAX];
-	if (pool_endpoint(app->db, app->cfg, run.sandbox, endpoint, sizeof(endpoint)) < 0 ||
-	    pool_token(app->cfg, run.sandbox, token, sizeof(token)) < 0) {
-		snprintf(r->error, sizeof(r->error), "sandbox %s has no endpoint", run.sandbox);
-		st = CI_INTERNAL;
-		goto release;
-	}
-	executor_init(&run.executor, endpoint, token);
-	explicit_bzero(token, sizeof(token));
-	scoreboard_stage_mark(STAGE_CLAIM);
-	st = CI_INTERNAL;
-	run.failure = CI_INTERNAL;
-	if (upload_inputs(&run) < 0) {
-		st = run.failure;
-		goto release;
-	}
-	scoreboard_stage_mark(STAGE_UPLOAD);
 	/* plain runs only: a custom tool's code is ours */
 	run.check_imports = run.k == &plain && packages_check_wanted(app->cfg, req->source_code);
-	int ran = run_code(&run);
+	st = CI_INTERNAL;
+	run.failure = CI_INTERNAL;
+	int ran;
+	for (int attempt = 1; (ran = begin_in_sandbox(&run)) < 0 && run.failure == CI_INTERNAL &&
+			      executor_unused(&run.executor) && attempt < SANDBOX_ATTEMPTS; attempt++) {
+		log_warn("execution %s: sandbox %s took nothing (%s); taking another", r->id, run.sandbox, r->error);
+		executor_release(&run.executor);
+		pool_release(app->db, run.sandbox, app->notify_fd);
+		r->error[0] = '\0';
+		if ((st = claim(&run)) != CI_OK)
+			goto out;
+		st = CI_INTERNAL;
+	}
 	if (ran == 1) { /* installs (or pip lines) first, then the run */
 		packages_prepare(app, &run.executor, r->id, json_object_object_get(run.resp, "imports"), &run.pkg);
 		json_object_put(run.resp);

@@ -50,6 +50,11 @@ void executor_release(struct executor_client *c)
 	memset(c, 0, sizeof(*c));
 }
 
+int executor_unused(const struct executor_client *c)
+{
+	return c->untouched && !c->answered;
+}
+
 /* base + "/" + route + "/" + each component of p (a validated relative
  * path) percent-encoded. */
 static char *route_url(struct executor_client *c, const char *route, const char *p)
@@ -133,11 +138,14 @@ static int finish(struct executor_client *c, CURLcode rc, const char *what, long
 	if (rc != CURLE_OK) {
 		if (!c->error[0])
 			snprintf(c->error, sizeof(c->error), "%s: %s", what, curl_easy_strerror(rc));
+		c->untouched = rc == CURLE_COULDNT_CONNECT; /* nothing was sent */
 		return -1;
 	}
 	long code = 0;
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
 	c->status = code;
+	c->untouched = code == 503;
+	c->answered |= code >= 200 && code < 300;
 	if (code != want) {
 		snprintf(c->error, sizeof(c->error), "%s: executor answered %ld", what, code);
 		return -1;

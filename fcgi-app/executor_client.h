@@ -17,6 +17,9 @@ struct executor_client {
 	char *auth;             /* owned "Authorization: Bearer ..." line, or NULL */
 	char error[256];        /* last failure, one line */
 	long status;            /* the last request's HTTP status, 0 when none came */
+	int answered;           /* a request has had a 2xx answer */
+	int untouched;          /* the last request never reached the executor, or
+				 * was refused before anything ran (503) */
 };
 
 /* Prepares a client for the executor at endpoint: an absolute unix socket path,
@@ -26,6 +29,11 @@ struct executor_client {
 void executor_init(struct executor_client *c, const char *endpoint, const char *token);
 /* Frees what c owns, the header line wiped first. */
 void executor_release(struct executor_client *c);
+/* 1 when the executor has taken nothing from this client: no request reached
+ * it (its socket or address refused the connection) or it refused the last
+ * with 503 (its runner not ready, or dead before any execution), and none was
+ * answered before. Such an executor ran nothing: another may be tried. */
+int executor_unused(const struct executor_client *c);
 
 /* PUT /workspace/{path} with size bytes read from fd. With check (begun by
  * store_check_begin for the object fd reads), the bytes are checked as they

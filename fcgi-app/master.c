@@ -53,6 +53,7 @@ struct master {
 	struct child *kids;
 	size_t n_kids;
 	char lighttpd_conf[512];
+	char upload_dir[512]; /* lighttpd's request bodies in files; emptied at each of its starts */
 	int stopping;
 };
 
@@ -147,7 +148,10 @@ static int open_socket(struct master *m)
 	const char *path = m->cfg->fcgi_socket;
 	unlink(path);
 	m->listen_fd = FCGX_OpenSocket(path, 128);
-	if (m->listen_fd < 0) {
+	/* the workers inherit it by fork; lighttpd, exec'd, must not: holding it,
+	 * a lighttpd left by a master that died queued every request there, to
+	 * wait for an accept that never came, instead of answering 503 */
+	if (m->listen_fd < 0 || fcntl(m->listen_fd, F_SETFD, FD_CLOEXEC) < 0) {
 		log_error("cannot listen on %s", path);
 		return -1;
 	}
@@ -191,6 +195,7 @@ static int write_lighttpd_conf(struct master *m)
 	const struct config *cfg = m->cfg;
 	char www[512];
 	snprintf(m->lighttpd_conf, sizeof(m->lighttpd_conf), "%s/lighttpd.conf", cfg->run_dir);
+	snprintf(m->upload_dir, sizeof(m->upload_dir), "%s/lighttpd-uploads", cfg->run_dir);
 	snprintf(www, sizeof(www), "%s/www", cfg->run_dir);
 	if (mkdir_p(www, 0755) < 0)
 		return -1;
@@ -206,11 +211,12 @@ static int write_lighttpd_conf(struct master *m)
 		"var.ci_errors = \"%s/lighttpd/errors/status-\"\n"
 		"var.ci_user = \"%s\"\n"
 		"var.ci_data_dir = \"%s\"\n"
+		"var.ci_upload_dir = \"%s\"\n"
 		"include \"%s/lighttpd/lighttpd.conf\"\n",
 		v6 ? "[" : "", cfg->http_host, v6 ? "]" : "", cfg->http_port, cfg->fcgi_socket, www,
 		(unsigned long long)(cfg->max_request_bytes / 1024 + 1),
 		(int)cfg->max_execution_timeout + (int)cfg->claim_timeout + 60, cfg->data_dir,
-		lighttpd_user(cfg->fcgi_socket), cfg->data_dir, cfg->data_dir);
+		lighttpd_user(cfg->fcgi_socket), cfg->data_dir, m->upload_dir, cfg->data_dir);
 	int fd = open(m->lighttpd_conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	int rc = fd < 0 || write_all(fd, text, strlen(text)) < 0 ? -1 : 0;
 	if (fd >= 0)
@@ -221,8 +227,22 @@ static int write_lighttpd_conf(struct master *m)
 	return rc;
 }
 
+/* A fresh, empty folder for lighttpd's request bodies, its user's alone: what
+ * a lighttpd that was killed left there goes (nothing else removes it). */
+static void empty_upload_dir(struct master *m)
+{
+	if (remove_tree(m->upload_dir) < 0)
+		log_warn("could not remove %s: %s", m->upload_dir, strerror(errno));
+	const char *user = lighttpd_user(m->cfg->fcgi_socket);
+	struct passwd *pw = user[0] ? getpwnam(user) : NULL;
+	if (mkdir(m->upload_dir, 0700) < 0 || (pw && chown(m->upload_dir, pw->pw_uid, pw->pw_gid) < 0))
+		log_warn("%s: %s; lighttpd cannot take large request bodies", m->upload_dir, strerror(errno));
+}
+
 static void spawn(struct master *m, enum role role, int slot)
 {
+	if (role == ROLE_LIGHTTPD)
+		empty_upload_dir(m);
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("fork: %s", strerror(errno));
@@ -432,6 +452,8 @@ int master_run(const struct config *cfg)
 	wait_for(&m, ROLE_POOL, sfd);
 	signal_role(&m, ROLE_LIGHTTPD, SIGTERM);
 	wait_for(&m, ROLE_LIGHTTPD, sfd);
+	if (cfg->start_lighttpd && remove_tree(m.upload_dir) < 0)
+		log_warn("could not remove %s: %s", m.upload_dir, strerror(errno));
 	close(m.listen_fd);
 	unlink(cfg->fcgi_socket);
 	root_helper_unlisten(cfg, m.helper_fd);

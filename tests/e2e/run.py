@@ -268,6 +268,7 @@ LOCAL_ONLY = {
     "test_worker_killed_mid_request": "checks a local sandbox directory",
     "test_killed_pool_manager": "checks local sandbox processes",
     "test_killed_spawner": "the zygote's spawner is the local backend's",
+    "P8UnusableSandboxes": "kills runners of local sandboxes, removes their sockets",
     "test_no_process_started_by_the_code": "a pod's processes die with the pod (pid 1 there); the double's do not",
     "test_timed_out_run_leaves_no_process": "a pod's processes die with the pod (pid 1 there); the double's do not",
     "test_nothing_from_one_run_is_visible_to_the_next": "a pod has its own /tmp and pid namespace; the double's "
@@ -298,6 +299,7 @@ CONTAINER_SKIP = {
     "test_p5_uid_slots.": "host uid slots are the local backend's; every pod runs as its securityContext's 1000",
     "test_killed_pool_manager": "checks local sandbox processes",
     "test_killed_spawner": "the zygote's spawner is the local backend's",
+    "P8UnusableSandboxes": "kills runners of local sandboxes, removes their sockets",
     "test_only_loopback_interface": "a pod has the interface the service reaches it on (test_pool.py's "
                                     "PodNetwork checks that it reaches nothing)",
     "test_root_directory_is_minimal": "a pod's root is the image's Debian root (/boot, /media, /mnt, /srv), "

@@ -178,6 +178,10 @@ class P16LeastPrivilege(E2E):
         self.assertEqual(st.st_uid, int(status(lighttpd[0])["Uid"].split()[1]),
                          "the socket's owner is not the user lighttpd runs as")
         self.assertEqual(st.st_uid, pwd.getpwnam("www-data").pw_uid, "lighttpd dropped to www-data here")
+        # and lighttpd, which connects to it, does not hold the workers'
+        # listening descriptor (a lighttpd outliving the master queued every
+        # request there for an accept that never came)
+        self.assertFalse(holds(lighttpd[0], socket_inodes(path)), "lighttpd holds the FastCGI listening socket")
         # the workers do not need the file: they accept on the descriptor
         code, _, err = as_service_user("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])",
                                        path)

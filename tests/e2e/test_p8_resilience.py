@@ -2,6 +2,7 @@
 processes. (That nothing is left after SIGTERM is checked by run.py at the end.)"""
 import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -191,6 +192,75 @@ class P8Resilience(E2E):
                     groups |= {e for e in os.listdir(d) if e.startswith("sbx-")}
             return ready == 2 and rows == dirs and groups <= rows and (rows, dirs, groups)
         self.assertTrue(wait_until(consistent, 30), "pool not refilled, or traces of dead sandboxes left")
+
+
+def ready_sandboxes():
+    """{id: pid} of the sandboxes ready to be claimed."""
+    with sqlite3.connect("file:%s?mode=ro" % DB_PATH, uri=True, timeout=5) as c:
+        return dict(c.execute("SELECT id, pid FROM sandboxes WHERE state = 'ready'").fetchall())
+
+
+def wait_pool_full(size=2):
+    return wait_until(lambda: len(ready_sandboxes()) >= size and ready_sandboxes(), 30)
+
+
+class P8UnusableSandboxes(E2E):
+    """A ready sandbox that cannot run anything never answers for a run: the
+    service takes another."""
+
+    def assertRunsHello(self, n):
+        for _ in range(n):
+            r = client.execute('print("hello world")', timeout=30)
+            self.assertEqual((r.status, r.json.get("exit_code"), r.json.get("stdout")),
+                             (200, 0, "hello world\n"), r.body[:500])
+
+    def test_a_runner_killed_while_its_sandbox_waits_never_answers_for_a_run(self):
+        # the runner dies (killed from outside: the OOM killer, an operator)
+        # before its sandbox is claimed: the sandbox ends and is replaced,
+        # where it was handed out and answered exit code -9 for code it never ran
+        ready = wait_pool_full()
+        self.assertTrue(ready, "the pool did not fill")
+        for sid, pid in ready.items():
+            runners = [c for c in children(pid) if comm(c) == "runner"]
+            self.assertEqual(len(runners), 1, (sid, runners))
+            os.kill(runners[0], signal.SIGKILL)
+        self.assertTrue(wait_until(lambda: not any(alive(p) for p in ready.values()), 10),
+                        "a sandbox whose runner was killed lives on")
+        self.assertRunsHello(4)
+
+    def test_a_sandbox_that_cannot_be_reached_is_passed_over(self):
+        # the rows of sandboxes that died with their spawner stay 'ready' a
+        # moment: a run that claims one, whose socket is gone, takes another
+        ready = wait_pool_full()
+        self.assertTrue(ready, "the pool did not fill")
+        for sid in ready:
+            os.unlink(os.path.join(RUN_DIR, "sandboxes", sid, "sock", "executor.sock"))
+        self.assertRunsHello(2)
+        self.assertTrue(wait_until(lambda: not any(alive(p) for p in ready.values()), 10),
+                        "a sandbox passed over lives on")
+
+
+class P8Lighttpd(E2E):
+    def test_a_killed_lighttpd_leaves_no_request_body_behind(self):
+        # lighttpd holds a large request body in files until it is whole; a
+        # lighttpd killed meanwhile left them in /var/tmp, for good
+        uploads = os.path.join(RUN_DIR, "lighttpd-uploads")
+        old = [p for p in children(MASTER_PID) if comm(p) == "lighttpd"]
+        self.assertEqual(len(old), 1, old)
+        s = socket.create_connection(("127.0.0.1", client.port()), timeout=30)
+        try:
+            s.sendall(b"POST /v1/execute HTTP/1.1\r\nHost: e2e\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 8000000\r\n\r\n" + b" " * 4000000)
+            self.assertTrue(wait_until(lambda: os.listdir(uploads), 10), "no request body in %s" % uploads)
+            os.kill(old[0], signal.SIGKILL)
+        finally:
+            s.close()
+
+        def respawned():
+            now = [p for p in children(MASTER_PID) if comm(p) == "lighttpd" and p not in old]
+            return now and os.path.isdir(uploads) and not os.listdir(uploads)
+        self.assertTrue(wait_until(respawned, 10), "no new lighttpd, or the old one's files are left")
+        self.assertHello()
 
 
 class P8NoCapacity(E2E):

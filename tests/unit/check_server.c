@@ -974,6 +974,51 @@ START_TEST(imports_answered_by_the_runner)
 }
 END_TEST
 
+/* The one child of pid (from /proc/PID/task/PID/children), or -1. */
+static pid_t only_child(pid_t pid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	int child, another;
+	return sscanf(buf, "%d %d", &child, &another) == 1 ? (pid_t)child : -1;
+}
+
+/* A runner killed from outside while no execution had begun (the OOM killer,
+ * an operator): the server ends (status 1), so that its sandbox or pod is
+ * replaced; it used to stay ready and answer exit code -9 for the next code,
+ * which never ran. The worker's client sees an executor that took nothing. */
+START_TEST(a_runner_lost_before_any_execution_ends_the_server)
+{
+	srv_start();
+	pid_t runner = only_child(S.pid);
+	ck_assert_int_gt(runner, 1);
+	int pfd = (int)syscall(SYS_pidfd_open, S.pid, 0);
+	ck_assert_int_ge(pfd, 0);
+	ck_assert_int_eq(kill(runner, SIGKILL), 0);
+	struct pollfd p = {.fd = pfd, .events = POLLIN};
+	ck_assert_msg(poll(&p, 1, 10000) == 1, "the server lives on without its runner");
+	close(pfd);
+	int st;
+	ck_assert_int_eq(waitpid(S.pid, &st, 0), S.pid);
+	S.pid = -1;
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "server ended with status %d", st);
+	struct executor_client c;
+	executor_init(&c, S.sock, NULL);
+	json_object *req = json_tokener_parse("{\"source_code\": \"print(1)\"}");
+	json_object *out = NULL;
+	ck_assert_int_eq(executor_execute(&c, req, 10, 1 << 20, &out), -1);
+	ck_assert_msg(executor_unused(&c), "%s", c.error);
+	executor_release(&c);
+	json_object_put(req);
+}
+END_TEST
+
 static void assert_gone(json_object *r)
 {
 	char *end;
@@ -1745,6 +1790,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, import_check_before_the_run_only);
 	tcase_add_test(tc, imports_answered_by_the_runner);
 	tcase_add_test(tc, no_process_survives);
+	tcase_add_test(tc, a_runner_lost_before_any_execution_ends_the_server);
 	tcase_add_test(tc, no_process_survives_timeout);
 	tcase_add_test(tc, plot_and_image_shims);
 	tcase_add_test(tc, runner_not_ready_is_503);
