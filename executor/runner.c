@@ -366,6 +366,15 @@ int runner_reap(struct runner *r)
 	return done;
 }
 
+int runner_ended(struct runner *r)
+{
+	pthread_mutex_lock(&r->lock);
+	int ended = r->reaped;
+	pthread_mutex_unlock(&r->lock);
+	struct pollfd p = {.fd = r->pidfd, .events = POLLIN};
+	return ended || (r->pidfd >= 0 && poll(&p, 1, 0) == 1);
+}
+
 /* Kills the runner's group (and, as pid 1 of a sandbox, every other process).
  * During an execution the group is killed even after the runner was reaped: the
  * code's leftovers keep the group (and so its id) alive. */

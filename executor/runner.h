@@ -118,6 +118,9 @@ int runner_imports(struct runner *r, const char *request, size_t len, int timeou
 /* Reaps every exited child without blocking and records the runner's status.
  * Thread-safe; called on SIGCHLD. Returns 1 once the runner has been reaped. */
 int runner_reap(struct runner *r);
+/* 1 once the runner has exited, reaped or not (its SIGCHLD may not have been
+ * read yet): its pidfd is readable. Thread-safe. */
+int runner_ended(struct runner *r);
 
 /* Runs the one execution: request (len bytes of JSON, the "execute" op) framed to fd 3, output collected
  * (each stream capped at cap bytes), the runner waited for until timeout seconds

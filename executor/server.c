@@ -560,21 +560,13 @@ static int import_check_found(json_object *answer)
 	       json_object_array_length(json_object_object_get(answer, "pip")) > 0;
 }
 
-static int runner_gone(struct server *s)
-{
-	pthread_mutex_lock(&s->runner.lock);
-	int gone = s->runner.reaped;
-	pthread_mutex_unlock(&s->runner.lock);
-	return gone;
-}
-
 /* Why this executor cannot run (or check) code now, as an HTTP status (0:
  * it can); with start, the execution is begun when it can. A runner that
  * ended before any execution (killed from outside: nothing of a request ran)
  * is 503 as one not ready yet: the caller may take another sandbox. */
 static unsigned refusal(struct server *s, int start)
 {
-	int gone = runner_gone(s);
+	int gone = runner_ended(&s->runner);
 	pthread_mutex_lock(&s->lock);
 	unsigned refuse = !s->ready ? MHD_HTTP_SERVICE_UNAVAILABLE :
 			  s->lost ? MHD_HTTP_INTERNAL_SERVER_ERROR :
@@ -586,11 +578,18 @@ static unsigned refusal(struct server *s, int start)
 	return refuse;
 }
 
+/* A 503 says "not_run": nothing of the request ran, and the caller may take
+ * another executor (a 503 of anything between us and it would not say so). */
 static enum MHD_Result reply_refusal(struct MHD_Connection *c, unsigned status)
 {
-	return reply_error(c, status, status == MHD_HTTP_CONFLICT ? "this executor has run its execution already" :
-			   status == MHD_HTTP_SERVICE_UNAVAILABLE ? "the runner is not ready, or has exited" :
-			   "the runner was lost in the import check");
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "error", json_object_new_string(
+		status == MHD_HTTP_CONFLICT ? "this executor has run its execution already" :
+		status == MHD_HTTP_SERVICE_UNAVAILABLE ? "the runner is not ready, or has exited" :
+		"the runner was lost in the import check"));
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE)
+		json_object_object_add(o, "not_run", json_object_new_boolean(1));
+	return reply_obj(c, status, o);
 }
 
 /* POST /execute. With "check_imports": true the runner's import check comes
@@ -673,7 +672,7 @@ static enum MHD_Result execute(struct server *s, struct MHD_Connection *c, struc
 
 static enum MHD_Result healthz(struct server *s, struct MHD_Connection *c)
 {
-	int gone = runner_gone(s);
+	int gone = runner_ended(&s->runner);
 	pthread_mutex_lock(&s->lock);
 	int ready = s->ready, idle = s->state == EXEC_IDLE;
 	pthread_mutex_unlock(&s->lock);
@@ -1084,7 +1083,7 @@ static int unusable(struct server *s)
 {
 	if (pthread_mutex_trylock(&s->talk) != 0)
 		return 0;
-	int gone = runner_gone(s);
+	int gone = runner_ended(&s->runner);
 	pthread_mutex_lock(&s->lock);
 	int idle = s->ready && s->state == EXEC_IDLE && !s->lost;
 	pthread_mutex_unlock(&s->lock);
@@ -1145,10 +1144,14 @@ static int main_loop(struct server *s, int sfd, struct MHD_Daemon *d)
 				if (si.ssi_signo == SIGCHLD)
 					continue;
 				/* As pid 1, a stop comes from outside our pid namespace
-				 * (the spawner, a container runtime: a sender we cannot
-				 * see, pid 0); from inside, it is the code's, which
-				 * shares a pod's uid and may send it. */
-				if (getpid() == 1 && si.ssi_pid != 0) {
+				 * (the spawner, a container runtime: kill(2), a sender we
+				 * cannot see, pid 0); from inside, it is the code's, which
+				 * shares a pod's uid and may send it. A sender may write
+				 * its own pid and code (rt_sigqueueinfo), but only a
+				 * negative code: SI_USER and SI_KERNEL are the kernel's. */
+				int outside = si.ssi_pid == 0 &&
+					      (si.ssi_code == SI_USER || si.ssi_code == SI_KERNEL);
+				if (getpid() == 1 && !outside) {
 					if (!s->signals_ignored++) /* once: the code may send many */
 						log_warn("signal %u from pid %u inside the sandbox ignored",
 							 si.ssi_signo, si.ssi_pid);

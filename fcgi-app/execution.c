@@ -37,6 +37,7 @@ struct run {
 	const char *status;
 	int exit_code;
 	int64_t started_ms;
+	int64_t claim_deadline;   /* monotonic ms: no sandbox claimed past it, retries included */
 	enum ci_status failure;   /* what a failed step answers (CI_INTERNAL unless set) */
 };
 
@@ -333,7 +334,7 @@ static enum ci_status begin_record(struct run *run)
 static enum ci_status claim(struct run *run)
 {
 	struct app *app = run->app;
-	enum ci_status st = pool_claim(app->db, app->cfg, app->notify_fd, app->ready_fd, run->sandbox);
+	enum ci_status st = pool_claim(app->db, run->claim_deadline, app->notify_fd, app->ready_fd, run->sandbox);
 	if (st != CI_OK) {
 		snprintf(run->r->error, sizeof(run->r->error), st == CI_UNAVAILABLE
 			 ? "no sandbox became available in time; try again" : "the sandbox pool failed");
@@ -452,6 +453,7 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 	 * successor marks the row interrupted */
 	scoreboard_exec_begin(r->id);
 
+	run.claim_deadline = monotonic_ms() + (int64_t)(app->cfg->claim_timeout * 1000);
 	if (run.sandbox[0])
 		pool_wake(app->notify_fd); /* claimed with the record: the manager refills */
 	else if ((st = claim(&run)) != CI_OK)

@@ -98,6 +98,9 @@ static struct curl_slist *reset(struct executor_client *c, const char *url)
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http");
+	/* straight to the executor, never through the environment's http_proxy:
+	 * the pod's token, the code and its outputs go to it alone */
+	curl_easy_setopt(curl, CURLOPT_PROXY, "");
 	c->error[0] = '\0';
 	c->status = 0;
 	return c->auth ? curl_slist_append(NULL, c->auth) : NULL;
@@ -144,7 +147,7 @@ static int finish(struct executor_client *c, CURLcode rc, const char *what, long
 	long code = 0;
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
 	c->status = code;
-	c->untouched = code == 503;
+	c->untouched = 0;
 	c->answered |= code >= 200 && code < 300;
 	if (code != want) {
 		snprintf(c->error, sizeof(c->error), "%s: executor answered %ld", what, code);
@@ -233,6 +236,12 @@ static int post_json(struct executor_client *c, const char *what, json_object *b
 	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
 	int rc = finish(c, curl_easy_perform(c->curl), what, 200);
 	curl_slist_free_all(h);
+	if (rc < 0 && c->status == 503) { /* the executor's own refusal says so */
+		json_object *o = b.data ? json_tokener_parse(b.data) : NULL;
+		json_object *v;
+		c->untouched = o && json_object_object_get_ex(o, "not_run", &v) && json_object_get_boolean(v);
+		json_object_put(o);
+	}
 	if (rc == 0) {
 		*out = b.data ? json_tokener_parse(b.data) : NULL;
 		if (!*out || !json_object_is_type(*out, json_type_object)) {

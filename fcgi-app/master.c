@@ -1,6 +1,7 @@
 /* master: see master.h. */
 #include "master.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
@@ -195,7 +196,14 @@ static int write_lighttpd_conf(struct master *m)
 	const struct config *cfg = m->cfg;
 	char www[512];
 	snprintf(m->lighttpd_conf, sizeof(m->lighttpd_conf), "%s/lighttpd.conf", cfg->run_dir);
-	snprintf(m->upload_dir, sizeof(m->upload_dir), "%s/lighttpd-uploads", cfg->run_dir);
+	/* beside the database, on disk: request bodies of up to
+	 * APP_MAX_REQUEST_BYTES, many at once, would fill a tmpfs such as /run */
+	char *db_dir = xstrdup(cfg->db_path);
+	char *slash = strrchr(db_dir, '/');
+	if (slash && slash != db_dir)
+		*slash = '\0';
+	snprintf(m->upload_dir, sizeof(m->upload_dir), "%s/lighttpd-uploads", db_dir);
+	free(db_dir);
 	snprintf(www, sizeof(www), "%s/www", cfg->run_dir);
 	if (mkdir_p(www, 0755) < 0)
 		return -1;
@@ -227,22 +235,47 @@ static int write_lighttpd_conf(struct master *m)
 	return rc;
 }
 
-/* A fresh, empty folder for lighttpd's request bodies, its user's alone: what
- * a lighttpd that was killed left there goes (nothing else removes it). */
-static void empty_upload_dir(struct master *m)
+/* lighttpd's folder for request bodies, its user's alone (0700), emptied of
+ * what a lighttpd killed before left there; with remove, removed. lighttpd's
+ * user fills it, so a child as that user empties it: root walks nothing of
+ * it (a tree deep enough would exhaust a walker's stack). */
+static void clear_upload_dir(struct master *m, int remove)
 {
-	if (remove_tree(m->upload_dir) < 0)
-		log_warn("could not remove %s: %s", m->upload_dir, strerror(errno));
 	const char *user = lighttpd_user(m->cfg->fcgi_socket);
 	struct passwd *pw = user[0] ? getpwnam(user) : NULL;
-	if (mkdir(m->upload_dir, 0700) < 0 || (pw && chown(m->upload_dir, pw->pw_uid, pw->pw_gid) < 0))
+	if (mkdir(m->upload_dir, 0700) < 0 && errno != EEXIST)
+		log_warn("mkdir %s: %s", m->upload_dir, strerror(errno));
+	int fd = open(m->upload_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || (pw && fchown(fd, pw->pw_uid, pw->pw_gid) < 0)) {
 		log_warn("%s: %s; lighttpd cannot take large request bodies", m->upload_dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (pw && (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+			   setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0))
+			_exit(1);
+		DIR *d = fchdir(fd) == 0 ? fdopendir(fd) : NULL;
+		int rc = d ? 0 : 1;
+		for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && remove_tree(e->d_name) < 0)
+				rc = 1;
+		_exit(rc);
+	}
+	close(fd);
+	int status = 0;
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		log_warn("%s: what a lighttpd left there could not all be removed", m->upload_dir);
+	else if (remove && rmdir(m->upload_dir) < 0)
+		log_warn("rmdir %s: %s", m->upload_dir, strerror(errno));
 }
 
 static void spawn(struct master *m, enum role role, int slot)
 {
 	if (role == ROLE_LIGHTTPD)
-		empty_upload_dir(m);
+		clear_upload_dir(m, 0);
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("fork: %s", strerror(errno));
@@ -452,8 +485,8 @@ int master_run(const struct config *cfg)
 	wait_for(&m, ROLE_POOL, sfd);
 	signal_role(&m, ROLE_LIGHTTPD, SIGTERM);
 	wait_for(&m, ROLE_LIGHTTPD, sfd);
-	if (cfg->start_lighttpd && remove_tree(m.upload_dir) < 0)
-		log_warn("could not remove %s: %s", m.upload_dir, strerror(errno));
+	if (cfg->start_lighttpd)
+		clear_upload_dir(&m, 1);
 	close(m.listen_fd);
 	unlink(cfg->fcgi_socket);
 	root_helper_unlisten(cfg, m.helper_fd);

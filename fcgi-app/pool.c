@@ -62,10 +62,8 @@ static int await_announcement(int ready_fd, int wait_ms)
 	return read(ready_fd, &unit, sizeof(unit)) == (ssize_t)sizeof(unit);
 }
 
-enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd, int ready_fd,
-			  char id[POOL_ID_MAX])
+enum ci_status pool_claim(struct db *db, int64_t deadline, int notify_fd, int ready_fd, char id[POOL_ID_MAX])
 {
-	int64_t deadline = monotonic_ms() + (int64_t)(cfg->claim_timeout * 1000);
 	for (;;) {
 		enum db_status st = db_sandbox_claim(db, getpid(), now_ms(), id, POOL_ID_MAX);
 		if (st == DB_OK) {
@@ -98,7 +96,8 @@ int pool_await(int ready_fd, int max_ms)
 
 void pool_release(struct db *db, const char *id, int notify_fd)
 {
-	if (db_sandbox_set_state(db, id, "used", now_ms()) != DB_OK)
+	enum db_status st = db_sandbox_set_state(db, id, "used", now_ms());
+	if (st != DB_OK && st != DB_NOT_FOUND) /* not found: the manager forgot it already */
 		log_error("sandbox %s: could not mark it used; the manager will reap it", id);
 	pool_wake(notify_fd);
 }

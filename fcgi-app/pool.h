@@ -22,11 +22,11 @@
  * the eventfd it announces ready sandboxes on. */
 int pool_manager_run(const struct config *cfg, int notify_fd, int ready_fd);
 
-/* Worker side. Claims a ready sandbox, waiting up to cfg->claim_timeout on
- * ready_fd's announcements; CI_UNAVAILABLE when none became ready in time,
- * CI_INTERNAL on database errors. */
-enum ci_status pool_claim(struct db *db, const struct config *cfg, int notify_fd, int ready_fd,
-			  char id[POOL_ID_MAX]);
+/* Worker side. Claims a ready sandbox, waiting on ready_fd's announcements
+ * until deadline (monotonic ms; a run's is APP_CLAIM_TIMEOUT from its first
+ * claim); CI_UNAVAILABLE when none became ready in time, CI_INTERNAL on
+ * database errors. */
+enum ci_status pool_claim(struct db *db, int64_t deadline, int notify_fd, int ready_fd, char id[POOL_ID_MAX]);
 /* Where the claimed sandbox's executor server listens: a unix socket path
  * (local) or "http://IP:8000" (pod), into out. 0, or -1. */
 int pool_endpoint(struct db *db, const struct config *cfg, const char *id, char *out, size_t cap);

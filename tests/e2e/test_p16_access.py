@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import sqlite3
 import threading
 import time
@@ -345,3 +346,32 @@ class ListenTest(E2E):
                 self.assertIn(message, str(ctx.exception))
             finally:
                 inst.stop()
+
+
+class P16ExecutorChannel(E2E):
+    """The worker reaches its executor directly, whatever proxy the service's
+    environment names: a pod's bearer token, the code and its outputs went to
+    `http_proxy` (libcurl's default), and with none listening every run failed."""
+
+    def test_an_http_proxy_in_the_environment_is_not_used_for_executors(self):
+        proxy = socket.socket()
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen(8)  # a proxy that takes connections and never answers
+        url = "http://127.0.0.1:%d" % proxy.getsockname()[1]
+        # the API server double, at 127.0.0.1, is left to its own choice (pods
+        # of the double are at other 127.x addresses)
+        inst = Instance(env={"http_proxy": url, "HTTP_PROXY": url, "all_proxy": url, "no_proxy": "127.0.0.1"},
+                        backend=os.environ.get("E2E_BACKEND", "local"))
+        try:
+            inst.start()
+            with inst.current():
+                r = client.execute("print(6 * 7)", timeout=30, http_timeout=60)
+            self.assertEqual((r.status, r.json.get("stdout")), (200, "42\n"), r.body[:500])
+            proxy.settimeout(0)
+            with self.assertRaises(BlockingIOError, msg="the service connected to the proxy"):
+                proxy.accept()
+        finally:
+            proxy.close()
+            ok, lines = inst.stop()
+            inst.remove()
+            self.assertTrue(ok, "\n".join(lines))

@@ -462,7 +462,7 @@ time.sleep(0.5)
 
 
 SERVER_PROBE = r'''
-import json, os, signal, time
+import errno, json, os, signal, time
 res = {}
 for what in ("mem", "environ", "fd", "maps"):
     try:
@@ -479,6 +479,13 @@ for sig in (signal.SIGTERM, signal.SIGINT):
         res[sig.name] = "sent"
     except PermissionError:
         res[sig.name] = "refused"
+# queued with a forged sender: pid 0 (outside), a code < 0 (SI_QUEUE)
+import ctypes, platform
+info = (ctypes.c_int * 32)(signal.SIGTERM, 0, -1)
+nr = {"x86_64": 129, "aarch64": 138}[platform.machine()]  # rt_sigqueueinfo
+libc = ctypes.CDLL(None, use_errno=True)
+res["queued"] = "sent" if libc.syscall(nr, 1, int(signal.SIGTERM), info) == 0 else \
+    "refused" if ctypes.get_errno() == errno.EPERM else "errno %d" % ctypes.get_errno()
 
 def pending():
     for line in open("/proc/1/status"):
@@ -507,7 +514,7 @@ class P5Server(E2E):
         seen = json.loads(r.json["stdout"].strip().splitlines()[-1])
         for what in ("mem", "environ", "fd", "maps"):
             self.assertEqual(seen[what], "refused", seen)
-        for sig in ("SIGTERM", "SIGINT"):
+        for sig in ("SIGTERM", "SIGINT", "queued"):
             self.assertIn(seen[sig], ("refused", "sent"), seen)
 
 

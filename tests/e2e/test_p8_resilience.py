@@ -231,6 +231,8 @@ class P8UnusableSandboxes(E2E):
     def test_a_sandbox_that_cannot_be_reached_is_passed_over(self):
         # the rows of sandboxes that died with their spawner stay 'ready' a
         # moment: a run that claims one, whose socket is gone, takes another
+        # (the pool here is 2, fewer than the 3 sandboxes a run may try: the
+        # third is a fresh one)
         ready = wait_pool_full()
         self.assertTrue(ready, "the pool did not fill")
         for sid in ready:
@@ -244,7 +246,7 @@ class P8Lighttpd(E2E):
     def test_a_killed_lighttpd_leaves_no_request_body_behind(self):
         # lighttpd holds a large request body in files until it is whole; a
         # lighttpd killed meanwhile left them in /var/tmp, for good
-        uploads = os.path.join(RUN_DIR, "lighttpd-uploads")
+        uploads = os.path.join(os.path.dirname(DB_PATH), "lighttpd-uploads")
         old = [p for p in children(MASTER_PID) if comm(p) == "lighttpd"]
         self.assertEqual(len(old), 1, old)
         s = socket.create_connection(("127.0.0.1", client.port()), timeout=30)

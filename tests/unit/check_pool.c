@@ -75,7 +75,7 @@ static void *claimer(void *arg)
 	ck_assert_ptr_nonnull(own);
 	__atomic_store_n(&c->tid, gettid(), __ATOMIC_RELEASE);
 	int64_t cpu0 = thread_cpu_ms();
-	c->st = pool_claim(own, &cfg, notify[1], ready_fd, c->id);
+	c->st = pool_claim(own, monotonic_ms() + (int64_t)(cfg.claim_timeout * 1000), notify[1], ready_fd, c->id);
 	c->claimed_ms = monotonic_ms();
 	c->cpu_ms = thread_cpu_ms() - cpu0;
 	db_close(&own);
@@ -150,11 +150,10 @@ START_TEST(ready_before_the_wait)
 	ck_assert_int_eq(db_sandbox_insert(db, "sbx-waiting", 7, now_ms()), DB_OK);
 	ck_assert_int_eq(db_sandbox_set_state(db, "sbx-waiting", "ready", now_ms()), DB_OK);
 	char id[POOL_ID_MAX];
-	ck_assert_int_eq(pool_claim(db, &cfg, notify[1], ready_fd, id), CI_OK);
+	ck_assert_int_eq(pool_claim(db, monotonic_ms() + (int64_t)(cfg.claim_timeout * 1000), notify[1], ready_fd, id), CI_OK);
 	ck_assert_str_eq(id, "sbx-waiting");
 	/* claimed once: nothing left for the next worker */
-	cfg.claim_timeout = 0.05;
-	ck_assert_int_eq(pool_claim(db, &cfg, notify[1], ready_fd, id), CI_UNAVAILABLE);
+	ck_assert_int_eq(pool_claim(db, monotonic_ms() + 50, notify[1], ready_fd, id), CI_UNAVAILABLE);
 }
 END_TEST
 
