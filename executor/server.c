@@ -1093,7 +1093,7 @@ static int unusable(struct server *s)
 
 /* Waits for readiness and signals, and with d (an HTTP server without a
  * thread of its own) serves HTTP too. Returns 0 on SIGTERM/SIGINT, 1 when the
- * runner failed to become ready. */
+ * runner failed to become ready or ended before any execution. */
 static int main_loop(struct server *s, int sfd, struct MHD_Daemon *d)
 {
 	int64_t t0 = monotonic_ms();

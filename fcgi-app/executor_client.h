@@ -19,7 +19,8 @@ struct executor_client {
 	long status;            /* the last request's HTTP status, 0 when none came */
 	int answered;           /* a request has had a 2xx answer */
 	int untouched;          /* the last request never reached the executor, or
-				 * was refused before anything ran (503) */
+				 * it refused it before anything ran (its 503 that
+				 * says "not_run") */
 };
 
 /* Prepares a client for the executor at endpoint: an absolute unix socket path,
@@ -31,8 +32,9 @@ void executor_init(struct executor_client *c, const char *endpoint, const char *
 void executor_release(struct executor_client *c);
 /* 1 when the executor has taken nothing from this client: no request reached
  * it (its socket or address refused the connection) or it refused the last
- * with 503 (its runner not ready, or dead before any execution), and none was
- * answered before. Such an executor ran nothing: another may be tried. */
+ * with its own 503, `"not_run": true` (its runner not ready, or dead before
+ * any execution), and none was answered before. Such an executor ran
+ * nothing: another may be tried. */
 int executor_unused(const struct executor_client *c);
 
 /* PUT /workspace/{path} with size bytes read from fd. With check (begun by

@@ -64,12 +64,19 @@ static const char *role_name(enum role r)
 		: r == ROLE_CLEANUP ? "cleanup" : r == ROLE_HELPER ? "root helper" : "lighttpd";
 }
 
+/* The database's folder (the caller frees it). */
+static char *db_dir_of(const struct config *cfg)
+{
+	char *dir = xstrdup(cfg->db_path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir)
+		*slash = '\0';
+	return dir;
+}
+
 static int prepare_dirs(const struct config *cfg)
 {
-	char *db_dir = xstrdup(cfg->db_path);
-	char *slash = strrchr(db_dir, '/');
-	if (slash && slash != db_dir)
-		*slash = '\0';
+	char *db_dir = db_dir_of(cfg);
 	int rc = 0;
 	const char *dirs[] = {cfg->run_dir, cfg->file_storage_path, db_dir};
 	for (size_t i = 0; i < 3; i++) {
@@ -198,10 +205,7 @@ static int write_lighttpd_conf(struct master *m)
 	snprintf(m->lighttpd_conf, sizeof(m->lighttpd_conf), "%s/lighttpd.conf", cfg->run_dir);
 	/* beside the database, on disk: request bodies of up to
 	 * APP_MAX_REQUEST_BYTES, many at once, would fill a tmpfs such as /run */
-	char *db_dir = xstrdup(cfg->db_path);
-	char *slash = strrchr(db_dir, '/');
-	if (slash && slash != db_dir)
-		*slash = '\0';
+	char *db_dir = db_dir_of(cfg);
 	snprintf(m->upload_dir, sizeof(m->upload_dir), "%s/lighttpd-uploads", db_dir);
 	free(db_dir);
 	snprintf(www, sizeof(www), "%s/www", cfg->run_dir);
