@@ -177,13 +177,11 @@ static int open_socket(struct master *m)
 	return 0;
 }
 
-/* lighttpd's user (lighttpd_user), or NULL when lighttpd runs as the master
- * does: root that stays root, or a master that is not root (the service
- * image's, uid 1000), which can switch to no one. */
+/* lighttpd's user (lighttpd_user), or NULL when lighttpd stays root. */
 static const struct passwd *lighttpd_passwd(struct master *m)
 {
 	const char *user = lighttpd_user(m->cfg->fcgi_socket);
-	return user[0] && geteuid() == 0 ? getpwnam(user) : NULL;
+	return user[0] ? getpwnam(user) : NULL;
 }
 
 /* This process as pw's user (no change for NULL). 0, or -1. */
