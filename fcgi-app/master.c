@@ -6,8 +6,6 @@
 #include <fcgiapp.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -17,7 +15,6 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,7 +55,6 @@ struct master {
 	size_t n_kids;
 	char lighttpd_conf[512];
 	char upload_dir[512]; /* lighttpd's request bodies in files; emptied at each of its starts */
-	int http_fd;          /* the HTTP port, listening; lighttpd's fd 3 (-1 without lighttpd) */
 	int stopping;
 };
 
@@ -177,72 +173,6 @@ static int open_socket(struct master *m)
 	return 0;
 }
 
-/* lighttpd's user (lighttpd_user), or NULL when lighttpd stays root. */
-static const struct passwd *lighttpd_passwd(struct master *m)
-{
-	const char *user = lighttpd_user(m->cfg->fcgi_socket);
-	return user[0] ? getpwnam(user) : NULL;
-}
-
-/* This process as pw's user (no change for NULL). 0, or -1. */
-static int become(const struct passwd *pw)
-{
-	return pw && (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-		      setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) ? -1 : 0;
-}
-
-/* The HTTP port, bound and listening here and handed to each lighttpd as its
- * fd 3 (systemd's socket activation, which lighttpd takes): connections wait
- * in its backlog while a lighttpd is replaced, and lighttpd needs no
- * privilege to bind, so it starts as its user and keeps its parent-death
- * signal (dropping privileges itself cleared it, and a lighttpd outlived a
- * master killed with SIGKILL). */
-static int open_http_socket(struct master *m)
-{
-	const struct config *cfg = m->cfg;
-	char port[16];
-	snprintf(port, sizeof(port), "%d", cfg->http_port);
-	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
-				 .ai_socktype = SOCK_STREAM}, *ai;
-	int rc = getaddrinfo(cfg->http_host, port, &hints, &ai);
-	if (rc != 0) {
-		log_error("APP_HTTP_HOST %s: %s", cfg->http_host, gai_strerror(rc));
-		return -1;
-	}
-	int one = 1;
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	/* as lighttpd binds: an IPv6 address takes IPv6 only */
-	int ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
-		 (ai->ai_family != AF_INET6 || setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == 0) &&
-		 bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0;
-	freeaddrinfo(ai);
-	if (!ok) {
-		log_error("listening on %s port %d: %s", cfg->http_host, cfg->http_port, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	m->http_fd = fd;
-	return 0;
-}
-
-/* In lighttpd's child: its user's (when it has one, lighttpd_user) from
- * here on, the parent-death signal set again after the change (which clears
- * it), the HTTP socket as fd 3 with the variables that say so. 0, or -1. */
-static int lighttpd_prepare(struct master *m, pid_t master)
-{
-	if (become(lighttpd_passwd(m)) < 0)
-		return -1;
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
-		return -1;
-	/* dup2 onto itself would keep close-on-exec */
-	if (m->http_fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(m->http_fd, 3) < 0)
-		return -1;
-	char pid[32];
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	return setenv("LISTEN_PID", pid, 1) < 0 || setenv("LISTEN_FDS", "1", 1) < 0 ? -1 : 0;
-}
-
 /* lighttpd drops to www-data only when that user can reach the socket (every
  * directory above it searchable by others); otherwise it stays root. */
 static const char *lighttpd_user(const char *socket_path)
@@ -291,13 +221,14 @@ static int write_lighttpd_conf(struct master *m)
 		"var.ci_max_request_kbytes = %llu\n"
 		"var.ci_timeout = %d\n"
 		"var.ci_errors = \"%s/lighttpd/errors/status-\"\n"
+		"var.ci_user = \"%s\"\n"
 		"var.ci_data_dir = \"%s\"\n"
 		"var.ci_upload_dir = \"%s\"\n"
 		"include \"%s/lighttpd/lighttpd.conf\"\n",
 		v6 ? "[" : "", cfg->http_host, v6 ? "]" : "", cfg->http_port, cfg->fcgi_socket, www,
 		(unsigned long long)(cfg->max_request_bytes / 1024 + 1),
 		(int)cfg->max_execution_timeout + (int)cfg->claim_timeout + 60, cfg->data_dir,
-		cfg->data_dir, m->upload_dir, cfg->data_dir);
+		lighttpd_user(cfg->fcgi_socket), cfg->data_dir, m->upload_dir, cfg->data_dir);
 	int fd = open(m->lighttpd_conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	int rc = fd < 0 || write_all(fd, text, strlen(text)) < 0 ? -1 : 0;
 	if (fd >= 0)
@@ -314,7 +245,8 @@ static int write_lighttpd_conf(struct master *m)
  * it (a tree deep enough would exhaust a walker's stack). */
 static void clear_upload_dir(struct master *m, int remove)
 {
-	const struct passwd *pw = lighttpd_passwd(m);
+	const char *user = lighttpd_user(m->cfg->fcgi_socket);
+	struct passwd *pw = user[0] ? getpwnam(user) : NULL;
 	if (mkdir(m->upload_dir, 0700) < 0 && errno != EEXIST)
 		log_warn("mkdir %s: %s", m->upload_dir, strerror(errno));
 	int fd = open(m->upload_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -326,7 +258,8 @@ static void clear_upload_dir(struct master *m, int remove)
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
-		if (become(pw) < 0)
+		if (pw && (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+			   setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0))
 			_exit(1);
 		DIR *d = fchdir(fd) == 0 ? fdopendir(fd) : NULL;
 		int rc = d ? 0 : 1;
@@ -347,7 +280,6 @@ static void spawn(struct master *m, enum role role, int slot)
 {
 	if (role == ROLE_LIGHTTPD)
 		clear_upload_dir(m, 0);
-	pid_t master = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("fork: %s", strerror(errno));
@@ -355,8 +287,6 @@ static void spawn(struct master *m, enum role role, int slot)
 	}
 	if (pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (role != ROLE_LIGHTTPD && m->http_fd >= 0)
-			close(m->http_fd); /* lighttpd's alone: no one else takes a client's connection */
 		/* what ps and /proc/PID/comm show (lighttpd names itself) */
 		static const char *const comm[] = {[ROLE_WORKER] = "ci-worker", [ROLE_POOL] = "ci-pool",
 						   [ROLE_CLEANUP] = "ci-cleanup", [ROLE_HELPER] = "ci-root-helper"};
@@ -398,10 +328,6 @@ static void spawn(struct master *m, enum role role, int slot)
 			sigset_t none;
 			sigemptyset(&none);
 			sigprocmask(SIG_SETMASK, &none, NULL);
-			if (lighttpd_prepare(m, master) < 0) {
-				log_error("lighttpd: its user, its socket: %s", strerror(errno));
-				_exit(127);
-			}
 			char *argv[] = {(char *)"lighttpd", (char *)"-D", (char *)"-f", m->lighttpd_conf, NULL};
 			execv(m->cfg->lighttpd_bin, argv);
 			log_error("exec %s: %s", m->cfg->lighttpd_bin, strerror(errno));
@@ -469,8 +395,7 @@ static void wait_for(struct master *m, enum role role, int sfd)
 
 int master_run(const struct config *cfg)
 {
-	struct master m = {.cfg = cfg, .listen_fd = -1, .notify = {-1, -1}, .ready_fd = -1, .helper_fd = -1,
-			   .http_fd = -1};
+	struct master m = {.cfg = cfg, .listen_fd = -1, .notify = {-1, -1}, .ready_fd = -1, .helper_fd = -1};
 	log_set_role("master");
 	/* a reload asked for while starting waits until the loop reads it */
 	sigset_t hup;
@@ -510,7 +435,7 @@ int master_run(const struct config *cfg)
 		log_error("eventfd: %s", strerror(errno));
 		return 1;
 	}
-	if (cfg->start_lighttpd && (write_lighttpd_conf(&m) < 0 || open_http_socket(&m) < 0))
+	if (cfg->start_lighttpd && write_lighttpd_conf(&m) < 0)
 		return 1;
 	/* each pod's token derives from it (pod_token.h); a restart makes a new
 	 * one and deletes the pods of the old */
@@ -566,8 +491,6 @@ int master_run(const struct config *cfg)
 	wait_for(&m, ROLE_LIGHTTPD, sfd);
 	if (cfg->start_lighttpd)
 		clear_upload_dir(&m, 1);
-	if (m.http_fd >= 0)
-		close(m.http_fd);
 	close(m.listen_fd);
 	unlink(cfg->fcgi_socket);
 	root_helper_unlisten(cfg, m.helper_fd);

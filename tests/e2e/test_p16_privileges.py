@@ -16,10 +16,9 @@ import subprocess
 import sys
 import unittest
 
-import client
 from support import DB_PATH, E2E, MASTER_PID, RUN_DIR, STORE
 from instance import Instance
-from test_p8_resilience import alive, descendants, wait_until
+from test_p8_resilience import alive, wait_until
 
 SERVICE_USER = os.environ.get("APP_SERVICE_USER", "code-interpreter")
 CAP_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
@@ -188,25 +187,6 @@ class P16LeastPrivilege(E2E):
                                        path)
         self.assertNotEqual(code, 0)
         self.assertIn("PermissionError", err)
-
-    def test_the_http_port_is_held_by_the_master_and_lighttpd_alone(self):
-        # the master binds it and hands it to lighttpd; a worker (which
-        # parses hostile input) or any other process holding it could take a
-        # client's connection, API key and all
-        port = "%04X" % client.port()
-        inodes = set()
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    parts = line.split()
-                    if parts[1].endswith(":" + port) and parts[3] == "0A":  # LISTEN
-                        inodes.add(parts[9])
-        self.assertTrue(inodes, "no listening socket on port %d" % client.port())
-        holders = {p for p in [MASTER_PID] + descendants(MASTER_PID) if holds(p, inodes)}
-        lighttpd = {p for p in children(MASTER_PID) if comm(p) == "lighttpd"}
-        self.assertEqual(len(lighttpd), 1, lighttpd)
-        self.assertEqual(holders, {MASTER_PID} | lighttpd, {p: comm(p) for p in holders})
 
     def test_state_is_the_service_users_and_nobody_elses(self):
         pw = pwd.getpwnam(SERVICE_USER)

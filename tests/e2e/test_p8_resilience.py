@@ -264,41 +264,6 @@ class P8Lighttpd(E2E):
         self.assertTrue(wait_until(respawned, 10), "no new lighttpd, or the old one's files are left")
         self.assertHello()
 
-    def test_a_connection_made_while_lighttpd_is_replaced_is_served(self):
-        # the master holds the port and hands it to each lighttpd: a client
-        # that comes between two lighttpds waits in the backlog (it was
-        # refused: the port closed with the lighttpd that held it)
-        old = [p for p in children(MASTER_PID) if comm(p) == "lighttpd"]
-        self.assertEqual(len(old), 1, old)
-        os.kill(old[0], signal.SIGKILL)
-        self.assertTrue(wait_until(lambda: not alive(old[0]), 10))
-        s = socket.create_connection(("127.0.0.1", client.port()), timeout=30)
-        try:
-            s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
-            self.assertRegex(s.recv(64), rb"^HTTP/1\.[01] 200 ")
-        finally:
-            s.close()
-
-    def test_lighttpd_ends_with_a_master_killed(self):
-        # lighttpd starts as its user and keeps its parent-death signal (it
-        # dropped privileges itself before, which cleared the signal, and
-        # outlived the master, holding the port for good)
-        from instance import Instance
-        inst = Instance()
-        try:
-            inst.start()
-            lighttpd = [p for p in children(inst.proc.pid) if comm(p) == "lighttpd"]
-            self.assertEqual(len(lighttpd), 1, lighttpd)
-            os.kill(inst.proc.pid, signal.SIGKILL)
-            inst.proc.wait()
-            self.assertTrue(wait_until(lambda: not alive(lighttpd[0]), 10), "lighttpd outlives its master")
-            inst.kill9()  # what else the crash left, before a new start cleans up
-            inst.start()
-        finally:
-            ok, lines = inst.stop()
-            inst.remove()
-        self.assertTrue(ok, "\n".join(lines))
-
 
 class P8NoCapacity(E2E):
     """A second, separate instance with no warm sandboxes at all: a request must get
