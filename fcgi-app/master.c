@@ -245,8 +245,10 @@ static int write_lighttpd_conf(struct master *m)
  * it (a tree deep enough would exhaust a walker's stack). */
 static void clear_upload_dir(struct master *m, int remove)
 {
+	/* lighttpd's user: the one it drops to, when it starts as root (a master
+	 * that is not root, as the service image's, starts it as itself) */
 	const char *user = lighttpd_user(m->cfg->fcgi_socket);
-	struct passwd *pw = user[0] ? getpwnam(user) : NULL;
+	struct passwd *pw = user[0] && geteuid() == 0 ? getpwnam(user) : NULL;
 	if (mkdir(m->upload_dir, 0700) < 0 && errno != EEXIST)
 		log_warn("mkdir %s: %s", m->upload_dir, strerror(errno));
 	int fd = open(m->upload_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
