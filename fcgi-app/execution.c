@@ -460,18 +460,18 @@ enum ci_status execution_run_kind(struct app *app, const struct exec_request *re
 		goto out;
 	/* plain runs only: a custom tool's code is ours */
 	run.check_imports = run.k == &plain && packages_check_wanted(app->cfg, req->source_code);
-	st = CI_INTERNAL;
 	run.failure = CI_INTERNAL;
 	int ran;
-	for (int attempt = 1; (ran = begin_in_sandbox(&run)) < 0 && run.failure == CI_INTERNAL &&
-			      executor_unused(&run.executor) && attempt < SANDBOX_ATTEMPTS; attempt++) {
+	for (int attempt = 1;; attempt++) {
+		ran = begin_in_sandbox(&run);
+		if (ran >= 0 || !executor_unused(&run.executor) || attempt == SANDBOX_ATTEMPTS)
+			break;
 		log_warn("execution %s: sandbox %s took nothing (%s); taking another", r->id, run.sandbox, r->error);
 		executor_release(&run.executor);
 		pool_release(app->db, run.sandbox, app->notify_fd);
 		r->error[0] = '\0';
 		if ((st = claim(&run)) != CI_OK)
 			goto out;
-		st = CI_INTERNAL;
 	}
 	if (ran == 1) { /* installs (or pip lines) first, then the run */
 		packages_prepare(app, &run.executor, r->id, json_object_object_get(run.resp, "imports"), &run.pkg);

@@ -21,6 +21,7 @@
 
 #include "access.h"
 #include "api_keys.h"
+#include "caps.h"
 #include "cleanup.h"
 #include "db.h"
 #include "files.h"
@@ -260,8 +261,8 @@ static void clear_upload_dir(struct master *m, int remove)
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
-		if (pw && (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-			   setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0))
+		const char *step = NULL;
+		if (pw && caps_become(pw->pw_uid, pw->pw_gid, NULL, 0, &step) < 0)
 			_exit(1);
 		DIR *d = fchdir(fd) == 0 ? fdopendir(fd) : NULL;
 		int rc = d ? 0 : 1;
